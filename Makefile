@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: setup demo test bench soak lint format typecheck browser clean
+
+$(UV):
+	@echo "uv not found: installing it from PyPI into ~/.local"
+	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --user --quiet --break-system-packages uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced browser
+
+# Browser tests drive Debian's Chromium; no browser is ever downloaded.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || { echo "could not install chromium with apt-get"; exit 1; }; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; \
+	fi
+
+demo: $(VENV)/.synced
+	$(RUN) newstrader demo
+
+test: setup
+	$(RUN) ruff check src tests bench
+	$(RUN) mypy --strict src/newstrader/domain.py src/newstrader/engine src/newstrader/venues/base.py
+	$(RUN) pytest -n 2 --dist loadgroup -q
+
+bench: $(VENV)/.synced
+	$(RUN) python bench/run_all.py
+
+soak: $(VENV)/.synced
+	$(RUN) python bench/soak.py --signals 1000 --restarts 10
+
+lint: $(VENV)/.synced
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+
+format: $(VENV)/.synced
+	$(RUN) ruff format src tests bench
+	$(RUN) ruff check --fix src tests bench
+
+typecheck: $(VENV)/.synced
+	$(RUN) mypy --strict src/newstrader/domain.py src/newstrader/engine src/newstrader/venues/base.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,110 @@
+"""The one protocol every venue speaks, and the error classes the engine acts on.
+
+The engine never imports a concrete venue: it sees `Venue` and these errors only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from newstrader.domain import Fill, Market, OpenOrder, OrderRequest, OrderResult, Position
+
+
+class VenueError(Exception):
+    """Base of every error a venue adapter raises."""
+
+    def __init__(self, message: str, *, venue: str = "", code: str | int | None = None) -> None:
+        super().__init__(message)
+        self.venue = venue
+        self.code = code
+
+
+class Transient(VenueError):
+    """Timeout, 5xx or 429: nothing happened (or it is safe to ask again); retry later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        venue: str = "",
+        code: str | int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, venue=venue, code=code)
+        self.retry_after = retry_after
+
+
+class RateLimited(Transient):
+    """The venue said 429 (or its address budget is spent)."""
+
+
+class Rejected(VenueError):
+    """The venue refused the request on its merits (margin, min notional, reduce-only): do not retry."""
+
+
+class AuthError(VenueError):
+    """Bad key, signature or signer: stop trading on this venue and alert."""
+
+
+class Ambiguous(VenueError):
+    """The request was sent and its outcome is unknown: re-read the exchange before anything else."""
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """A perpetual-futures exchange seen through the few calls the engine needs."""
+
+    name: str
+
+    async def markets(self) -> dict[str, Market]:
+        """Coin → trading rules (size step, price tick, min notional, max leverage)."""
+        ...
+
+    async def positions(self) -> dict[str, Position]:
+        """A fresh read of the exchange's positions, never a cache. Flat coins are absent."""
+        ...
+
+    async def mark_price(self, coin: str) -> Decimal:
+        """The venue's current mark (or mid) price of `coin`."""
+        ...
+
+    async def place_order(self, req: OrderRequest) -> OrderResult:
+        """Send one order; market orders go as IOC limits capped by `req.max_slippage`."""
+        ...
+
+    async def order_status(self, client_id: str) -> OrderResult | None:
+        """Look an order up by our client id; None when the venue never saw it."""
+        ...
+
+    async def place_triggers(
+        self,
+        coin: str,
+        position_size: Decimal,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+        client_ids: tuple[str, str],
+    ) -> list[OrderResult]:
+        """Place reduce-only TP/SL triggers that close `position_size` (signed) when hit."""
+        ...
+
+    async def cancel_triggers(self, coin: str) -> int:
+        """Cancel every TP/SL trigger on `coin`; returns how many were cancelled."""
+        ...
+
+    async def open_orders(self, coin: str | None = None) -> list[OpenOrder]:
+        """Orders resting on the venue, triggers included."""
+        ...
+
+    async def set_leverage(self, coin: str, leverage: int, cross: bool = True) -> None:
+        """Set the leverage used for new positions in `coin`."""
+        ...
+
+    async def fills(self, since: datetime) -> list[Fill]:
+        """Executions since `since`, with the venue's fee and realized PnL."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
