@@ -1,0 +1,1 @@
+"""Aster (asterdex) USDT-margined perpetuals adapter: v3 EIP-712 and legacy HMAC auth."""

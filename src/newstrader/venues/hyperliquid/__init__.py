@@ -1,0 +1,1 @@
+"""Hyperliquid perpetuals adapter: signing, HTTP transport and the Venue implementation."""
