@@ -1,0 +1,944 @@
+"""The durable record of everything the bot sees and does (SQLAlchemy Core; SQLite WAL by default).
+
+Every write is committed before the awaiting caller resumes, so a caller that writes *before*
+acting never loses the record. Writes go through one writer thread that commits them in
+groups (one fsync for all writers waiting at that moment); reads use their own connections.
+
+Durability choice for SQLite: WAL with ``synchronous=FULL``. NORMAL survives a killed
+process but may drop the last commits on power loss or an OS crash; with real money the
+journal must not forget an order it said was recorded, and group commit keeps FULL cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import structlog
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import delete as sa_delete
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+from newstrader.domain import (
+    Fill,
+    NewsItem,
+    OrderRequest,
+    OrderResult,
+    OrderType,
+    Signal,
+    TimeInForce,
+    VenueOutcome,
+)
+
+log = structlog.get_logger("newstrader.journal")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+SQLITE_BUSY_TIMEOUT_S: Final = 30.0
+MAX_GROUP_COMMIT: Final = 512
+
+INTENT_STATUSES: Final = frozenset({"pending", "acked", "filled", "rejected", "failed", "ambiguous"})
+UNRESOLVED_INTENT_STATUSES: Final = ("pending", "ambiguous")
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or used (closed, schema too new, bad URL)."""
+
+
+# --------------------------------------------------------------------------- column types
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A tz-aware UTC datetime stored as fixed-width ISO text, so text order is time order."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # every timestamp in the system is UTC; a naive one means UTC
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def process_result_value(self, value: str | None, dialect: Any) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+
+class DecimalText(TypeDecorator[Decimal]):
+    """A Decimal stored as its exact string: no float ever touches money."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | int | str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return str(value if isinstance(value, Decimal) else Decimal(str(value)))
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class JSONText(TypeDecorator[Any]):
+    """Any JSON value stored as text (Decimal → string), portable across databases."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+# --------------------------------------------------------------------------- schema
+
+metadata = MetaData()
+
+news_table = Table(
+    "news",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("source", String(200), nullable=False),
+    Column("url", Text),
+    Column("coin", String(40)),
+    Column("side", String(8)),
+    Column("published_at", UTCDateTime),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("norm_title", Text, nullable=False),
+    Column("outcome", String(40), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_news_norm_title_received", "norm_title", "received_at"),
+    Index("ix_news_received", "received_at"),
+)
+
+signals_table = Table(
+    "signals",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("news_id", String(200), nullable=False, index=True),
+    Column("coin", String(40), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("terms", JSONText, nullable=False),
+    Column("notional_usd", DecimalText),
+    Column("leverage", Integer),
+    Column("source", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("status", String(40), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+orders_table = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(200), nullable=False, unique=True),
+    Column("signal_id", String(200), nullable=False, index=True),
+    Column("venue", String(80), nullable=False),
+    Column("coin", String(40), nullable=False),
+    Column("leg", String(40), nullable=False),
+    Column("side", String(8), nullable=False),  # buy | sell
+    Column("size", DecimalText, nullable=False),
+    Column("order_type", String(16), nullable=False),
+    Column("limit_price", DecimalText),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("tif", String(16), nullable=False),
+    Column("max_slippage", DecimalText, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("venue_order_id", String(200)),
+    Column("filled_size", DecimalText, nullable=False),
+    Column("avg_price", DecimalText),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+outcomes_table = Table(
+    "outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("signal_id", String(200), nullable=False, index=True),
+    Column("venue", String(80), nullable=False),
+    Column("coin", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("exchange_size_before", DecimalText),
+    Column("cached_size_before", DecimalText),
+    Column("target_size", DecimalText),
+    Column("exchange_size_after", DecimalText),
+    Column("orders", JSONText, nullable=False),
+    Column("latency", JSONText, nullable=False),  # stage → monotonic seconds
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+fills_table = Table(
+    "fills",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("venue", String(80), nullable=False),
+    Column("fill_id", String(200), nullable=False),
+    Column("coin", String(40), nullable=False),
+    Column("is_buy", Boolean, nullable=False),
+    Column("size", DecimalText, nullable=False),
+    Column("price", DecimalText, nullable=False),
+    Column("fee", DecimalText, nullable=False),
+    Column("realized_pnl", DecimalText, nullable=False),
+    Column("time", UTCDateTime, nullable=False, index=True),
+    Column("venue_order_id", String(200)),
+    Column("client_id", String(200)),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("venue", "fill_id", name="uq_fills_venue_fill_id"),
+)
+
+events_table = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(60), nullable=False),
+    Column("venue", String(80), nullable=False),
+    Column("coin", String(40), nullable=False),
+    Column("exchange_size", DecimalText),
+    Column("cached_size", DecimalText),
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+cached_positions_table = Table(
+    "cached_positions",
+    metadata,
+    Column("venue", String(80), primary_key=True),
+    Column("coin", String(40), primary_key=True),
+    Column("size", DecimalText, nullable=False),
+    Column("entry_price", DecimalText, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+control_table = Table(
+    "control",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", JSONText, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+schema_version_table = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+# --------------------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One order we meant to send, as journaled before sending; `status` says how far it got."""
+
+    client_id: str
+    signal_id: str
+    venue: str
+    coin: str
+    leg: str
+    request: OrderRequest
+    status: str
+    venue_order_id: str | None
+    filled_size: Decimal
+    avg_price: Decimal | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CachedPosition:
+    """Our last belief about a venue position: a cache the exchange always overrules."""
+
+    venue: str
+    coin: str
+    size: Decimal
+    entry_price: Decimal
+    updated_at: datetime
+
+
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def normalize_title(title: str) -> str:
+    """Lower-case, punctuation-free, single-spaced headline: the key for cross-feed dedupe."""
+    return _NON_WORD.sub(" ", title.casefold()).strip()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a column value (Decimal → str, datetime → ISO text)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in row.items()}
+
+
+def _order_result_dict(result: OrderResult) -> dict[str, Any]:
+    return {
+        "client_id": result.client_id,
+        "status": str(result.status),
+        "venue_order_id": result.venue_order_id,
+        "filled_size": str(result.filled_size),
+        "avg_price": None if result.avg_price is None else str(result.avg_price),
+        "error": result.error,
+    }
+
+
+def _latency_ms(stamps: Mapping[str, float]) -> dict[str, float]:
+    """Milliseconds from the first stamp to each stage, in stage order."""
+    if not stamps:
+        return {}
+    start = min(stamps.values())
+    ordered = sorted(stamps.items(), key=lambda kv: kv[1])
+    return {stage: round((at - start) * 1000.0, 3) for stage, at in ordered}
+
+
+def _intent_from_row(row: Mapping[Any, Any]) -> Intent:
+    request = OrderRequest(
+        coin=row["coin"],
+        is_buy=row["side"] == "buy",
+        size=row["size"],
+        client_id=row["client_id"],
+        order_type=OrderType(row["order_type"]),
+        limit_price=row["limit_price"],
+        reduce_only=bool(row["reduce_only"]),
+        tif=TimeInForce(row["tif"]),
+        max_slippage=row["max_slippage"],
+    )
+    return Intent(
+        client_id=row["client_id"],
+        signal_id=row["signal_id"],
+        venue=row["venue"],
+        coin=row["coin"],
+        leg=row["leg"],
+        request=request,
+        status=row["status"],
+        venue_order_id=row["venue_order_id"],
+        filled_size=row["filled_size"],
+        avg_price=row["avg_price"],
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _fill_from_row(row: Mapping[Any, Any]) -> Fill:
+    return Fill(
+        venue=row["venue"],
+        coin=row["coin"],
+        is_buy=bool(row["is_buy"]),
+        size=row["size"],
+        price=row["price"],
+        fee=row["fee"],
+        realized_pnl=row["realized_pnl"],
+        time=row["time"],
+        fill_id=row["fill_id"],
+        venue_order_id=row["venue_order_id"],
+        client_id=row["client_id"],
+    )
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def _insert_if_new(conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
+    """Insert a row unless its unique key exists; True when inserted. Portable across dialects."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(table).values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _upsert(conn: Connection, table: Table, keys: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Update the row with these keys, or insert it; safe against a concurrent insert."""
+    where = [table.c[name] == value for name, value in keys.items()]
+    if conn.execute(update(table).where(*where).values(**values)).rowcount:
+        return
+    if not _insert_if_new(conn, table, {**keys, **values}):
+        conn.execute(update(table).where(*where).values(**values))
+
+
+# --------------------------------------------------------------------------- writer thread
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+    def settle(self, ok: bool, value: Any) -> None:
+        def _set() -> None:
+            if self.future.done():  # the caller was cancelled; the write still happened
+                return
+            if ok:
+                self.future.set_result(value)
+            else:
+                self.future.set_exception(value)
+
+        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody is waiting
+            self.loop.call_soon_threadsafe(_set)
+
+
+class _Writer(threading.Thread):
+    """The one thread that writes: drains the queue and commits what it drained as one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(name="journal-writer", daemon=True)
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+
+    def submit(self, job: _Job | None) -> None:
+        self._queue.put(job)
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_GROUP_COMMIT:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._commit(batch)
+
+    def _commit(self, batch: Sequence[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                for job in batch:
+                    try:  # one writer's failure must not undo the others in its group
+                        with conn.begin_nested():
+                            outcomes.append((True, job.fn(conn)))
+                    except Exception as exc:
+                        outcomes.append((False, exc))
+        except Exception as exc:  # the commit itself failed: nothing in this group is durable
+            log.error("journal_commit_failed", error=str(exc), writes=len(batch))
+            for job in batch:
+                job.settle(False, exc)
+            return
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            job.settle(ok, value)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL, or None for memory/other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
+    """WAL + FULL sync; the writer takes the write lock up front (BEGIN IMMEDIATE) so two
+    processes never deadlock upgrading read locks, and savepoints work under pysqlite."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        if writer:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        else:
+            cursor.execute("PRAGMA query_only = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+
+def _make_engines(url: str) -> tuple[Engine, Engine | None]:
+    """(writer engine, reader engine or None when reads must share the writer's database)."""
+    backend = make_url(url).get_backend_name()
+    if backend != "sqlite":
+        engine = create_engine(url, pool_pre_ping=True)
+        return engine, engine
+    path = _sqlite_file(url)
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+    if path is None:  # an in-memory database exists only on the writer's one connection
+        writer = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+        _configure_sqlite(writer, writer=True)
+        return writer, None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = create_engine(url, connect_args=connect_args, pool_size=1, max_overflow=0)
+    _configure_sqlite(writer, writer=True)
+    reader = create_engine(url, connect_args=connect_args, pool_size=4, max_overflow=4)
+    _configure_sqlite(reader, writer=False)
+    return writer, reader
+
+
+# --------------------------------------------------------------------------- the journal
+
+
+class Journal:
+    """Async facade over the database: every write is durable when its coroutine returns."""
+
+    def __init__(self, url: str, writer_engine: Engine, reader_engine: Engine | None) -> None:
+        self.url = url
+        self._engine = writer_engine
+        self._reader = reader_engine
+        self._writer = _Writer(writer_engine)
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str) -> Journal:
+        """Open (creating if needed) the journal at a SQLAlchemy URL, e.g. ``sqlite:///newstrader.db``."""
+        try:
+            writer, reader = _make_engines(url)
+        except Exception as exc:
+            raise JournalError(f"cannot open journal {url!r}: {exc}") from exc
+        journal = cls(url, writer, reader)
+        journal._writer.start()
+        try:
+            await journal._write(_create_schema)
+        except BaseException:
+            await journal.close()
+            raise
+        log.debug("journal_opened", url=make_url(url).render_as_string(hide_password=True))
+        return journal
+
+    async def close(self) -> None:
+        """Finish queued writes, then release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.submit(None)
+        await asyncio.to_thread(self._writer.join)
+        self._engine.dispose()
+        if self._reader is not None and self._reader is not self._engine:
+            self._reader.dispose()
+
+    async def __aenter__(self) -> Journal:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        if self._closed:
+            raise JournalError("journal is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._writer.submit(_Job(fn, loop, future))
+        return await future
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        if self._closed:
+            raise JournalError("journal is closed")
+        if self._reader is None:
+            return await self._write(fn)
+        reader = self._reader
+
+        def run() -> T:
+            with reader.connect() as conn:
+                return fn(conn)
+
+        return await asyncio.to_thread(run)
+
+    # ---- news
+
+    async def record_news(
+        self, item: NewsItem, outcome: str, reason: str = "", *, norm_title: str | None = None
+    ) -> bool:
+        """Journal an arriving item; False when its id is already there (a redelivery)."""
+        now = _now()
+        values = {
+            "id": item.id,
+            "title": item.title,
+            "body": item.body,
+            "source": item.source,
+            "url": item.url,
+            "coin": item.coin,
+            "side": None if item.side is None else str(item.side),
+            "published_at": item.published_at,
+            "received_at": item.received_at,
+            "norm_title": normalize_title(item.title) if norm_title is None else norm_title,
+            "outcome": outcome,
+            "reason": reason,
+            "updated_at": now,
+        }
+        return await self._write(lambda conn: _insert_if_new(conn, news_table, values))
+
+    async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None:
+        """Record the final outcome of an item."""
+        stmt = (
+            update(news_table)
+            .where(news_table.c.id == news_id)
+            .values(outcome=outcome, reason=reason, updated_at=_now())
+        )
+        await self._write(lambda conn: conn.execute(stmt))
+
+    async def news_seen(self, news_id: str) -> bool:
+        """Whether an item with this id was ever journaled (dedupe across restarts)."""
+        stmt = select(news_table.c.id).where(news_table.c.id == news_id)
+        return await self._read(lambda conn: conn.execute(stmt).first() is not None)
+
+    async def recent_headline_seen(
+        self, norm_title: str, since: datetime, *, exclude_id: str | None = None
+    ) -> bool:
+        """Whether the same normalised headline arrived at or after `since` (other than `exclude_id`)."""
+        stmt = select(news_table.c.id).where(
+            news_table.c.norm_title == norm_title, news_table.c.received_at >= since
+        )
+        if exclude_id is not None:
+            stmt = stmt.where(news_table.c.id != exclude_id)
+        return await self._read(lambda conn: conn.execute(stmt.limit(1)).first() is not None)
+
+    # ---- signals
+
+    async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool:
+        """Journal a signal; False when its id is already there."""
+        now = _now()
+        values = {
+            "id": signal.id,
+            "news_id": signal.news_id,
+            "coin": signal.coin,
+            "side": str(signal.side),
+            "confidence": float(signal.confidence),
+            "terms": list(signal.terms),
+            "notional_usd": signal.notional_usd,
+            "leverage": signal.leverage,
+            "source": signal.source,
+            "created_at": signal.created_at,
+            "status": status,
+            "reason": reason,
+            "updated_at": now,
+        }
+        return await self._write(lambda conn: _insert_if_new(conn, signals_table, values))
+
+    async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None:
+        """Record how a signal ended (executed, superseded, failed …)."""
+        stmt = (
+            update(signals_table)
+            .where(signals_table.c.id == signal_id)
+            .values(status=status, reason=reason, updated_at=_now())
+        )
+        await self._write(lambda conn: conn.execute(stmt))
+
+    # ---- intents (orders)
+
+    async def record_intent(
+        self, signal_id: str, venue: str, coin: str, leg: str, client_id: str, req: OrderRequest
+    ) -> bool:
+        """Journal an order as `pending` before it is sent; False when the client id already exists."""
+        now = _now()
+        values = {
+            "client_id": client_id,
+            "signal_id": signal_id,
+            "venue": venue,
+            "coin": coin,
+            "leg": leg,
+            "side": "buy" if req.is_buy else "sell",
+            "size": req.size,
+            "order_type": str(req.order_type),
+            "limit_price": req.limit_price,
+            "reduce_only": req.reduce_only,
+            "tif": str(req.tif),
+            "max_slippage": req.max_slippage,
+            "status": "pending",
+            "venue_order_id": None,
+            "filled_size": Decimal(0),
+            "avg_price": None,
+            "error": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return await self._write(lambda conn: _insert_if_new(conn, orders_table, values))
+
+    async def update_intent(
+        self, client_id: str, status: str, result: OrderResult | None = None, error: str | None = None
+    ) -> bool:
+        """Move an intent on (acked/filled/rejected/failed/ambiguous); False when the id is unknown."""
+        if status not in INTENT_STATUSES:
+            raise ValueError(f"unknown intent status {status!r}; one of {sorted(INTENT_STATUSES)}")
+        values: dict[str, Any] = {"status": status, "updated_at": _now()}
+        if result is not None:
+            values["filled_size"] = result.filled_size
+            values["avg_price"] = result.avg_price
+            if result.venue_order_id is not None:
+                values["venue_order_id"] = result.venue_order_id
+            if result.error is not None:
+                values["error"] = result.error
+        if error is not None:
+            values["error"] = error
+        stmt = update(orders_table).where(orders_table.c.client_id == client_id).values(**values)
+        return await self._write(lambda conn: conn.execute(stmt).rowcount > 0)
+
+    async def pending_intents(self) -> list[Intent]:
+        """Intents a crash may have left unresolved (`pending` or `ambiguous`), oldest first."""
+        stmt = (
+            select(orders_table)
+            .where(orders_table.c.status.in_(UNRESOLVED_INTENT_STATUSES))
+            .order_by(orders_table.c.id)
+        )
+        rows = await self._read(lambda conn: conn.execute(stmt).mappings().all())
+        return [_intent_from_row(row) for row in rows]
+
+    async def intent(self, client_id: str) -> Intent | None:
+        """One intent by client id."""
+        stmt = select(orders_table).where(orders_table.c.client_id == client_id)
+        row = await self._read(lambda conn: conn.execute(stmt).mappings().first())
+        return None if row is None else _intent_from_row(row)
+
+    # ---- outcomes
+
+    async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> None:
+        """Journal what one venue did with one signal, with its latency ledger."""
+        values = {
+            "signal_id": signal_id,
+            "venue": outcome.venue,
+            "coin": outcome.coin,
+            "status": str(outcome.status),
+            "reason": outcome.reason,
+            "exchange_size_before": outcome.exchange_size_before,
+            "cached_size_before": outcome.cached_size_before,
+            "target_size": outcome.target_size,
+            "exchange_size_after": outcome.exchange_size_after,
+            "orders": [_order_result_dict(o) for o in outcome.orders],
+            "latency": dict(outcome.latency.stamps),
+            "created_at": _now(),
+        }
+        await self._write(lambda conn: conn.execute(insert(outcomes_table).values(**values)))
+
+    # ---- reconciliation events
+
+    async def record_event(
+        self,
+        kind: str,
+        venue: str,
+        coin: str,
+        exchange_size: Decimal | None,
+        cached_size: Decimal | None,
+        detail: str = "",
+    ) -> None:
+        """Journal one reconciliation finding (stale_local_cleared, missing_local_adopted, size_mismatch…)."""
+        values = {
+            "kind": kind,
+            "venue": venue,
+            "coin": coin,
+            "exchange_size": exchange_size,
+            "cached_size": cached_size,
+            "detail": detail,
+            "created_at": _now(),
+        }
+        await self._write(lambda conn: conn.execute(insert(events_table).values(**values)))
+
+    # ---- cached positions
+
+    async def cached_positions(self, venue: str | None = None) -> dict[tuple[str, str], CachedPosition]:
+        """The cache, keyed by (venue, coin)."""
+        stmt = select(cached_positions_table)
+        if venue is not None:
+            stmt = stmt.where(cached_positions_table.c.venue == venue)
+        rows = await self._read(lambda conn: conn.execute(stmt).mappings().all())
+        return {
+            (row["venue"], row["coin"]): CachedPosition(
+                venue=row["venue"],
+                coin=row["coin"],
+                size=row["size"],
+                entry_price=row["entry_price"],
+                updated_at=row["updated_at"],
+            )
+            for row in rows
+        }
+
+    async def set_cached_position(
+        self, venue: str, coin: str, size: Decimal, entry_price: Decimal = Decimal(0)
+    ) -> None:
+        """Remember a position; a zero size clears it (flat coins are absent, as on the venue)."""
+        if size == 0:
+            await self.clear_cached_position(venue, coin)
+            return
+        keys = {"venue": venue, "coin": coin}
+        values = {"size": size, "entry_price": entry_price, "updated_at": _now()}
+        await self._write(lambda conn: _upsert(conn, cached_positions_table, keys, values))
+
+    async def clear_cached_position(self, venue: str, coin: str) -> None:
+        """Forget a cached position."""
+        table = cached_positions_table
+        stmt = sa_delete(table).where(table.c.venue == venue, table.c.coin == coin)
+        await self._write(lambda conn: conn.execute(stmt))
+
+    # ---- fills
+
+    async def record_fill(self, fill: Fill) -> bool:
+        """Journal a venue fill; False when (venue, fill_id) is already there."""
+        values = {
+            "venue": fill.venue,
+            "fill_id": fill.fill_id,
+            "coin": fill.coin,
+            "is_buy": fill.is_buy,
+            "size": fill.size,
+            "price": fill.price,
+            "fee": fill.fee,
+            "realized_pnl": fill.realized_pnl,
+            "time": fill.time,
+            "venue_order_id": fill.venue_order_id,
+            "client_id": fill.client_id,
+            "recorded_at": _now(),
+        }
+        return await self._write(lambda conn: _insert_if_new(conn, fills_table, values))
+
+    async def fills(self, since: datetime | None = None, venue: str | None = None) -> list[Fill]:
+        """Journaled fills in time order, optionally from `since` and for one venue."""
+        stmt = select(fills_table).order_by(fills_table.c.time, fills_table.c.id)
+        if since is not None:
+            stmt = stmt.where(fills_table.c.time >= since)
+        if venue is not None:
+            stmt = stmt.where(fills_table.c.venue == venue)
+        rows = await self._read(lambda conn: conn.execute(stmt).mappings().all())
+        return [_fill_from_row(row) for row in rows]
+
+    # ---- control
+
+    async def get_control(self, key: str, default: Any = None) -> Any:
+        """A control value (`paused`, hold deadlines …), or `default` when never set."""
+        stmt = select(control_table.c.value).where(control_table.c.key == key)
+        row = await self._read(lambda conn: conn.execute(stmt).first())
+        return default if row is None else row[0]
+
+    async def set_control(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable control value."""
+        json.dumps(value, default=_json_default)  # fail in the caller, not in the writer thread
+        values = {"value": value, "updated_at": _now()}
+        await self._write(lambda conn: _upsert(conn, control_table, {"key": key}, values))
+
+    # ---- views for web and CLI (plain dicts, newest first)
+
+    async def _recent(self, table: Table, order: Iterable[Any], limit: int) -> list[dict[str, Any]]:
+        stmt = select(table).order_by(*order).limit(max(0, int(limit)))
+        rows = await self._read(lambda conn: conn.execute(stmt).mappings().all())
+        return [_row_dict(row) for row in rows]
+
+    async def recent_news(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Latest news items as JSON-friendly dicts."""
+        return await self._recent(news_table, [news_table.c.received_at.desc()], limit)
+
+    async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Latest signals as JSON-friendly dicts."""
+        return await self._recent(signals_table, [signals_table.c.created_at.desc()], limit)
+
+    async def recent_orders(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Latest order intents as JSON-friendly dicts."""
+        return await self._recent(orders_table, [orders_table.c.id.desc()], limit)
+
+    async def recent_events(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Latest reconciliation events as JSON-friendly dicts."""
+        return await self._recent(events_table, [events_table.c.id.desc()], limit)
+
+    async def recent_outcomes(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Latest per-venue outcomes, each with `latency_ms` (ms from the first stamp to each stage)."""
+        rows = await self._recent(outcomes_table, [outcomes_table.c.id.desc()], limit)
+        for row in rows:
+            row["latency_ms"] = _latency_ms(row["latency"] or {})
+        return rows
+
+    async def counts(self) -> dict[str, int]:
+        """Row count per table (for status pages and tests)."""
+        tables = [news_table, signals_table, orders_table, outcomes_table, fills_table, events_table]
+
+        def run(conn: Connection) -> dict[str, int]:
+            return {
+                t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables
+            }
+
+        return await self._read(run)
+
+
+def _create_schema(conn: Connection) -> int:
+    """Create missing tables and check the stored schema version; returns it."""
+    metadata.create_all(conn)
+    version = conn.execute(select(func.max(schema_version_table.c.version))).scalar()
+    if version is None:
+        conn.execute(insert(schema_version_table).values(version=SCHEMA_VERSION, applied_at=_now()))
+        return SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal schema version {version} is newer than this newstrader understands ({SCHEMA_VERSION})"
+        )
+    return int(version)
