@@ -1,0 +1,766 @@
+"""Signal → orders on every venue: the seed's fix, done properly.
+
+For each venue in parallel, under the (venue, coin) lock: read what the exchange holds,
+reconcile the cache with it, and reach the target with the fewest, safest orders. The
+exchange's position is the truth; the journal's cached position is only a cache.
+
+Test-only hook: with `NEWSTRADER_TEST_CRASH_AFTER_SEND=1` in the environment the process
+exits (`os._exit(137)`) right after an order send returns and before its result is
+journaled — the window a `kill -9` must not be able to turn into a duplicate order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import structlog
+
+from newstrader.domain import (
+    ZERO,
+    Market,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OutcomeStatus,
+    Position,
+    Side,
+    Signal,
+    VenueOutcome,
+    utcnow,
+)
+from newstrader.engine.client_ids import client_id as make_client_id
+from newstrader.engine.locks import VenueCoinState
+from newstrader.engine.ports import EngineConfig, EventSink, ExecutionJournal, NoHooks, TradeHooks
+from newstrader.engine.quarantine import Quarantine
+from newstrader.engine.risk import Sizer
+from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient, Venue, VenueError
+
+log = structlog.get_logger("newstrader.engine")
+
+CRASH_AFTER_SEND_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
+T = TypeVar("T")
+
+
+class SkipVenue(Exception):
+    """This venue has nothing to do for the operation, for a stated reason."""
+
+
+class GiveUp(Exception):
+    """This venue could not reach the target; the reason goes on the outcome."""
+
+
+def _fmt(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _side_name(size: Decimal | None) -> str | None:
+    if size is None:
+        return None
+    side = Side.of_size(size)
+    return side.value if side is not None else "flat"
+
+
+def _intent_status(result: OrderResult) -> str:
+    if result.status is OrderStatus.REJECTED:
+        return "rejected"
+    if result.filled_size > 0:
+        return "filled"
+    return "acked"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One thing to do on one coin: reach the size `goal` returns, under id `op_id`."""
+
+    op_id: str  # seeds the client ids: the news id for signals
+    signal_id: str
+    coin: str
+    created_at: datetime
+    goal: Callable[[Market, Decimal, str], Awaitable[Decimal]]  # (market, mark, venue) → signed size
+    action_name: str
+    signal: Signal | None = None
+
+
+class PositionReader:
+    """Fresh position reads for one venue; with a TTL, shares only reads that are fresh enough.
+
+    A read may be shared only when it started after `not_before` (the signal's arrival and
+    our last order on the coin) and, once finished, is younger than the TTL.
+    """
+
+    def __init__(self, venue: Venue, ttl_s: float) -> None:
+        self.venue = venue
+        self.ttl_s = ttl_s
+        self._inflight: tuple[float, asyncio.Task[dict[str, Position]]] | None = None
+        self._last: tuple[float, dict[str, Position]] | None = None
+        self.reads = 0
+
+    async def read(self, not_before: float) -> dict[str, Position]:
+        """The venue's positions from a read that started no earlier than `not_before`."""
+        if self.ttl_s <= 0:
+            self.reads += 1
+            return await self.venue.positions()
+        now = time.monotonic()
+        if self._last is not None and self._last[0] >= not_before and now - self._last[0] <= self.ttl_s:
+            return self._last[1]
+        if self._inflight is not None and self._inflight[0] >= not_before and not self._inflight[1].done():
+            return await asyncio.shield(self._inflight[1])
+        started = time.monotonic()
+        self.reads += 1
+        task = asyncio.ensure_future(self.venue.positions())
+        self._inflight = (started, task)
+        result = await asyncio.shield(task)
+        if self._last is None or self._last[0] < started:
+            self._last = (started, result)
+        return result
+
+
+class Executor:
+    """Acts on signals: every venue in parallel, each coin in arrival order."""
+
+    def __init__(
+        self,
+        venues: Mapping[str, Venue],
+        journal: ExecutionJournal,
+        settings: Any = None,
+        sizing: Sizer | None = None,
+        hooks: TradeHooks | None = None,
+        *,
+        state: VenueCoinState | None = None,
+        quarantine: Quarantine | None = None,
+        publish: EventSink | None = None,
+    ) -> None:
+        self.venues = dict(venues)
+        self.journal = journal
+        self.config = EngineConfig.from_settings(settings)
+        self.sizer = sizing or Sizer()
+        self.hooks: TradeHooks = hooks or NoHooks()
+        self.state = state or VenueCoinState()
+        self.quarantine = quarantine or Quarantine(
+            rate_limit_count=self.config.rate_limit_quarantine_count,
+            rate_limit_window_s=self.config.rate_limit_window_s,
+            probe_interval_s=self.config.quarantine_probe_s,
+        )
+        self.publish = publish
+        self._readers = {
+            name: PositionReader(v, self.config.position_cache_ttl_ms / 1000.0)
+            for name, v in self.venues.items()
+        }
+        self._markets: dict[str, dict[str, Market]] = {}
+        self._leverage_done: dict[tuple[str, str], int] = {}
+        self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV) == "1"
+
+    # ------------------------------------------------------------------ public API
+
+    async def execute(self, signal: Signal, *, received_at: float | None = None) -> list[VenueOutcome]:
+        """Reach `signal`'s target on every venue in parallel; one outcome per venue."""
+        received = time.monotonic() if received_at is None else received_at
+
+        async def goal(market: Market, mark: Decimal, venue: str) -> Decimal:
+            plan = self.sizer.plan(signal, market, mark)
+            if plan.skip_reason is not None:
+                raise SkipVenue(plan.skip_reason)
+            await self._ensure_leverage(venue, signal.coin, plan.leverage)
+            return plan.target_size
+
+        op = Operation(
+            op_id=signal.news_id,
+            signal_id=signal.id,
+            coin=signal.coin,
+            created_at=signal.created_at,
+            goal=goal,
+            action_name=f"{signal.side.value} {signal.coin}",
+            signal=signal,
+        )
+        return await self._run_everywhere(op, list(self.venues), received)
+
+    async def close(
+        self, coin: str, venue: str | None = None, *, op_id: str | None = None
+    ) -> list[VenueOutcome]:
+        """Close `coin` on one venue (or all) from what the exchange holds, reduce-only."""
+        names = [venue] if venue is not None else list(self.venues)
+        unknown = [n for n in names if n not in self.venues]
+        if unknown:
+            raise ValueError(f"unknown venue {unknown[0]!r}; configured: {', '.join(self.venues)}")
+
+        async def goal(market: Market, mark: Decimal, venue_name: str) -> Decimal:
+            return ZERO
+
+        operation_id = op_id or f"close-{coin}-{time.time_ns()}"
+        op = Operation(
+            op_id=operation_id,
+            signal_id=operation_id,
+            coin=coin,
+            created_at=utcnow(),
+            goal=goal,
+            action_name=f"close {coin}",
+        )
+        return await self._run_everywhere(op, names, time.monotonic())
+
+    async def flatten(self, *, op_id: str | None = None) -> list[VenueOutcome]:
+        """Close every position on every venue, each coin as the exchange reports it."""
+        operation_id = op_id or f"flatten-{time.time_ns()}"
+
+        async def one_venue(name: str) -> list[VenueOutcome]:
+            held = await self.venues[name].positions()
+            coins = sorted(set(held) | {coin for (_, coin) in (await self.journal.cached_positions(name))})
+            results: list[VenueOutcome] = []
+            for coin in coins:
+                results.extend(await self.close(coin, name, op_id=f"{operation_id}-{coin}"))
+            return results
+
+        gathered = await asyncio.gather(*(one_venue(n) for n in self.venues), return_exceptions=True)
+        outcomes: list[VenueOutcome] = []
+        for name, item in zip(self.venues, gathered, strict=True):
+            if isinstance(item, BaseException):
+                outcomes.append(
+                    VenueOutcome(name, "*", OutcomeStatus.FAILED, reason=f"flatten read failed: {item}")
+                )
+            else:
+                outcomes.extend(item)
+        return outcomes
+
+    def reader_for(self, venue: str) -> PositionReader:
+        return self._readers[venue]
+
+    # ------------------------------------------------------------------ per venue
+
+    async def _run_everywhere(self, op: Operation, names: list[str], received: float) -> list[VenueOutcome]:
+        gathered = await asyncio.gather(
+            *(self._run_on_venue(name, op, received) for name in names), return_exceptions=True
+        )
+        outcomes: list[VenueOutcome] = []
+        for name, item in zip(names, gathered, strict=True):
+            if isinstance(item, BaseException):
+                if isinstance(item, asyncio.CancelledError):
+                    raise item
+                log.error(
+                    "engine_internal_error",
+                    venue=name,
+                    coin=op.coin,
+                    signal_id=op.signal_id,
+                    error=repr(item),
+                )
+                outcomes.append(
+                    VenueOutcome(name, op.coin, OutcomeStatus.FAILED, reason=f"internal error: {item!r}")
+                )
+            else:
+                outcomes.append(item)
+        return outcomes
+
+    async def _run_on_venue(self, name: str, op: Operation, received: float) -> VenueOutcome:
+        outcome = VenueOutcome(venue=name, coin=op.coin, status=OutcomeStatus.OK)
+        outcome.latency.mark("received", received)
+        venue = self.venues[name]
+        action = "none"
+        try:
+            async with self.state.hold(name, op.coin):
+                await self._admit(name, op)
+                action = await self._reach_goal(name, venue, op, received, outcome)
+        except SkipVenue as skip:
+            outcome.status = OutcomeStatus.SKIPPED
+            outcome.reason = str(skip)
+            action = "skipped"
+        except GiveUp as failure:
+            outcome.status = OutcomeStatus.FAILED
+            outcome.reason = str(failure)
+            action = "failed"
+        except AuthError as exc:
+            await self._quarantine(name, op.coin, f"auth error: {exc}")
+            outcome.status = OutcomeStatus.FAILED
+            outcome.reason = f"auth error: {exc}"
+            action = "failed"
+        except VenueError as exc:
+            outcome.status = OutcomeStatus.FAILED
+            outcome.reason = f"{type(exc).__name__}: {exc}"
+            action = "failed"
+        if outcome.status is not OutcomeStatus.OK and not outcome.reason:
+            outcome.reason = action
+        await self._finish(name, op, outcome, action)
+        return outcome
+
+    async def _admit(self, name: str, op: Operation) -> None:
+        """Refuse quarantined venues unless a health probe now shows them healthy."""
+        reason = self.quarantine.reason(name)
+        if reason is None:
+            return
+        if self.quarantine.probe_due(name):
+            try:
+                await self.venues[name].positions()
+            except VenueError as exc:
+                log.warning(
+                    "venue_probe_failed", venue=name, coin=op.coin, signal_id=op.signal_id, error=str(exc)
+                )
+            else:
+                await self._release(name, op.coin)
+                return
+        raise SkipVenue(f"venue quarantined: {reason}")
+
+    async def _reach_goal(
+        self, name: str, venue: Venue, op: Operation, received: float, outcome: VenueOutcome
+    ) -> str:
+        market = await self._market(name, venue, op.coin)
+        not_before = max(received, self.state.last_order_done(name, op.coin))
+        positions, mark = await asyncio.gather(
+            self._retrying(name, op, lambda: self._readers[name].read(not_before)),
+            self._retrying(name, op, lambda: venue.mark_price(op.coin)),
+        )
+        held = positions.get(op.coin)
+        exchange_size = held.size if held is not None else ZERO
+        cached = await self._cached_size(name, op.coin)
+        outcome.exchange_size_before = exchange_size
+        outcome.cached_size_before = cached
+        await self._reconcile_cache(name, op, held, cached)
+
+        target = await op.goal(market, mark, name)
+        outcome.target_size = target
+        outcome.latency.mark("decided", time.monotonic())
+
+        before = exchange_size
+        current = exchange_size
+        entry = held.entry_price if held is not None else None
+        if (
+            self.config.mode == "close_then_open"
+            and current != 0
+            and not self._within_step(current, target, market)
+        ):
+            current, price = await self._drive(name, venue, market, mark, op, outcome, current, ZERO, "c")
+            if current != before:
+                await self._after_change(name, op, current, price, entry)
+            if target != 0:
+                opened_from = current
+                current, price = await self._drive(
+                    name, venue, market, mark, op, outcome, current, target, "o"
+                )
+                if current != opened_from:
+                    entry = price if opened_from == 0 else entry
+                    await self._after_change(name, op, current, price, entry)
+        else:
+            current, price = await self._drive(name, venue, market, mark, op, outcome, current, target, "t")
+            if current != before:
+                if Side.of_size(current) != Side.of_size(before):
+                    entry = price
+                await self._after_change(name, op, current, price, entry)
+        outcome.exchange_size_after = current
+        return self._describe_action(before, current, target)
+
+    @staticmethod
+    def _describe_action(before: Decimal, after: Decimal, target: Decimal) -> str:
+        if after == before:
+            return "none (already at target)" if after == target else "none"
+        if before == 0:
+            return "opened"
+        if after == 0:
+            return "closed"
+        if Side.of_size(before) != Side.of_size(after):
+            return "flipped"
+        return "increased" if abs(after) > abs(before) else "reduced"
+
+    @staticmethod
+    def _within_step(current: Decimal, target: Decimal, market: Market) -> bool:
+        return Side.of_size(current) == Side.of_size(target) and abs(target - current) < market.size_step
+
+    async def _drive(
+        self,
+        name: str,
+        venue: Venue,
+        market: Market,
+        mark: Decimal,
+        op: Operation,
+        outcome: VenueOutcome,
+        current: Decimal,
+        goal: Decimal,
+        leg_prefix: str,
+    ) -> tuple[Decimal, Decimal | None]:
+        """Send orders until the exchange holds `goal`; each send has its own leg id.
+
+        Ambiguous sends are looked up by client id and the position re-read before anything
+        else is sent; transient errors and partial fills re-read and send only what is missing.
+        """
+        attempt = 0
+        last_price: Decimal | None = None
+        while True:
+            delta = goal - current
+            size = market.round_size(delta)
+            if size == 0:
+                return current, last_price
+            reduce_only = goal == 0 or (
+                Side.of_size(goal) == Side.of_size(current) and abs(goal) < abs(current)
+            )
+            if not reduce_only and market.min_notional and size * mark < market.min_notional:
+                if attempt == 0 and current == 0:
+                    raise SkipVenue(
+                        f"order of {size} is below the venue's min notional {market.min_notional}"
+                    )
+                log.info(
+                    "remainder_below_min_notional",
+                    venue=name,
+                    coin=op.coin,
+                    signal_id=op.signal_id,
+                    remainder=str(size),
+                )
+                return current, last_price
+            if attempt >= self.config.max_attempts:
+                raise GiveUp(f"gave up after {attempt} orders; exchange holds {current}, target {goal}")
+            if attempt > 0:
+                self._check_age(op, f"exchange holds {current}, target {goal}")
+            leg = f"{leg_prefix}{attempt}"
+            attempt += 1
+            cid = make_client_id(op.op_id, name, leg)
+            req = OrderRequest(
+                coin=op.coin, is_buy=delta > 0, size=size, client_id=cid, reduce_only=reduce_only
+            )
+            await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
+            outcome.latency.mark("sent", time.monotonic())
+            try:
+                result = await venue.place_order(req)
+            except Ambiguous as exc:
+                self.state.order_done(name, op.coin)
+                await self.journal.update_intent(cid, "ambiguous", error=str(exc))
+                log.warning(
+                    "order_ambiguous", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
+                )
+                found = await self._resolve_ambiguous(name, venue, op, cid)
+                if found is not None:
+                    outcome.orders.append(found)
+                    if found.avg_price is not None:
+                        last_price = found.avg_price
+                current = await self._fresh_size(name, venue, op)
+                continue
+            except RateLimited as exc:
+                self.state.order_done(name, op.coin)
+                await self.journal.update_intent(cid, "failed", error=f"rate limited: {exc}")
+                if self.quarantine.note_rate_limited(name):
+                    await self._announce_quarantine(
+                        name, op.coin, self.quarantine.reason(name) or "rate limited"
+                    )
+                    raise GiveUp(f"venue quarantined: {self.quarantine.reason(name)}") from exc
+                await self._backoff(op, attempt, exc.retry_after)
+                current = await self._fresh_size(name, venue, op)
+                continue
+            except Transient as exc:
+                self.state.order_done(name, op.coin)
+                await self.journal.update_intent(cid, "failed", error=f"transient: {exc}")
+                await self._backoff(op, attempt, exc.retry_after)
+                current = await self._fresh_size(name, venue, op)
+                continue
+            except Rejected as exc:
+                self.state.order_done(name, op.coin)
+                await self.journal.update_intent(cid, "rejected", error=str(exc))
+                raise GiveUp(f"rejected: {exc}") from exc
+            except VenueError as exc:
+                self.state.order_done(name, op.coin)
+                await self.journal.update_intent(cid, "failed", error=str(exc))
+                raise
+            if self._crash_after_send:
+                os._exit(137)
+            self.state.order_done(name, op.coin)
+            outcome.latency.mark("acked", time.monotonic())
+            await self.journal.update_intent(cid, _intent_status(result), result=result)
+            outcome.orders.append(result)
+            self._publish(
+                "order",
+                venue=name,
+                coin=op.coin,
+                signal_id=op.signal_id,
+                client_id=cid,
+                side="buy" if req.is_buy else "sell",
+                size=str(size),
+                status=result.status.value,
+                filled=str(result.filled_size),
+                price=_fmt(result.avg_price),
+            )
+            if result.status is OrderStatus.REJECTED:
+                raise GiveUp(f"rejected: {result.error or 'no reason given'}")
+            if result.filled_size > 0:
+                outcome.latency.mark("filled", time.monotonic())
+                last_price = result.avg_price or last_price
+                self._publish(
+                    "fill",
+                    venue=name,
+                    coin=op.coin,
+                    signal_id=op.signal_id,
+                    client_id=cid,
+                    size=str(result.filled_size),
+                    price=_fmt(result.avg_price),
+                )
+            if result.filled_size >= size:
+                current = current + (result.filled_size if req.is_buy else -result.filled_size)
+                continue
+            # A partial (or empty) fill: the exchange, not our arithmetic, says what is missing.
+            log.info(
+                "partial_fill",
+                venue=name,
+                coin=op.coin,
+                signal_id=op.signal_id,
+                client_id=cid,
+                asked=str(size),
+                filled=str(result.filled_size),
+            )
+            current = await self._fresh_size(name, venue, op)
+
+    async def _resolve_ambiguous(
+        self, name: str, venue: Venue, op: Operation, cid: str
+    ) -> OrderResult | None:
+        """Ask the venue what became of `cid`; wait a grace period for an order still in flight."""
+        deadline = time.monotonic() + self.config.ambiguous_grace_s
+        delay = 0.05
+        while True:
+            try:
+                found = await venue.order_status(cid)
+            except (Transient, Ambiguous) as exc:
+                log.warning("order_status_failed", venue=name, coin=op.coin, client_id=cid, error=str(exc))
+                found = None
+            if found is not None:
+                await self.journal.update_intent(cid, _intent_status(found), result=found)
+                log.info(
+                    "ambiguous_resolved",
+                    venue=name,
+                    coin=op.coin,
+                    signal_id=op.signal_id,
+                    client_id=cid,
+                    status=found.status.value,
+                    filled=str(found.filled_size),
+                )
+                return found
+            if time.monotonic() >= deadline:
+                await self.journal.update_intent(cid, "unknown", error="venue never saw the order")
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.4)
+
+    async def _fresh_size(self, name: str, venue: Venue, op: Operation) -> Decimal:
+        started = time.monotonic()
+        positions = await self._retrying(name, op, lambda: self._readers[name].read(started))
+        held = positions.get(op.coin)
+        return held.size if held is not None else ZERO
+
+    async def _retrying(self, name: str, op: Operation, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a read, retrying transient errors with backoff while the operation is young."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call()
+            except Ambiguous as exc:  # a read has no side effects: asking again is safe
+                err: Transient | Ambiguous = exc
+                retry_after: float | None = None
+            except RateLimited as exc:
+                if self.quarantine.note_rate_limited(name):
+                    await self._announce_quarantine(
+                        name, op.coin, self.quarantine.reason(name) or "rate limited"
+                    )
+                    raise GiveUp(f"venue quarantined: {self.quarantine.reason(name)}") from exc
+                err, retry_after = exc, exc.retry_after
+            except Transient as exc:
+                err, retry_after = exc, exc.retry_after
+            if attempt >= self.config.max_attempts:
+                raise GiveUp(f"read failed {attempt} times: {type(err).__name__}: {err}")
+            log.info(
+                "read_retry",
+                venue=name,
+                coin=op.coin,
+                signal_id=op.signal_id,
+                error=str(err),
+                attempt=attempt,
+            )
+            await self._backoff(op, attempt, retry_after)
+
+    async def _backoff(self, op: Operation, attempt: int, retry_after: float | None) -> None:
+        delay = min(self.config.backoff_base_s * (2 ** (attempt - 1)), self.config.backoff_max_s)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        remaining = self.config.max_signal_age_s - self._age_s(op)
+        if delay >= remaining:
+            raise GiveUp(
+                f"signal older than max_signal_age_s={self.config.max_signal_age_s:g} before a retry"
+            )
+        await asyncio.sleep(delay)
+
+    def _age_s(self, op: Operation) -> float:
+        return (utcnow() - op.created_at).total_seconds()
+
+    def _check_age(self, op: Operation, state: str) -> None:
+        if self._age_s(op) > self.config.max_signal_age_s:
+            raise GiveUp(f"signal older than max_signal_age_s={self.config.max_signal_age_s:g}; {state}")
+
+    async def _market(self, name: str, venue: Venue, coin: str) -> Market:
+        markets = self._markets.get(name)
+        if markets is None or coin not in markets:
+            markets = self._markets[name] = await venue.markets()
+        market = markets.get(coin)
+        if market is None:
+            raise SkipVenue(f"{coin} is not listed on {name}")
+        return market
+
+    async def _ensure_leverage(self, name: str, coin: str, leverage: int) -> None:
+        """Set leverage on the venue before the first order on a coin (and when it changes)."""
+        if self._leverage_done.get((name, coin)) == leverage:
+            return
+        try:
+            await self.venues[name].set_leverage(coin, leverage)
+        except Rejected as exc:
+            raise GiveUp(f"leverage {leverage} refused: {exc}") from exc
+        self._leverage_done[(name, coin)] = leverage
+
+    async def _cached_size(self, name: str, coin: str) -> Decimal | None:
+        cached = (await self.journal.cached_positions(name)).get((name, coin))
+        if cached is None:
+            return None
+        size = getattr(cached, "size", None)
+        return Decimal(str(size)) if size is not None else None
+
+    async def _reconcile_cache(
+        self, name: str, op: Operation, held: Position | None, cached: Decimal | None
+    ) -> None:
+        """Bring the cache in line with the exchange and record what differed."""
+        exchange = held.size if held is not None else ZERO
+        local = cached if cached is not None else ZERO
+        if exchange == local:
+            return
+        if exchange == 0:
+            kind, message = (
+                "stale_local_cleared",
+                "cache had a position the exchange does not hold; cleared stale local record",
+            )
+            await self.journal.clear_cached_position(name, op.coin)
+        elif local == 0:
+            kind, message = (
+                "missing_local_adopted",
+                "exchange holds a position the cache lacked; adopted, will close/flip and sync",
+            )
+            await self.journal.set_cached_position(
+                name, op.coin, exchange, held.entry_price if held else None
+            )
+        else:
+            kind, message = (
+                "size_mismatch",
+                "exchange and cache disagree on the size; cache set to the exchange's",
+            )
+            await self.journal.set_cached_position(
+                name, op.coin, exchange, held.entry_price if held else None
+            )
+        await self.journal.record_event(
+            kind, name, op.coin, exchange, cached, detail=f"signal {op.signal_id}"
+        )
+        log.warning(
+            kind,
+            venue=name,
+            coin=op.coin,
+            signal_id=op.signal_id,
+            exchange_size=str(exchange),
+            cached_size=_fmt(cached),
+            message=message,
+        )
+        self._publish(
+            "drift",
+            kind=kind,
+            venue=name,
+            coin=op.coin,
+            exchange_size=str(exchange),
+            cached_size=_fmt(cached),
+            signal_id=op.signal_id,
+        )
+
+    async def _after_change(
+        self, name: str, op: Operation, size: Decimal, fill_price: Decimal | None, entry: Decimal | None
+    ) -> None:
+        if size == 0:
+            await self.journal.clear_cached_position(name, op.coin)
+        else:
+            await self.journal.set_cached_position(name, op.coin, size, entry)
+        position = Position(venue=name, coin=op.coin, size=size, entry_price=entry or ZERO)
+        try:
+            await self.hooks.after_position_change(name, op.coin, position, fill_price)
+        except Exception as exc:  # a hook's failure must not undo or hide the trade
+            log.error(
+                "after_position_change_failed",
+                venue=name,
+                coin=op.coin,
+                signal_id=op.signal_id,
+                error=repr(exc),
+            )
+
+    async def _quarantine(self, name: str, coin: str, reason: str) -> None:
+        if self.quarantine.quarantine(name, reason):
+            await self._announce_quarantine(name, coin, reason)
+
+    async def _announce_quarantine(self, name: str, coin: str, reason: str) -> None:
+        log.error("venue_quarantined", venue=name, coin=coin, reason=reason, alert=True)
+        await self.journal.record_event("venue_quarantined", name, coin, None, None, detail=reason)
+        self._publish("alert", kind="venue_quarantined", venue=name, reason=reason)
+
+    async def _release(self, name: str, coin: str) -> None:
+        if self.quarantine.release(name):
+            log.warning("venue_released", venue=name, coin=coin, message="health read succeeded")
+            await self.journal.record_event(
+                "venue_released", name, coin, None, None, detail="health read succeeded"
+            )
+            self._publish("alert", kind="venue_released", venue=name)
+
+    async def release_if_healthy(self, name: str) -> bool:
+        """Probe a quarantined venue with a read; lift the quarantine when it succeeds."""
+        if not self.quarantine.is_quarantined(name):
+            return True
+        try:
+            await self.venues[name].positions()
+        except VenueError:
+            return False
+        await self._release(name, "")
+        return True
+
+    async def _finish(self, name: str, op: Operation, outcome: VenueOutcome, action: str) -> None:
+        """Journal the outcome with its latency ledger and write the one line the seed asked for."""
+        ledger = outcome.latency
+        try:
+            await self.journal.record_outcome(op.signal_id, outcome)
+        except Exception as exc:
+            log.error(
+                "outcome_not_journaled", venue=name, coin=op.coin, signal_id=op.signal_id, error=repr(exc)
+            )
+        before = outcome.exchange_size_before
+        event = log.info if outcome.status is not OutcomeStatus.FAILED else log.error
+        event(
+            "venue_outcome",
+            venue=name,
+            coin=op.coin,
+            signal_id=op.signal_id,
+            operation=op.action_name,
+            exchange_size=_fmt(before),
+            exchange_side=_side_name(before),
+            cached_size=_fmt(outcome.cached_size_before),
+            target_size=_fmt(outcome.target_size),
+            exchange_size_after=_fmt(outcome.exchange_size_after),
+            action=action,
+            status=outcome.status.value,
+            reason=outcome.reason or None,
+            orders=len(outcome.orders),
+            decide_ms=ledger.ms_between("received", "decided"),
+            ack_ms=ledger.ms_between("received", "acked"),
+            fill_ms=ledger.ms_between("received", "filled"),
+        )
+        self._publish(
+            "outcome",
+            venue=name,
+            coin=op.coin,
+            signal_id=op.signal_id,
+            status=outcome.status.value,
+            reason=outcome.reason,
+            action=action,
+            exchange_size_after=_fmt(outcome.exchange_size_after),
+        )
+
+    def _publish(self, event_type: str, **fields: Any) -> None:
+        if self.publish is None:
+            return
+        try:
+            self.publish({"type": event_type, **fields})
+        except Exception as exc:  # the dashboard must never break trading
+            log.warning("publish_failed", event_type=event_type, error=repr(exc))

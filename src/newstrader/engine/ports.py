@@ -1,0 +1,116 @@
+"""What the engine needs from its neighbours, as protocols: the journal, settings, hooks.
+
+The engine depends on these shapes, not on the modules that implement them, so it can be
+typed strictly and built while those modules evolve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from newstrader.domain import OrderRequest, OrderResult, Position, VenueOutcome
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class CachedPositionLike(Protocol):
+    @property
+    def size(self) -> Decimal: ...
+
+
+class ExecutionJournal(Protocol):
+    """The part of `journal.Journal` the engine writes to and reads from."""
+
+    async def record_intent(
+        self, signal_id: str, venue: str, coin: str, leg: str, client_id: str, req: OrderRequest
+    ) -> Any: ...
+
+    async def update_intent(
+        self, client_id: str, status: str, result: OrderResult | None = None, error: str | None = None
+    ) -> Any: ...
+
+    async def pending_intents(self) -> list[Any]: ...
+
+    async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> Any: ...
+
+    async def record_event(
+        self,
+        kind: str,
+        venue: str,
+        coin: str,
+        exchange_size: Decimal | None,
+        cached_size: Decimal | None,
+        detail: str = "",
+    ) -> Any: ...
+
+    async def cached_positions(self, venue: str | None = None) -> Mapping[tuple[str, str], Any]: ...
+
+    async def set_cached_position(
+        self, venue: str, coin: str, size: Decimal, entry_price: Decimal | None
+    ) -> Any: ...
+
+    async def clear_cached_position(self, venue: str, coin: str) -> Any: ...
+
+
+class TradeHooks(Protocol):
+    """Called after every change of a position (the auto trader replaces TP/SL here).
+
+    `venue` is the venue's name; `position` is the position after the change (size 0 when
+    closed); `fill_price` the average price of the last fill, when known.
+    """
+
+    async def after_position_change(
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+    ) -> None: ...
+
+
+class NoHooks:
+    """The default: nothing happens after a position change."""
+
+    async def after_position_change(
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+    ) -> None:
+        return None
+
+
+MODES = ("target", "close_then_open")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """The `[engine]` settings the executor and reconciler act on, with their defaults."""
+
+    mode: str = "target"
+    max_signal_age_s: float = 30.0
+    reconcile_interval_s: float = 60.0
+    position_cache_ttl_ms: float = 0.0
+    max_attempts: int = 8
+    backoff_base_s: float = 0.05
+    backoff_max_s: float = 2.0
+    ambiguous_grace_s: float = 1.0
+    rate_limit_quarantine_count: int = 5
+    rate_limit_window_s: float = 10.0
+    quarantine_probe_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"engine.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EngineConfig:
+        """Read an `[engine]` settings object or dict; absent keys keep their defaults."""
+        if isinstance(settings, EngineConfig):
+            return settings
+        if settings is None:
+            return cls()
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            raw = settings.get(name) if isinstance(settings, Mapping) else getattr(settings, name, None)
+            if raw is not None:
+                values[name] = raw
+        if "mode" in values:
+            values["mode"] = str(getattr(values["mode"], "value", values["mode"]))
+        return cls(**values)

@@ -1,0 +1,122 @@
+"""Sizing: how much of a coin a signal asks for on one venue, or why it asks for nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from newstrader.domain import Market, Signal
+
+DEFAULT_NOTIONAL_USD = Decimal(100)
+DEFAULT_LEVERAGE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CoinSizing:
+    """A per-coin override of the default notional and leverage."""
+
+    notional_usd: Decimal | None = None
+    leverage: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SizePlan:
+    """The signed target size on one venue, or the reason there is none."""
+
+    target_size: Decimal
+    leverage: int
+    notional_usd: Decimal
+    skip_reason: str | None = None
+
+
+def _field(source: Any, name: str) -> Any:
+    if isinstance(source, Mapping):
+        return source.get(name)
+    return getattr(source, name, None)
+
+
+class Sizer:
+    """notional_usd / mark, rounded down to the venue's step, with per-coin overrides."""
+
+    def __init__(
+        self,
+        notional_usd: Decimal = DEFAULT_NOTIONAL_USD,
+        leverage: int = DEFAULT_LEVERAGE,
+        overrides: Mapping[str, CoinSizing] | None = None,
+    ) -> None:
+        if notional_usd <= 0:
+            raise ValueError("sizing.notional_usd must be positive")
+        if leverage < 1:
+            raise ValueError("sizing.leverage must be at least 1")
+        self.notional_usd = notional_usd
+        self.leverage = leverage
+        self.overrides = {coin.upper(): o for coin, o in (overrides or {}).items()}
+
+    @classmethod
+    def from_settings(cls, sizing: Any) -> Sizer:
+        """Build from the `[sizing]` settings object (or a dict); missing keys take defaults."""
+        if isinstance(sizing, Sizer):
+            return sizing
+        notional = _field(sizing, "notional_usd")
+        leverage = _field(sizing, "leverage")
+        raw_overrides: Any = None
+        for key in ("coins", "overrides", "per_coin"):
+            raw_overrides = _field(sizing, key)
+            if raw_overrides:
+                break
+        overrides: dict[str, CoinSizing] = {}
+        for coin, spec in dict(raw_overrides or {}).items():
+            o_notional = _field(spec, "notional_usd")
+            o_leverage = _field(spec, "leverage")
+            overrides[str(coin)] = CoinSizing(
+                notional_usd=Decimal(str(o_notional)) if o_notional is not None else None,
+                leverage=int(o_leverage) if o_leverage is not None else None,
+            )
+        return cls(
+            notional_usd=Decimal(str(notional)) if notional is not None else DEFAULT_NOTIONAL_USD,
+            leverage=int(leverage) if leverage is not None else DEFAULT_LEVERAGE,
+            overrides=overrides,
+        )
+
+    def leverage_for(self, signal: Signal, market: Market) -> int:
+        """Signal's leverage, else the coin's override, else the default; capped by the venue."""
+        override = self.overrides.get(signal.coin.upper())
+        wanted = (
+            signal.leverage
+            or (override.leverage if override and override.leverage else None)
+            or self.leverage
+        )
+        return max(1, min(wanted, market.max_leverage)) if market.max_leverage >= 1 else wanted
+
+    def notional_for(self, signal: Signal) -> Decimal:
+        override = self.overrides.get(signal.coin.upper())
+        if signal.notional_usd is not None:
+            return signal.notional_usd
+        if override is not None and override.notional_usd is not None:
+            return override.notional_usd
+        return self.notional_usd
+
+    def plan(self, signal: Signal, market: Market, mark: Decimal) -> SizePlan:
+        """The signed target for `signal` on a venue with `market` rules at price `mark`."""
+        notional = self.notional_for(signal)
+        leverage = self.leverage_for(signal, market)
+        if mark <= 0:
+            return SizePlan(Decimal(0), leverage, notional, f"no usable mark price for {signal.coin}")
+        size = market.round_size(notional / mark)
+        if size == 0 or size < market.min_size:
+            return SizePlan(
+                Decimal(0),
+                leverage,
+                notional,
+                f"{notional} USD at {mark} rounds to {size} (step {market.size_step})",
+            )
+        if market.min_notional and size * mark < market.min_notional:
+            return SizePlan(
+                Decimal(0),
+                leverage,
+                notional,
+                f"{size * mark:.2f} USD is below the venue's min notional {market.min_notional}",
+            )
+        return SizePlan(size * signal.side.sign, leverage, notional)
