@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -62,14 +62,27 @@ def check(config: ConfigOpt = Path("newstrader.toml")) -> None:
 
 @app.command()
 def positions(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
-    """Exchange positions next to the cache, per venue."""
-    _not_built("positions")
+    """Exchange positions next to the cache, per venue (asks the running bot)."""
+    from newstrader.web import remote
+
+    data = _remote_call(config, "GET", "/api/positions")
+    if as_json:
+        remote.print_json(data)
+    else:
+        remote.render_positions(_console(), data)
 
 
 @app.command()
 def reconcile(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
-    """Read every venue and record drift, without trading."""
-    _not_built("reconcile")
+    """Read every venue and record drift, without trading (asks the running bot)."""
+    from newstrader.web import remote
+
+    data = _remote_call(config, "POST", "/api/control/reconcile")
+    if as_json:
+        remote.print_json(data)
+    else:
+        found = data.get("detail") if isinstance(data.get("detail"), list) else []
+        remote.render_events(_console(), found, "Drift found now")
 
 
 @app.command()
@@ -77,30 +90,35 @@ def close(
     coin: str,
     venue: Annotated[str | None, typer.Option(help="Only this venue.")] = None,
     config: ConfigOpt = Path("newstrader.toml"),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Close one coin's position."""
-    _not_built("close")
+    """Close one coin's position (asks the running bot)."""
+    _remote_control(config, "close", as_json, {"coin": coin, "venue": venue})
 
 
 @app.command()
 def flatten(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
     config: ConfigOpt = Path("newstrader.toml"),
+    as_json: JsonOpt = False,
 ) -> None:
     """Close every position on every venue and cancel every trigger."""
-    _not_built("flatten")
+    if not yes and not typer.confirm("Close every position on every venue?", default=False):
+        typer.echo("flatten: not confirmed, nothing done", err=True)
+        raise typer.Exit(1)
+    _remote_control(config, "flatten", as_json)
 
 
 @app.command()
-def pause(config: ConfigOpt = Path("newstrader.toml")) -> None:
+def pause(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
     """Stop opening positions."""
-    _not_built("pause")
+    _remote_control(config, "pause", as_json)
 
 
 @app.command()
-def resume(config: ConfigOpt = Path("newstrader.toml")) -> None:
+def resume(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
     """Resume trading."""
-    _not_built("resume")
+    _remote_control(config, "resume", as_json)
 
 
 @app.command()
@@ -124,15 +142,60 @@ def replay(
 
 
 @app.command()
-def history(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
-    """Recent news, signals and outcomes."""
-    _not_built("history")
+def history(
+    config: ConfigOpt = Path("newstrader.toml"),
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(help="Rows of each kind.")] = 20,
+) -> None:
+    """Recent news, signals and outcomes (asks the running bot)."""
+    from newstrader.web import remote
+
+    news = _remote_call(config, "GET", f"/api/news?limit={limit}")["news"]
+    signals = _remote_call(config, "GET", f"/api/signals?limit={limit}")["signals"]
+    if as_json:
+        remote.print_json({"news": news, "signals": signals})
+    else:
+        remote.render_history(_console(), news, signals)
 
 
 @app.command()
 def stats(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
-    """Realized PnL, fees, win rate and latency from exchange fills."""
-    _not_built("stats")
+    """Realized PnL, fees, win rate and latency from exchange fills (asks the running bot)."""
+    from newstrader.web import remote
+
+    data = _remote_call(config, "GET", "/api/stats")
+    if as_json:
+        remote.print_json(data)
+    else:
+        remote.render_stats(_console(), data)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _remote_call(config: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Ask the running bot (operator verbs); a failure is one clear line and exit 1."""
+    from newstrader.web import remote
+
+    try:
+        with remote.BotClient(remote.resolve_endpoint(config)) as client:
+            return client.call(method, path, body)
+    except remote.RemoteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _remote_control(config: Path, action: str, as_json: bool, body: dict[str, Any] | None = None) -> None:
+    from newstrader.web import remote
+
+    data = _remote_call(config, "POST", f"/api/control/{action}", body)
+    if as_json:
+        remote.print_json(data)
+    else:
+        remote.render_control(_console(), data)
 
 
 def main() -> None:

@@ -1,0 +1,115 @@
+"""Server-sent events: forward what the bot publishes on its bus to each dashboard.
+
+Event names on the wire: `news`, `signal`, `order`, `fill`, `drift`, `position`, `control`
+(plus `hello` on connect). Each `data` is one JSON object. A slow client never blocks
+the bot: its queue is bounded and the oldest events are dropped for it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# The bus's topic names mapped to the SSE event names the page listens for.
+EVENT_NAMES = {
+    "news": "news",
+    "signal": "signal",
+    "signals": "signal",
+    "outcome": "signal",
+    "order": "order",
+    "orders": "order",
+    "fill": "fill",
+    "fills": "fill",
+    "drift": "drift",
+    "event": "drift",
+    "position": "position",
+    "positions": "position",
+    "control": "control",
+}
+
+HEARTBEAT_S = 15.0
+
+
+def to_jsonable(value: Any) -> Any:
+    """Decimals become strings (no float rounding), datetimes ISO 8601, dataclasses dicts."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return to_jsonable(value.model_dump())
+    return value
+
+
+def normalise(message: Any) -> tuple[str, dict[str, Any]]:
+    """Accept the bus's message shapes: (topic, payload), an object with topic/kind + data, or a dict."""
+    if isinstance(message, tuple) and len(message) == 2:
+        topic, payload = message
+    elif isinstance(message, Mapping):
+        topic = message.get("topic") or message.get("type") or message.get("kind") or "event"
+        payload = message.get("data", message)
+    else:
+        topic = getattr(message, "topic", None) or getattr(message, "kind", None) or "event"
+        payload = getattr(message, "data", None)
+        if payload is None:
+            payload = message
+    data = to_jsonable(payload)
+    if not isinstance(data, dict):
+        data = {"value": data}
+    return EVENT_NAMES.get(str(topic), str(topic)), data
+
+
+async def bus_messages(bus: Any) -> AsyncIterator[Any]:
+    """Iterate one subscription of the bot's bus, whatever its shape (queue or async iterator)."""
+    subscription = bus.subscribe()
+    if hasattr(subscription, "__aenter__"):
+        async with subscription as inner:
+            async for message in _drain(inner):
+                yield message
+        return
+    try:
+        async for message in _drain(subscription):
+            yield message
+    finally:
+        unsubscribe = getattr(bus, "unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe(subscription)
+
+
+async def _drain(source: Any) -> AsyncIterator[Any]:
+    if isinstance(source, asyncio.Queue):
+        while True:
+            yield await source.get()
+    else:
+        async for message in source:
+            yield message
+
+
+async def sse_events(bus: Any, *, hello: dict[str, Any] | None = None) -> AsyncIterator[dict[str, str]]:
+    """The stream for one client, as dicts sse-starlette sends (`event`, `data`)."""
+    yield {"event": "hello", "data": json.dumps(hello or {})}
+    async for message in bus_messages(bus):
+        try:
+            name, data = normalise(message)
+        except Exception:  # a bad message must not end every dashboard's stream
+            log.warning("sse_bad_message", message=repr(message)[:200])
+            continue
+        yield {"event": name, "data": json.dumps(data)}

@@ -1,0 +1,362 @@
+// newstrader dashboard: vanilla JS, no dependencies, works offline.
+// The token lives in sessionStorage and goes out as a Bearer header on every data call;
+// the SSE stream uses the HttpOnly cookie that POST /api/login sets (EventSource cannot send headers).
+"use strict";
+
+const TOKEN_KEY = "newstrader.token";
+const $ = (sel) => document.querySelector(sel);
+let stream = null;
+const refreshTimers = {};
+
+// ------------------------------------------------------------ helpers
+
+// Build DOM nodes with textContent only: headlines come from outside and must never become HTML.
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function pick(row, ...keys) {
+  for (const key of keys) if (row && row[key] !== undefined && row[key] !== null && row[key] !== "") return row[key];
+  return null;
+}
+
+function fmtNum(value, digits) {
+  if (value === null || value === undefined || value === "") return "–";
+  const n = Number(value);
+  if (!Number.isFinite(n)) return String(value);
+  if (digits !== undefined) return n.toFixed(digits);
+  return String(value);
+}
+
+function fmtTime(value) {
+  if (!value) return "";
+  const d = new Date(typeof value === "number" ? value * 1000 : value);
+  return Number.isNaN(d.getTime()) ? String(value) : d.toLocaleTimeString([], { hour12: false });
+}
+
+function sideClass(value) {
+  const s = String(value || "").toLowerCase();
+  if (s === "long" || s === "buy" || s === "true") return "long";
+  if (s === "short" || s === "sell" || s === "false") return "short";
+  const n = Number(value);
+  if (Number.isFinite(n) && n !== 0) return n > 0 ? "long" : "short";
+  return "";
+}
+
+function toast(text) {
+  const box = $("#toast");
+  box.textContent = text;
+  box.classList.add("show");
+  clearTimeout(box._timer);
+  box._timer = setTimeout(() => box.classList.remove("show"), 3500);
+}
+
+function fillTable(selector, rows, render) {
+  const body = $(selector + " tbody");
+  body.replaceChildren(...rows.map(render));
+}
+
+// ------------------------------------------------------------ API
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+async function api(path, options) {
+  const opts = Object.assign({ method: "GET", headers: {} }, options || {});
+  opts.headers = Object.assign({ Authorization: "Bearer " + token() }, opts.headers);
+  if (opts.json !== undefined) {
+    opts.body = JSON.stringify(opts.json);
+    opts.headers["Content-Type"] = "application/json";
+    delete opts.json;
+  }
+  const response = await fetch(path, opts);
+  if (response.status === 401) { logout("Your session's token was refused; log in again."); throw new Error("unauthorized"); }
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new Error((body && body.detail) ? String(body.detail) : response.statusText);
+  return body;
+}
+
+// ------------------------------------------------------------ login
+
+async function login(event) {
+  event.preventDefault();
+  const value = $("#token").value.trim();
+  $("#login-error").textContent = "";
+  const response = await fetch("/api/login", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: value }),
+  });
+  if (response.status !== 204) {
+    $("#login-error").textContent = "Wrong token.";
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, value);
+  $("#token").value = "";
+  start();
+}
+
+function logout(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (stream) { stream.close(); stream = null; }
+  $("#login").classList.remove("hidden");
+  $("#login-error").textContent = message || "";
+  setLive(false);
+}
+
+function start() {
+  $("#login").classList.add("hidden");
+  refreshAll();
+  connect();
+}
+
+// ------------------------------------------------------------ panels
+
+async function refreshPositions() {
+  const data = await api("/api/positions");
+  setRunState(data.paused);
+  const rows = data.positions || [];
+  $("#positions-empty").style.display = rows.length ? "none" : "";
+  fillTable("#positions", rows, (p) => {
+    const exch = p.exchange_size, cache = p.cached_size;
+    const badge = p.drift
+      ? el("span", { class: "badge drift", "data-testid": "drift-badge" }, "drift")
+      : el("span", { class: "badge in-sync", "data-testid": "drift-badge" }, "in sync");
+    const upnl = pick(p, "unrealized_pnl");
+    return el("tr", { "data-venue": p.venue, "data-coin": p.coin, "data-testid": "position-row" },
+      el("td", {}, p.venue),
+      el("td", {}, el("b", {}, p.coin)),
+      el("td", { class: "num " + sideClass(exch), "data-testid": "exchange-size" }, fmtNum(exch)),
+      el("td", { class: "num " + sideClass(cache), "data-testid": "cached-size" }, fmtNum(cache)),
+      el("td", {}, badge),
+      el("td", { class: "num" }, fmtNum(p.entry_price)),
+      el("td", { class: "num" }, fmtNum(p.mark_price)),
+      el("td", { class: "num " + sideClass(upnl) }, fmtNum(upnl, 2)),
+      el("td", { class: "num" }, fmtNum(p.take_profit)),
+      el("td", { class: "num" }, fmtNum(p.stop_loss)),
+      el("td", {}, el("button", {
+        class: "small", "data-testid": "close-one",
+        onclick: () => control("close", { coin: p.coin, venue: p.venue }),
+      }, "Close")),
+    );
+  });
+}
+
+function outcomeCell(outcomes) {
+  return el("span", {}, (outcomes || []).map((o) => {
+    const status = String(pick(o, "status") || "?");
+    // latency_ms maps each stage to ms since the first stamp: the largest is the total.
+    const stages = o.latency_ms && typeof o.latency_ms === "object" ? Object.values(o.latency_ms) : [];
+    const ms = stages.length ? Math.max(...stages.map(Number)) : null;
+    const reason = pick(o, "reason");
+    return el("span", { class: "badge " + status, title: reason || "" },
+      `${o.venue}: ${status}` + (ms !== null ? ` ${fmtNum(ms, 1)} ms` : ""));
+  }).reduce((acc, node) => acc.concat(node, " "), []));
+}
+
+async function refreshSignals() {
+  const data = await api("/api/signals?limit=30");
+  fillTable("#signals", data.signals || [], (s) => el("tr", {},
+    el("td", {}, fmtTime(pick(s, "created_at", "time"))),
+    el("td", {}, el("b", {}, s.coin)),
+    el("td", { class: sideClass(s.side) }, s.side),
+    el("td", {}, el("span", { title: pick(s, "reason") || "" }, pick(s, "status") || "")),
+    el("td", {}, outcomeCell(s.outcomes)),
+    el("td", { class: "muted" }, pick(s, "source") || ""),
+  ));
+}
+
+function newsItem(n) {
+  const outcome = pick(n, "outcome", "decision") || "";
+  const reason = pick(n, "reason") || "";
+  return el("li", {},
+    el("span", { class: "meta" }, fmtTime(pick(n, "received_at", "time")) + " " + (pick(n, "source") || "")),
+    pick(n, "title") || "",
+    " ",
+    el("span", { class: "meta", title: reason }, outcome + (reason ? ` (${reason})` : "")),
+  );
+}
+
+async function refreshNews() {
+  const data = await api("/api/news?limit=40");
+  $("#news").replaceChildren(...(data.news || []).map(newsItem));
+}
+
+async function refreshOrders() {
+  const data = await api("/api/orders?limit=30");
+  fillTable("#orders", data.orders || [], (o) => {
+    const isBuy = o.side === "buy" ? true : o.side === "sell" ? false : null;
+    return el("tr", {},
+      el("td", {}, fmtTime(pick(o, "created_at", "updated_at", "time"))),
+      el("td", {}, o.venue),
+      el("td", {}, o.coin),
+      el("td", {}, pick(o, "leg") || ""),
+      el("td", { class: isBuy === true ? "long" : isBuy === false ? "short" : "" },
+        isBuy === true ? "buy" : isBuy === false ? "sell" : ""),
+      el("td", { class: "num" }, fmtNum(o.size)),
+      el("td", { title: pick(o, "error") || "" }, (pick(o, "status") || "") + (o.reduce_only ? " (reduce-only)" : "")),
+    );
+  });
+  fillTable("#fills", data.fills || [], (f) => el("tr", {},
+    el("td", {}, fmtTime(f.time)),
+    el("td", {}, f.venue),
+    el("td", {}, f.coin),
+    el("td", { class: f.is_buy ? "long" : "short" }, f.is_buy ? "buy" : "sell"),
+    el("td", { class: "num" }, fmtNum(f.size)),
+    el("td", { class: "num" }, fmtNum(f.price)),
+    el("td", { class: "num " + sideClass(f.realized_pnl) }, fmtNum(f.realized_pnl, 2)),
+  ));
+}
+
+async function refreshEvents() {
+  const data = await api("/api/events?limit=30");
+  fillTable("#events", data.events || [], (e) => el("tr", { "data-testid": "event-row" },
+    el("td", {}, fmtTime(pick(e, "created_at", "time"))),
+    el("td", {}, el("span", { class: "badge drift" }, pick(e, "kind") || "")),
+    el("td", {}, e.venue),
+    el("td", {}, e.coin),
+    el("td", { class: "num" }, fmtNum(e.exchange_size)),
+    el("td", { class: "num" }, fmtNum(e.cached_size)),
+  ));
+}
+
+async function refreshStats() {
+  const data = await api("/api/stats");
+  setRunState(data.paused);
+  $("#pnl-summary").replaceChildren(
+    el("span", {}, "realized ", el("b", { class: sideClass(data.realized_pnl) }, fmtNum(data.realized_pnl, 2)), " USD"),
+    el("span", {}, "fees ", el("b", {}, fmtNum(data.fees, 2))),
+    el("span", {}, "fills ", el("b", {}, data.fills)),
+  );
+  drawChart(data.pnl_curve || []);
+}
+
+// A small hand-written SVG line chart of cumulative realized PnL.
+function drawChart(points) {
+  const svg = $("#pnl-chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const W = 600, H = 200, pad = 8;
+  svg.replaceChildren();
+  const mk = (tag, attrs) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    svg.append(node);
+    return node;
+  };
+  if (!points.length) {
+    mk("text", { x: W / 2, y: H / 2, fill: "#8593a3", "text-anchor": "middle", "font-size": 14 }).textContent = "no fills yet";
+    return;
+  }
+  const values = [0, ...points.map((p) => Number(p.realized_pnl))];
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const span = hi - lo || 1;
+  const x = (i) => pad + (i * (W - 2 * pad)) / Math.max(values.length - 1, 1);
+  const y = (v) => H - pad - ((v - lo) * (H - 2 * pad)) / span;
+  mk("line", { x1: pad, x2: W - pad, y1: y(0), y2: y(0), stroke: "#263040", "stroke-dasharray": "4 4" });
+  const path = values.map((v, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+  const last = values[values.length - 1];
+  mk("path", { d: path, fill: "none", stroke: last >= 0 ? "#2fbf71" : "#ef5b5b", "stroke-width": 2 });
+  mk("text", { x: W - pad, y: 16, fill: "#8593a3", "text-anchor": "end", "font-size": 12 }).textContent =
+    `${last >= 0 ? "+" : ""}${last.toFixed(2)} USD`;
+}
+
+function setRunState(paused) {
+  const pill = $("#run-state");
+  pill.textContent = paused ? "paused" : "trading";
+  pill.className = "pill " + (paused ? "warn" : "ok");
+}
+
+function setLive(on) {
+  const pill = $("#live-state");
+  pill.textContent = on ? "live" : "offline";
+  pill.className = "pill " + (on ? "ok" : "off");
+}
+
+const PANELS = {
+  positions: refreshPositions, signals: refreshSignals, news: refreshNews,
+  orders: refreshOrders, events: refreshEvents, stats: refreshStats,
+};
+
+// Coalesce bursts of events into one refresh per panel.
+function schedule(...names) {
+  for (const name of names) {
+    clearTimeout(refreshTimers[name]);
+    refreshTimers[name] = setTimeout(() => PANELS[name]().catch((e) => console.warn(name, e)), 250);
+  }
+}
+
+function refreshAll() { schedule(...Object.keys(PANELS)); }
+
+// ------------------------------------------------------------ live updates
+
+const EVENT_PANELS = {
+  news: ["news"], signal: ["signals", "positions"], order: ["orders", "positions"],
+  fill: ["orders", "stats", "positions"], drift: ["events", "positions"], position: ["positions"],
+  control: ["positions", "stats"],
+};
+
+function connect() {
+  if (stream) stream.close();
+  stream = new EventSource("/api/stream");
+  stream.addEventListener("open", () => setLive(true));
+  stream.addEventListener("error", () => setLive(false));
+  stream.addEventListener("hello", () => { setLive(true); refreshAll(); });
+  for (const [name, panels] of Object.entries(EVENT_PANELS)) {
+    stream.addEventListener(name, () => schedule(...panels));
+  }
+}
+
+// ------------------------------------------------------------ controls
+
+async function control(action, body) {
+  try {
+    const result = await api("/api/control/" + action, { method: "POST", json: body });
+    setRunState(result.paused);
+    toast(`${action}: done`);
+  } catch (err) {
+    toast(`${action} failed: ${err.message}`);
+  }
+  schedule("positions", "orders", "events", "stats");
+}
+
+async function sendNews(event) {
+  event.preventDefault();
+  const body = { title: $("#news-title").value.trim(), source: "dashboard" };
+  const coin = $("#news-coin").value.trim(), side = $("#news-side").value;
+  if (coin) body.coin = coin.toUpperCase();
+  if (side) body.side = side;
+  const out = $("#news-result");
+  try {
+    const result = await api("/api/news", { method: "POST", json: body });
+    out.textContent = result.signal
+      ? `signal ${result.signal.side} ${result.signal.coin} (${result.reason})`
+      : `no signal: ${result.reason}`;
+    $("#news-title").value = "";
+  } catch (err) {
+    out.textContent = "refused: " + err.message;
+  }
+  schedule("news", "signals", "positions", "orders");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#login-form").addEventListener("submit", login);
+  $("#news-form").addEventListener("submit", sendNews);
+  $("#btn-pause").addEventListener("click", () => control("pause"));
+  $("#btn-resume").addEventListener("click", () => control("resume"));
+  $("#btn-reconcile").addEventListener("click", () => control("reconcile"));
+  $("#btn-flatten").addEventListener("click", () => {
+    if (confirm("Close every position on every venue and cancel every trigger?")) control("flatten");
+  });
+  $("#btn-logout").addEventListener("click", () => logout(""));
+  // Positions carry marks and uPnL that move without events: refresh them on a slow timer too.
+  setInterval(() => { if (token()) schedule("positions"); }, 5000);
+  if (token()) start();
+});
