@@ -417,7 +417,18 @@ class Executor:
             req = OrderRequest(
                 coin=op.coin, is_buy=delta > 0, size=size, client_id=cid, reduce_only=reduce_only
             )
-            await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
+            fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
+            if fresh_intent is False:
+                # This leg was sent before (a redelivery, or a run that crashed): never resend it
+                # blindly; ask the venue what became of it, re-read, and go on with a new leg.
+                log.warning(
+                    "leg_already_sent", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
+                )
+                found = await self._resolve_ambiguous(name, venue, op, cid, grace=False)
+                if found is not None and found.avg_price is not None:
+                    last_price = found.avg_price
+                current = await self._fresh_size(name, venue, op)
+                continue
             outcome.latency.mark("sent", time.monotonic())
             try:
                 result = await venue.place_order(req)
@@ -507,10 +518,10 @@ class Executor:
             current = await self._fresh_size(name, venue, op)
 
     async def _resolve_ambiguous(
-        self, name: str, venue: Venue, op: Operation, cid: str
+        self, name: str, venue: Venue, op: Operation, cid: str, *, grace: bool = True
     ) -> OrderResult | None:
         """Ask the venue what became of `cid`; wait a grace period for an order still in flight."""
-        deadline = time.monotonic() + self.config.ambiguous_grace_s
+        deadline = time.monotonic() + (self.config.ambiguous_grace_s if grace else 0.0)
         delay = 0.05
         while True:
             try:
@@ -531,7 +542,7 @@ class Executor:
                 )
                 return found
             if time.monotonic() >= deadline:
-                await self.journal.update_intent(cid, "unknown", error="venue never saw the order")
+                await self.journal.update_intent(cid, "failed", error="venue never saw the order")
                 return None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.4)
@@ -637,7 +648,7 @@ class Executor:
                 "exchange holds a position the cache lacked; adopted, will close/flip and sync",
             )
             await self.journal.set_cached_position(
-                name, op.coin, exchange, held.entry_price if held else None
+                name, op.coin, exchange, held.entry_price if held else ZERO
             )
         else:
             kind, message = (
@@ -645,7 +656,7 @@ class Executor:
                 "exchange and cache disagree on the size; cache set to the exchange's",
             )
             await self.journal.set_cached_position(
-                name, op.coin, exchange, held.entry_price if held else None
+                name, op.coin, exchange, held.entry_price if held else ZERO
             )
         await self.journal.record_event(
             kind, name, op.coin, exchange, cached, detail=f"signal {op.signal_id}"
@@ -675,7 +686,7 @@ class Executor:
         if size == 0:
             await self.journal.clear_cached_position(name, op.coin)
         else:
-            await self.journal.set_cached_position(name, op.coin, size, entry)
+            await self.journal.set_cached_position(name, op.coin, size, entry or ZERO)
         position = Position(venue=name, coin=op.coin, size=size, entry_price=entry or ZERO)
         try:
             await self.hooks.after_position_change(name, op.coin, position, fill_price)

@@ -43,7 +43,7 @@ class ResolvedIntent:
     client_id: str
     venue: str
     coin: str
-    status: str  # filled | acked | rejected | unknown | failed
+    status: str  # filled | acked | rejected | failed (the venue never saw it)
     filled_size: Decimal
 
 
@@ -124,7 +124,7 @@ class Reconciler:
         if exchange == 0:
             await self.journal.clear_cached_position(name, coin)
         else:
-            entry = position.entry_price if position is not None else None
+            entry = position.entry_price if position is not None else ZERO
             await self.journal.set_cached_position(name, coin, exchange, entry)
         await self.journal.record_event(kind, name, coin, exchange, cached, detail="reconcile")
         log.warning(
@@ -167,8 +167,8 @@ class Reconciler:
                 )
                 continue
             if found is None:
-                status, filled = "unknown", ZERO
-                await self.journal.update_intent(cid, "unknown", error="venue never saw the order")
+                status, filled = "failed", ZERO
+                await self.journal.update_intent(cid, "failed", error="venue never saw the order")
             else:
                 filled = found.filled_size
                 if found.status is OrderStatus.REJECTED:
