@@ -7,6 +7,7 @@ decimal strings, never floats.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import time
@@ -214,6 +215,7 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
         responses=unauthorized,
     )
     app.state.bot = bot
+    app.state.closing = asyncio.Event()  # set by LoopbackServer.stop: ends open SSE streams
 
     @app.get("/healthz", response_model=Health, responses={})
     async def healthz() -> Health:
@@ -367,7 +369,7 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     async def stream(request: Request) -> EventSourceResponse:
         """Server-sent events: news, signal, order, fill, drift, position, control."""
         return EventSourceResponse(
-            sse_events(bot.bus, hello={"paused": await _paused(bot)}),
+            sse_events(bot.bus, app.state.closing, hello={"paused": await _paused(bot)}),
             ping=int(HEARTBEAT_S),
         )
 

@@ -8,6 +8,7 @@ the bot: its queue is bounded and the oldest events are dropped for it alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import json
@@ -103,13 +104,32 @@ async def _drain(source: Any) -> AsyncIterator[Any]:
             yield message
 
 
-async def sse_events(bus: Any, *, hello: dict[str, Any] | None = None) -> AsyncIterator[dict[str, str]]:
-    """The stream for one client, as dicts sse-starlette sends (`event`, `data`)."""
+async def sse_events(
+    bus: Any, closing: asyncio.Event, *, hello: dict[str, Any] | None = None
+) -> AsyncIterator[dict[str, str]]:
+    """The stream for one client, as dicts sse-starlette sends (`event`, `data`); ends on `closing`."""
     yield {"event": "hello", "data": json.dumps(hello or {})}
-    async for message in bus_messages(bus):
-        try:
-            name, data = normalise(message)
-        except Exception:  # a bad message must not end every dashboard's stream
-            log.warning("sse_bad_message", message=repr(message)[:200])
-            continue
-        yield {"event": name, "data": json.dumps(data)}
+    messages = bus_messages(bus).__aiter__()
+    closed = asyncio.ensure_future(closing.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(messages.__anext__())
+            done, _ = await asyncio.wait({following, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if following not in done:
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                return
+            try:
+                message = following.result()
+            except StopAsyncIteration:
+                return
+            try:
+                name, data = normalise(message)
+            except Exception:  # a bad message must not end every dashboard's stream
+                log.warning("sse_bad_message", message=repr(message)[:200])
+                continue
+            yield {"event": name, "data": json.dumps(data)}
+    finally:
+        closed.cancel()
+        await messages.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,77 @@
+"""Serve an ASGI app with uvicorn inside an already running event loop.
+
+Several servers (the bot's API, the demo's simulator) share one process and one loop, so
+none of them may take over the process's signal handlers: the owner of the loop handles
+Ctrl-C and calls `stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The loop's owner handles signals; see the module docstring.
+        yield
+
+
+class LoopbackServer:
+    """One uvicorn server as a task of the current loop; `start()` returns once it listens."""
+
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
+    ) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+        except OSError:
+            self._sock.close()
+            raise
+        self.host = host
+        self.port = int(self._sock.getsockname()[1])
+        config = uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+        self._app = app
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self, timeout: float = 15.0) -> None:
+        """Start serving; raises if the server does not come up within `timeout` seconds."""
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raises the start-up error
+                raise RuntimeError(f"server on {self.url} stopped while starting")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"server on {self.url} did not start in {timeout}s")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        """Ask open streams to end, stop accepting, wait for the server task."""
+        closing = getattr(getattr(self._app, "state", None), "closing", None)
+        if isinstance(closing, asyncio.Event):
+            closing.set()
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._sock.close()
