@@ -408,12 +408,21 @@ def _fill_from_row(row: Mapping[Any, Any]) -> Fill:
 # --------------------------------------------------------------------------- statements
 
 
-def _insert_if_new(conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
-    """Insert a row unless its unique key exists; True when inserted. Portable across dialects."""
+def _insert_if_new(
+    conn: Connection, table: Table, values: Mapping[str, Any], key: Sequence[str] | None = None
+) -> bool:
+    """Insert a row unless one with the same unique `key` exists; True when inserted.
+
+    Portable across dialects: the insert runs in a savepoint and a failure is a duplicate
+    only when the key is really there; any other constraint failure propagates."""
+    key = key or [column.name for column in table.primary_key.columns]
     try:
         with conn.begin_nested():
             conn.execute(insert(table).values(**values))
     except IntegrityError:
+        where = [table.c[name] == values[name] for name in key]
+        if conn.execute(select(*[table.c[name] for name in key]).where(*where)).first() is None:
+            raise
         return False
     return True
 
@@ -423,7 +432,7 @@ def _upsert(conn: Connection, table: Table, keys: Mapping[str, Any], values: Map
     where = [table.c[name] == value for name, value in keys.items()]
     if conn.execute(update(table).where(*where).values(**values)).rowcount:
         return
-    if not _insert_if_new(conn, table, {**keys, **values}):
+    if not _insert_if_new(conn, table, {**keys, **values}, list(keys)):
         conn.execute(update(table).where(*where).values(**values))
 
 
@@ -728,7 +737,7 @@ class Journal:
             "created_at": now,
             "updated_at": now,
         }
-        return await self._write(lambda conn: _insert_if_new(conn, orders_table, values))
+        return await self._write(lambda conn: _insert_if_new(conn, orders_table, values, ["client_id"]))
 
     async def update_intent(
         self, client_id: str, status: str, result: OrderResult | None = None, error: str | None = None
@@ -862,7 +871,7 @@ class Journal:
             "client_id": fill.client_id,
             "recorded_at": _now(),
         }
-        return await self._write(lambda conn: _insert_if_new(conn, fills_table, values))
+        return await self._write(lambda conn: _insert_if_new(conn, fills_table, values, ["venue", "fill_id"]))
 
     async def fills(self, since: datetime | None = None, venue: str | None = None) -> list[Fill]:
         """Journaled fills in time order, optionally from `since` and for one venue."""

@@ -1,0 +1,40 @@
+"""Helper process for the kill test: writes to a journal forever, printing each id once committed.
+
+Not a test module. Usage: python journal_writer_proc.py SQLALCHEMY_URL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from decimal import Decimal
+
+from newstrader.domain import NewsItem, OrderRequest
+from newstrader.journal import Journal
+
+WRITERS = 8
+
+
+async def writer(journal: Journal, lane: int) -> None:
+    n = 0
+    while True:
+        news_id = f"n-{lane}-{n}"
+        await journal.record_news(NewsItem(id=news_id, title=f"headline {lane} {n}"), "received")
+        client_id = f"c-{lane}-{n}"
+        req = OrderRequest(coin="ETH", is_buy=n % 2 == 0, size=Decimal("0.0123"), client_id=client_id)
+        await journal.record_intent(news_id, "sim", "ETH", "open", client_id, req)
+        # Printed only after both awaits returned: these are the writes we claim are durable.
+        sys.stdout.write(f"{news_id} {client_id}\n")
+        sys.stdout.flush()
+        n += 1
+
+
+async def main(url: str) -> None:
+    journal = await Journal.open(url)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await asyncio.gather(*(writer(journal, lane) for lane in range(WRITERS)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

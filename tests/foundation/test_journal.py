@@ -1,0 +1,395 @@
+"""The journal against a real SQLite file: round trips, concurrency, and survival of kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from newstrader.domain import (
+    Fill,
+    LatencyLedger,
+    NewsItem,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OrderType,
+    OutcomeStatus,
+    Side,
+    Signal,
+    TimeInForce,
+    VenueOutcome,
+)
+from newstrader.journal import SCHEMA_VERSION, Journal, JournalError, normalize_title
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    j = await Journal.open(_url(tmp_path / "journal.db"))
+    yield j
+    await j.close()
+
+
+async def test_sqlite_file_is_wal_with_full_sync(tmp_path: Path) -> None:
+    db = tmp_path / "sub" / "dir" / "j.db"  # missing parent directories are created
+    j = await Journal.open(_url(db))
+    await j.set_control("paused", False)
+    await j.close()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    con.close()
+
+
+async def test_news_round_trip_and_dedupe(journal: Journal) -> None:
+    item = NewsItem(
+        id="n-1",
+        title="  Binance lists FOO!  ",
+        source="rss:coindesk",
+        body="body text",
+        url="https://example.test/a",
+        published_at=T0,
+        received_at=T0 + timedelta(seconds=2),
+        coin="FOO",
+        side=Side.LONG,
+    )
+    assert await journal.record_news(item, "received", "new") is True
+    assert await journal.record_news(item, "received", "again") is False  # redelivery
+    assert await journal.news_seen("n-1") is True
+    assert await journal.news_seen("n-2") is False
+
+    norm = normalize_title(item.title)
+    assert norm == "binance lists foo"
+    assert await journal.recent_headline_seen(norm, T0) is True
+    assert await journal.recent_headline_seen(norm, T0 + timedelta(seconds=3)) is False
+    assert await journal.recent_headline_seen(norm, T0, exclude_id="n-1") is False
+    assert await journal.recent_headline_seen("other", T0) is False
+
+    await journal.update_news("n-1", "signal", "long FOO")
+    [row] = await journal.recent_news(10)
+    assert row["id"] == "n-1"
+    assert row["outcome"] == "signal"
+    assert row["reason"] == "long FOO"
+    assert row["side"] == "long"
+    assert row["published_at"] == T0.isoformat()
+    assert row["received_at"] == (T0 + timedelta(seconds=2)).isoformat()
+    json.dumps(row)  # plain, JSON-friendly values only
+
+
+async def test_signal_round_trip(journal: Journal) -> None:
+    sig = Signal(
+        id="s-1",
+        news_id="n-1",
+        coin="ETH",
+        side=Side.SHORT,
+        confidence=0.75,
+        terms=("hack", "exploit"),
+        notional_usd=Decimal("123.45"),
+        leverage=5,
+        created_at=T0,
+        source="webhook",
+    )
+    assert await journal.record_signal(sig, "accepted", "") is True
+    assert await journal.record_signal(sig, "accepted", "") is False
+    await journal.update_signal("s-1", "executed", "2 venues ok")
+    [row] = await journal.recent_signals(5)
+    assert row == {
+        "id": "s-1",
+        "news_id": "n-1",
+        "coin": "ETH",
+        "side": "short",
+        "confidence": 0.75,
+        "terms": ["hack", "exploit"],
+        "notional_usd": "123.45",
+        "leverage": 5,
+        "source": "webhook",
+        "created_at": T0.isoformat(),
+        "status": "executed",
+        "reason": "2 venues ok",
+        "updated_at": row["updated_at"],
+    }
+
+
+async def test_intent_lifecycle_and_pending(journal: Journal) -> None:
+    req = OrderRequest(
+        coin="BTC",
+        is_buy=False,
+        size=Decimal("0.00012345"),
+        client_id="0xabc",
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("65432.1"),
+        reduce_only=True,
+        tif=TimeInForce.GTC,
+        max_slippage=Decimal("0.01"),
+    )
+    assert await journal.record_intent("s-1", "hl", "BTC", "close", "0xabc", req) is True
+    assert await journal.record_intent("s-1", "hl", "BTC", "close", "0xabc", req) is False
+    other = OrderRequest(coin="BTC", is_buy=True, size=Decimal("1"), client_id="0xdef")
+    await journal.record_intent("s-1", "aster", "BTC", "open", "0xdef", other)
+
+    [first, second] = await journal.pending_intents()
+    assert first.client_id == "0xabc"
+    assert first.request == req  # every field of the request survives exactly
+    assert first.status == "pending"
+    assert first.created_at.tzinfo is not None
+    assert second.venue == "aster"
+
+    result = OrderResult(
+        client_id="0xabc",
+        status=OrderStatus.FILLED,
+        venue_order_id="987",
+        filled_size=Decimal("0.00012345"),
+        avg_price=Decimal("65430.5"),
+    )
+    assert await journal.update_intent("0xabc", "filled", result) is True
+    await journal.update_intent("0xdef", "ambiguous", error="timeout after send")
+    assert await journal.update_intent("nope", "failed") is False
+    with pytest.raises(ValueError, match="unknown intent status"):
+        await journal.update_intent("0xabc", "done")
+
+    pending = await journal.pending_intents()
+    assert [i.client_id for i in pending] == ["0xdef"]  # ambiguous is still unresolved
+    done = await journal.intent("0xabc")
+    assert done is not None
+    assert done.status == "filled"
+    assert done.venue_order_id == "987"
+    assert done.filled_size == Decimal("0.00012345")
+    assert done.avg_price == Decimal("65430.5")
+
+    rows = await journal.recent_orders(10)
+    assert [r["client_id"] for r in rows] == ["0xdef", "0xabc"]
+    assert rows[0]["error"] == "timeout after send"
+    assert rows[1]["size"] == "0.00012345"
+    json.dumps(rows)
+
+
+async def test_outcome_round_trip_with_latency(journal: Journal) -> None:
+    ledger = LatencyLedger()
+    ledger.mark("received", 100.0)
+    ledger.mark("decided", 100.0004)
+    ledger.mark("filled", 100.0254)
+    outcome = VenueOutcome(
+        venue="hl",
+        coin="ETH",
+        status=OutcomeStatus.OK,
+        reason="flipped",
+        exchange_size_before=Decimal("-0.5"),
+        cached_size_before=Decimal("0"),
+        target_size=Decimal("0.5"),
+        exchange_size_after=Decimal("0.5"),
+        orders=[OrderResult("c1", OrderStatus.FILLED, "1", Decimal("1.0"), Decimal("3000.1"))],
+        latency=ledger,
+    )
+    await journal.record_outcome("s-9", outcome)
+    [row] = await journal.recent_outcomes(5)
+    assert row["signal_id"] == "s-9"
+    assert row["status"] == "ok"
+    assert row["exchange_size_before"] == "-0.5"
+    assert row["target_size"] == "0.5"
+    assert row["orders"][0]["filled_size"] == "1.0"
+    assert row["orders"][0]["avg_price"] == "3000.1"
+    assert row["latency"] == {"received": 100.0, "decided": 100.0004, "filled": 100.0254}
+    assert list(row["latency_ms"]) == ["received", "decided", "filled"]
+    assert row["latency_ms"]["filled"] == pytest.approx(25.4, abs=0.01)
+    json.dumps(row)
+
+
+async def test_events_and_cached_positions(journal: Journal) -> None:
+    await journal.record_event("stale_local_cleared", "hl", "ETH", Decimal(0), Decimal("0.3"), "liquidated?")
+    await journal.record_event("missing_local_adopted", "aster", "BTC", Decimal("-0.01"), None)
+    events = await journal.recent_events(10)
+    assert [e["kind"] for e in events] == ["missing_local_adopted", "stale_local_cleared"]
+    assert events[0]["cached_size"] is None
+    assert events[1]["cached_size"] == "0.3"
+    assert events[1]["detail"] == "liquidated?"
+
+    await journal.set_cached_position("hl", "ETH", Decimal("0.3"), Decimal("3000"))
+    await journal.set_cached_position("hl", "ETH", Decimal("-0.7"), Decimal("3100.5"))  # overwrite
+    await journal.set_cached_position("aster", "ETH", Decimal("1"), Decimal("2999"))
+    cache = await journal.cached_positions()
+    assert set(cache) == {("hl", "ETH"), ("aster", "ETH")}
+    assert cache["hl", "ETH"].size == Decimal("-0.7")
+    assert cache["hl", "ETH"].entry_price == Decimal("3100.5")
+    assert set(await journal.cached_positions("aster")) == {("aster", "ETH")}
+
+    await journal.set_cached_position("aster", "ETH", Decimal(0))  # flat means absent
+    await journal.clear_cached_position("hl", "ETH")
+    assert await journal.cached_positions() == {}
+
+
+async def test_fills_are_idempotent_and_filtered(journal: Journal) -> None:
+    def fill(venue: str, fill_id: str, minutes: int) -> Fill:
+        return Fill(
+            venue=venue,
+            coin="ETH",
+            is_buy=True,
+            size=Decimal("0.1"),
+            price=Decimal("3000.25"),
+            fee=Decimal("0.000135"),
+            realized_pnl=Decimal("-1.5"),
+            time=T0 + timedelta(minutes=minutes),
+            fill_id=fill_id,
+            venue_order_id="o1",
+            client_id="c1",
+        )
+
+    assert await journal.record_fill(fill("hl", "f1", 0)) is True
+    assert await journal.record_fill(fill("hl", "f1", 0)) is False
+    assert await journal.record_fill(fill("aster", "f1", 1)) is True  # same id, other venue
+    assert await journal.record_fill(fill("hl", "f2", 2)) is True
+    assert await journal.fills() == [fill("hl", "f1", 0), fill("aster", "f1", 1), fill("hl", "f2", 2)]
+    assert [f.fill_id for f in await journal.fills(venue="hl")] == ["f1", "f2"]
+    assert await journal.fills(since=T0 + timedelta(minutes=1), venue="aster") == [fill("aster", "f1", 1)]
+
+
+async def test_control_values(journal: Journal) -> None:
+    assert await journal.get_control("paused") is None
+    assert await journal.get_control("paused", False) is False
+    await journal.set_control("paused", True)
+    await journal.set_control("hold_deadlines", {"hl:ETH": "2026-01-01T00:00:00+00:00"})
+    await journal.set_control("paused", False)
+    assert await journal.get_control("paused") is False
+    assert await journal.get_control("hold_deadlines") == {"hl:ETH": "2026-01-01T00:00:00+00:00"}
+    with pytest.raises(TypeError):
+        await journal.set_control("bad", object())
+
+
+async def test_many_concurrent_writers_lose_nothing(journal: Journal) -> None:
+    tasks, per_task = 50, 20
+
+    async def writer(t: int) -> None:
+        for k in range(per_task):
+            if k % 2:
+                await journal.record_news(NewsItem(id=f"n-{t}-{k}", title=f"t {t} {k}"), "received")
+            else:
+                req = OrderRequest(coin="ETH", is_buy=True, size=Decimal(k + 1), client_id=f"c-{t}-{k}")
+                await journal.record_intent(f"s-{t}", "hl", "ETH", "open", f"c-{t}-{k}", req)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(t) for t in range(tasks)))
+    elapsed = time.perf_counter() - started
+    counts = await journal.counts()
+    assert counts["news"] == tasks * per_task // 2
+    assert counts["orders"] == tasks * per_task // 2
+    assert elapsed < 20, f"{tasks * per_task} writes took {elapsed:.1f}s"
+
+
+async def test_one_failing_write_does_not_undo_its_group(journal: Journal) -> None:
+    """A write that fails inside a group commit fails alone; the others in its group are kept."""
+    ok_items = [NewsItem(id=f"ok-{i}", title="x") for i in range(20)]
+    bad = NewsItem(id="bad", title="x", received_at=None)  # type: ignore[arg-type]  # NOT NULL column
+    results = await asyncio.gather(
+        *(journal.record_news(i, "received") for i in ok_items[:10]),
+        journal.record_news(bad, "received"),
+        *(journal.record_news(i, "received") for i in ok_items[10:]),
+        return_exceptions=True,
+    )
+    assert sum(r is True for r in results) == 20
+    assert sum(isinstance(r, Exception) for r in results) == 1
+    assert (await journal.counts())["news"] == 20
+
+
+async def test_two_journals_on_one_file(tmp_path: Path) -> None:
+    """Two processes' worth of writers (the bot and a CLI verb) share one file without 'locked' errors."""
+    url = _url(tmp_path / "shared.db")
+    a, b = await Journal.open(url), await Journal.open(url)
+    try:
+
+        async def write(j: Journal, prefix: str) -> None:
+            for k in range(100):
+                await j.record_news(NewsItem(id=f"{prefix}-{k}", title="x"), "received")
+
+        await asyncio.gather(write(a, "a"), write(b, "b"), write(a, "a2"), write(b, "b2"))
+        assert (await a.counts())["news"] == 400
+        assert await b.news_seen("a-99")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_in_memory_url_and_closed_journal() -> None:
+    j = await Journal.open("sqlite://")
+    await j.set_control("k", [1, "2"])
+    assert await j.get_control("k") == [1, "2"]
+    await j.close()
+    with pytest.raises(JournalError, match="closed"):
+        await j.get_control("k")
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    j = await Journal.open(_url(db))
+    await j.close()
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION + 1, T0.isoformat()))
+    con.commit()
+    con.close()
+    with pytest.raises(JournalError, match="newer"):
+        await Journal.open(_url(db))
+
+
+def test_reopen_after_kill_keeps_every_committed_write(tmp_path: Path) -> None:
+    """A process writing as fast as it can is SIGKILLed; everything it reported committed is there."""
+    db = tmp_path / "killed.db"
+    script = Path(__file__).with_name("journal_writer_proc.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), _url(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    reported: list[tuple[str, str]] = []
+    deadline = time.monotonic() + 60
+    while len(reported) < 400 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(("n-", "c-")) and len(line.split()) == 2:  # anything else is log output
+            news_id, client_id = line.split()
+            reported.append((news_id, client_id))
+    proc.send_signal(signal.SIGKILL)  # mid-write: the writers never pause
+    rest = proc.stdout.read()  # lines it printed before dying are committed too
+    proc.wait(timeout=10)
+    for line in rest.splitlines():
+        if line.startswith("n-") and len(line.split()) == 2:
+            news_id, client_id = line.split()
+            reported.append((news_id, client_id))
+    assert len(reported) >= 400, "the writer process did not get going"
+
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+
+    async def check() -> tuple[set[str], set[str]]:
+        j = await Journal.open(_url(db))
+        try:
+            news = {row["id"] for row in await j.recent_news(1_000_000)}
+            orders = {row["client_id"] for row in await j.recent_orders(1_000_000)}
+            return news, orders
+        finally:
+            await j.close()
+
+    news, orders = asyncio.run(check())
+    missing_news = [n for n, _ in reported if n not in news]
+    missing_orders = [c for _, c in reported if c not in orders]
+    assert missing_news == []
+    assert missing_orders == []
