@@ -1,0 +1,403 @@
+"""The composition root: config → journal, venues, engine, news pipeline, web app.
+
+`Bot(settings)` wires the rooms together; `start()` resolves what a crash left pending,
+reconciles every venue against the cache, then starts the reconcile loop and the web
+server; `stop()` undoes it in reverse order. Everything the operator can do (news in,
+positions, pause, close, flatten, reconcile) goes through the methods here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
+from newstrader.engine.executor import Executor
+from newstrader.engine.locks import VenueCoinState
+from newstrader.engine.ports import EngineConfig, NoHooks, TradeHooks
+from newstrader.engine.quarantine import Quarantine
+from newstrader.engine.reconcile import Reconciler
+from newstrader.engine.risk import Sizer
+from newstrader.venues.base import Venue, VenueError
+
+log = structlog.get_logger("newstrader.bot")
+
+
+def _get(source: Any, name: str, default: Any = None) -> Any:
+    if source is None:
+        return default
+    value = source.get(name, default) if isinstance(source, Mapping) else getattr(source, name, default)
+    return default if value is None else value
+
+
+def _secret(value: Any) -> str | None:
+    reveal = getattr(value, "get_secret_value", None)
+    raw = reveal() if callable(reveal) else value
+    return str(raw) if raw else None
+
+
+class Bus:
+    """In-process fan-out of dict events (news, signal, order, fill, drift) to subscribers.
+
+    Each subscriber has its own bounded queue; a slow one loses its oldest events, never
+    slows the bot.
+    """
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        self.maxsize = maxsize
+        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.maxsize)
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._queues.discard(queue)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for queue in list(self._queues):
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(event)
+
+
+@dataclass(frozen=True, slots=True)
+class NewsDecision:
+    """What became of one news item: its signal (or None) and why."""
+
+    news_id: str
+    signal: Signal | None
+    reason: str
+
+
+def summarize(outcomes: list[VenueOutcome]) -> str:
+    """`hl: ok (opened); aster: failed (auth error …)` for a news item's final reason."""
+    parts = []
+    for o in outcomes:
+        detail = f" ({o.reason})" if o.reason else ""
+        parts.append(f"{o.venue}: {o.status.value}{detail}")
+    return "; ".join(parts)
+
+
+class Bot:
+    """One running newstrader: the journal, the venues, the engine and the ways in."""
+
+    def __init__(self, settings: Any, *, serve_web: bool = True) -> None:
+        self.settings = settings
+        self.serve_web = serve_web
+        self.bus = Bus()
+        self.journal: Any = None
+        self.venues: dict[str, Venue] = {}
+        self.executor: Executor | None = None
+        self.reconciler: Reconciler | None = None
+        self.pipeline: Any = None
+        self.autotrader: Any = None
+        self.web_app: Any = None
+        self.web_url: str | None = None
+        self.web_token: str | None = None
+        self.engine_config = EngineConfig.from_settings(_get(settings, "engine"))
+        self.sizer = Sizer.from_settings(_get(settings, "sizing"))
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._server: Any = None
+        self._started = False
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        """Open the journal, build venues and engine, settle what a crash left, then serve."""
+        from newstrader.journal import Journal
+
+        url = _get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db")
+        self.journal = await Journal.open(str(url))
+        try:
+            await self._build()
+            assert self.reconciler is not None
+            resolved = await self.reconciler.resolve_pending()
+            drift = await self.reconciler.run_once()
+            log.info(
+                "bot_started",
+                venues=sorted(self.venues),
+                pending_resolved=len(resolved),
+                drift=len(drift),
+                mode=self.engine_config.mode,
+            )
+            self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile-loop"))
+            await self._start_sources()
+            if self.serve_web:
+                await self._start_web()
+            self._started = True
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _build(self) -> None:
+        from newstrader.venues.factory import build_venue
+
+        for cfg in _get(self.settings, "venues", []) or []:
+            venue = build_venue(cfg)
+            self.venues[str(_get(cfg, "name", getattr(venue, "name", "")))] = venue
+        state = VenueCoinState()
+        quarantine = Quarantine(
+            rate_limit_count=self.engine_config.rate_limit_quarantine_count,
+            rate_limit_window_s=self.engine_config.rate_limit_window_s,
+            probe_interval_s=self.engine_config.quarantine_probe_s,
+        )
+        hooks = self._build_hooks()
+        self.executor = Executor(
+            self.venues,
+            self.journal,
+            self.engine_config,
+            self.sizer,
+            hooks,
+            state=state,
+            quarantine=quarantine,
+            publish=self.bus.publish,
+        )
+        self.reconciler = Reconciler(
+            self.venues, self.journal, state=state, quarantine=quarantine, publish=self.bus.publish
+        )
+        self.pipeline = self._build_pipeline()
+
+    def _build_hooks(self) -> TradeHooks:
+        """The auto trader's hooks (TP/SL after every change) when that room provides them."""
+        try:
+            module = importlib.import_module("newstrader.autotrade.trader")
+        except ImportError:
+            return NoHooks()
+        factory = getattr(module, "build_autotrader", None)
+        if factory is None:
+            return NoHooks()
+        self.autotrader = factory(self)
+        return self.autotrader if hasattr(self.autotrader, "after_position_change") else NoHooks()
+
+    def _build_pipeline(self) -> Any:
+        """The news pipeline when it is there; else coin+side items are acted on directly."""
+        try:
+            pipeline_mod = importlib.import_module("newstrader.news.pipeline")
+            parser_mod = importlib.import_module("newstrader.news.parser")
+        except ImportError:
+            return None
+        build = getattr(pipeline_mod, "build_pipeline", None)
+        if build is not None:
+            return build(self.settings, self.journal, self._act, parser_module=parser_mod)
+        return None
+
+    async def _start_sources(self) -> None:
+        starter = getattr(self.pipeline, "start_sources", None)
+        if starter is not None:
+            await starter()
+
+    async def _start_web(self) -> None:
+        from newstrader.web.app import create_app
+        from newstrader.web.server import LoopbackServer
+
+        web = _get(self.settings, "web")
+        host = str(_get(web, "host", "127.0.0.1"))
+        port = int(_get(web, "port", 8080))
+        token = _secret(_get(web, "token")) or os.environ.get("NEWSTRADER_WEB_TOKEN")
+        if not token:
+            token = secrets.token_urlsafe(24)
+            print(f"web token (generated; set NEWSTRADER_WEB_TOKEN to fix it): {token}", flush=True)
+        self.web_token = token
+        self.web_app = create_app(self, token=token)
+        self._server = LoopbackServer(self.web_app, host, port)
+        await self._server.start()
+        self.web_url = self._server.url
+        log.info("web_listening", url=self.web_url)
+
+    async def stop(self) -> None:
+        """Stop serving, finish the loops, close venues and the journal (in that order)."""
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.stop()
+            self._server = None
+        stop_sources = getattr(self.pipeline, "stop_sources", None)
+        if stop_sources is not None:
+            with contextlib.suppress(Exception):
+                await stop_sources()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        self._tasks.clear()
+        for name, venue in self.venues.items():
+            try:
+                await venue.close()
+            except Exception as exc:
+                log.warning("venue_close_failed", venue=name, error=repr(exc))
+        if self.journal is not None:
+            await self.journal.close()
+        self._started = False
+        log.info("bot_stopped")
+
+    async def _reconcile_loop(self) -> None:
+        interval = self.engine_config.reconcile_interval_s
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                assert self.reconciler is not None
+                await self.reconciler.run_once()
+            except Exception as exc:
+                log.warning("reconcile_failed", error=repr(exc))
+
+    # ------------------------------------------------------------------ ways in
+
+    async def _act(self, signal: Signal) -> list[VenueOutcome]:
+        assert self.executor is not None
+        self.bus.publish(
+            {
+                "type": "signal",
+                "id": signal.id,
+                "news_id": signal.news_id,
+                "coin": signal.coin,
+                "side": signal.side.value,
+                "source": signal.source,
+            }
+        )
+        return await self.executor.execute(signal)
+
+    async def submit_news(self, item: NewsItem) -> NewsDecision:
+        """Journal the item first, then act on it; a redelivered id is acted on once."""
+        received = time.monotonic()
+        if self.pipeline is not None:
+            decision: Any = await self.pipeline.submit(item)
+            return NewsDecision(decision.news_id, decision.signal, decision.reason)
+        self.bus.publish({"type": "news", "id": item.id, "title": item.title, "source": item.source})
+        if not await self.journal.record_news(item, "received"):
+            log.info("news_duplicate", news_id=item.id)
+            return NewsDecision(item.id, None, "duplicate: this news id was already handled")
+        if item.coin is None or item.side is None:
+            await self.journal.update_news(item.id, "ignored", "no parser yet: coin and side must be given")
+            return NewsDecision(item.id, None, "no parser yet: coin and side must be given")
+        if await self.paused():
+            await self.journal.update_news(item.id, "skipped", "paused")
+            return NewsDecision(item.id, None, "paused")
+        signal = Signal(
+            id=f"s-{item.id}",
+            news_id=item.id,
+            coin=item.coin.upper(),
+            side=item.side,
+            source=item.source,
+        )
+        await self.journal.record_signal(signal, "accepted")
+        assert self.executor is not None
+        self.bus.publish(
+            {
+                "type": "signal",
+                "id": signal.id,
+                "news_id": item.id,
+                "coin": signal.coin,
+                "side": signal.side.value,
+                "source": signal.source,
+            }
+        )
+        outcomes = await self.executor.execute(signal, received_at=received)
+        reason = summarize(outcomes)
+        status = "executed" if all(o.status is not OutcomeStatus.FAILED for o in outcomes) else "partial"
+        await self.journal.update_signal(signal.id, status, reason)
+        await self.journal.update_news(item.id, "traded", reason)
+        return NewsDecision(item.id, signal, reason)
+
+    async def paused(self) -> bool:
+        return bool(await self.journal.get_control("paused", False))
+
+    async def pause(self) -> dict[str, Any]:
+        await self.journal.set_control("paused", True)
+        self.bus.publish({"type": "control", "paused": True})
+        log.warning("paused")
+        return {"paused": True}
+
+    async def resume(self) -> dict[str, Any]:
+        await self.journal.set_control("paused", False)
+        self.bus.publish({"type": "control", "paused": False})
+        log.warning("resumed")
+        return {"paused": False}
+
+    async def close(self, coin: str, venue: str | None = None) -> list[dict[str, Any]]:
+        """Close one coin (on one venue or all) from what the exchange holds."""
+        assert self.executor is not None
+        outcomes = await self.executor.close(coin.upper(), venue)
+        return [_outcome_row(o) for o in outcomes]
+
+    async def flatten(self) -> list[dict[str, Any]]:
+        """Close every position on every venue; triggers go through the hooks (size 0)."""
+        assert self.executor is not None
+        flatten_all = getattr(self.autotrader, "flatten", None)
+        if flatten_all is not None:
+            result: Any = await flatten_all()
+            return list(result) if isinstance(result, list) else [{"result": result}]
+        outcomes = await self.executor.flatten()
+        return [_outcome_row(o) for o in outcomes]
+
+    async def reconcile(self) -> list[dict[str, Any]]:
+        """Read every venue now, record drift, update the cache; no trading."""
+        assert self.reconciler is not None
+        return [
+            {
+                "kind": e.kind,
+                "venue": e.venue,
+                "coin": e.coin,
+                "exchange_size": e.exchange_size,
+                "cached_size": e.cached_size,
+            }
+            for e in await self.reconciler.run_once()
+        ]
+
+    async def positions_view(self) -> list[dict[str, Any]]:
+        """Per venue and coin: exchange size (fresh read), cached size, drift, entry, mark, uPnL."""
+        cache = await self.journal.cached_positions()
+
+        async def one(name: str, venue: Venue) -> list[dict[str, Any]]:
+            try:
+                held = await venue.positions()
+            except VenueError as exc:
+                return [{"venue": name, "coin": "*", "error": str(exc), "drift": False}]
+            coins = sorted(set(held) | {c for (v, c) in cache if v == name})
+            rows = []
+            for coin in coins:
+                pos = held.get(coin)
+                cached = cache.get((name, coin))
+                exchange_size = pos.size if pos is not None else Decimal(0)
+                cached_size = Decimal(str(cached.size)) if cached is not None else None
+                rows.append(
+                    {
+                        "venue": name,
+                        "coin": coin,
+                        "exchange_size": exchange_size,
+                        "cached_size": cached_size,
+                        "drift": exchange_size != (cached_size or Decimal(0)),
+                        "entry_price": pos.entry_price if pos is not None else None,
+                        "mark_price": pos.mark_price if pos is not None else None,
+                        "unrealized_pnl": pos.unrealized_pnl if pos is not None else None,
+                    }
+                )
+            return rows
+
+        groups = await asyncio.gather(*(one(n, v) for n, v in self.venues.items()))
+        return [row for group in groups for row in group]
+
+
+def _outcome_row(o: VenueOutcome) -> dict[str, Any]:
+    return {
+        "venue": o.venue,
+        "coin": o.coin,
+        "status": o.status.value,
+        "reason": o.reason,
+        "exchange_size_before": o.exchange_size_before,
+        "exchange_size_after": o.exchange_size_after,
+    }
