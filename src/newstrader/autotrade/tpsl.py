@@ -1,0 +1,254 @@
+"""Exchange-side take-profit / stop-loss: reduce-only triggers that live on the venue.
+
+Protection on the exchange survives our crash. Prices come from the actual fill price and are
+rounded with the venue's `Market.round_price`. On every change of a position the old triggers
+are cancelled first, then new ones placed for the new size and direction; when the position
+closes they are cancelled. If protection cannot be placed, `on_protection_failure` decides:
+`close` (default) closes the unprotected position, `keep` keeps it and raises an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from newstrader.autotrade.closing import autotrade_client_id, close_position
+from newstrader.autotrade.policy import ExitPolicy
+from newstrader.domain import Market, OrderResult, Position
+from newstrader.venues.base import AuthError, Transient, Venue, VenueError
+
+if TYPE_CHECKING:
+    from newstrader.autotrade.exits import TimeExits
+    from newstrader.journal import Journal
+
+log = structlog.get_logger("newstrader.autotrade")
+
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerPrices:
+    """Where the TP and SL of one position sit; None for a leg that is not configured."""
+
+    take_profit: Decimal | None
+    stop_loss: Decimal | None
+
+
+def trigger_prices(policy: ExitPolicy, market: Market, size: Decimal, fill_price: Decimal) -> TriggerPrices:
+    """TP/SL prices for a position of signed `size` filled at `fill_price`, on the venue's grid.
+
+    A long's TP is above the fill, its SL below; a short's the reverse. Rounding goes up for a
+    long and down for a short: the TP is never nearer than configured, the SL never farther.
+    """
+    if size == 0:
+        return TriggerPrices(None, None)
+    long = size > 0
+    sign = Decimal(1) if long else Decimal(-1)
+    tp = sl = None
+    if policy.take_profit_pct is not None:
+        tp = market.round_price(fill_price * (1 + sign * policy.take_profit_pct / HUNDRED), up=long)
+    if policy.stop_loss_pct is not None:
+        sl = market.round_price(fill_price * (1 - sign * policy.stop_loss_pct / HUNDRED), up=long)
+    return TriggerPrices(tp, sl)
+
+
+class ProtectionFailed(Exception):
+    """TP/SL could not be placed on the venue."""
+
+
+class Protection:
+    """Places, replaces and cancels the TP/SL triggers of each (venue, coin)."""
+
+    def __init__(
+        self,
+        venues: Mapping[str, Venue],
+        journal: Journal | None,
+        policy: ExitPolicy,
+        *,
+        attempts: int = 3,
+    ) -> None:
+        self.venues = venues
+        self.journal = journal
+        self.policy = policy
+        self.attempts = attempts
+        self._markets: dict[str, dict[str, Market]] = {}
+
+    async def market(self, venue: Venue, coin: str) -> Market:
+        markets = self._markets.get(venue.name)
+        if markets is None or coin not in markets:
+            markets = await venue.markets()
+            self._markets[venue.name] = markets
+        return markets[coin]
+
+    async def replace(
+        self, venue_name: str, coin: str, position: Position, fill_price: Decimal | None
+    ) -> dict[str, Any]:
+        """Cancel the old triggers of `coin`, then protect `position` (nothing more when flat)."""
+        venue = self.venues[venue_name]
+        await self._cancel(venue, coin)
+        if position.is_flat or not self.policy.protects:
+            return {"venue": venue_name, "coin": coin, "triggers": []}
+        price = fill_price or position.entry_price or None
+        if price is None or price <= 0:
+            price = await venue.mark_price(coin)
+        try:
+            market = await self.market(venue, coin)
+            prices = trigger_prices(self.policy, market, position.size, price)
+            results = await self._place(venue, coin, position.size, prices)
+        except ProtectionFailed as exc:
+            return await self._on_failure(venue, coin, position, str(exc))
+        except (VenueError, KeyError) as exc:
+            return await self._on_failure(venue, coin, position, f"{type(exc).__name__}: {exc}")
+        log.info(
+            "autotrade_protection_placed",
+            venue=venue_name,
+            coin=coin,
+            size=str(position.size),
+            fill_price=str(price),
+            take_profit=None if prices.take_profit is None else str(prices.take_profit),
+            stop_loss=None if prices.stop_loss is None else str(prices.stop_loss),
+        )
+        return {
+            "venue": venue_name,
+            "coin": coin,
+            "fill_price": str(price),
+            "take_profit": None if prices.take_profit is None else str(prices.take_profit),
+            "stop_loss": None if prices.stop_loss is None else str(prices.stop_loss),
+            "triggers": [r.client_id for r in results],
+        }
+
+    async def cancel(self, venue_name: str, coin: str) -> None:
+        """Cancel every trigger of `coin` on one venue (the position closed)."""
+        await self._cancel(self.venues[venue_name], coin)
+
+    async def _cancel(self, venue: Venue, coin: str) -> int:
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            try:
+                return await venue.cancel_triggers(coin)
+            except AuthError:
+                raise
+            except VenueError as exc:
+                last = exc
+                await asyncio.sleep(_backoff(exc, attempt))
+        log.error("autotrade_cancel_triggers_failed", venue=venue.name, coin=coin, error=str(last))
+        return 0
+
+    async def _place(
+        self, venue: Venue, coin: str, size: Decimal, prices: TriggerPrices
+    ) -> list[OrderResult]:
+        salt = f"{size}-{prices.take_profit}-{prices.stop_loss}"
+        ids = (
+            autotrade_client_id("tp", venue.name, coin, salt=salt),
+            autotrade_client_id("sl", venue.name, coin, salt=salt),
+        )
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            try:
+                results = await venue.place_triggers(coin, size, prices.take_profit, prices.stop_loss, ids)
+            except Transient as exc:
+                last = exc
+                await asyncio.sleep(_backoff(exc, attempt))
+                continue
+            bad = [r for r in results if not r.ok]
+            if bad or not results:
+                # Half-placed protection is cancelled so the failure policy starts from a clean slate.
+                await self._cancel(venue, coin)
+                raise ProtectionFailed(
+                    "; ".join(r.error or str(r.status) for r in bad) or "no trigger placed"
+                )
+            return results
+        raise ProtectionFailed(f"transient errors: {last}")
+
+    async def _on_failure(self, venue: Venue, coin: str, position: Position, why: str) -> dict[str, Any]:
+        policy = self.policy.on_protection_failure
+        log.error(
+            "autotrade_protection_failed",
+            venue=venue.name,
+            coin=coin,
+            size=str(position.size),
+            policy=policy,
+            error=why,
+        )
+        await self._event("protection_failed", venue.name, coin, position.size, f"{why}; policy={policy}")
+        result: dict[str, Any] = {"venue": venue.name, "coin": coin, "triggers": [], "error": why}
+        if policy == "close":
+            report = await close_position(
+                venue, coin, journal=self.journal, tag="prot", reason=f"protection failed: {why}"
+            )
+            await self._event(
+                "protection_close",
+                venue.name,
+                coin,
+                report.remaining,
+                f"closed unprotected position ({why}); size before {report.size_before}",
+            )
+            result["closed"] = report.as_dict()
+        return result
+
+    async def _event(
+        self, kind: str, venue: str, coin: str, exchange_size: Decimal | None, detail: str
+    ) -> None:
+        if self.journal is None:
+            return
+        try:
+            await self.journal.record_event(kind, venue, coin, exchange_size, None, detail)
+        except Exception as exc:
+            log.error("autotrade_journal_event_failed", kind=kind, error=str(exc))
+
+    async def sweep_orphans(self, venue: Venue, positions: Mapping[str, Position]) -> list[str]:
+        """Cancel triggers resting on coins the venue no longer holds (a TP or SL fired)."""
+        try:
+            orders = await venue.open_orders()
+        except VenueError as exc:
+            log.warning("autotrade_sweep_unreadable", venue=venue.name, error=str(exc))
+            return []
+        held = {c for c, p in positions.items() if not p.is_flat}
+        orphaned = sorted({o.coin for o in orders if o.trigger_price is not None and o.coin not in held})
+        for coin in orphaned:
+            cancelled = await self._cancel(venue, coin)
+            log.info("autotrade_orphan_triggers_cancelled", venue=venue.name, coin=coin, count=cancelled)
+        return orphaned
+
+
+class AutoTradeHooks:
+    """The engine's `TradeHooks`: after every position change, replace TP/SL and keep the hold clock.
+
+    Called by the executor under its (venue, coin) lock, so it never takes that lock itself.
+    """
+
+    def __init__(
+        self,
+        protection: Protection,
+        exits: TimeExits | None = None,
+        after: Callable[[str, str, Position], None] | None = None,
+    ) -> None:
+        self.protection = protection
+        self.exits = exits
+        self.after = after
+
+    async def after_position_change(
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+    ) -> None:
+        result = await self.protection.replace(venue, coin, position, fill_price)
+        closed = result.get("closed")
+        if closed is not None and closed.get("flat"):
+            # The failure policy closed the unprotected position: the venue now holds nothing.
+            position = Position(venue=venue, coin=coin, size=Decimal(0))
+        if self.exits is not None:
+            await self.exits.on_position_change(venue, coin, position)
+        if self.after is not None:
+            self.after(venue, coin, position)
+
+
+def _backoff(exc: Exception, attempt: int) -> float:
+    retry_after = getattr(exc, "retry_after", None)
+    return float(retry_after) if retry_after else min(0.1 * 2**attempt, 1.0)
+
+
+__all__ = ["AutoTradeHooks", "Protection", "ProtectionFailed", "TriggerPrices", "trigger_prices"]

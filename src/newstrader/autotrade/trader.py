@@ -1,0 +1,177 @@
+"""The auto trader: exchange-side TP/SL, time exits, kill switch, dead-man switch and statistics.
+
+`AutoTrader` is what the Bot builds once and hands to the Executor as its `TradeHooks`. Its
+monitor loop reads every venue (the exchange first), cancels triggers orphaned by a fired TP or
+SL, closes positions past their hold deadline, ingests fills and checks the daily loss limit.
+It runs once immediately at start-up, so a position whose deadline passed while the bot was
+down is closed right after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from newstrader.autotrade.closing import LockFor
+from newstrader.autotrade.deadman import DeadManSwitch
+from newstrader.autotrade.exits import TimeExits
+from newstrader.autotrade.killswitch import KillSwitch
+from newstrader.autotrade.policy import ExitPolicy
+from newstrader.autotrade.stats import compute_stats, export_csv, ingest_fills
+from newstrader.autotrade.tpsl import AutoTradeHooks, Protection
+from newstrader.domain import Position
+from newstrader.venues.base import Venue, VenueError
+
+if TYPE_CHECKING:
+    from newstrader.journal import Journal
+
+log = structlog.get_logger("newstrader.autotrade")
+
+
+class AutoTrader:
+    """Owns every auto-trading part; is itself the engine's `TradeHooks`."""
+
+    def __init__(
+        self,
+        venues: Mapping[str, Venue],
+        journal: Journal,
+        policy: ExitPolicy | None = None,
+        *,
+        lock_for: LockFor | None = None,
+    ) -> None:
+        self.venues = venues
+        self.journal = journal
+        self.policy = policy or ExitPolicy()
+        self.protection = Protection(venues, journal, self.policy)
+        self.kill_switch = KillSwitch(venues, journal, self.policy, lock_for=lock_for)
+        self.exits = TimeExits(venues, journal, self.policy, closer=self.kill_switch.close_one)
+        self.hooks = AutoTradeHooks(self.protection, self.exits, after=self._position_changed)
+        self.dead_man = (
+            DeadManSwitch(venues, self.policy.dead_man_switch_s)
+            if self.policy.dead_man_switch_s is not None
+            else None
+        )
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loss_check: asyncio.Task[bool] | None = None
+        self.last_run: dict[str, Any] = {}
+
+    @classmethod
+    def from_settings(
+        cls, venues: Mapping[str, Venue], journal: Journal, exits: Any, **kwargs: Any
+    ) -> AutoTrader:
+        """Build from the config's `[exits]` section."""
+        return cls(venues, journal, ExitPolicy.from_settings(exits), **kwargs)
+
+    # -- TradeHooks -------------------------------------------------------------------
+
+    async def after_position_change(
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+    ) -> None:
+        await self.hooks.after_position_change(venue, coin, position, fill_price)
+
+    def _position_changed(self, venue: str, coin: str, position: Position) -> None:
+        # A change may have realized a loss: check the limit soon, without holding up the engine.
+        if self.policy.daily_loss_limit_usd is None:
+            return
+        if self._loss_check is None or self._loss_check.done():
+            self._loss_check = asyncio.get_running_loop().create_task(self.kill_switch.check_daily_loss())
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run one check at once (start-up time exits), then keep monitoring in the background."""
+        self._stop.clear()
+        await self.run_once()
+        self._tasks.append(asyncio.create_task(self._monitor(), name="autotrade-monitor"))
+        if self.dead_man is not None:
+            self._tasks.append(asyncio.create_task(self.dead_man.run(self._stop), name="autotrade-deadman"))
+
+    async def stop(self) -> None:
+        """Stop the loops; a clean stop disarms the dead-man switch so resting TP/SL stay."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._loss_check is not None and not self._loss_check.done():
+            self._loss_check.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loss_check
+        if self.dead_man is not None:
+            await self.dead_man.disarm()
+
+    async def _monitor(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.policy.check_interval_s)
+            if self._stop.is_set():
+                return
+            try:
+                await self.run_once()
+            except Exception as exc:  # the monitor must outlive any one bad turn
+                log.error("autotrade_monitor_failed", error=repr(exc))
+
+    async def run_once(self, now: datetime | None = None) -> dict[str, Any]:
+        """One monitor turn over every venue; returns what it did (for tests and the status page)."""
+        turns = await asyncio.gather(
+            *(self._venue_turn(v, now) for v in self.venues.values()), return_exceptions=True
+        )
+        result: dict[str, Any] = {"venues": {}}
+        for name, turn in zip(self.venues, turns, strict=True):
+            result["venues"][name] = {"error": repr(turn)} if isinstance(turn, BaseException) else turn
+        result["fills_ingested"] = await ingest_fills(self.venues, self.journal)
+        result["loss_limit_paused"] = await self.kill_switch.check_daily_loss()
+        self.last_run = result
+        return result
+
+    async def _venue_turn(self, venue: Venue, now: datetime | None) -> dict[str, Any]:
+        try:
+            positions = await venue.positions()
+        except VenueError as exc:
+            log.warning("autotrade_monitor_unreadable", venue=venue.name, error=str(exc))
+            return {"error": str(exc)}
+        orphans = await self.protection.sweep_orphans(venue, positions)
+        exits = await self.exits.check_venue(venue, positions, now=now)
+        return {"orphan_triggers_cancelled": orphans, "time_exits": [r.as_dict() for r in exits]}
+
+    # -- kill switch and stats, as the Bot calls them ---------------------------------
+
+    async def pause(self, reason: str = "operator") -> dict[str, Any]:
+        return await self.kill_switch.pause(reason)
+
+    async def resume(self) -> dict[str, Any]:
+        return await self.kill_switch.resume()
+
+    async def flatten(self, *, pause: bool = True) -> dict[str, Any]:
+        return await self.kill_switch.flatten(pause=pause)
+
+    async def close(self, coin: str, venue: str | None = None) -> dict[str, Any]:
+        return await self.kill_switch.close(coin, venue)
+
+    async def is_paused(self) -> bool:
+        return await self.kill_switch.is_paused()
+
+    async def stats(self, since: datetime | None = None) -> dict[str, Any]:
+        """Ingest the newest exchange fills, then summarise (see `stats.compute_stats`)."""
+        await ingest_fills(self.venues, self.journal)
+        summary = await compute_stats(self.journal, since=since)
+        status = await self.kill_switch.status()
+        summary["paused"] = status["paused"]
+        summary["paused_reason"] = status["reason"]
+        if self.dead_man is not None:
+            summary["dead_man_switch"] = self.dead_man.status()
+        return summary
+
+    async def export_csv(self, path: Path, since: datetime | None = None) -> Path:
+        await ingest_fills(self.venues, self.journal)
+        return await export_csv(self.journal, path, since=since)
