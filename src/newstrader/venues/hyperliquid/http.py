@@ -1,0 +1,126 @@
+"""Hyperliquid transport: one keep-alive httpx client, weighted rate limiting, error mapping.
+
+Reads (`/info`) are retried on transient failures, since asking again is always safe; actions
+(`/exchange`) are retried only when the venue provably did not run them (429 before execution).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import structlog
+
+from newstrader.venues.base import Ambiguous, RateLimited, Transient, VenueError
+from newstrader.venues.errors import classify_http, classify_hyperliquid_text, classify_transport
+from newstrader.venues.limits import (
+    REGISTRY,
+    LimitRegistry,
+    RateLimiter,
+    hyperliquid_exchange_weight,
+    hyperliquid_info_weight,
+)
+
+log = structlog.get_logger(__name__)
+
+READ_ATTEMPTS = 3
+ACTION_ATTEMPTS_ON_429 = 3
+DEFAULT_429_HOLD_S = 1.0
+
+
+class HyperliquidHttp:
+    """POST /info and POST /exchange against one base URL."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        venue: str,
+        timeout_s: float = 10.0,
+        ip_weight_per_min: int = 1200,
+        registry: LimitRegistry = REGISTRY,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.venue = venue
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            limits=httpx.Limits(max_keepalive_connections=16, max_connections=32, keepalive_expiry=60),
+            headers={"Content-Type": "application/json"},
+            transport=transport,
+        )
+        self.limiter = RateLimiter(venue)
+        self.ip_bucket = registry.bucket(("hyperliquid", self.base_url), ip_weight_per_min)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def info(self, body: dict[str, Any]) -> Any:
+        """A read; transient failures are retried a few times, honouring Retry-After."""
+        weight = hyperliquid_info_weight(str(body.get("type", "")))
+        last: VenueError | None = None
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return await self._post("/info", body, weight, is_order=False)
+            except Transient as exc:
+                last = exc
+                log.info(
+                    "read_retry", venue=self.venue, request=body.get("type"), error=str(exc), attempt=attempt
+                )
+                if not isinstance(exc, RateLimited):  # a 429 already held the bucket
+                    await asyncio.sleep(exc.retry_after or 0.05 * 2**attempt)
+        assert last is not None
+        raise last
+
+    async def exchange(self, envelope: dict[str, Any], batch_length: int) -> Any:
+        """A signed action; resent (same nonce, same signature) only after a 429, which never executes."""
+        weight = hyperliquid_exchange_weight(batch_length)
+        for attempt in range(ACTION_ATTEMPTS_ON_429):
+            try:
+                return await self._post("/exchange", envelope, weight, is_order=True)
+            except RateLimited as exc:
+                if attempt == ACTION_ATTEMPTS_ON_429 - 1 or exc.code != 429:
+                    raise
+                log.warning("action_rate_limited", venue=self.venue, attempt=attempt)
+        raise AssertionError("unreachable")
+
+    async def _post(self, path: str, body: dict[str, Any], weight: int, *, is_order: bool) -> Any:
+        await self.limiter.acquire([(self.ip_bucket, weight)])
+        try:
+            response = await self._client.post(path, content=json.dumps(body, separators=(",", ":")))
+        except httpx.HTTPError as exc:
+            raise classify_transport(exc, venue=self.venue, is_order=is_order) from exc
+        if response.status_code == 429:
+            hold = _retry_after(response.headers) or DEFAULT_429_HOLD_S
+            self.ip_bucket.hold(hold)
+            raise RateLimited("HTTP 429", venue=self.venue, code=429, retry_after=hold)
+        if response.status_code != 200:
+            raise classify_http(
+                response.status_code,
+                response.text,
+                venue=self.venue,
+                is_order=is_order,
+                headers=response.headers,
+            )
+        try:
+            data = json.loads(response.content, parse_float=Decimal)
+        except ValueError as exc:
+            text = response.text[:200]
+            if is_order:  # the action may have run; we cannot tell from an unreadable reply
+                raise Ambiguous(f"unreadable reply: {text}", venue=self.venue) from exc
+            raise Transient(f"unreadable reply: {text}", venue=self.venue) from exc
+        if path == "/exchange" and isinstance(data, dict) and data.get("status") == "err":
+            raise classify_hyperliquid_text(str(data.get("response")), venue=self.venue, is_order=is_order)
+        return data
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    raw = headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,409 @@
+"""`HyperliquidVenue`: the Venue protocol over Hyperliquid's /info and /exchange.
+
+Precision comes from `meta` (szDecimals → size step, 6 − szDecimals decimals and 5 significant
+figures for prices) and is applied through `Market`; market orders are aggressive IOC limits
+capped by slippage from the mid; every order carries a cloid derived from our client id.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from newstrader.domain import (
+    Fill,
+    Market,
+    OpenOrder,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OrderType,
+    Position,
+    TimeInForce,
+    TriggerKind,
+)
+from newstrader.venues.base import Ambiguous, Rejected
+from newstrader.venues.errors import classify_hyperliquid_text
+from newstrader.venues.hyperliquid.config import HyperliquidConfig
+from newstrader.venues.hyperliquid.http import HyperliquidHttp
+from newstrader.venues.hyperliquid.signing import (
+    L1Signer,
+    NonceSource,
+    cancel_action,
+    cloid_for,
+    limit_order_wire,
+    order_action,
+    trigger_order_wire,
+    update_leverage_action,
+)
+
+log = structlog.get_logger(__name__)
+
+_TIF = {TimeInForce.GTC: "Gtc", TimeInForce.IOC: "Ioc", TimeInForce.POST_ONLY: "Alo"}
+# Trigger orders fill as market orders; their limit is the worst price we accept, this far past the trigger.
+TRIGGER_SLIPPAGE = Decimal("0.10")
+_NONCES: dict[str, NonceSource] = {}  # per signer address, shared by every adapter in the process
+_OPEN_STATUSES = {"open", "triggered"}
+
+
+def _nonces_for(address: str) -> NonceSource:
+    return _NONCES.setdefault(address.lower(), NonceSource())
+
+
+def _dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class HyperliquidVenue:
+    """A Hyperliquid perps account, traded by `secret` (the account itself or an approved agent wallet)."""
+
+    def __init__(self, config: HyperliquidConfig, http: HyperliquidHttp | None = None) -> None:
+        self.name = config.name
+        self.config = config
+        self.account = config.account.lower()
+        self.signer = L1Signer(config.secret)
+        self._nonces = _nonces_for(self.signer.address)
+        self.http = http or HyperliquidHttp(
+            config.url,
+            venue=config.name,
+            timeout_s=config.timeout_s,
+            ip_weight_per_min=config.ip_weight_per_min,
+        )
+        self._markets: dict[str, Market] = {}
+        self._cloid_to_client: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"HyperliquidVenue({self.name}, account={self.account}, signer={self.signer.address})"
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def markets(self) -> dict[str, Market]:
+        """Coin → rules from `meta`; the asset id is the coin's index in the universe."""
+        meta = await self.http.info({"type": "meta"})
+        markets: dict[str, Market] = {}
+        for index, entry in enumerate(meta.get("universe", [])):
+            if entry.get("isDelisted"):
+                continue
+            sz_decimals = int(entry["szDecimals"])
+            markets[entry["name"]] = Market(
+                coin=entry["name"],
+                symbol=entry["name"],
+                size_step=Decimal(1).scaleb(-sz_decimals),
+                price_tick=Decimal(1).scaleb(-(6 - sz_decimals)),
+                min_notional=Decimal(10),
+                max_leverage=int(entry.get("maxLeverage", 1)),
+                max_price_sig_figs=5,
+                asset_id=index,
+                min_size=Decimal(1).scaleb(-sz_decimals),
+            )
+        self._markets = markets
+        return dict(markets)
+
+    async def _market(self, coin: str) -> Market:
+        market = self._markets.get(coin)
+        if market is None:
+            market = (await self.markets()).get(coin)
+            if market is None:
+                raise Rejected(f"{coin} is not listed on {self.name}", venue=self.name)
+        return market
+
+    async def positions(self) -> dict[str, Position]:
+        """A fresh clearinghouseState of the account; a coin missing from assetPositions is flat."""
+        state = await self.http.info({"type": "clearinghouseState", "user": self.account})
+        positions: dict[str, Position] = {}
+        for entry in state.get("assetPositions", []):
+            raw = entry.get("position", entry)
+            size = _dec(raw["szi"])
+            if size == 0:
+                continue
+            leverage = raw.get("leverage") or {}
+            liq = raw.get("liquidationPx")
+            positions[raw["coin"]] = Position(
+                venue=self.name,
+                coin=raw["coin"],
+                size=size,
+                entry_price=_dec(raw.get("entryPx") or 0),
+                unrealized_pnl=_dec(raw["unrealizedPnl"]) if raw.get("unrealizedPnl") is not None else None,
+                leverage=int(leverage["value"])
+                if isinstance(leverage, dict) and "value" in leverage
+                else None,
+                liquidation_price=_dec(liq) if liq not in (None, "") else None,
+            )
+        return positions
+
+    async def mark_price(self, coin: str) -> Decimal:
+        """The mid from `allMids` (weight 2), as the SDK's market orders use."""
+        mids = await self.http.info({"type": "allMids"})
+        if coin not in mids:
+            raise Rejected(f"no price for {coin} on {self.name}", venue=self.name)
+        return _dec(mids[coin])
+
+    async def order_status(self, client_id: str) -> OrderResult | None:
+        """orderStatus by our cloid; None when the venue never saw the order."""
+        cloid = cloid_for(client_id)
+        reply = await self.http.info({"type": "orderStatus", "user": self.account, "oid": cloid})
+        if reply.get("status") != "order":
+            return None
+        body = reply["order"]
+        order, status = body.get("order", {}), str(body.get("status", ""))
+        orig = _dec(order.get("origSz", order.get("sz", 0)))
+        remaining = _dec(order.get("sz", 0))
+        filled = max(orig - remaining, Decimal(0))
+        if status == "filled":
+            mapped = OrderStatus.FILLED
+            filled = orig if filled == 0 else filled
+        elif status in _OPEN_STATUSES:
+            mapped = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.RESTING
+        elif status.endswith("Rejected") or status == "rejected":
+            mapped = OrderStatus.REJECTED
+        elif filled > 0:
+            mapped = OrderStatus.PARTIALLY_FILLED
+        else:
+            mapped = OrderStatus.CANCELED
+        avg = await self._avg_fill_price(int(order["oid"])) if filled > 0 and "oid" in order else None
+        return OrderResult(
+            client_id=client_id,
+            status=mapped,
+            venue_order_id=str(order.get("oid")) if order.get("oid") is not None else None,
+            filled_size=filled,
+            avg_price=avg,
+            error=status if mapped is OrderStatus.REJECTED else None,
+        )
+
+    async def _avg_fill_price(self, oid: int) -> Decimal | None:
+        fills = [
+            f
+            for f in await self.http.info({"type": "userFills", "user": self.account})
+            if f.get("oid") == oid
+        ]
+        size = sum((_dec(f["sz"]) for f in fills), Decimal(0))
+        if not size:
+            return None
+        return sum((_dec(f["px"]) * _dec(f["sz"]) for f in fills), Decimal(0)) / size
+
+    async def open_orders(self, coin: str | None = None) -> list[OpenOrder]:
+        """frontendOpenOrders (it names trigger kinds), children of brackets included."""
+        rows = await self.http.info({"type": "frontendOpenOrders", "user": self.account})
+        orders: list[OpenOrder] = []
+        stack = list(rows)
+        while stack:
+            row = stack.pop(0)
+            stack.extend(row.get("children") or [])
+            if coin is not None and row.get("coin") != coin:
+                continue
+            orders.append(self._open_order(row))
+        return orders
+
+    def _open_order(self, row: dict[str, Any]) -> OpenOrder:
+        order_type = str(row.get("orderType", ""))
+        is_trigger = bool(row.get("isTrigger")) or order_type.startswith(("Stop", "Take Profit"))
+        kind = None
+        if is_trigger:
+            kind = TriggerKind.TAKE_PROFIT if order_type.startswith("Take Profit") else TriggerKind.STOP_LOSS
+        cloid = row.get("cloid")
+        trigger_px = row.get("triggerPx")
+        return OpenOrder(
+            coin=row["coin"],
+            venue_order_id=str(row["oid"]),
+            is_buy=row.get("side") == "B",
+            size=_dec(row.get("sz", 0)),
+            price=_dec(row.get("limitPx", 0)),
+            client_id=self._cloid_to_client.get(cloid, cloid) if cloid else None,
+            reduce_only=bool(row.get("reduceOnly")),
+            trigger_price=_dec(trigger_px) if is_trigger and trigger_px is not None else None,
+            trigger_kind=kind,
+        )
+
+    async def fills(self, since: datetime) -> list[Fill]:
+        """userFillsByTime from `since`, each with its fee and closedPnl."""
+        start_ms = int(since.timestamp() * 1000)
+        rows = await self.http.info(
+            {"type": "userFillsByTime", "user": self.account, "startTime": start_ms, "aggregateByTime": False}
+        )
+        fills = [
+            Fill(
+                venue=self.name,
+                coin=row["coin"],
+                is_buy=row.get("side") == "B",
+                size=_dec(row["sz"]),
+                price=_dec(row["px"]),
+                fee=_dec(row.get("fee", 0)),
+                realized_pnl=_dec(row.get("closedPnl", 0)),
+                time=_ms_to_dt(int(row["time"])),
+                fill_id=str(row.get("tid") or row.get("hash")),
+                venue_order_id=str(row["oid"]) if row.get("oid") is not None else None,
+                client_id=self._cloid_to_client.get(row.get("cloid", "")) if row.get("cloid") else None,
+            )
+            for row in rows
+            if int(row["time"]) >= start_ms
+        ]
+        return sorted(fills, key=lambda f: f.time)
+
+    # --- actions -------------------------------------------------------------------------------
+
+    async def _send(self, action: dict[str, Any], batch_length: int) -> Any:
+        nonce = self._nonces.next()
+        signature = self.signer.sign_l1_action(
+            action, nonce, is_mainnet=self.config.is_mainnet, vault_address=self.config.vault_address
+        )
+        envelope = {
+            "action": action,
+            "nonce": nonce,
+            "signature": signature,
+            "vaultAddress": self.config.vault_address,
+            "expiresAfter": None,
+        }
+        return await self.http.exchange(envelope, batch_length)
+
+    async def place_order(self, req: OrderRequest) -> OrderResult:
+        """One order; a market order is an IOC limit at mid × (1 ± max_slippage), rounded toward the mid."""
+        market = await self._market(req.coin)
+        size = market.round_size(req.size)
+        if size <= 0:
+            raise Rejected(f"size {req.size} rounds to zero (step {market.size_step})", venue=self.name)
+        if req.order_type is OrderType.MARKET:
+            reference = await self.mark_price(req.coin)
+            factor = 1 + req.max_slippage if req.is_buy else 1 - req.max_slippage
+            # Rounding toward the mid keeps the cap a cap (never more slippage than asked).
+            price = market.round_price(reference * factor, up=not req.is_buy)
+            tif = "Ioc"
+        else:
+            if req.limit_price is None:
+                raise Rejected("a limit order needs limit_price", venue=self.name)
+            price = market.round_price(req.limit_price, up=not req.is_buy)
+            tif = _TIF[req.tif]
+        cloid = cloid_for(req.client_id)
+        self._cloid_to_client[cloid] = req.client_id
+        wire = limit_order_wire(
+            int(market.asset_id or 0), req.is_buy, price, size, req.reduce_only, tif, cloid
+        )
+        started = time.perf_counter()
+        reply = await self._send(order_action([wire]), 1)
+        result = self._order_result(reply, req.client_id, size)
+        log.info(
+            "order_placed",
+            venue=self.name,
+            coin=req.coin,
+            client_id=req.client_id,
+            status=result.status.value,
+            size=str(size),
+            price=str(price),
+            filled=str(result.filled_size),
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return result
+
+    def _statuses(self, reply: Any, expected: int) -> list[Any]:
+        try:
+            statuses = reply["response"]["data"]["statuses"]
+        except (KeyError, TypeError) as exc:
+            raise Ambiguous(f"unexpected reply: {str(reply)[:200]}", venue=self.name) from exc
+        if len(statuses) != expected:
+            raise Ambiguous(f"{len(statuses)} statuses for {expected} orders", venue=self.name)
+        return list(statuses)
+
+    def _order_result(self, reply: Any, client_id: str, size: Decimal) -> OrderResult:
+        return self._one_result(self._statuses(reply, 1)[0], client_id, size)
+
+    def _one_result(self, status: Any, client_id: str, size: Decimal) -> OrderResult:
+        if isinstance(status, str):  # "waitingForTrigger" / "waitingForFill"
+            return OrderResult(client_id=client_id, status=OrderStatus.RESTING)
+        if "error" in status:
+            error = classify_hyperliquid_text(str(status["error"]), venue=self.name, is_order=True)
+            raise error
+        if "filled" in status:
+            filled = status["filled"]
+            total = _dec(filled["totalSz"])
+            return OrderResult(
+                client_id=client_id,
+                status=OrderStatus.FILLED if total >= size else OrderStatus.PARTIALLY_FILLED,
+                venue_order_id=str(filled.get("oid")),
+                filled_size=total,
+                avg_price=_dec(filled["avgPx"]),
+            )
+        if "resting" in status:
+            return OrderResult(
+                client_id=client_id,
+                status=OrderStatus.RESTING,
+                venue_order_id=str(status["resting"].get("oid")),
+            )
+        raise Ambiguous(f"unknown order status {status!r}", venue=self.name)
+
+    async def place_triggers(
+        self,
+        coin: str,
+        position_size: Decimal,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+        client_ids: tuple[str, str],
+    ) -> list[OrderResult]:
+        """Reduce-only market TP/SL for the whole position (grouping positionTpsl)."""
+        if position_size == 0 or (take_profit is None and stop_loss is None):
+            return []
+        market = await self._market(coin)
+        size = market.round_size(position_size)
+        is_buy = position_size < 0  # closing a short buys
+        wires: list[dict[str, Any]] = []
+        ids: list[str] = []
+        for trigger, tpsl, client_id in (
+            (take_profit, "tp", client_ids[0]),
+            (stop_loss, "sl", client_ids[1]),
+        ):
+            if trigger is None:
+                continue
+            trigger_px = market.round_price(trigger)
+            worst = trigger_px * (1 + TRIGGER_SLIPPAGE if is_buy else 1 - TRIGGER_SLIPPAGE)
+            limit_px = market.round_price(worst, up=is_buy)
+            cloid = cloid_for(client_id)
+            self._cloid_to_client[cloid] = client_id
+            wires.append(
+                trigger_order_wire(
+                    int(market.asset_id or 0), is_buy, limit_px, size, True, trigger_px, True, tpsl, cloid
+                )
+            )
+            ids.append(client_id)
+        reply = await self._send(order_action(wires, "positionTpsl"), len(wires))
+        results = [
+            self._one_result(status, client_id, size)
+            for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
+        ]
+        log.info("triggers_placed", venue=self.name, coin=coin, tp=str(take_profit), sl=str(stop_loss))
+        return results
+
+    async def cancel_triggers(self, coin: str) -> int:
+        """Cancel every trigger order on `coin`; returns how many the venue confirmed."""
+        market = await self._market(coin)
+        triggers = [o for o in await self.open_orders(coin) if o.trigger_kind is not None]
+        if not triggers:
+            return 0
+        pairs = [(int(market.asset_id or 0), int(o.venue_order_id)) for o in triggers]
+        reply = await self._send(cancel_action(pairs), len(pairs))
+        try:
+            statuses = reply["response"]["data"]["statuses"]
+        except (KeyError, TypeError) as exc:
+            raise Ambiguous(f"unexpected cancel reply: {str(reply)[:200]}", venue=self.name) from exc
+        cancelled = sum(1 for s in statuses if s == "success")
+        log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
+        return cancelled
+
+    async def set_leverage(self, coin: str, leverage: int, cross: bool = True) -> None:
+        """updateLeverage for `coin`."""
+        market = await self._market(coin)
+        if leverage < 1 or leverage > market.max_leverage:
+            raise Rejected(
+                f"leverage {leverage} outside 1..{market.max_leverage} for {coin}", venue=self.name
+            )
+        reply = await self._send(update_leverage_action(int(market.asset_id or 0), leverage, cross), 1)
+        if not isinstance(reply, dict) or reply.get("status") != "ok":
+            raise Ambiguous(f"unexpected leverage reply: {str(reply)[:200]}", venue=self.name)

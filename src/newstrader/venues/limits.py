@@ -1,0 +1,182 @@
+"""Rate limits: the one place that knows each venue's published weights and how fast we may spend them.
+
+A `TokenBucket` holds half the venue's per-minute budget and refills the other half over the
+minute, so no 60-second window (sliding or fixed) ever sees more than the published limit. A caller
+over budget waits, it never fails; a 429's Retry-After empties the bucket and holds every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# Hyperliquid (docs §7): 1200 weight/min per IP.
+HL_IP_WEIGHT_PER_MIN = 1200
+_HL_INFO_LIGHT = frozenset(
+    {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}
+)
+# Aster (docs §7): 2400 request weight/min per IP, 1200 orders/min per account.
+ASTER_IP_WEIGHT_PER_MIN = 2400
+ASTER_ORDERS_PER_MIN = 1200
+_ASTER_WEIGHTS = {
+    "exchangeInfo": 1,
+    "ticker/price": 1,
+    "premiumIndex": 1,
+    "time": 1,
+    "order": 1,
+    "allOpenOrders": 1,
+    "openOrders": 1,
+    "allOrders": 5,
+    "batchOrders": 5,
+    "countdownCancelAll": 10,
+    "leverage": 1,
+    "marginType": 1,
+    "balance": 5,
+    "account": 5,
+    "positionRisk": 5,
+    "userTrades": 5,
+}
+
+
+def hyperliquid_info_weight(request_type: str) -> int:
+    """Weight of one POST /info by its `type`."""
+    if request_type in _HL_INFO_LIGHT:
+        return 2
+    return 60 if request_type == "userRole" else 20
+
+
+def hyperliquid_exchange_weight(batch_length: int) -> int:
+    """Weight of one POST /exchange action carrying `batch_length` orders or cancels."""
+    return 1 + batch_length // 40
+
+
+def aster_request_weight(path: str, method: str = "GET", params: dict[str, str] | None = None) -> int:
+    """Request weight of one Aster call, from the last path segment (e.g. /fapi/v3/positionRisk)."""
+    name = path.rstrip("/").split("/fapi/", 1)[-1].split("/", 1)[-1]
+    if name == "positionSide/dual":
+        return 30 if method == "GET" else 1
+    if name == "openOrders" and not (params or {}).get("symbol"):
+        return 40
+    if name == "ticker/price" and not (params or {}).get("symbol"):
+        return 2
+    return _ASTER_WEIGHTS.get(name, 1)
+
+
+def aster_is_order(path: str, method: str) -> bool:
+    """Does this call count against Aster's per-account ORDERS limit?"""
+    return method == "POST" and path.rstrip("/").endswith(("/order", "/batchOrders"))
+
+
+@dataclass
+class TokenBucket:
+    """A weighted token bucket: `capacity` tokens, refilled at `refill_per_s`; waits rather than fails."""
+
+    name: str
+    capacity: float
+    refill_per_s: float
+    clock: Callable[[], float] = time.monotonic
+    waits: int = 0
+    wait_seconds: float = 0.0
+    spent: float = 0.0
+    throttled: int = 0  # 429s / Retry-After seen
+    _tokens: float = field(init=False)
+    _stamp: float = field(init=False)
+    _blocked_until: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self._tokens = self.capacity
+        self._stamp = self.clock()
+
+    @classmethod
+    def per_minute(
+        cls, name: str, limit: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> TokenBucket:
+        """Half the limit as burst, half refilled over 60 s: any minute stays within `limit`."""
+        return cls(name, capacity=limit / 2, refill_per_s=limit / 2 / 60.0, clock=clock)
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.refill_per_s)
+        self._stamp = now
+
+    def delay_for(self, weight: float) -> float:
+        """Seconds until `weight` tokens are available (0 when they are now)."""
+        now = self.clock()
+        self._refill(now)
+        blocked = max(0.0, self._blocked_until - now)
+        need = min(weight, self.capacity) - self._tokens
+        return max(blocked, need / self.refill_per_s if need > 0 else 0.0)
+
+    def take(self, weight: float) -> None:
+        self._refill(self.clock())
+        self._tokens -= min(weight, self.capacity)
+        self.spent += weight
+
+    def hold(self, seconds: float) -> None:
+        """The venue said slow down (429 / Retry-After): empty the bucket and hold callers `seconds`."""
+        now = self.clock()
+        self._refill(now)
+        self._tokens = min(self._tokens, 0.0)
+        self._blocked_until = max(self._blocked_until, now + seconds)
+        self.throttled += 1
+
+    def snapshot(self) -> dict[str, float]:
+        """Counters for metrics."""
+        return {
+            "waits": self.waits,
+            "wait_seconds": round(self.wait_seconds, 6),
+            "spent": self.spent,
+            "throttled": self.throttled,
+        }
+
+
+class RateLimiter:
+    """Spends from several buckets at once (e.g. IP weight and account orders), in arrival order."""
+
+    def __init__(self, venue: str) -> None:
+        self.venue = venue
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, costs: Sequence[tuple[TokenBucket, float]]) -> float:
+        """Wait until every bucket can pay its cost, then pay; returns the seconds waited."""
+        waited = 0.0
+        async with self._lock:  # FIFO: a heavy request is not starved by a stream of light ones
+            while True:
+                delay = max((bucket.delay_for(weight) for bucket, weight in costs), default=0.0)
+                if delay <= 0:
+                    break
+                for bucket, weight in costs:
+                    if bucket.delay_for(weight) > 0:
+                        bucket.waits += 1
+                        bucket.wait_seconds += delay
+                log.info("rate_limit_wait", venue=self.venue, seconds=round(delay, 3))
+                await asyncio.sleep(delay)
+                waited += delay
+            for bucket, weight in costs:
+                bucket.take(weight)
+        return waited
+
+
+class LimitRegistry:
+    """Buckets shared by every adapter in the process: one per (venue kind, host) and per account."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, ...], TokenBucket] = {}
+
+    def bucket(self, key: tuple[str, ...], limit_per_min: float) -> TokenBucket:
+        found = self._buckets.get(key)
+        if found is None:
+            found = self._buckets[key] = TokenBucket.per_minute(":".join(key), limit_per_min)
+        return found
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        """Every bucket's counters, keyed by its name (for /metrics)."""
+        return {bucket.name: bucket.snapshot() for bucket in self._buckets.values()}
+
+
+REGISTRY = LimitRegistry()
