@@ -6,7 +6,8 @@ auto trader reads the same numbers and the journal keys are spelled in one place
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -65,6 +66,8 @@ class ExitPolicy:
     def from_settings(cls, exits: Any, **overrides: Any) -> ExitPolicy:
         """Build from the config's `[exits]` section (any object with those attributes)."""
         fields: dict[str, Any] = {}
+        if isinstance(exits, ExitPolicy):
+            return replace(exits, **overrides)
         for name in (
             "take_profit_pct",
             "stop_loss_pct",
@@ -74,8 +77,9 @@ class ExitPolicy:
             "dead_man_switch_s",
             "check_interval_s",
         ):
-            if hasattr(exits, name):
-                value = getattr(exits, name)
+            present = name in exits if isinstance(exits, Mapping) else hasattr(exits, name)
+            if present:
+                value = exits[name] if isinstance(exits, Mapping) else getattr(exits, name)
                 if isinstance(value, float | int) and name.endswith(("_pct", "_usd")):
                     value = Decimal(str(value))
                 fields[name] = value

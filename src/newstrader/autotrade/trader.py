@@ -175,3 +175,24 @@ class AutoTrader:
     async def export_csv(self, path: Path, since: datetime | None = None) -> Path:
         await ingest_fills(self.venues, self.journal)
         return await export_csv(self.journal, path, since=since)
+
+
+def build_autotrader(bot: Any) -> AutoTrader:
+    """The Bot's factory hook: an `AutoTrader` over the bot's venues, journal and `[exits]`.
+
+    The engine's per-(venue, coin) locks are looked up when a close needs them, because the
+    bot builds its executor after its hooks.
+    """
+    settings = bot.settings
+    exits = settings.get("exits") if isinstance(settings, Mapping) else getattr(settings, "exits", None)
+
+    def lock_for(venue: str, coin: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        executor = getattr(bot, "executor", None)
+        state = getattr(executor, "state", None)
+        if state is None:
+            return contextlib.nullcontext()
+        lock: contextlib.AbstractAsyncContextManager[Any] = state.lock_for(venue, coin)
+        return lock
+
+    policy = ExitPolicy.from_settings(exits) if exits is not None else ExitPolicy()
+    return AutoTrader(bot.venues, bot.journal, policy, lock_for=lock_for)
