@@ -24,9 +24,32 @@ def _not_built(verb: str) -> None:
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    fast: Annotated[bool, typer.Option("--fast", help="No pauses for the viewer (tests).")] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds to stay up after the script; default: until Ctrl-C.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Dashboard port (0 = any free one).")] = 8080,
+    sim_port: Annotated[int, typer.Option(help="Simulator port (0 = any free one).")] = 8900,
+    as_json: JsonOpt = False,
+) -> None:
     """Simulator + bot + dashboard + a sample news replay, in one process."""
-    _not_built("demo")
+    import asyncio
+    import json
+
+    from newstrader.demo import run_demo
+
+    say = (lambda _line: None) if as_json else typer.echo
+    try:
+        report = asyncio.run(
+            run_demo(fast=fast, duration=duration, web_port=port, sim_port=sim_port, say=say)
+        )
+    except OSError as exc:  # typically a port already in use
+        typer.echo(f"demo: {exc} (choose free ports with --port / --sim-port)", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
@@ -43,9 +66,14 @@ def sim(
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8900,
     seed: Annotated[int, typer.Option(help="Seed for prices and ids.")] = 1,
+    no_rate_limits: Annotated[
+        bool, typer.Option("--no-rate-limits", help="Do not enforce the venues' rate limits.")
+    ] = False,
 ) -> None:
     """Run the venue simulator (Hyperliquid + Aster APIs)."""
-    _not_built("sim")
+    from newstrader.sim.__main__ import serve
+
+    serve(host=host, port=port, seed=seed, rate_limits=not no_rate_limits)
 
 
 @app.command()

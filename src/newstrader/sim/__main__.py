@@ -1,0 +1,51 @@
+"""`python -m newstrader.sim`: run the venue simulator with uvicorn (what `newstrader sim` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from newstrader.sim.app import SimConfig, create_app
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8900,
+    seed: int = 1,
+    rate_limits: bool = True,
+    hl_source: str = "b",
+    log_level: str = "warning",
+) -> None:
+    """Build the app, print the URLs a client needs, and serve until interrupted."""
+    import uvicorn
+
+    if hl_source not in ("a", "b", "any"):
+        raise SystemExit("--hl-source must be a (mainnet), b (testnet) or any")
+    config = SimConfig(rate_limits=rate_limits, hl_source=hl_source)  # type: ignore[arg-type]
+    app = create_app(seed=seed, config=config)
+    base = f"http://{host}:{port}"
+    print(f"newstrader simulator (seed {seed}, rate limits {'on' if rate_limits else 'off'})", flush=True)
+    print(f"  hyperliquid: {base}/hyperliquid", flush=True)
+    print(f"  aster:       {base}/aster", flush=True)
+    print(f"  admin:       {base}/admin  (GET {base}/admin/state)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m newstrader.sim", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-rate-limits", action="store_true", help="do not enforce the venues' rate limits"
+    )
+    parser.add_argument(
+        "--hl-source", default="b", help="phantom-agent source to verify: a, b (default) or any"
+    )
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.seed, not args.no_rate_limits, args.hl_source, args.log_level)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
