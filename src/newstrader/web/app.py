@@ -350,12 +350,9 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
             cumulative += fill.realized_pnl - fill.fee
             fees += fill.fee
             curve.append(PnlPoint(time=fill.time, venue=fill.venue, realized_pnl=cumulative))
-        summary: dict[str, Any] = {}
-        stats_of = getattr(bot, "stats", None)
-        if callable(stats_of):
-            summary = to_jsonable(await _maybe_await(stats_of())) or {}
-            if not isinstance(summary, dict):
-                summary = {"value": summary}
+        from newstrader.autotrade.stats import compute_stats
+
+        summary = to_jsonable(await compute_stats(bot.journal))
         return StatsOut(
             paused=await _paused(bot),
             fills=len(fills),

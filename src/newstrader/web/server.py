@@ -24,11 +24,10 @@ class _QuietServer(uvicorn.Server):
 
 
 class LoopbackServer:
-    """One uvicorn server as a task of the current loop; `start()` returns once it listens."""
+    """One uvicorn server as a task of the current loop; `start(app)` returns once it listens."""
 
-    def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
-    ) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning") -> None:
+        # Bind now, so the port is known (and ours) before the app that needs it is built.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -38,30 +37,30 @@ class LoopbackServer:
             raise
         self.host = host
         self.port = int(self._sock.getsockname()[1])
-        config = uvicorn.Config(
-            app,
-            log_level=log_level,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = _QuietServer(config)
+        self._log_level = log_level
+        self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._app = app
+        self._app: Any = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, timeout: float = 15.0) -> None:
-        """Start serving; raises if the server does not come up within `timeout` seconds."""
+    async def start(self, app: Any, timeout: float = 15.0) -> None:
+        """Serve `app`; raises if the server does not come up within `timeout` seconds."""
+        self._app = app
+        config = uvicorn.Config(
+            app, log_level=self._log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+        self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # re-raises the start-up error
                 raise RuntimeError(f"server on {self.url} stopped while starting")
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 raise TimeoutError(f"server on {self.url} did not start in {timeout}s")
             await asyncio.sleep(0.02)
 
@@ -70,7 +69,8 @@ class LoopbackServer:
         closing = getattr(getattr(self._app, "state", None), "closing", None)
         if isinstance(closing, asyncio.Event):
             closing.set()
-        self._server.should_exit = True
+        if self._server is not None:
+            self._server.should_exit = True
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
