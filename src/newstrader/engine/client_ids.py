@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 
 PREFIX = "nt"
+_LEG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def client_id(operation_id: str, venue: str, leg: str) -> str:
     """`nt-<hash>-<leg>`: at most 36 chars of [a-z0-9-], valid on every venue we speak."""
     digest = hashlib.sha256(f"{operation_id}\n{venue}".encode()).hexdigest()[:20]
-    safe_leg = "".join(ch for ch in leg.lower() if ch.isalnum())[:10] or "x"
+    safe_leg = "".join(ch for ch in leg.lower() if ch in _LEG_CHARS)[:10] or "x"
     return f"{PREFIX}-{digest}-{safe_leg}"
