@@ -135,13 +135,13 @@ class DemoStack:
         self.config_path = workdir / "newstrader-demo.toml"
         self.bot: Any = None
         self._sim_server: LoopbackServer | None = None
-        self._web_server: LoopbackServer | None = None
         self._env_set: list[str] = []
 
     @property
     def url(self) -> str:
-        assert self._web_server is not None
-        return self._web_server.url
+        """The dashboard and API of the running bot (it serves them itself)."""
+        assert self.bot is not None and self.bot.web_url
+        return str(self.bot.web_url)
 
     async def __aenter__(self) -> DemoStack:
         await self.start()
@@ -161,7 +161,6 @@ class DemoStack:
     async def _start(self) -> None:
         from newstrader.bot import Bot
         from newstrader.config import load_settings
-        from newstrader.web.app import create_app
 
         if self.sim_url is None:
             from newstrader.sim.app import create_app as create_sim_app
@@ -170,12 +169,10 @@ class DemoStack:
             await self._sim_server.start(create_sim_app(seed=self._seed))
             self.sim_url = self._sim_server.url
         await self._fund_accounts()
-        # Bind the web port first so the config names the port the dashboard really uses.
-        self._web_server = LoopbackServer(port=self._web_port)
         self.config_path.write_text(
             demo_config(
                 sim_url=self.sim_url,
-                web_port=self._web_server.port,
+                web_port=self._web_port,
                 token=self.token,
                 journal_path=self.workdir / "demo.db",
                 accounts=self.accounts,
@@ -188,7 +185,6 @@ class DemoStack:
         settings = load_settings(self.config_path)
         self.bot = Bot(settings)
         await self.bot.start()
-        await self._web_server.start(create_app(self.bot, token=self.token))
 
     def _set_env(self, key: str, value: str) -> None:
         if key not in os.environ:
@@ -211,11 +207,7 @@ class DemoStack:
                 response.raise_for_status()
 
     async def stop(self) -> None:
-        """Stop the web server, the bot, then the simulator; each step runs even if one fails."""
-        if self._web_server is not None:
-            with contextlib.suppress(Exception):
-                await self._web_server.stop()
-            self._web_server = None
+        """Stop the bot (and its web server), then the simulator; each step runs even if one fails."""
         if self.bot is not None:
             with contextlib.suppress(Exception):
                 await self.bot.stop()

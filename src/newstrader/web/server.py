@@ -24,9 +24,15 @@ class _QuietServer(uvicorn.Server):
 
 
 class LoopbackServer:
-    """One uvicorn server as a task of the current loop; `start(app)` returns once it listens."""
+    """One uvicorn server as a task of the current loop; `start()` returns once it listens.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning") -> None:
+    The app may be given now or to `start(app)`: binding first lets a caller learn the port
+    before it builds the app that needs to know it.
+    """
+
+    def __init__(
+        self, app: Any = None, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
+    ) -> None:
         # Bind now, so the port is known (and ours) before the app that needs it is built.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,17 +46,24 @@ class LoopbackServer:
         self._log_level = log_level
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._app: Any = None
+        self._app: Any = app
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, app: Any, timeout: float = 15.0) -> None:
-        """Serve `app`; raises if the server does not come up within `timeout` seconds."""
-        self._app = app
+    async def start(self, app: Any = None, timeout: float = 15.0) -> None:
+        """Serve the app; raises if the server does not come up within `timeout` seconds."""
+        if app is not None:
+            self._app = app
+        if self._app is None:
+            raise ValueError("LoopbackServer.start needs an app")
         config = uvicorn.Config(
-            app, log_level=self._log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            self._app,
+            log_level=self._log_level,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
