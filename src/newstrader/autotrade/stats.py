@@ -159,7 +159,8 @@ def build_ledger(fills: Iterable[Fill], source_of_client_id: Mapping[str, str]) 
         reducing = before != 0 and (signed > 0) != (before > 0)
         closed_size = min(abs(before), fill.size) if reducing else ZERO
         opened_size = fill.size - closed_size
-        close_share = closed_size / fill.size if fill.size else ZERO
+        # A flip's fee is shared by its closing and opening parts, pro rata of size.
+        close_fee = fill.fee * closed_size / fill.size if fill.size else ZERO
         fill_source = source_of_client_id.get(fill.client_id or "") or UNKNOWN_SOURCE
 
         if before != 0 and book.trade is None:
@@ -167,7 +168,7 @@ def build_ledger(fills: Iterable[Fill], source_of_client_id: Mapping[str, str]) 
             book.trade = Trade(fill.venue, fill.coin, UNKNOWN_SOURCE, _side(before), fill.time)
         owner = book.trade
         if closed_size > 0 and owner is not None:
-            fee = fill.fee * close_share
+            fee = close_fee
             owner.realized_pnl += fill.realized_pnl
             owner.fees += fee
             _add_money(ledger, fill, owner.source, fill.realized_pnl, fee)
@@ -180,7 +181,7 @@ def build_ledger(fills: Iterable[Fill], source_of_client_id: Mapping[str, str]) 
         if opened_size > 0:
             if book.trade is None:
                 book.trade = Trade(fill.venue, fill.coin, fill_source, _side(after), fill.time)
-            fee = fill.fee - fill.fee * close_share
+            fee = fill.fee - close_fee
             realized = fill.realized_pnl if closed_size == 0 else ZERO
             book.trade.realized_pnl += realized
             book.trade.fees += fee
