@@ -92,9 +92,13 @@ def summarize(outcomes: list[VenueOutcome]) -> str:
 
 
 class Bot:
-    """One running newstrader: the journal, the venues, the engine and the ways in."""
+    """One running newstrader: the journal, the venues, the engine and the ways in.
 
-    def __init__(self, settings: Any, *, serve_web: bool = True) -> None:
+    With `serve_web=True` (what `newstrader run` does) the bot serves its own API on
+    `[web] host:port`; otherwise the caller serves `create_app(bot)` itself (the demo).
+    """
+
+    def __init__(self, settings: Any, *, serve_web: bool = False) -> None:
         self.settings = settings
         self.serve_web = serve_web
         self.bus = Bus()
@@ -133,6 +137,8 @@ class Bot:
                 drift=len(drift),
                 mode=self.engine_config.mode,
             )
+            if self.autotrader is not None:
+                await self.autotrader.start()
             self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile-loop"))
             await self._start_sources()
             if self.serve_web:
@@ -214,6 +220,7 @@ class Bot:
         self.web_app = create_app(self, token=token)
         self._server = LoopbackServer(self.web_app, host, port)
         await self._server.start()
+        print(f"newstrader listening on {self._server.url}", flush=True)
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
 
@@ -227,6 +234,11 @@ class Bot:
         if stop_sources is not None:
             with contextlib.suppress(Exception):
                 await stop_sources()
+        if self.autotrader is not None:
+            try:
+                await self.autotrader.stop()
+            except Exception as exc:
+                log.warning("autotrader_stop_failed", error=repr(exc))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -316,31 +328,46 @@ class Bot:
     async def paused(self) -> bool:
         return bool(await self.journal.get_control("paused", False))
 
-    async def pause(self) -> dict[str, Any]:
+    async def stats(self) -> dict[str, Any]:
+        """Realized PnL, fees and latency from exchange fills (the auto trader's summary)."""
+        if self.autotrader is not None:
+            result: dict[str, Any] = await self.autotrader.stats()
+            return result
+        return {}
+
+    async def pause(self, reason: str = "operator") -> dict[str, Any]:
+        if self.autotrader is not None:
+            result: dict[str, Any] = await self.autotrader.pause(reason)
+            self.bus.publish({"type": "control", "paused": True})
+            return result
         await self.journal.set_control("paused", True)
         self.bus.publish({"type": "control", "paused": True})
         log.warning("paused")
         return {"paused": True}
 
     async def resume(self) -> dict[str, Any]:
+        if self.autotrader is not None:
+            result: dict[str, Any] = await self.autotrader.resume()
+            self.bus.publish({"type": "control", "paused": False})
+            return result
         await self.journal.set_control("paused", False)
         self.bus.publish({"type": "control", "paused": False})
         log.warning("resumed")
         return {"paused": False}
 
-    async def close(self, coin: str, venue: str | None = None) -> list[dict[str, Any]]:
+    async def close(self, coin: str, venue: str | None = None) -> Any:
         """Close one coin (on one venue or all) from what the exchange holds."""
         assert self.executor is not None
+        if self.autotrader is not None:  # also cancels the coin's TP/SL triggers
+            return await self.autotrader.close(coin.upper(), venue)
         outcomes = await self.executor.close(coin.upper(), venue)
         return [_outcome_row(o) for o in outcomes]
 
-    async def flatten(self) -> list[dict[str, Any]]:
-        """Close every position on every venue; triggers go through the hooks (size 0)."""
+    async def flatten(self) -> Any:
+        """Close every position on every venue and cancel every trigger (the kill switch)."""
         assert self.executor is not None
-        flatten_all = getattr(self.autotrader, "flatten", None)
-        if flatten_all is not None:
-            result: Any = await flatten_all()
-            return list(result) if isinstance(result, list) else [{"result": result}]
+        if self.autotrader is not None:
+            return await self.autotrader.flatten()
         outcomes = await self.executor.flatten()
         return [_outcome_row(o) for o in outcomes]
 
