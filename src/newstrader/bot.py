@@ -94,11 +94,11 @@ def summarize(outcomes: list[VenueOutcome]) -> str:
 class Bot:
     """One running newstrader: the journal, the venues, the engine and the ways in.
 
-    With `serve_web=True` (what `newstrader run` does) the bot serves its own API on
-    `[web] host:port`; otherwise the caller serves `create_app(bot)` itself (the demo).
+    By default the bot serves its own API and dashboard on `[web] host:port` (`run`, the
+    demo); with `serve_web=False` a caller may serve `create_app(bot)` itself.
     """
 
-    def __init__(self, settings: Any, *, serve_web: bool = False) -> None:
+    def __init__(self, settings: Any, *, serve_web: bool = True) -> None:
         self.settings = settings
         self.serve_web = serve_web
         self.bus = Bus()
