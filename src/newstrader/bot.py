@@ -428,3 +428,36 @@ def _outcome_row(o: VenueOutcome) -> dict[str, Any]:
         "exchange_size_before": o.exchange_size_before,
         "exchange_size_after": o.exchange_size_after,
     }
+
+
+async def serve_until_signalled(settings: Any) -> None:
+    """Start a bot, run until SIGINT/SIGTERM, then stop it gracefully."""
+    import signal as signals
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signals.SIGINT, signals.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    bot = Bot(settings)
+    await bot.start()
+    try:
+        await stop.wait()
+    finally:
+        await bot.stop()
+
+
+def run_bot(config_path: Any, live: bool) -> int:
+    """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code."""
+    import sys
+
+    from newstrader.config import ConfigError, load_settings, require_live
+
+    try:
+        settings = load_settings(config_path)
+        require_live(settings, live)
+    except ConfigError as exc:
+        print(f"newstrader run: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve_until_signalled(settings))
+    return 0

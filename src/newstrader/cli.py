@@ -58,7 +58,9 @@ def run(
     live: Annotated[bool, typer.Option("--live", help="Allow mainnet venues.")] = False,
 ) -> None:
     """Run the bot with a config file."""
-    _not_built("run")
+    from newstrader.bot import run_bot
+
+    raise typer.Exit(run_bot(config, live))
 
 
 @app.command()
