@@ -8,7 +8,8 @@
 
 Contract for a venue API module: `build_router(sim: Sim) -> fastapi.APIRouter`, its paths relative
 to the venue prefix (e.g. `/fapi/v3/order`). It trades through `sim.exchanges[venue]`
-(a `market.Exchange`), creates rate limiters with `sim.new_limiter(...)` (they obey the
+(a `market.Exchange`; look it up per request, never keep it: reset replaces it), creates
+rate limiters with `sim.new_limiter(...)` (they obey the
 `rate_limits` switch and are cleared on reset), may call `sim.on_reset(fn)` to clear its own
 state (nonce books, ...) on `POST /admin/reset`, and may set `sim.classifiers[venue] =
 fn(method, subpath, body_bytes) -> label` to name requests for `/admin/stats` and fault
@@ -99,6 +100,7 @@ class Sim:
     def __init__(self, seed: int = 1, config: SimConfig | None = None) -> None:
         self.seed = seed
         self.config = config or SimConfig()
+        self._initial_rate_limits = self.config.rate_limits
         self.faults = FaultTable(seed)
         self.stats = RequestStats()
         self.classifiers: dict[str, Classifier] = {}
@@ -153,8 +155,7 @@ class Sim:
         self._build_exchanges()
         self.faults.reset()
         self.stats.reset()
-        for limiter in self._limiters:
-            limiter.reset()
+        self.set_rate_limits(self._initial_rate_limits)
         for hook in self._reset_hooks:
             hook()
 

@@ -1,0 +1,259 @@
+"""Shared fixtures: the venue simulator as a real server, and funded accounts with fresh keys.
+
+- `sim_server` (session scope, one per xdist worker): `python -m newstrader.sim` in a subprocess on
+  a free loopback port, started with `--no-rate-limits` so unrelated tests sharing 127.0.0.1 never
+  starve each other (a test that wants limits calls `sim.admin.settings(rate_limits=True)`).
+- `sim` (function scope): the same server, reset (`POST /admin/reset`) before each test, so every
+  test starts from the seeded world with no accounts, faults or stats. Attributes: `.url`,
+  `.hl_url`, `.aster_url`, `.port`, `.admin` (a `SimAdmin`).
+- `funded_account` / `make_account`: fresh eth_account keys, funded on both venues.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+SIM_SEED = 7
+STARTUP_DEADLINE_S = 30.0
+
+
+class SimAdminError(RuntimeError):
+    """The simulator's admin API refused a call; carries status and body."""
+
+
+class SimAdmin:
+    """A small synchronous client for the simulator's `/admin` API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = httpx.Client(base_url=f"{base_url}/admin", timeout=10.0)
+
+    def _call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
+        response = self.client.request(method, path, json=json, params=params)
+        if response.status_code >= 400:
+            raise SimAdminError(f"{method} /admin{path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    def create_account(
+        self,
+        address: str,
+        usd: Any = 100_000,
+        venue: str = "all",
+        api_key: str | None = None,
+        secret: str | None = None,
+        signers: list[str] | None = None,
+    ) -> Any:
+        body: dict[str, Any] = {"venue": venue, "address": address, "usd": str(usd)}
+        if api_key is not None:
+            body["api_key"], body["secret"] = api_key, secret
+        if signers:
+            body["signers"] = signers
+        return self._call("POST", "/accounts", body)
+
+    def add_agent(self, address: str, signer: str, venue: str = "all") -> Any:
+        return self._call("POST", "/agents", {"venue": venue, "address": address, "signer": signer})
+
+    def set_price(self, coin: str, price: Any, venue: str | None = None) -> Any:
+        body: dict[str, Any] = {"coin": coin, "price": str(price)}
+        if venue is not None:
+            body["venue"] = venue
+        return self._call("POST", "/price", body)
+
+    def set_position(self, venue: str, account: str, coin: str, size: Any) -> Any:
+        return self._call(
+            "POST", "/position", {"venue": venue, "account": account, "coin": coin, "size": str(size)}
+        )
+
+    def liquidate(self, venue: str, account: str, coin: str) -> Any:
+        return self._call("POST", "/liquidate", {"venue": venue, "account": account, "coin": coin})
+
+    def add_fault(
+        self,
+        venue: str,
+        kind: str,
+        probability: float | None = None,
+        count: int | None = None,
+        endpoint: str | None = None,
+        ms: int | None = None,
+        **extra: Any,
+    ) -> Any:
+        body: dict[str, Any] = {"venue": venue, "kind": kind, **extra}
+        for key, value in (
+            ("probability", probability),
+            ("count", count),
+            ("endpoint", endpoint),
+            ("ms", ms),
+        ):
+            if value is not None:
+                body[key] = value
+        return self._call("POST", "/faults", body)
+
+    def clear_faults(self, venue: str | None = None) -> Any:
+        return self._call("DELETE", "/faults", params={"venue": venue} if venue else None)
+
+    def state(self) -> Any:
+        return self._call("GET", "/state")
+
+    def stats(self) -> Any:
+        return self._call("GET", "/stats")
+
+    def reset(self) -> Any:
+        return self._call("POST", "/reset")
+
+    def tick(self, steps: int = 1, venue: str | None = None) -> Any:
+        body: dict[str, Any] = {"steps": steps}
+        if venue is not None:
+            body["venue"] = venue
+        return self._call("POST", "/tick", body)
+
+    def settings(self, **settings: Any) -> Any:
+        return self._call("POST", "/settings", settings)
+
+    def position(self, venue: str, account: str, coin: str) -> str:
+        """The signed position size as a decimal string ("0" when flat), read from /admin/state."""
+        accounts = self.state()["venues"][venue]["accounts"]
+        acct = accounts.get(account.lower())
+        if acct is None or coin not in acct["positions"]:
+            return "0"
+        return str(acct["positions"][coin]["size"])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass
+class SimServer:
+    """A running simulator process and the URLs to reach it."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    admin: SimAdmin = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admin = SimAdmin(self.url)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def hl_url(self) -> str:
+        return f"{self.url}/hyperliquid"
+
+    @property
+    def aster_url(self) -> str:
+        return f"{self.url}/aster"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    """A currently free loopback port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sim_server(seed: int = SIM_SEED, extra_args: tuple[str, ...] = ("--no-rate-limits",)) -> SimServer:
+    """Start `python -m newstrader.sim` on a free port and wait until it answers."""
+    last_error: Exception | None = None
+    for _attempt in range(3):  # a port grabbed between probe and bind: try another
+        port = free_port()
+        log_file = tempfile.NamedTemporaryFile(prefix="sim-", suffix=".log", delete=False)  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newstrader.sim", "--port", str(port), "--seed", str(seed), *extra_args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        server = SimServer(port=port, process=process, log_path=Path(log_file.name))
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                last_error = RuntimeError(f"simulator exited with {process.returncode}:\n{server.log()}")
+                break
+            try:
+                if httpx.get(f"{server.url}/", timeout=1.0).status_code == 200:
+                    return server
+            except httpx.TransportError as exc:
+                last_error = exc
+            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
+        else:
+            process.kill()
+            raise RuntimeError(f"simulator did not answer within {STARTUP_DEADLINE_S}s:\n{server.log()}")
+    raise RuntimeError(f"simulator did not start: {last_error}")
+
+
+def stop_sim_server(server: SimServer) -> None:
+    server.admin.close()
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[SimServer]:
+    """One simulator process per test worker (rate limits off; see the module docstring)."""
+    server = start_sim_server()
+    yield server
+    stop_sim_server(server)
+
+
+@pytest.fixture
+def sim(sim_server: SimServer) -> SimServer:
+    """The worker's simulator, reset to its seeded start state for this test."""
+    sim_server.admin.reset()
+    return sim_server
+
+
+@dataclass(frozen=True)
+class FundedAccount:
+    """A fresh key funded on the simulator (both venues unless told otherwise)."""
+
+    wallet: LocalAccount
+    usd: int
+
+    @property
+    def address(self) -> str:
+        return str(self.wallet.address)
+
+    @property
+    def private_key(self) -> str:
+        return "0x" + bytes(self.wallet.key).hex()
+
+
+@pytest.fixture
+def make_account(sim: SimServer) -> Callable[..., FundedAccount]:
+    """Factory: `make_account(usd=100_000, venue="all")` → a new funded `FundedAccount`."""
+
+    def make(usd: int = 100_000, venue: str = "all") -> FundedAccount:
+        wallet: LocalAccount = Account.create()
+        sim.admin.create_account(wallet.address, usd=usd, venue=venue)
+        return FundedAccount(wallet=wallet, usd=usd)
+
+    return make
+
+
+@pytest.fixture
+def funded_account(make_account: Callable[..., FundedAccount]) -> FundedAccount:
+    """One fresh account with $100,000 on both venues."""
+    account: FundedAccount = make_account()
+    return account
