@@ -1,0 +1,233 @@
+"""Aster transport: signed and public calls, the server clock offset, weights and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import structlog
+
+from newstrader.venues.aster.config import AsterConfig
+from newstrader.venues.aster.signing import MicrosecondNonces, V3Signer, encode_params, hmac_signature
+from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Transient, VenueError
+from newstrader.venues.errors import classify_aster, classify_http, classify_transport
+from newstrader.venues.limits import (
+    REGISTRY,
+    LimitRegistry,
+    RateLimiter,
+    aster_is_order,
+    aster_request_weight,
+)
+
+log = structlog.get_logger(__name__)
+
+READ_ATTEMPTS = 3
+DEFAULT_429_HOLD_S = 1.0
+# Legacy HMAC keys live on v1 paths, except these (Binance-style) newer generations.
+_HMAC_PATHS = {
+    "positionRisk": "/fapi/v2/positionRisk",
+    "balance": "/fapi/v2/balance",
+    "account": "/fapi/v4/account",
+}
+
+
+class AsterHttp:
+    """Signed (v3 or HMAC) and public REST calls against one Aster base URL."""
+
+    def __init__(
+        self,
+        config: AsterConfig,
+        *,
+        registry: LimitRegistry = REGISTRY,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.venue = config.name
+        self.config = config
+        self.base_url = config.url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(config.timeout_s, connect=min(config.timeout_s, 5.0)),
+            limits=httpx.Limits(max_keepalive_connections=16, max_connections=32, keepalive_expiry=60),
+            transport=transport,
+        )
+        self.limiter = RateLimiter(config.name)
+        self.ip_bucket = registry.bucket(("aster", self.base_url), config.ip_weight_per_min)
+        self.order_bucket = registry.bucket(
+            ("aster", self.base_url, config.account.lower()), config.orders_per_min
+        )
+        self.nonces = MicrosecondNonces()
+        self.offset_ms = 0
+        self._synced = False
+        self._sync_lock = asyncio.Lock()
+        if config.auth == "v3":
+            self.v3: V3Signer | None = V3Signer(config.secret, chain_id=config.chain_id)
+            if config.signer and config.signer.lower() != self.v3.address.lower():
+                raise AuthError(
+                    f"the key signs as {self.v3.address}, not the configured signer {config.signer}",
+                    venue=config.name,
+                )
+        elif config.auth == "hmac":
+            self.v3 = None
+            if not config.api_key:
+                raise AuthError("auth = 'hmac' needs api_key (and the secret)", venue=config.name)
+        else:
+            raise AuthError(f"auth must be 'v3' or 'hmac', not {config.auth!r}", venue=config.name)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def path(self, name: str, *, signed: bool) -> str:
+        if not signed:
+            return f"/fapi/v1/{name}"
+        if self.v3 is not None:
+            return f"/fapi/v3/{name}"
+        return _HMAC_PATHS.get(name, f"/fapi/v1/{name}")
+
+    async def sync_clock(self) -> None:
+        """Measure the server clock offset from /fapi/v1/time (half the round trip counted)."""
+        async with self._sync_lock:
+            before = time.time()
+            reply = await self.public("GET", "time")
+            after = time.time()
+            local_ms = (before + after) / 2 * 1000
+            self.offset_ms = int(int(reply["serverTime"]) - local_ms)
+            self.nonces.offset_us = self.offset_ms * 1000
+            self._synced = True
+            log.info("clock_synced", venue=self.venue, offset_ms=self.offset_ms)
+
+    async def public(self, method: str, name: str, params: list[tuple[str, str]] | None = None) -> Any:
+        """An unsigned call (exchangeInfo, time, premiumIndex, ...); retried on transient errors."""
+        query = encode_params(params or [])
+        return await self._with_read_retries(
+            method, self.path(name, signed=False), query, None, is_order=False
+        )
+
+    async def signed(
+        self, method: str, name: str, params: list[tuple[str, str]] | None = None, *, is_order: bool = False
+    ) -> Any:
+        """A signed call; reads are retried, orders never are (a retry would need a fresh look first)."""
+        if not self._synced:
+            await self.sync_clock()
+        path = self.path(name, signed=True)
+        if not is_order:
+            return await self._with_read_retries(method, path, None, list(params or []), is_order=False)
+        return await self._call(
+            method, path, self._sign(list(params or [])), is_order=True, signed_params=True
+        )
+
+    def _sign(self, params: list[tuple[str, str]]) -> str:
+        if self.v3 is not None:
+            return self.v3.signed_params(self.config.account, self.nonces.next(), params)
+        timestamp = int(time.time() * 1000) + self.offset_ms
+        payload = encode_params(
+            [*params, ("recvWindow", str(self.config.recv_window_ms)), ("timestamp", str(timestamp))]
+        )
+        return f"{payload}&signature={hmac_signature(self.config.secret, payload)}"
+
+    async def _with_read_retries(
+        self,
+        method: str,
+        path: str,
+        query: str | None,
+        params: list[tuple[str, str]] | None,
+        *,
+        is_order: bool,
+    ) -> Any:
+        last: VenueError | None = None
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                if params is not None:  # signed: a fresh nonce/timestamp on every attempt
+                    return await self._call(
+                        method, path, self._sign(params), is_order=False, signed_params=True
+                    )
+                return await self._call(method, path, query or "", is_order=False, signed_params=False)
+            except Transient as exc:
+                last = exc
+                log.info("read_retry", venue=self.venue, path=path, error=str(exc), attempt=attempt)
+                if exc.code == -1021 and params is not None:
+                    await self.sync_clock()
+                elif not isinstance(exc, RateLimited):
+                    await asyncio.sleep(exc.retry_after or 0.05 * 2**attempt)
+        assert last is not None
+        raise last
+
+    async def _call(
+        self, method: str, path: str, encoded: str, *, is_order: bool, signed_params: bool
+    ) -> Any:
+        weight = aster_request_weight(path, method, dict(_pairs(encoded)) if "symbol=" in encoded else None)
+        costs = [(self.ip_bucket, weight)]
+        if aster_is_order(path, method):
+            costs.append((self.order_bucket, 1))
+        await self.limiter.acquire(costs)
+        headers = {"X-MBX-APIKEY": self.config.api_key} if self.v3 is None and self.config.api_key else {}
+        try:
+            if method == "POST":
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+                response = await self._client.post(path, content=encoded, headers=headers)
+            else:
+                url = f"{path}?{encoded}" if encoded else path
+                response = await self._client.request(method, url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise classify_transport(exc, venue=self.venue, is_order=is_order) from exc
+        return self._parse(response, is_order=is_order)
+
+    def _parse(self, response: httpx.Response, *, is_order: bool) -> Any:
+        try:
+            data = json.loads(response.content, parse_float=Decimal) if response.content else None
+        except ValueError:
+            data = None
+        if response.status_code in (418, 429):
+            hold = _retry_after(response.headers) or DEFAULT_429_HOLD_S
+            self.ip_bucket.hold(hold)
+            raise RateLimited(
+                f"HTTP {response.status_code}", venue=self.venue, code=response.status_code, retry_after=hold
+            )
+        error_code = _error_code(data)
+        if error_code is not None:
+            return_error = classify_aster(
+                error_code,
+                str(data.get("msg", "")),
+                venue=self.venue,
+                is_order=is_order,
+                http_status=response.status_code,
+            )
+            raise return_error
+        if response.status_code >= 300:
+            raise classify_http(
+                response.status_code,
+                response.text,
+                venue=self.venue,
+                is_order=is_order,
+                headers=response.headers,
+            )
+        if data is None:
+            text = f"unreadable reply: {response.text[:200]}"
+            raise Ambiguous(text, venue=self.venue) if is_order else Transient(text, venue=self.venue)
+        return data
+
+
+def _pairs(encoded: str) -> list[tuple[str, str]]:
+    return [tuple(part.split("=", 1)) for part in encoded.split("&") if "=" in part]  # type: ignore[misc]
+
+
+def _error_code(data: Any) -> int | None:
+    """The Binance-style error code of a reply, or None for success (`code` 200 / "200" is success)."""
+    if not isinstance(data, dict) or "code" not in data or "msg" not in data:
+        return None
+    try:
+        code = int(data["code"])
+    except (TypeError, ValueError):
+        return None
+    return None if code in (0, 200) else code
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    raw = headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None

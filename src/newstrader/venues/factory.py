@@ -1,0 +1,86 @@
+"""`build_venue(cfg) -> Venue`: the only place that maps configuration to a concrete adapter.
+
+`cfg` is a `VenueSettings` (name, kind, network, url, account, signer, api_key, auth, secret),
+read by attribute so the adapters do not depend on the config module's internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from newstrader.venues.aster.config import DEFAULT_URLS as ASTER_URLS
+from newstrader.venues.aster.config import AsterConfig
+from newstrader.venues.aster.venue import AsterVenue
+from newstrader.venues.base import AuthError, Venue
+from newstrader.venues.hyperliquid.config import DEFAULT_URLS as HL_URLS
+from newstrader.venues.hyperliquid.config import HyperliquidConfig
+from newstrader.venues.hyperliquid.venue import HyperliquidVenue
+
+KINDS = ("hyperliquid", "aster")
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    value = cfg.get(key, default) if isinstance(cfg, dict) else getattr(cfg, key, default)
+    return default if value is None else value
+
+
+def _secret(cfg: Any) -> str:
+    raw = _get(cfg, "secret")
+    if raw is not None and hasattr(raw, "get_secret_value"):
+        raw = raw.get_secret_value()
+    if not raw:
+        name = _get(cfg, "name", "?")
+        raise AuthError(
+            f"venue {name!r} has no secret: set NEWSTRADER_{str(name).upper()}_SECRET or secret_file",
+            venue=str(name),
+        )
+    return str(raw)
+
+
+def default_url(kind: str, network: str) -> str:
+    """The base URL of `kind` on `network` (sim | testnet | mainnet)."""
+    urls = HL_URLS if kind == "hyperliquid" else ASTER_URLS
+    if network not in urls:
+        raise ValueError(f"network must be one of {', '.join(urls)}, not {network!r}")
+    return urls[network]
+
+
+def build_venue(cfg: Any) -> Venue:
+    """A ready (not yet connected) adapter for one `[[venues]]` entry; `cfg.url` overrides the default."""
+    kind = str(_get(cfg, "kind", ""))
+    name = str(_get(cfg, "name", kind))
+    network = str(_get(cfg, "network", "sim"))
+    if kind not in KINDS:
+        raise ValueError(f"venues.kind must be one of {', '.join(KINDS)}, not {kind!r} (venue {name!r})")
+    url = str(_get(cfg, "url", "") or default_url(kind, network))
+    account = str(_get(cfg, "account", ""))
+    if not account:
+        raise ValueError(f"venues.account is required (venue {name!r})")
+    timeout_s = float(_get(cfg, "timeout_s", 10.0))
+    if kind == "hyperliquid":
+        return HyperliquidVenue(
+            HyperliquidConfig(
+                name=name,
+                url=url,
+                account=account,
+                secret=_secret(cfg),
+                network=network,
+                vault_address=_get(cfg, "vault_address"),
+                timeout_s=timeout_s,
+                is_mainnet=network == "mainnet",
+            )
+        )
+    auth = str(_get(cfg, "auth", "v3"))
+    return AsterVenue(
+        AsterConfig(
+            name=name,
+            url=url,
+            account=account,
+            secret=_secret(cfg),
+            auth="hmac" if auth == "hmac" else "v3",
+            api_key=_get(cfg, "api_key"),
+            signer=_get(cfg, "signer"),
+            network=network,
+            timeout_s=timeout_s,
+        )
+    )
