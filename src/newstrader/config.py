@@ -1,0 +1,506 @@
+"""Settings: a TOML file plus ``NEWSTRADER_*`` environment overrides, validated by pydantic.
+
+Secrets (venue private keys, HMAC secrets) come only from the environment
+(``NEWSTRADER_<NAME>_SECRET``) or a ``secret_file``; one written in the TOML is refused, so
+a config file can be shared or committed without leaking a key. Every problem becomes a
+`ConfigError` naming the key, which the CLI prints as one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+ENV_PREFIX = "NEWSTRADER_"
+WEB_TOKEN_ENV = "NEWSTRADER_WEB_TOKEN"
+
+# Default base URLs per venue kind and network; `url` in a venue overrides them.
+DEFAULT_URLS: dict[str, dict[str, str]] = {
+    "hyperliquid": {
+        "sim": "http://127.0.0.1:8900/hyperliquid",
+        "testnet": "https://api.hyperliquid-testnet.xyz",
+        "mainnet": "https://api.hyperliquid.xyz",
+    },
+    "aster": {
+        "sim": "http://127.0.0.1:8900/aster",
+        "testnet": "https://fapi.asterdex-testnet.com",
+        "mainnet": "https://fapi.asterdex.com",
+    },
+}
+
+_PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_VENUE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+# A validator that wants its error filed under a field (not the model) prefixes the message.
+_FIELD_TAG = re.compile(r"^@(?P<field>[a-z_][\w\[\].]*): (?P<problem>.*)$", re.DOTALL)
+
+
+class ConfigError(Exception):
+    """A bad configuration value: `key` is the dotted path (``venues[0].network``)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def secret_env_name(venue_name: str) -> str:
+    """The env variable holding a venue's secret: ``NEWSTRADER_<NAME>_SECRET`` (non-alnum → ``_``)."""
+    return f"{ENV_PREFIX}{re.sub(r'[^A-Za-z0-9]', '_', venue_name).upper()}_SECRET"
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"is a directory, not a file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    if not value:
+        raise ValueError(f"file is empty: {path}")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+class EngineSettings(_Section):
+    """How signals become orders (see the design's "engine")."""
+
+    mode: Literal["target", "close_then_open"] = "target"
+    max_signal_age_s: float = Field(default=30.0, gt=0)
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    position_cache_ttl_ms: float = Field(default=0.0, ge=0)
+    conflict_window_s: float = Field(default=0.0, ge=0)
+    order_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class CoinSizing(_Section):
+    """Per-coin overrides of the default size and leverage."""
+
+    notional_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    leverage: int | None = Field(default=None, ge=1, le=200)
+
+
+class SizingSettings(_Section):
+    """How large a position a signal opens."""
+
+    notional_usd: Decimal = Field(default=Decimal(100), gt=0, allow_inf_nan=False)
+    leverage: int = Field(default=3, ge=1, le=200)
+    equity_fraction: Decimal | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    per_coin: dict[str, CoinSizing] = Field(default_factory=dict)
+
+    @field_validator("per_coin")
+    @classmethod
+    def _upper_coins(cls, value: dict[str, CoinSizing]) -> dict[str, CoinSizing]:
+        return {coin.upper(): sizing for coin, sizing in value.items()}
+
+
+class ExitsSettings(_Section):
+    """Exchange-side take-profit/stop-loss and time/loss exits."""
+
+    take_profit_pct: Decimal | None = Field(default=Decimal(2), gt=0, allow_inf_nan=False)
+    stop_loss_pct: Decimal | None = Field(default=Decimal(1), gt=0, allow_inf_nan=False)
+    max_hold_s: int | None = Field(default=None, gt=0)
+    daily_loss_limit_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    on_protection_failure: Literal["close", "keep"] = "close"
+    dead_man_switch_s: int | None = Field(default=None, gt=0)
+
+
+class VenueSettings(_Section):
+    """One account on one exchange. The secret never comes from the TOML file."""
+
+    name: str
+    kind: Literal["hyperliquid", "aster"]
+    network: Literal["sim", "testnet", "mainnet"] = "sim"
+    url: str | None = None
+    account: str | None = None
+    signer: str | None = None
+    api_key: str | None = None
+    auth: Literal["v3", "hmac"] = "v3"
+    secret_file: Path | None = None
+    secret: SecretStr | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not _VENUE_NAME.match(value):
+            raise ValueError("must start with a letter and use only letters, digits, '-' or '_' (≤ 40)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return None if value is None else value.rstrip("/")
+
+    @field_validator("account", "signer")
+    @classmethod
+    def _address_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _ADDRESS.match(value):
+            raise ValueError("must be a 0x-prefixed 20-byte hex address")
+        return value
+
+    @field_validator("secret_file")
+    @classmethod
+    def _secret_file_readable(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = value.expanduser()
+        _read_secret_file(path)
+        return path
+
+    @model_validator(mode="after")
+    def _resolve_secret(self) -> VenueSettings:
+        """Explicit value, else env ``NEWSTRADER_<NAME>_SECRET``, else `secret_file`; then check its shape."""
+        if self.secret is None:
+            from_env = os.environ.get(secret_env_name(self.name), "").strip()
+            if from_env:
+                self.secret = SecretStr(from_env)
+            elif self.secret_file is not None:
+                self.secret = SecretStr(_read_secret_file(self.secret_file))
+        if self.kind == "aster" and self.auth == "hmac" and self.secret is not None and not self.api_key:
+            raise ValueError('@api_key: required with auth = "hmac" (the secret alone cannot sign)')
+        if (
+            self.secret is not None
+            and self.signs_with_private_key
+            and not _PRIVATE_KEY.match(self.secret.get_secret_value())
+        ):
+            raise ValueError(
+                f"@secret: not a 32-byte hex private key (from {self.secret_source}); value not shown"
+            )
+        return self
+
+    @property
+    def signs_with_private_key(self) -> bool:
+        """Hyperliquid and Aster v3 sign with an EVM key; Aster legacy signs with an HMAC secret."""
+        return self.kind == "hyperliquid" or self.auth == "v3"
+
+    @property
+    def secret_env(self) -> str:
+        """The env variable this venue's secret is read from."""
+        return secret_env_name(self.name)
+
+    @property
+    def secret_source(self) -> str:
+        """Where the secret came from, for messages (never the value)."""
+        if os.environ.get(self.secret_env, "").strip():
+            return f"env {self.secret_env}"
+        if self.secret_file is not None:
+            return f"secret_file {self.secret_file}"
+        return "settings"
+
+    @property
+    def base_url(self) -> str:
+        """`url` when given, else the network's default for this kind of venue."""
+        return self.url or DEFAULT_URLS[self.kind][self.network]
+
+
+class WebhookSource(_Section):
+    """Accept news on the bot's ``POST /api/news`` under this source name."""
+
+    name: str = "webhook"
+
+
+class RssSource(_Section):
+    """Poll one RSS/Atom feed."""
+
+    url: str
+    interval_s: float = Field(default=60.0, gt=0)
+    name: str | None = None
+
+
+class WebsocketSource(_Section):
+    """Read JSON messages from a WebSocket; `fields` maps our names to the message's keys."""
+
+    url: str
+    fields: dict[str, str] = Field(default_factory=dict)
+    name: str | None = None
+
+
+class ReplaySource(_Section):
+    """Replay a JSONL news file with its relative timing scaled by `speed`."""
+
+    path: Path
+    speed: float = Field(default=1.0, gt=0)
+
+
+class NewsSettings(_Section):
+    """Where news comes from and which items may become signals."""
+
+    webhook: list[WebhookSource] = Field(default_factory=list)
+    rss: list[RssSource] = Field(default_factory=list)
+    websocket: list[WebsocketSource] = Field(default_factory=list)
+    replay: list[ReplaySource] = Field(default_factory=list)
+    rules: Path | None = None
+    dedupe_window_s: float = Field(default=3600.0, ge=0)
+    cooldown_s: float = Field(default=0.0, ge=0)
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    max_age_s: float = Field(default=300.0, gt=0)
+
+
+class WebSettings(_Section):
+    """The dashboard and HTTP API; the token comes from env ``NEWSTRADER_WEB_TOKEN`` when set."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _token_from_env(self) -> WebSettings:
+        from_env = os.environ.get(WEB_TOKEN_ENV, "").strip()
+        if from_env:
+            self.token = SecretStr(from_env)
+        return self
+
+
+class JournalSettings(_Section):
+    """Where the journal lives: any SQLAlchemy URL; SQLite runs in WAL mode."""
+
+    url: str = "sqlite:///newstrader.db"
+
+    @field_validator("url")
+    @classmethod
+    def _parseable(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy URL (e.g. sqlite:///newstrader.db)") from None
+        return value
+
+
+class Settings(BaseSettings):
+    """The whole configuration; env ``NEWSTRADER_<SECTION>__<KEY>`` overrides the TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+        allow_inf_nan=False,
+    )
+
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    sizing: SizingSettings = Field(default_factory=SizingSettings)
+    exits: ExitsSettings = Field(default_factory=ExitsSettings)
+    venues: list[VenueSettings] = Field(default_factory=list)
+    news: NewsSettings = Field(default_factory=NewsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    journal: JournalSettings = Field(default_factory=JournalSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML arrives as init kwargs; env comes first so it overrides the file.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_venue_names(self) -> Settings:
+        seen: set[str] = set()
+        for index, venue in enumerate(self.venues):
+            if venue.name.lower() in seen:
+                raise ValueError(f"@venues[{index}].name: duplicate venue name {venue.name!r}")
+            seen.add(venue.name.lower())
+        return self
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value (keys, HMAC secrets and keys, web token), for log redaction."""
+        values: list[str] = []
+        for venue in self.venues:
+            if venue.secret is not None:
+                values.append(venue.secret.get_secret_value())
+            if venue.api_key:
+                values.append(venue.api_key)
+        if self.web.token is not None:
+            values.append(self.web.token.get_secret_value())
+        return [v for v in values if v]
+
+    def venue(self, name: str) -> VenueSettings:
+        """The venue called `name`."""
+        for venue in self.venues:
+            if venue.name == name:
+                return venue
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _key_of(loc: Sequence[int | str]) -> str:
+    """``('venues', 0, 'network')`` → ``venues[0].network``."""
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else str(part)
+    return key or "config"
+
+
+# pydantic's words → the TOML words a user knows.
+_PLAIN_WORDS = re.compile(r"a valid dictionary or instance of \w+|a valid dictionary|a valid list")
+
+
+def _error_from_validation(exc: ValidationError) -> ConfigError:
+    """The first problem of a pydantic error as a ConfigError (one line, the key named)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    loc = [part for part in first["loc"] if isinstance(part, int | str)]
+    problem = str(first["msg"])
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        problem = "unknown key"
+    elif kind == "missing":
+        problem = "required key is missing"
+    elif problem.startswith(("Value error, ", "Assertion failed, ")):
+        problem = problem.split(", ", 1)[1]
+    tagged = _FIELD_TAG.match(problem)
+    if tagged:
+        field = tagged["field"]
+        problem = tagged["problem"]
+        if field.startswith("venues"):  # tagged from the root: the path is complete
+            return ConfigError(field, problem)
+        loc.append(field)
+    problem = _PLAIN_WORDS.sub(lambda m: "a table" if "dictionary" in m.group(0) else "an array", problem)
+    problem = re.sub(r"valid path for <class '[\w.]+'>", "valid path", problem)
+    problem = " ".join(problem.split())  # always one line
+    if len(errors) > 1:
+        problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return ConfigError(_key_of(loc), problem)
+
+
+def _refuse_secrets_in_file(data: Mapping[str, Any]) -> None:
+    venues = data.get("venues")
+    if not isinstance(venues, list):
+        return
+    for index, venue in enumerate(venues):
+        if isinstance(venue, Mapping) and "secret" in venue:
+            name = venue.get("name")
+            env = secret_env_name(name) if isinstance(name, str) and name else "NEWSTRADER_<NAME>_SECRET"
+            raise ConfigError(
+                f"venues[{index}].secret",
+                f"secrets are not allowed in the config file; set env {env} or secret_file",
+            )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; any failure is a ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such file (newstrader init writes an example)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.__class__.__name__}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {' '.join(str(exc).split())}") from None
+
+
+def settings_from_mapping(data: Mapping[str, Any]) -> Settings:
+    """Validate an already-parsed config (plus env overrides); problems raise ConfigError."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("config", "must be a table of sections")
+    _refuse_secrets_in_file(data)
+    try:
+        return Settings(**dict(data))
+    except ValidationError as exc:
+        raise _error_from_validation(exc) from None
+    except SettingsError as exc:  # an env override that does not parse
+        raise ConfigError("env", " ".join(str(exc).split())) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("config", " ".join(str(exc).split())) from None
+
+
+def _anchor_paths(data: dict[str, Any], base: Path) -> None:
+    """Make relative paths in the file relative to the file's folder, not the current directory."""
+
+    def anchor(container: Any, key: str) -> None:
+        if isinstance(container, dict):
+            value = container.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                container[key] = str(base / value)
+
+    venues = data.get("venues")
+    for venue in venues if isinstance(venues, list) else []:
+        anchor(venue, "secret_file")
+    news = data.get("news")
+    if isinstance(news, dict):
+        anchor(news, "rules")
+        replays = news.get("replay")
+        for replay in replays if isinstance(replays, list) else []:
+            anchor(replay, "path")
+    journal = data.get("journal")
+    if isinstance(journal, dict) and isinstance(journal.get("url"), str):
+        journal["url"] = _anchor_sqlite_url(journal["url"], base)
+
+
+def _anchor_sqlite_url(url: str, base: Path) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # validation names the problem
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return url
+    if Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(base / database)).render_as_string(hide_password=False)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Settings from `path` (a TOML file; None = defaults) plus env overrides; raises ConfigError.
+
+    Relative paths in the file (secret_file, news.rules, replay paths, a SQLite journal) are
+    relative to the file's folder."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        data = read_toml(path)
+        _anchor_paths(data, path.resolve().parent)
+    return settings_from_mapping(data)
+
+
+def require_live(settings: Settings, live: bool) -> None:
+    """Refuse mainnet venues unless the operator passed ``--live``."""
+    if live:
+        return
+    for index, venue in enumerate(settings.venues):
+        if venue.network == "mainnet":
+            raise ConfigError(
+                f"venues[{index}].network",
+                f'"mainnet" ({venue.name}) trades real money: pass --live to allow it',
+            )
