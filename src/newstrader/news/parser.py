@@ -1,0 +1,609 @@
+"""Headline → Signal: coins, directional terms, negations and explicit commands, by rules.
+
+The rules live in TOML (`rules.toml` shipped with the package; a user file merges over it).
+Parsing is one tokenizer pass plus dictionary look-ups, so a headline costs tens of
+microseconds: the parser is never the slow part of news-to-order latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newstrader.domain import NewsItem, Side, Signal
+
+# Reasons a headline yields no signal (stable strings: the journal, API and tests use them).
+REASON_MATCHED = "matched"
+REASON_COMMAND = "command"
+REASON_GIVEN = "given"
+REASON_NO_COIN = "no coin"
+REASON_NO_DIRECTION = "no direction"
+REASON_CONFLICT = "conflicting terms"
+REASON_NEGATED = "negated"
+REASON_NOT_TRADABLE = "coin not tradable"
+REASON_QUESTION = "question"
+REASON_EMPTY = "empty text"
+
+_BODY_CHARS = 2000  # how much of a body is read when the title names no coin
+
+# Numbers and amounts ("$1.2B", "4,225", "10%"), words (with cashtags, "fetch.ai", "won't"),
+# and the punctuation that bounds a clause.
+_TOKEN_RE = re.compile(
+    r"(?P<num>\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?)"
+    r"|(?P<word>\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*)"
+    r"|(?P<sent>[?!.;:|])"
+    r"|(?P<clause>[,()\[\]]|\s[-–—]+\s|[–—])"
+)
+_COMMAND_RE = re.compile(
+    r"^\s*(?:signal\s*[:\-]\s*)?(?P<verb>long|short|buy|sell)\s+(?P<coin>\$?[\w.]+)"
+    r"(?:\s+(?P<lev>\d{1,3}(?:\.\d+)?)\s*x)?\s*[.!]*\s*$",
+    re.IGNORECASE,
+)
+_CLAUSE_ENDERS = frozenset({"but", "while", "although", "however", "yet", "whereas"})
+
+
+class RulesError(ValueError):
+    """A rules file is malformed; the message names the key."""
+
+
+def stem(word: str) -> str:
+    """Fold plurals and -ed/-ing forms so one listed term matches its inflections."""
+    if len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+        word = word[:-1]  # "banned" → "ban", "dropped" → "drop"
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One directional (or neutral) phrase from the rules."""
+
+    phrase: str
+    kind: str
+    side: Side | None  # None: neutral
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class _CoinName:
+    coin: str
+    mode: str  # "ticker" | "alias" | "name" | "proper"
+    form: str  # the exact spelling for "name"/"proper"
+
+
+@dataclass(slots=True)
+class Rules:
+    """Compiled rules: look-up tables keyed by space-joined lowercase (coins) or stemmed (terms) words."""
+
+    coins: tuple[str, ...]
+    coin_names: dict[str, list[_CoinName]]
+    cashtags: dict[str, str]
+    command_names: dict[str, str]
+    untradable: dict[str, str]
+    terms: dict[str, Term]
+    local_negations: frozenset[str]
+    global_negations: frozenset[str]
+    stopwords: frozenset[str]
+    negation_window: int = 8
+    conflict_ratio: float = 0.75
+    extra_term_factor: float = 0.25
+    opposing_penalty: float = 0.5
+    ignore_questions: bool = True
+    max_coin_words: int = 1
+    max_term_words: int = 1
+    coin_first_words: frozenset[str] = field(default_factory=frozenset)  # of multi-word names
+    term_first_words: frozenset[str] = field(default_factory=frozenset)
+    coin_triggers: frozenset[str] = field(default_factory=frozenset)  # first word of any name
+    term_triggers: frozenset[str] = field(default_factory=frozenset)
+
+
+def _default_rules_text() -> str:
+    return importlib.resources.files("newstrader.news").joinpath("rules.toml").read_text(encoding="utf-8")
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a user rules document over the defaults (see rules.toml's header for the rules)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "settings" and isinstance(value, Mapping):
+            merged["settings"] = {**base.get("settings", {}), **value}
+        elif key == "coins" and isinstance(value, Mapping):
+            merged["coins"] = {**base.get("coins", {}), **value}
+        elif key in ("terms", "negations", "untradable", "stopwords") and isinstance(value, list):
+            merged[key] = [*base.get(key, []), *value]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _str_list(doc: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RulesError(f"{where}.{key}: must be a list of strings")
+    return value
+
+
+def _words(text: str) -> list[str]:
+    return [
+        m.group("word") or m.group("num")
+        for m in _TOKEN_RE.finditer(text)
+        if m.group("word") or m.group("num")
+    ]
+
+
+def _norm_word(word: str) -> str:
+    word = word.replace("’", "'").lower()
+    if word.endswith("'s"):
+        word = word[:-2]
+    return word.rstrip("'")
+
+
+def compile_rules(doc: Mapping[str, Any]) -> Rules:
+    """Turn a rules document (parsed TOML) into look-up tables; raise RulesError naming a bad key."""
+    unknown_top = set(doc) - {"settings", "coins", "terms", "negations", "untradable", "stopwords"}
+    if unknown_top:
+        raise RulesError(f"{sorted(unknown_top)[0]}: unknown key")
+    settings = doc.get("settings", {})
+    if not isinstance(settings, Mapping):
+        raise RulesError("settings: must be a table")
+    unknown_settings = set(settings) - {
+        "negation_window",
+        "conflict_ratio",
+        "extra_term_factor",
+        "opposing_penalty",
+        "ignore_questions",
+    }
+    if unknown_settings:
+        raise RulesError(f"settings.{sorted(unknown_settings)[0]}: unknown key")
+    coins_doc = doc.get("coins", {})
+    if not isinstance(coins_doc, Mapping) or not coins_doc:
+        raise RulesError("coins: must be a non-empty table of coin → names")
+
+    coin_names: dict[str, list[_CoinName]] = {}
+    cashtags: dict[str, str] = {}
+    command_names: dict[str, str] = {}
+    coins: list[str] = []
+
+    def add_name(key: str, entry: _CoinName) -> None:
+        coin_names.setdefault(key, []).append(entry)
+
+    for coin, spec in coins_doc.items():
+        where = f"coins.{coin}"
+        if not isinstance(spec, Mapping):
+            raise RulesError(f"{where}: must be a table")
+        unknown = set(spec) - {"tickers", "aliases", "names", "proper", "enabled"}
+        if unknown:
+            raise RulesError(f"{where}.{sorted(unknown)[0]}: unknown key")
+        if spec.get("enabled", True) is False:
+            continue
+        coins.append(coin)
+        command_names[coin.lower()] = coin
+        cashtags[f"${coin.lower()}"] = coin
+        for ticker in _str_list(spec, "tickers", where):
+            add_name(ticker.lower(), _CoinName(coin, "ticker", ticker.upper()))
+            cashtags[f"${ticker.lower()}"] = coin
+            command_names[ticker.lower()] = coin
+        for alias in _str_list(spec, "aliases", where):
+            key = " ".join(_norm_word(w) for w in _words(alias))
+            add_name(key, _CoinName(coin, "alias", alias))
+            command_names[key] = coin
+        for mode in ("names", "proper"):
+            for name in _str_list(spec, mode, where):
+                add_name(name.lower(), _CoinName(coin, mode.rstrip("s") if mode == "names" else mode, name))
+                command_names[name.lower()] = coin
+
+    untradable: dict[str, str] = {}
+    for name in _str_list(doc, "untradable", "untradable"):
+        key = " ".join(_norm_word(w) for w in _words(name))
+        untradable[key] = name.upper() if len(name) <= 6 else name
+        cashtags.setdefault(f"${key}", "")
+
+    terms: dict[str, Term] = {}
+    raw_terms = doc.get("terms", [])
+    if not isinstance(raw_terms, list):
+        raise RulesError("terms: must be an array of tables ([[terms]])")
+    for i, group in enumerate(raw_terms):
+        where = f"terms[{i}]"
+        if not isinstance(group, Mapping):
+            raise RulesError(f"{where}: must be a table")
+        side_text = group.get("side")
+        if side_text not in ("long", "short", "neutral"):
+            raise RulesError(f"{where}.side: must be long, short or neutral")
+        side = None if side_text == "neutral" else Side(side_text)
+        weight = group.get("weight", 0.5)
+        if not isinstance(weight, int | float) or not 0 <= weight <= 1:
+            raise RulesError(f"{where}.weight: must be a number from 0 to 1")
+        kind = str(group.get("kind", side_text))
+        phrases = group.get("phrases", [])
+        if not isinstance(phrases, list):
+            raise RulesError(f"{where}.phrases: must be a list")
+        for j, entry in enumerate(phrases):
+            phrase, w = entry, weight
+            if isinstance(entry, Mapping):
+                phrase, w = entry.get("phrase"), entry.get("weight", weight)
+            if not isinstance(phrase, str) or not phrase.strip():
+                raise RulesError(f"{where}.phrases[{j}]: must be a phrase or {{phrase, weight}}")
+            if not isinstance(w, int | float) or not 0 <= w <= 1:
+                raise RulesError(f"{where}.phrases[{j}].weight: must be a number from 0 to 1")
+            key = " ".join(stem(_norm_word(t)) for t in _words(phrase))
+            if key:
+                terms[key] = Term(phrase, kind, side, float(w))
+
+    local_neg: set[str] = set()
+    global_neg: set[str] = set()
+    raw_negs = doc.get("negations", [])
+    if not isinstance(raw_negs, list):
+        raise RulesError("negations: must be an array of tables ([[negations]])")
+    for i, group in enumerate(raw_negs):
+        where = f"negations[{i}]"
+        if not isinstance(group, Mapping) or group.get("scope", "local") not in ("local", "global"):
+            raise RulesError(f"{where}.scope: must be local or global")
+        target = global_neg if group.get("scope", "local") == "global" else local_neg
+        for phrase in _str_list(group, "phrases", where):
+            target.add(" ".join(stem(_norm_word(t)) for t in _words(phrase)))
+
+    def number(key: str, default: float, lo: float, hi: float) -> float:
+        value = settings.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
+            raise RulesError(f"settings.{key}: must be a number from {lo} to {hi}")
+        return float(value)
+
+    ignore_q = settings.get("ignore_questions", True)
+    if not isinstance(ignore_q, bool):
+        raise RulesError("settings.ignore_questions: must be true or false")
+    stopwords = frozenset(w.lower() for w in _str_list(doc, "stopwords", "stopwords"))
+    phrase_keys = list(terms) + list(local_neg) + list(global_neg)
+    coin_keys = list(coin_names) + list(untradable)
+    return Rules(
+        coins=tuple(coins),
+        coin_names=coin_names,
+        cashtags=cashtags,
+        command_names=command_names,
+        untradable=untradable,
+        terms=terms,
+        local_negations=frozenset(local_neg),
+        global_negations=frozenset(global_neg),
+        stopwords=stopwords,
+        negation_window=int(number("negation_window", 8, 1, 50)),
+        conflict_ratio=number("conflict_ratio", 0.75, 0, 1),
+        extra_term_factor=number("extra_term_factor", 0.25, 0, 1),
+        opposing_penalty=number("opposing_penalty", 0.5, 0, 1),
+        ignore_questions=ignore_q,
+        max_coin_words=max(k.count(" ") + 1 for k in coin_keys),
+        max_term_words=max(k.count(" ") + 1 for k in phrase_keys) if phrase_keys else 1,
+        coin_first_words=frozenset(k.split(" ")[0] for k in coin_keys if " " in k),
+        term_first_words=frozenset(k.split(" ")[0] for k in phrase_keys if " " in k),
+        coin_triggers=frozenset(k.split(" ")[0] for k in coin_keys),
+        term_triggers=frozenset(k.split(" ")[0] for k in phrase_keys),
+    )
+
+
+def load_rules(path: Path | str | None = None) -> Rules:
+    """The shipped rules, with the user file at `path` (if any) merged over them."""
+    base = tomllib.loads(_default_rules_text())
+    if path is not None:
+        try:
+            user = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise RulesError(f"rules: cannot read {path}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise RulesError(f"rules: {path} is not valid TOML: {exc}") from exc
+        base = _merge(base, user)
+    return compile_rules(base)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """What the parser made of one item: a signal, or the reason there is none."""
+
+    signal: Signal | None
+    reason: str
+    confidence: float = 0.0
+    terms: tuple[str, ...] = ()
+    coin: str | None = None
+    side: Side | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape the CLI and the web API print."""
+        signal = None
+        if self.signal is not None:
+            signal = {
+                "coin": self.signal.coin,
+                "side": self.signal.side.value,
+                "confidence": self.signal.confidence,
+                "terms": list(self.signal.terms),
+            }
+        return {"signal": signal, "reason": self.reason}
+
+
+def signal_id_for(news_id: str) -> str:
+    """Deterministic: the same news item always maps to the same signal (and so the same orders)."""
+    return "s-" + hashlib.sha256(news_id.encode()).hexdigest()[:24]
+
+
+@dataclass(slots=True)
+class _Words:
+    """A tokenized headline as parallel lists (cheaper than one object per word)."""
+
+    raw: list[str] = field(default_factory=list)  # possessive stripped, case kept
+    low: list[str] = field(default_factory=list)
+    stem: list[str] = field(default_factory=list)
+    segment: list[int] = field(default_factory=list)  # bounded by commas and sentence ends
+    sentence: list[int] = field(default_factory=list)
+    questions: set[int] = field(default_factory=set)  # sentences ending in "?"
+
+
+@dataclass(slots=True)
+class _Hit:
+    index: int
+    term: Term
+    negated: bool = False
+    questioned: bool = False
+
+
+_STEMS: dict[str, str] = {}
+_STEM_CACHE_MAX = 50_000
+
+
+def _cached_stem(word: str) -> str:
+    cached = _STEMS.get(word)
+    if cached is None:
+        cached = stem(word)
+        if len(_STEMS) < _STEM_CACHE_MAX:
+            _STEMS[word] = cached
+    return cached
+
+
+class Parser:
+    """Parses news items with one set of rules against one set of tradable coins."""
+
+    def __init__(self, rules: Rules | None = None, tradable: Iterable[str] | None = None) -> None:
+        self.rules = rules if rules is not None else load_rules()
+        self.tradable = frozenset(tradable) if tradable is not None else frozenset(self.rules.coins)
+
+    # -- public --------------------------------------------------------------------------
+
+    def parse(self, item: NewsItem) -> ParseResult:
+        """Parse an item; `coin` + `side` given directly (TradingView-style) are used as is."""
+        if item.coin and item.side is not None:
+            coin = self.resolve_coin(item.coin) or item.coin
+            if coin not in self.tradable:
+                return ParseResult(None, REASON_NOT_TRADABLE, 0.0, (), coin, item.side)
+            return self._result(item, coin, item.side, 1.0, ("given",), REASON_GIVEN)
+        result = self._parse_text(item.title)
+        if result[0] == REASON_NO_COIN and item.body:
+            result = self._parse_text(f"{item.title}. {item.body[:_BODY_CHARS]}")
+        reason, coin, side, confidence, terms, leverage = result
+        if side is None or coin is None:
+            return ParseResult(None, reason, confidence, terms, coin, side)
+        return self._result(item, coin, side, confidence, terms, reason, leverage)
+
+    def parse_text(self, text: str, source: str = "cli") -> ParseResult:
+        """Parse a bare headline (the `signal` verb)."""
+        item = NewsItem(id=NewsItem.make_id(source, text), title=text, source=source)
+        return self.parse(item)
+
+    def resolve_coin(self, name: str) -> str | None:
+        """A coin from a ticker, cashtag, alias or the coin's own name, any case; None if unknown."""
+        key = " ".join(_norm_word(w) for w in _words(name)) or name.strip().lower()
+        if key.startswith("$"):
+            return self.rules.cashtags.get(key) or None
+        return self.rules.command_names.get(key)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _result(
+        self,
+        item: NewsItem,
+        coin: str,
+        side: Side,
+        confidence: float,
+        terms: tuple[str, ...],
+        reason: str,
+        leverage: int | None = None,
+    ) -> ParseResult:
+        signal = Signal(
+            id=signal_id_for(item.id),
+            news_id=item.id,
+            coin=coin,
+            side=side,
+            confidence=confidence,
+            terms=terms,
+            leverage=leverage,
+            source=item.source,
+        )
+        return ParseResult(signal, reason, confidence, terms, coin, side)
+
+    def _command(self, text: str) -> tuple[str, Side, int | None] | None:
+        match = _COMMAND_RE.match(text)
+        if match is None:
+            return None
+        coin = self.resolve_coin(match.group("coin"))
+        if coin is None:
+            return None
+        side = Side.LONG if match.group("verb").lower() in ("long", "buy") else Side.SHORT
+        lev_text = match.group("lev")
+        leverage = max(1, int(float(lev_text))) if lev_text else None
+        return coin, side, leverage
+
+    def _tokenize(self, text: str) -> _Words:
+        """Words (stopwords and amounts dropped), their clause and sentence numbers."""
+        stopwords = self.rules.stopwords
+        words = _Words()
+        segment = sentence = 0
+        for m in _TOKEN_RE.finditer(text):
+            kind = m.lastgroup
+            if kind == "word":
+                raw = m.group()
+                if "'" in raw or "’" in raw:
+                    raw = raw.replace("’", "'")
+                    if raw.endswith(("'s", "'S")):
+                        raw = raw[:-2]
+                    raw = raw.rstrip("'")
+                low = raw.lower()
+                if not low or low in stopwords:
+                    continue
+                if low in _CLAUSE_ENDERS:
+                    segment += 1
+                    continue
+                words.raw.append(raw)
+                words.low.append(low)
+                words.stem.append(_cached_stem(low))
+                words.segment.append(segment)
+                words.sentence.append(sentence)
+            elif kind == "sent":
+                if m.group() == "?":
+                    words.questions.add(sentence)
+                sentence += 1
+                segment += 1
+            elif kind == "clause":
+                segment += 1
+        return words
+
+    def _coin_at(self, words: _Words, i: int) -> tuple[str, int] | None:
+        """The coin starting at word i ("!NAME" for an untradable one) and its length in words."""
+        rules = self.rules
+        low = words.low[i]
+        if low[0] == "$":
+            coin = rules.cashtags.get(low)
+            if coin is None:
+                return None
+            return (coin, 1) if coin else ("!" + low[1:].upper(), 1)
+        longest = rules.max_coin_words if low in rules.coin_first_words else 1
+        for n in range(min(longest, len(words.low) - i), 0, -1):
+            if n > 1 and words.segment[i + n - 1] != words.segment[i]:
+                continue
+            key = low if n == 1 else " ".join(words.low[i : i + n])
+            names = rules.coin_names.get(key)
+            if names:
+                raw = words.raw[i] if n == 1 else " ".join(words.raw[i : i + n])
+                for name in names:
+                    exact = name.mode == "alias" or raw == name.form
+                    if exact and (name.mode != "proper" or i > 0):
+                        return name.coin, n
+            stable = rules.untradable.get(key)
+            if stable is not None:
+                return "!" + stable, n
+        return None
+
+    def _term_at(self, words: _Words, i: int) -> tuple[str, Term | None, int] | None:
+        """("term" | "local" | "global", term, length) for the longest phrase starting at word i."""
+        rules = self.rules
+        first = words.stem[i]
+        longest = rules.max_term_words if first in rules.term_first_words else 1
+        for n in range(min(longest, len(words.stem) - i), 0, -1):
+            if n > 1 and words.sentence[i + n - 1] != words.sentence[i]:
+                continue
+            key = first if n == 1 else " ".join(words.stem[i : i + n])
+            term = rules.terms.get(key)
+            if term is not None:
+                return "term", term, n
+            if key in rules.local_negations:
+                return "local", None, n
+            if key in rules.global_negations:
+                return "global", None, n
+        return None
+
+    def _parse_text(
+        self, text: str
+    ) -> tuple[str, str | None, Side | None, float, tuple[str, ...], int | None]:
+        """(reason, coin, side, confidence, terms, leverage) for one piece of text."""
+        if not text or not text.strip():
+            return REASON_EMPTY, None, None, 0.0, (), None
+        command = self._command(text)
+        if command is not None:
+            coin, side, leverage = command
+            if coin not in self.tradable:
+                return REASON_NOT_TRADABLE, coin, side, 0.0, (), None
+            return REASON_COMMAND, coin, side, 1.0, (f"{side.value} {coin}",), leverage
+
+        rules = self.rules
+        words = self._tokenize(text)
+        coin_triggers, term_triggers = rules.coin_triggers, rules.term_triggers
+        coins: list[str] = []
+        hits: list[_Hit] = []
+        negation_ends: list[tuple[int, int, int]] = []  # (start, end, segment)
+        globally_negated = False
+        i = 0
+        count = len(words.low)
+        while i < count:
+            low = words.low[i]
+            if low[0] == "$" or low in coin_triggers:
+                found_coin = self._coin_at(words, i)
+                if found_coin is not None:
+                    coins.append(found_coin[0])
+                    i += found_coin[1]
+                    continue
+            if words.stem[i] not in term_triggers:
+                i += 1
+                continue
+            found = self._term_at(words, i)
+            if found is None:
+                i += 1
+                continue
+            kind, term, n = found
+            if kind == "term" and term is not None:
+                hit = _Hit(i, term)
+                hit.questioned = rules.ignore_questions and words.sentence[i] in words.questions
+                hits.append(hit)
+            elif kind == "local":
+                negation_ends.append((i + n, i + n + rules.negation_window, words.segment[i]))
+            else:
+                globally_negated = True
+            i += n
+
+        if not coins:
+            return REASON_NO_COIN, None, None, 0.0, (), None
+        subject = coins[0]
+        if subject.startswith("!") or subject not in self.tradable:
+            return REASON_NOT_TRADABLE, subject.lstrip("!"), None, 0.0, (), None
+
+        for hit in hits:
+            if globally_negated:
+                hit.negated = True
+                continue
+            seg = words.segment[hit.index]
+            hit.negated = any(lo <= hit.index < hi and seg == s for lo, hi, s in negation_ends)
+
+        live = [h for h in hits if not h.negated and not h.questioned and h.term.side is not None]
+        if not live:
+            directional = [h for h in hits if h.term.side is not None]
+            if any(h.negated for h in directional) or (globally_negated and directional):
+                return REASON_NEGATED, subject, None, 0.0, (), None
+            if any(h.questioned for h in directional):
+                return REASON_QUESTION, subject, None, 0.0, (), None
+            return REASON_NO_DIRECTION, subject, None, 0.0, (), None
+
+        long_w = sorted((h.term.weight for h in live if h.term.side is Side.LONG), reverse=True)
+        short_w = sorted((h.term.weight for h in live if h.term.side is Side.SHORT), reverse=True)
+        bull = self._strength(long_w)
+        bear = self._strength(short_w)
+        terms = tuple(dict.fromkeys(h.term.phrase for h in live))
+        strong, weak = max(bull, bear), min(bull, bear)
+        if weak > 0 and weak >= rules.conflict_ratio * strong:
+            return REASON_CONFLICT, subject, None, 0.0, terms, None
+        side = Side.LONG if bull > bear else Side.SHORT
+        confidence = round(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)), 3)
+        return REASON_MATCHED, subject, side, confidence, terms, None
+
+    def _strength(self, weights: list[float]) -> float:
+        if not weights:
+            return 0.0
+        return min(1.0, weights[0] + self.rules.extra_term_factor * sum(weights[1:]))
