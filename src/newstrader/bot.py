@@ -452,12 +452,15 @@ def run_bot(config_path: Any, live: bool) -> int:
     import sys
 
     from newstrader.config import ConfigError, load_settings, require_live
+    from newstrader.logging_setup import configure_logging
 
+    configure_logging()  # env secrets are protected before the config is even read
     try:
         settings = load_settings(config_path)
         require_live(settings, live)
     except ConfigError as exc:
         print(f"newstrader run: {exc}", file=sys.stderr)
         return 2
+    configure_logging(secrets=list(getattr(settings, "secrets", []) or []))
     asyncio.run(serve_until_signalled(settings))
     return 0
