@@ -461,6 +461,7 @@ def run_bot(config_path: Any, live: bool) -> int:
     except ConfigError as exc:
         print(f"newstrader run: {exc}", file=sys.stderr)
         return 2
-    configure_logging(secrets=list(getattr(settings, "secrets", []) or []))
+    configured = getattr(settings, "secrets", None)
+    configure_logging(secrets=list(configured() if callable(configured) else configured or []))
     asyncio.run(serve_until_signalled(settings))
     return 0
