@@ -51,11 +51,11 @@ class DemoAccounts:
     def fresh(cls) -> DemoAccounts:
         hl, user, signer = Account.create(), Account.create(), Account.create()
         return cls(
-            hl_key=hl.key.hex(),
+            hl_key="0x" + bytes(hl.key).hex(),
             hl_address=hl.address,
-            aster_user_key=user.key.hex(),
+            aster_user_key="0x" + bytes(user.key).hex(),
             aster_user=user.address,
-            aster_signer_key=signer.key.hex(),
+            aster_signer_key="0x" + bytes(signer.key).hex(),
             aster_signer=signer.address,
         )
 

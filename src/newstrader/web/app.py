@@ -224,6 +224,30 @@ def _signal_out(signal: Any) -> SignalOut | None:
     )
 
 
+async def _add_triggers(bot: Any, rows: list[dict[str, Any]]) -> None:
+    """Fill each open position's TP/SL from the triggers resting on its exchange (a fresh read)."""
+    venues = getattr(bot, "venues", {}) or {}
+    held = {r["venue"] for r in rows if r.get("exchange_size") not in (None, "0") and r["venue"] in venues}
+
+    async def triggers(name: str) -> tuple[str, list[Any]]:
+        try:
+            return name, list(await venues[name].open_orders())
+        except Exception as exc:  # the page still shows positions when this read fails
+            log.warning("web_triggers_unreadable", venue=name, error=repr(exc))
+            return name, []
+
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for name, orders in await asyncio.gather(*(triggers(n) for n in sorted(held))):
+        for order in orders:
+            kind = getattr(order, "trigger_kind", None)
+            price = getattr(order, "trigger_price", None)
+            if kind is not None and price is not None:
+                key = "take_profit" if str(kind) == "tp" else "stop_loss"
+                found.setdefault((name, order.coin), {})[key] = str(price)
+    for row in rows:
+        row.update(found.get((row["venue"], row["coin"]), {}))
+
+
 def _validation_reason(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -338,6 +362,7 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     async def get_positions() -> PositionsOut:
         """Per venue and coin: the exchange's position (fresh read), the cache, drift."""
         rows = _rows(await bot.positions_view())
+        await _add_triggers(bot, rows)
         return PositionsOut(
             paused=await _paused(bot), positions=[PositionRow.model_validate(r) for r in rows]
         )

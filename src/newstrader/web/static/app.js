@@ -126,6 +126,11 @@ async function refreshPositions() {
   const rows = data.positions || [];
   $("#positions-empty").style.display = rows.length ? "none" : "";
   fillTable("#positions", rows, (p) => {
+    if (p.error) {
+      return el("tr", { "data-venue": p.venue, "data-testid": "venue-error" },
+        el("td", {}, p.venue),
+        el("td", { colspan: 10, class: "short" }, "exchange unreadable: " + p.error));
+    }
     const exch = p.exchange_size, cache = p.cached_size;
     const badge = p.drift
       ? el("span", { class: "badge drift", "data-testid": "drift-badge" }, "drift")

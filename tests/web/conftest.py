@@ -1,0 +1,138 @@
+"""A running bot + simulator for the web, CLI and browser tests.
+
+`stack` (one per worker, shared by the web tests, which run in one xdist group) is the demo's
+own composition: an in-process simulator on a free port, fresh funded accounts on both
+venues, and the real Bot serving its API and dashboard on another free port. It runs on an
+event loop in a background thread so the tests can be plain synchronous code (CLI runner,
+Playwright's sync API, httpx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from newstrader.demo import VENUE_KINDS, DemoStack, positions_in_state
+
+T = TypeVar("T")
+START_TIMEOUT_S = 60.0
+
+
+class RunningStack:
+    """A DemoStack on its own event loop thread, with sync helpers for tests."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="web-test-stack", daemon=True)
+        self.stack = DemoStack(workdir, sim_port=0, web_port=0, fast=True)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run a coroutine on the stack's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> None:
+        self.thread.start()
+        self.run(self.stack.start(), timeout=START_TIMEOUT_S)
+
+    def stop(self) -> None:
+        try:
+            self.run(self.stack.stop(), timeout=60)
+            self.run(_cancel_leftover_tasks(), timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+    @property
+    def token(self) -> str:
+        return self.stack.token
+
+    @property
+    def sim_url(self) -> str:
+        return str(self.stack.sim_url)
+
+    @property
+    def bot(self) -> Any:
+        return self.stack.bot
+
+    def api(self, token: str | None = None) -> httpx.Client:
+        """A client of the bot's API with the right token (or the one given)."""
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token if token is None else token}"},
+            trust_env=False,
+            timeout=30,
+        )
+
+    def sim_admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = httpx.request(
+            method, f"{self.sim_url}/admin{path}", json=body, trust_env=False, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def exchange_positions(self) -> dict[tuple[str, str], Decimal]:
+        """(venue, coin) → signed size of the demo accounts, from the simulator (the truth)."""
+        addresses = {v: self.stack.accounts.address_of(v) for v in VENUE_KINDS}
+        return positions_in_state(self.sim_admin("GET", "/state"), addresses)
+
+    @staticmethod
+    def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+        """Poll `condition` until it is truthy or `timeout` passes; returns its last value."""
+        return wait_until(condition, timeout, interval)
+
+    def flatten_now(self) -> None:
+        """Start a test from flat and trading (through the bot, as an operator would)."""
+        with self.api() as api:
+            api.post("/api/control/flatten").raise_for_status()  # flatten also pauses (kill switch)
+            assert wait_until(lambda: not self.exchange_positions(), 20), self.exchange_positions()
+            api.post("/api/control/resume").raise_for_status()
+
+
+async def _cancel_leftover_tasks() -> None:
+    """Library watchers (sse-starlette's) outlive the servers; end them before the loop stops."""
+    current = asyncio.current_task()
+    leftovers = [t for t in asyncio.all_tasks() if t is not current]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+    """Poll `condition` until it is truthy or `timeout` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[RunningStack]:
+    with tempfile.TemporaryDirectory(prefix="newstrader-web-") as tmp:
+        running = RunningStack(Path(tmp))
+        running.start()
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture
+def flat_stack(stack: RunningStack) -> RunningStack:
+    """The shared stack, flat on both venues and not paused."""
+    stack.flatten_now()
+    return stack
