@@ -12,6 +12,7 @@ from eth_account import Account
 
 from newstrader.venues.base import Venue
 from newstrader.venues.factory import build_venue
+from newstrader.venues.limits import REGISTRY
 
 KINDS = ("aster-v3", "aster-hmac")  # hyperliquid joins when the simulator serves it
 
@@ -51,6 +52,12 @@ def make_venue(sim: Any, kind: str, *, timeout_s: float = 5.0, usd: int = 100_00
         sim.admin.create_account(wallet.address, usd=usd, venue=sim_venue)
     cfg["url"] = sim.hl_url if sim_venue == "hyperliquid" else sim.aster_url
     return VenueUnderTest(build_venue(cfg), sim_venue, wallet.address, kind)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_buckets() -> None:
+    """The simulator is reset per test, so the client's shared buckets start full too."""
+    REGISTRY.reset()
 
 
 @pytest.fixture(params=KINDS)

@@ -6,7 +6,8 @@ read by attribute so the adapters do not depend on the config module's internals
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from newstrader.venues.aster.config import DEFAULT_URLS as ASTER_URLS
 from newstrader.venues.aster.config import AsterConfig
@@ -14,7 +15,11 @@ from newstrader.venues.aster.venue import AsterVenue
 from newstrader.venues.base import AuthError, Venue
 from newstrader.venues.hyperliquid.config import DEFAULT_URLS as HL_URLS
 from newstrader.venues.hyperliquid.config import HyperliquidConfig
+from newstrader.venues.hyperliquid.signing import L1Signer
 from newstrader.venues.hyperliquid.venue import HyperliquidVenue
+
+if TYPE_CHECKING:
+    from newstrader.config import VenueSettings
 
 KINDS = ("hyperliquid", "aster")
 
@@ -45,7 +50,7 @@ def default_url(kind: str, network: str) -> str:
     return urls[network]
 
 
-def build_venue(cfg: Any) -> Venue:
+def build_venue(cfg: VenueSettings | Mapping[str, Any]) -> Venue:
     """A ready (not yet connected) adapter for one `[[venues]]` entry; `cfg.url` overrides the default."""
     kind = str(_get(cfg, "kind", ""))
     name = str(_get(cfg, "name", kind))
@@ -53,9 +58,12 @@ def build_venue(cfg: Any) -> Venue:
     if kind not in KINDS:
         raise ValueError(f"venues.kind must be one of {', '.join(KINDS)}, not {kind!r} (venue {name!r})")
     url = str(_get(cfg, "url", "") or default_url(kind, network))
+    secret = _secret(cfg)
     account = str(_get(cfg, "account", ""))
     if not account:
-        raise ValueError(f"venues.account is required (venue {name!r})")
+        if kind == "aster" and _get(cfg, "auth", "v3") == "hmac":
+            raise ValueError(f"venues.account is required (venue {name!r})")
+        account = L1Signer(secret).address  # the key trades its own account (user == signer)
     timeout_s = float(_get(cfg, "timeout_s", 10.0))
     if kind == "hyperliquid":
         return HyperliquidVenue(
@@ -63,7 +71,7 @@ def build_venue(cfg: Any) -> Venue:
                 name=name,
                 url=url,
                 account=account,
-                secret=_secret(cfg),
+                secret=secret,
                 network=network,
                 vault_address=_get(cfg, "vault_address"),
                 timeout_s=timeout_s,
@@ -76,7 +84,7 @@ def build_venue(cfg: Any) -> Venue:
             name=name,
             url=url,
             account=account,
-            secret=_secret(cfg),
+            secret=secret,
             auth="hmac" if auth == "hmac" else "v3",
             api_key=_get(cfg, "api_key"),
             signer=_get(cfg, "signer"),

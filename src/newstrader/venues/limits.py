@@ -174,6 +174,10 @@ class LimitRegistry:
             found = self._buckets[key] = TokenBucket.per_minute(":".join(key), limit_per_min)
         return found
 
+    def reset(self) -> None:
+        """Forget every bucket (a test whose simulator was just reset starts from full budgets)."""
+        self._buckets.clear()
+
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Every bucket's counters, keyed by its name (for /metrics)."""
         return {bucket.name: bucket.snapshot() for bucket in self._buckets.values()}
