@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -123,7 +124,10 @@ def test_bad_query_and_unknown_venue_are_422(stack: RunningStack) -> None:
 def test_news_opens_positions_and_every_view_shows_it(flat_stack: RunningStack) -> None:
     stack = flat_stack
     with stack.api() as api:
-        response = api.post("/api/news", json={"title": "Web test: ETH long", "coin": "eth", "side": "long"})
+        response = api.post(
+            "/api/news",
+            json={"title": f"Web test: ETH long {uuid.uuid4().hex[:8]}", "coin": "eth", "side": "long"},
+        )
         assert response.status_code == 202, response.text
         accepted = response.json()
         assert accepted["signal"]["coin"] == "ETH" and accepted["signal"]["side"] == "long"
@@ -208,7 +212,10 @@ def test_stream_delivers_signal_events(flat_stack: RunningStack) -> None:
     listener.start()
     assert connected.wait(10)
     with stack.api() as api:
-        api.post("/api/news", json={"title": "Stream test: BTC long", "coin": "BTC", "side": "long"})
+        api.post(
+            "/api/news",
+            json={"title": f"Stream test: BTC long {uuid.uuid4().hex[:8]}", "coin": "BTC", "side": "long"},
+        )
     listener.join(15)
     assert any(name == "signal" and data.get("coin") == "BTC" for name, data in seen), seen
 

@@ -1,0 +1,151 @@
+"""Every operator verb of the CLI against a running bot + simulator (URL and token from env or config)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from typer.testing import CliRunner
+
+from newstrader.cli import app
+
+if TYPE_CHECKING:
+    from conftest import RunningStack
+
+pytestmark = pytest.mark.xdist_group("web")
+
+
+def cli(stack: RunningStack, *args: str, token: str | None = None, stdin: str | None = None) -> Any:
+    env = {"NEWSTRADER_WEB_URL": stack.url, "NEWSTRADER_WEB_TOKEN": token or stack.token}
+    return CliRunner().invoke(app, list(args), env=env, input=stdin)
+
+
+def cli_json(stack: RunningStack, *args: str) -> Any:
+    result = cli(stack, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def open_eth_long(stack: RunningStack) -> str:
+    """Open ETH long on both venues with a fresh headline (a repeated one would be a redelivery)."""
+    title = f"CLI test: ETH long {uuid.uuid4().hex[:8]}"
+    with stack.api() as api:
+        api.post("/api/news", json={"title": title, "coin": "ETH", "side": "long"}).raise_for_status()
+    assert stack.wait_until(lambda: stack.exchange_positions().get(("aster", "ETH"), 0) > 0, 15)
+    return title
+
+
+def test_positions_shows_the_exchange_next_to_the_cache(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    open_eth_long(stack)
+    data = cli_json(stack, "positions")
+    row = next(r for r in data["positions"] if r["venue"] == "aster" and r["coin"] == "ETH")
+    assert Decimal(row["exchange_size"]) == stack.exchange_positions()[("aster", "ETH")]
+    assert Decimal(row["cached_size"]) == Decimal(row["exchange_size"]) and row["drift"] is False
+    table = cli(stack, "positions")
+    assert table.exit_code == 0
+    assert "aster" in table.stdout and "ETH" in table.stdout and "in sync" in table.stdout
+
+
+def test_reconcile_reports_drift_from_an_outside_trade(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    open_eth_long(stack)
+    account = stack.stack.accounts.address_of("aster")
+    stack.sim_admin("POST", "/liquidate", {"venue": "aster", "account": account, "coin": "ETH"})
+    result = cli(stack, "reconcile")
+    assert result.exit_code == 0, result.output
+    assert "ETH" in result.stdout and "aster" in result.stdout
+    assert "stale_local_cleared" in result.stdout
+    # A second reconcile finds nothing new: the cache now matches the exchange.
+    again = cli_json(stack, "reconcile")
+    assert not [e for e in again["detail"] if e["venue"] == "aster" and e["coin"] == "ETH"]
+
+
+def test_close_one_coin_on_one_venue(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    open_eth_long(stack)
+    result = cli(stack, "close", "eth", "--venue", "aster")
+    assert result.exit_code == 0, result.output
+    assert "close" in result.stdout and "done" in result.stdout
+    assert stack.wait_until(lambda: ("aster", "ETH") not in stack.exchange_positions(), 15)
+
+
+def test_close_unknown_venue_is_refused_with_the_reason(flat_stack: RunningStack) -> None:
+    result = cli(flat_stack, "close", "ETH", "--venue", "nosuch")
+    assert result.exit_code == 1
+    assert "nosuch" in result.output
+
+
+def test_flatten_asks_first_and_does_nothing_when_refused(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    open_eth_long(stack)
+    refused = cli(stack, "flatten", stdin="n\n")
+    assert refused.exit_code == 1
+    assert "not confirmed" in refused.output
+    assert stack.exchange_positions().get(("aster", "ETH"), 0) > 0
+    confirmed = cli(stack, "flatten", stdin="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert stack.wait_until(lambda: not stack.exchange_positions(), 15)
+
+
+def test_flatten_yes_goes_flat(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    open_eth_long(stack)
+    data = cli_json(stack, "flatten", "--yes")
+    assert data["action"] == "flatten" and data["ok"] is True
+    assert stack.wait_until(lambda: not stack.exchange_positions(), 15)
+
+
+def test_pause_then_resume(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    paused = cli(stack, "pause")
+    assert paused.exit_code == 0 and "paused" in paused.stdout
+    assert cli_json(stack, "positions")["paused"] is True
+    with stack.api() as api:  # paused: a signal opens nothing
+        title = f"CLI paused: SOL long {uuid.uuid4().hex[:8]}"
+        api.post("/api/news", json={"title": title, "coin": "SOL", "side": "long"})
+    assert ("aster", "SOL") not in stack.exchange_positions()
+    resumed = cli_json(stack, "resume")
+    assert resumed["paused"] is False
+    assert cli_json(stack, "positions")["paused"] is False
+
+
+def test_history_lists_news_and_signals(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    title = open_eth_long(stack)
+    data = cli_json(stack, "history", "--limit", "5")
+    assert any(n["title"] == title for n in data["news"])
+    signal = next(s for s in data["signals"] if s["coin"] == "ETH")
+    assert any(o["venue"] == "aster" for o in signal["outcomes"])
+    table = cli(stack, "history")
+    assert table.exit_code == 0 and "CLI test: ETH long" in table.stdout
+
+
+def test_stats(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    open_eth_long(stack)
+    data = cli_json(stack, "stats")
+    assert {"realized_pnl", "fees", "fills", "pnl_curve", "summary"} <= set(data)
+    assert data["summary"]["signal_to_fill_samples"] >= 1
+    table = cli(stack, "stats")
+    assert table.exit_code == 0 and "realized PnL" in table.stdout
+
+
+def test_wrong_token_and_no_bot_are_one_clear_line(stack: RunningStack, tmp_path: Path) -> None:
+    wrong = cli(stack, "positions", token="wrong-token")
+    assert wrong.exit_code == 1 and "refused the token" in wrong.output
+    assert "Traceback" not in wrong.output
+    # The URL and token may come from the config's [web] table alone.
+    config = tmp_path / "cfg.toml"
+    port = stack.url.rsplit(":", 1)[1]
+    config.write_text(f'[web]\nhost = "127.0.0.1"\nport = {port}\ntoken = "{stack.token}"\n')
+    ok = CliRunner().invoke(app, ["positions", "--json", "--config", str(config)], env={})
+    assert ok.exit_code == 0, ok.output
+    assert "positions" in json.loads(ok.stdout)
+    config.write_text('[web]\nhost = "127.0.0.1"\nport = 9\ntoken = "x"\n')
+    down = CliRunner().invoke(app, ["positions", "--config", str(config)], env={})
+    assert down.exit_code == 1 and "no bot answering" in down.output
