@@ -121,3 +121,18 @@ def test_agent_signer_for_a_main_wallet(sim: Any, funded_account: Any) -> None:
     sim.admin.add_agent(funded_account.address, agent.address, venue="aster")
     exchange.create_order(BTC, "market", "buy", 0.001)
     assert sim.admin.position("aster", funded_account.address, "BTC") == "0.001"
+
+
+def test_injected_429_and_lost_response(sim: Any, aster: ccxt.aster, funded_account: Any) -> None:
+    """Faults reach ccxt as the real venue's would: a 429 it understands, a reply that never comes."""
+    sim.admin.add_fault("aster", "http_429", count=1, endpoint="GET /fapi/v3/positionRisk")
+    with pytest.raises(ccxt.RateLimitExceeded):
+        aster.fetch_positions()
+    assert aster.fetch_positions() == []  # the fault was for one request only
+    sim.admin.add_fault("aster", "drop_response_after_execute", count=1, endpoint="POST /fapi/v3/order")
+    with pytest.raises(ccxt.NetworkError):
+        aster.create_order(BTC, "market", "buy", 0.002, params={"clientOrderId": "lost-1"})
+    # the order did execute: asking by client id tells the truth
+    found = aster.fetch_order(None, BTC, params={"clientOrderId": "lost-1"})
+    assert found["status"] == "closed" and found["filled"] == pytest.approx(0.002)
+    assert _position(aster, BTC) == Decimal("0.002")
