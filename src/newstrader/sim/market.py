@@ -282,6 +282,7 @@ class Account:
     signers: set[str] = field(default_factory=set)  # agent / API-wallet addresses (lowercase)
     api_keys: dict[str, str] = field(default_factory=dict)  # Aster legacy: api key → HMAC secret
     created_ms: int = 0
+    volume: Decimal = ZERO  # cumulative traded notional (USD), e.g. for Hyperliquid's address budget
 
 
 @dataclass(slots=True)
@@ -846,6 +847,7 @@ class Exchange:
         )
         fee = (size * px * rate).quantize(Decimal("0.000001"))
         acct.balance += closed_pnl - fee
+        acct.volume += size * px
         tid = self._next_tid
         self._next_tid += 1
         digest = hashlib.sha256(f"{self.name}:{self.seed}:{tid}".encode()).hexdigest()
@@ -914,6 +916,10 @@ class Exchange:
         order.remaining = ZERO
         order.status_ms = self.now_ms()
         return order
+
+    def release_client_id(self, account: str, client_id: str) -> None:
+        """Let a new order reuse `client_id` (e.g. a modify that keeps the cloid)."""
+        self._by_client_id.pop((account.lower(), client_id), None)
 
     def order_by_id(self, account: str, oid: int) -> OrderRecord | None:
         """The order `oid` if it belongs to `account`."""
