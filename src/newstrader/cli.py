@@ -18,6 +18,25 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config TOML fil
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+@app.callback()
+def _global_options(
+    log_json: Annotated[
+        bool, typer.Option("--log-json", envvar="NEWSTRADER_LOG_JSON", help="Log JSON lines to stderr.")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="NEWSTRADER_LOG_LEVEL", help="debug, info, warning, error.")
+    ] = "info",
+) -> None:
+    """Logging for every verb: stderr, secrets redacted (see logging_setup)."""
+    from newstrader.logging_setup import configure_logging
+
+    try:
+        configure_logging(json=log_json, level=log_level)
+    except ValueError as exc:
+        typer.echo(f"config error: --log-level: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _not_built(verb: str) -> None:
     typer.echo(f"newstrader {verb}: not built yet", err=True)
     raise typer.Exit(1)
@@ -79,15 +98,45 @@ def sim(
 
 
 @app.command()
-def init(path: Annotated[Path, typer.Argument()] = Path("newstrader.toml")) -> None:
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write it.")] = Path("newstrader.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
     """Write a commented example config."""
-    _not_built("init")
+    from newstrader.config import write_example
+
+    try:
+        write_example(path, force=force)
+    except (FileExistsError, OSError) as exc:
+        typer.echo(f"init: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {path}: sim venues need `newstrader sim` running; then `newstrader check -c {path}`")
 
 
 @app.command()
-def check(config: ConfigOpt = Path("newstrader.toml")) -> None:
-    """Check config, connectivity, credentials and clock skew."""
-    _not_built("check")
+def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
+    """Check config, connectivity, credentials and clock skew (exit 0 ok, 1 a venue fails, 2 bad config)."""
+    import asyncio
+    import json
+
+    from newstrader.config import ConfigError, load_settings
+    from newstrader.preflight import check_all, describe
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    results = asyncio.run(check_all(settings))
+    if as_json:
+        typer.echo(json.dumps({"config": str(config), "venues": [r.as_dict() for r in results]}))
+    else:
+        typer.echo(
+            f"config ok: {config} ({len(settings.venues)} venue{'s' if len(settings.venues) != 1 else ''})"
+        )
+        for result in results:
+            typer.echo(describe(result))
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
 @app.command()

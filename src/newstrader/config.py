@@ -433,13 +433,18 @@ def settings_from_mapping(data: Mapping[str, Any]) -> Settings:
         raise ConfigError("config", "must be a table of sections")
     _refuse_secrets_in_file(data)
     try:
-        return Settings(**dict(data))
+        settings = Settings(**dict(data))
     except ValidationError as exc:
         raise _error_from_validation(exc) from None
     except SettingsError as exc:  # an env override that does not parse
         raise ConfigError("env", " ".join(str(exc).split())) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError("config", " ".join(str(exc).split())) from None
+    # Every loaded secret is protected in logs from here on, whoever loaded it.
+    from newstrader.logging_setup import add_secrets
+
+    add_secrets(settings.secrets())
+    return settings
 
 
 def _anchor_paths(data: dict[str, Any], base: Path) -> None:
@@ -504,3 +509,100 @@ def require_live(settings: Settings, live: bool) -> None:
                 f"venues[{index}].network",
                 f'"mainnet" ({venue.name}) trades real money: pass --live to allow it',
             )
+
+
+# --------------------------------------------------------------------------- example config
+
+EXAMPLE_CONFIG = """\
+# newstrader configuration, written by `newstrader init`.
+# Every key is optional; the values shown are the defaults. Unknown keys are errors.
+# Env overrides any key: NEWSTRADER_<SECTION>__<KEY>, e.g. NEWSTRADER_SIZING__NOTIONAL_USD=50.
+# Secrets never go in this file: a venue's key comes from env NEWSTRADER_<NAME>_SECRET
+# (name upper-cased, other characters -> "_") or from `secret_file`.
+# Relative paths (secret_file, rules, replay paths, a SQLite journal) are relative to this file.
+
+[engine]
+mode = "target"            # "target": one order to the target position | "close_then_open": close, then open
+max_signal_age_s = 30      # stop retrying a signal older than this
+reconcile_interval_s = 30  # read every venue and journal drift (manual trades, liquidations) this often
+position_cache_ttl_ms = 0  # 0 = always read the exchange position before acting
+conflict_window_s = 0      # opposite signals on one coin within this window: the newer wins
+order_timeout_s = 5
+
+[sizing]
+notional_usd = 100         # position size in USD per signal
+leverage = 3
+# equity_fraction = 0.1    # or: this fraction of account equity
+# [sizing.per_coin.BTC]
+# notional_usd = 200
+# leverage = 5
+
+[exits]
+take_profit_pct = 2        # exchange-side take-profit, % from entry
+stop_loss_pct = 1          # exchange-side stop-loss, % from entry
+# max_hold_s = 3600        # close a position held longer than this
+# daily_loss_limit_usd = 100
+on_protection_failure = "close"  # TP/SL could not be placed: "close" the position or "keep" it
+# dead_man_switch_s = 60
+
+# network = "sim" talks to the local simulator: start it first with `newstrader sim`
+# (http://127.0.0.1:8900). Simulator accounts are created and funded through its admin API:
+# `newstrader demo` does it with fresh keys; for your own key:
+#   curl -X POST http://127.0.0.1:8900/admin/accounts \\
+#        -d '{"venue": "all", "address": "0xYOUR_ADDRESS", "usd": 10000}'
+# network = "testnet" | "mainnet" uses the real exchange; mainnet also needs `run --live`.
+
+[[venues]]
+name = "hyperliquid"
+kind = "hyperliquid"
+network = "sim"
+# url = "http://127.0.0.1:8900/hyperliquid"   # overrides the network's default
+# account = "0x..."                            # the trading address
+# key: env NEWSTRADER_HYPERLIQUID_SECRET (the account's or an approved agent's private key)
+# secret_file = "keys/hyperliquid.key"
+
+[[venues]]
+name = "aster"
+kind = "aster"
+network = "sim"
+auth = "v3"                # "v3": API-wallet signatures | "hmac": legacy API key + HMAC secret
+# account = "0x..."        # the user address
+# signer = "0x..."         # the API wallet that signs for it (v3)
+# api_key = "..."          # legacy HMAC key (auth = "hmac")
+# key: env NEWSTRADER_ASTER_SECRET (the API wallet's private key, or the HMAC secret)
+# secret_file = "keys/aster.key"
+
+[news]
+dedupe_window_s = 3600     # the same headline again within this window is ignored
+cooldown_s = 0             # minimum seconds between signals on one coin
+min_confidence = 0.5       # parser confidence needed to act
+max_age_s = 300            # ignore news published longer ago than this
+# rules = "rules.toml"     # coins, aliases, bullish/bearish terms (default: the bundled rules)
+# [[news.webhook]]         # POST /api/news on the web port
+# name = "tradingview"
+# [[news.rss]]
+# url = "https://example.com/feed.xml"
+# interval_s = 60
+# [[news.websocket]]
+# url = "wss://example.com/stream"
+# fields = { title = "headline", body = "text", id = "id", published_at = "time" }
+# [[news.replay]]
+# path = "news.jsonl"
+# speed = 1.0
+
+[web]
+host = "127.0.0.1"
+port = 8080
+# token: env NEWSTRADER_WEB_TOKEN; generated and printed at start when unset
+
+[journal]
+url = "sqlite:///newstrader.db"   # any SQLAlchemy URL; SQLite runs in WAL mode
+"""
+
+
+def write_example(path: Path, *, force: bool = False) -> None:
+    """Write the commented example config; refuses to overwrite unless `force`."""
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXAMPLE_CONFIG, encoding="utf-8")

@@ -1,0 +1,208 @@
+"""`newstrader check`: is each configured venue reachable, are its credentials usable, is our clock right?
+
+Reachability and clock skew come from one public request per venue (Hyperliquid ``POST /info``
+meta, Aster ``GET /fapi/v1/time``), so they work without credentials and without the adapter.
+Credentials are checked locally (the key's address against `account`/`signer`) and, when the
+venue adapter is available, by one authenticated read through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from newstrader.config import Settings, VenueSettings
+
+PROBE_TIMEOUT_S = 5.0
+SKEW_WARN_S = 1.0
+SKEW_FAIL_S = 5.0  # Aster refuses requests outside its 5 s default recvWindow
+
+
+@dataclass(slots=True)
+class VenueCheck:
+    """What `check` found about one venue; `ok` is False when trading on it would fail."""
+
+    name: str
+    kind: str
+    network: str
+    url: str
+    reachable: bool = False
+    latency_ms: float | None = None
+    clock_skew_s: float | None = None  # our clock minus the venue's
+    clock_skew_uncertainty_s: float | None = None  # half the round trip (+0.5 s for a Date header)
+    credentials: str = "not checked"
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+async def _probe(client: httpx.AsyncClient, cfg: VenueSettings, result: VenueCheck) -> None:
+    """One public request: reachability, latency and the server's clock."""
+    before = time.time()
+    started = time.perf_counter()
+    try:
+        if cfg.kind == "hyperliquid":
+            response = await client.post(f"{result.url}/info", json={"type": "meta"})
+        else:
+            response = await client.get(f"{result.url}/fapi/v1/time")
+    except httpx.TimeoutException:
+        result.problems.append(f"unreachable: no answer within {PROBE_TIMEOUT_S:g} s")
+        return
+    except httpx.HTTPError as exc:
+        result.problems.append(f"unreachable: {type(exc).__name__}: {exc}".rstrip(": "))
+        return
+    after = time.time()
+    result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    if response.status_code != 200:
+        result.problems.append(f"unexpected HTTP {response.status_code} from {response.request.url}")
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        result.problems.append("answer is not JSON: is the url right?")
+        return
+    server_time: float | None = None
+    resolution = 0.0
+    if cfg.kind == "aster":
+        if not isinstance(body, dict) or not isinstance(body.get("serverTime"), int | float):
+            result.problems.append("answer has no serverTime: is the url right?")
+            return
+        server_time = body["serverTime"] / 1000.0
+    else:
+        if not isinstance(body, dict) or "universe" not in body:
+            result.problems.append("answer has no market list: is the url right?")
+            return
+        date_header = response.headers.get("date")
+        if date_header:  # one-second resolution, enough to catch a clock that is really off
+            try:
+                server_time = parsedate_to_datetime(date_header).timestamp() + 0.5
+                resolution = 0.5
+            except (TypeError, ValueError):
+                server_time = None
+    result.reachable = True
+    if server_time is not None:
+        skew = (before + after) / 2 - server_time
+        uncertainty = (after - before) / 2 + resolution
+        result.clock_skew_s = round(skew, 3)
+        result.clock_skew_uncertainty_s = round(uncertainty, 3)
+        surely_off_by = abs(skew) - uncertainty  # judge only what the measurement can tell
+        if surely_off_by > SKEW_FAIL_S:
+            result.problems.append(f"clock skew {skew:+.1f} s: fix the system clock (NTP)")
+        elif surely_off_by > SKEW_WARN_S:
+            result.notes.append(f"clock skew {skew:+.1f} s")
+
+
+def _key_address(secret: str) -> str:
+    from eth_account import Account
+
+    return str(Account.from_key(secret).address)
+
+
+def _local_credentials(cfg: VenueSettings, result: VenueCheck) -> bool:
+    """Checks that need no network; False when there is nothing (usable) to try remotely."""
+    if cfg.secret is None:
+        result.credentials = f"not set (env {cfg.secret_env} or secret_file)"
+        result.notes.append("read-only: no key, so no orders")
+        return False
+    if not cfg.signs_with_private_key:
+        result.credentials = "HMAC key and secret set"
+        return True
+    try:
+        address = _key_address(cfg.secret.get_secret_value())
+    except Exception:  # the message could echo the key, so it is not shown
+        result.problems.append("secret is not a usable private key")
+        result.credentials = "unusable"
+        return False
+    if cfg.kind == "hyperliquid":
+        if cfg.account is None or cfg.account.lower() == address.lower():
+            result.credentials = f"key of {address}"
+        else:
+            result.credentials = f"agent key {address} acting for {cfg.account}"
+        return True
+    if cfg.account is None:
+        result.problems.append("account (the Aster user address) is required with a v3 key")
+        result.credentials = "incomplete"
+        return False
+    if cfg.signer is not None and cfg.signer.lower() != address.lower():
+        result.problems.append(f"the key's address {address} is not the configured signer {cfg.signer}")
+        result.credentials = "mismatch"
+        return False
+    result.credentials = f"API wallet {address} for {cfg.account}"
+    return True
+
+
+async def _remote_credentials(cfg: VenueSettings, result: VenueCheck) -> None:
+    """One authenticated read through the venue adapter, when that adapter exists."""
+    try:
+        from newstrader.venues.factory import build_venue
+    except ImportError:
+        result.notes.append("venue adapter not available: credentials not tried remotely")
+        return
+    from newstrader.venues.base import AuthError, VenueError
+
+    try:
+        venue: Any = build_venue(cfg)
+    except Exception as exc:
+        result.problems.append(f"adapter refused the settings: {exc}")
+        return
+    try:
+        positions = await asyncio.wait_for(venue.positions(), PROBE_TIMEOUT_S)
+        await asyncio.wait_for(venue.open_orders(), PROBE_TIMEOUT_S)
+    except AuthError as exc:
+        result.problems.append(f"credentials refused: {exc}")
+        result.credentials += " (refused)"
+    except (VenueError, TimeoutError) as exc:
+        result.problems.append(f"account read failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # an adapter bug must not hide the other venues' results
+        result.problems.append(f"adapter error: {type(exc).__name__}: {exc}")
+    else:
+        result.credentials += f" (ok: {len(positions)} open position{'s' if len(positions) != 1 else ''})"
+    finally:
+        with contextlib.suppress(Exception):
+            await venue.close()
+
+
+async def check_venue(cfg: VenueSettings) -> VenueCheck:
+    """Every check for one venue; never raises."""
+    result = VenueCheck(name=cfg.name, kind=cfg.kind, network=cfg.network, url=cfg.base_url)
+    if cfg.network == "mainnet":
+        result.notes.append("mainnet: `run` needs --live")
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
+        await _probe(client, cfg, result)
+    usable = _local_credentials(cfg, result)
+    if usable and result.reachable:
+        await _remote_credentials(cfg, result)
+    return result
+
+
+async def check_all(settings: Settings) -> list[VenueCheck]:
+    """Check every venue in parallel."""
+    return list(await asyncio.gather(*(check_venue(v) for v in settings.venues)))
+
+
+def describe(check: VenueCheck) -> str:
+    """One line for a human."""
+    mark = "ok  " if check.ok else "FAIL"
+    parts = [f"{mark} {check.name} ({check.kind}, {check.network}) {check.url}"]
+    if check.reachable:
+        parts.append(f"reachable {check.latency_ms:g} ms")
+        if check.clock_skew_s is not None:
+            parts.append(
+                f"clock skew {check.clock_skew_s:+.2f} ± {check.clock_skew_uncertainty_s or 0:.2f} s"
+            )
+    parts.append(f"credentials: {check.credentials}")
+    parts.extend(check.problems)
+    parts.extend(f"note: {note}" for note in check.notes)
+    return "; ".join(parts)
