@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -203,21 +204,40 @@ def resume(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False
 @app.command()
 def signal(
     text: str,
-    execute: Annotated[bool, typer.Option("--execute", help="Act on it.")] = False,
+    execute: Annotated[
+        bool, typer.Option("--execute", help="Send it to the running bot (POST /api/news) to act on.")
+    ] = False,
     as_json: JsonOpt = False,
+    rules: Annotated[
+        Path | None, typer.Option("--rules", help="A rules TOML merged over the defaults.")
+    ] = None,
+    config: ConfigOpt = Path("newstrader.toml"),
 ) -> None:
-    """Parse a headline and show the decision."""
-    _not_built("signal")
+    """Parse a headline and show the decision (no config needed; default rules and markets)."""
+    from newstrader.news.commands import signal_command
+
+    signal_command(text, as_json=as_json and not execute, rules=rules)
+    if execute:
+        reply = _remote_call(config, "POST", "/api/news", {"title": text, "source": "cli"})
+        typer.echo(json.dumps(reply) if as_json else f"bot: {reply.get('reason')}")
 
 
 @app.command()
 def replay(
     file: Path,
-    speed: Annotated[float, typer.Option(help="Time multiplier.")] = 1.0,
-    config: ConfigOpt = Path("newstrader.toml"),
+    speed: Annotated[float, typer.Option(help="Time multiplier (0 = as fast as possible).")] = 1.0,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Run the items through a bot with this config.")
+    ] = None,
+    as_json: JsonOpt = False,
+    rules: Annotated[
+        Path | None, typer.Option("--rules", help="A rules TOML merged over the defaults.")
+    ] = None,
 ) -> None:
-    """Replay a JSONL news file."""
-    _not_built("replay")
+    """Replay a JSONL news file with its own timing: through the parser, or with --config a bot."""
+    from newstrader.news.commands import replay_command
+
+    raise typer.Exit(replay_command(file, speed=speed, config=config, as_json=as_json, rules=rules))
 
 
 @app.command()

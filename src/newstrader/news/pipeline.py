@@ -1,0 +1,382 @@
+"""News item → journal → parse → filters → act: every item is recorded before anything happens.
+
+Filters run in a fixed order: dedupe (same id; same normalised headline from another
+source within `dedupe_window_s`, looked up in the journal so it survives restarts),
+staleness (`max_age_s` by `published_at`), minimum confidence, per-coin cooldown, the
+opposite-signal conflict rule (`conflict_window_s`: the newer wins, the older is journaled
+as superseded and, if it has not started yet, never acts), and the pause switch (journal
+control key `paused`). Whatever happens, the item's final outcome and reason are journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome, utcnow
+from newstrader.journal import normalize_title
+from newstrader.news.parser import Parser, ParseResult, load_rules
+
+log = structlog.get_logger("newstrader.news")
+
+# Final outcomes of a news item in the journal.
+OUTCOME_RECEIVED = "received"
+OUTCOME_TRADED = "traded"
+OUTCOME_IGNORED = "ignored"  # no signal in it
+OUTCOME_SKIPPED = "skipped"  # a signal, stopped by a filter
+OUTCOME_DUPLICATE = "duplicate"
+OUTCOME_FAILED = "failed"
+
+Act = Callable[[Signal], Awaitable[Any]]
+
+
+class NewsJournal(Protocol):
+    """The part of `journal.Journal` the pipeline uses."""
+
+    async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool: ...
+    async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None: ...
+    async def recent_headline_seen(
+        self, norm_title: str, since: datetime, *, exclude_id: str | None = None
+    ) -> bool: ...
+    async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool: ...
+    async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None: ...
+    async def get_control(self, key: str, default: Any = None) -> Any: ...
+    async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewsDecision:
+    """What became of one news item: its signal (or None) and why."""
+
+    news_id: str
+    signal: Signal | None
+    reason: str
+    outcome: str = ""
+    parse: ParseResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """The filter knobs: `[news]` keys plus `[engine] conflict_window_s`."""
+
+    dedupe_window_s: float = 3600.0
+    max_age_s: float = 300.0
+    min_confidence: float = 0.5
+    cooldown_s: float = 0.0
+    conflict_window_s: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PipelineSettings:
+        """From a whole `Settings`, a `NewsSettings`, or a plain mapping of the same keys."""
+        news = _get(settings, "news") or settings
+        engine = _get(settings, "engine")
+        defaults = cls()
+
+        def pick(section: Any, key: str) -> float:
+            value = _get(section, key)
+            return float(value) if value is not None else float(getattr(defaults, key))
+
+        conflict = _get(engine, "conflict_window_s")
+        if conflict is None:
+            conflict = _get(news, "conflict_window_s")
+        return cls(
+            dedupe_window_s=pick(news, "dedupe_window_s"),
+            max_age_s=pick(news, "max_age_s"),
+            min_confidence=pick(news, "min_confidence"),
+            cooldown_s=pick(news, "cooldown_s"),
+            conflict_window_s=float(conflict) if conflict is not None else 0.0,
+        )
+
+
+def _get(source: Any, key: str) -> Any:
+    if source is None:
+        return None
+    if isinstance(source, Mapping):
+        return source.get(key)
+    return getattr(source, key, None)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """The latest accepted signal of one coin, for the conflict rule."""
+
+    signal: Signal
+    at: datetime
+    started: bool = False
+    superseded_by: str | None = None
+
+
+def summarize(result: Any) -> tuple[str, bool]:
+    """A one-line reason from what `act` returned, and whether every venue was fine."""
+    if isinstance(result, list) and all(isinstance(o, VenueOutcome) for o in result):
+        if not result:
+            return "no venue acted", True
+        parts = [f"{o.venue}: {o.status.value}" + (f" ({o.reason})" if o.reason else "") for o in result]
+        return "; ".join(parts), all(o.status is not OutcomeStatus.FAILED for o in result)
+    return ("acted" if result is None else str(result)[:500]), True
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """Turns news items into acted-on signals, once each, recording why anything was not traded."""
+
+    parser: Parser
+    journal: NewsJournal
+    settings: PipelineSettings | Any
+    act: Act
+    clock: Callable[[], datetime] = utcnow
+    publish: Callable[[dict[str, Any]], None] | None = None
+    sources: list[Any] = field(default_factory=list)
+    _intake_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _coin_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _last_accepted: dict[str, datetime] = field(default_factory=dict)
+    _tracked: dict[str, _Tracked] = field(default_factory=dict)
+    _seeded: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, PipelineSettings):
+            self.settings = PipelineSettings.from_settings(self.settings)
+
+    @property
+    def config(self) -> PipelineSettings:
+        assert isinstance(self.settings, PipelineSettings)
+        return self.settings
+
+    # -- the one way in ----------------------------------------------------------------
+
+    async def submit(self, item: NewsItem) -> NewsDecision:
+        """Journal `item`, parse it, run the filters, act; the final outcome is journaled either way."""
+        started = time.perf_counter()
+        cfg = self.config
+        now = self.clock()
+        async with self._intake_lock:
+            # One item at a time through the dedupe check: of two copies arriving together
+            # exactly one passes.
+            if not await self.journal.record_news(item, OUTCOME_RECEIVED):
+                log.info("news_duplicate", news_id=item.id, source=item.source)
+                return NewsDecision(
+                    item.id, None, "duplicate: this news id was already handled", OUTCOME_DUPLICATE
+                )
+            self._emit({"type": "news", "id": item.id, "title": item.title, "source": item.source})
+            if cfg.dedupe_window_s > 0 and item.title.strip():
+                since = now - timedelta(seconds=cfg.dedupe_window_s)
+                if await self.journal.recent_headline_seen(
+                    normalize_title(item.title), since, exclude_id=item.id
+                ):
+                    return await self._finish(
+                        item, None, OUTCOME_DUPLICATE, "duplicate: same headline seen within dedupe window"
+                    )
+
+        if item.published_at is not None and cfg.max_age_s > 0:
+            published = (
+                item.published_at if item.published_at.tzinfo else item.published_at.replace(tzinfo=UTC)
+            )
+            age = (now - published).total_seconds()
+            if age > cfg.max_age_s:
+                return await self._finish(
+                    item,
+                    None,
+                    OUTCOME_SKIPPED,
+                    f"stale: published {age:.0f}s ago (max_age_s {cfg.max_age_s:g})",
+                )
+
+        parsed = self.parser.parse(item)
+        signal = parsed.signal
+        if signal is None:
+            return await self._finish(item, None, OUTCOME_IGNORED, parsed.reason, parsed)
+        log.info(
+            "news_parsed",
+            news_id=item.id,
+            signal_id=signal.id,
+            coin=signal.coin,
+            side=signal.side.value,
+            confidence=signal.confidence,
+            parse_us=round((time.perf_counter() - started) * 1e6),
+        )
+
+        if signal.confidence < cfg.min_confidence:
+            reason = f"low confidence: {signal.confidence:.2f} < min_confidence {cfg.min_confidence:g}"
+            return await self._skip_signal(item, signal, reason, parsed)
+
+        await self._seed_from_journal()
+        last = self._last_accepted.get(signal.coin)
+        if cfg.cooldown_s > 0 and last is not None and (now - last).total_seconds() < cfg.cooldown_s:
+            waited = (now - last).total_seconds()
+            reason = f"cooldown: last {signal.coin} signal {waited:.0f}s ago (cooldown_s {cfg.cooldown_s:g})"
+            return await self._skip_signal(item, signal, reason, parsed)
+
+        if await self.journal.get_control("paused", False):
+            return await self._skip_signal(item, signal, "paused", parsed)
+
+        tracked = _Tracked(signal, now)
+        await self._apply_conflict_rule(tracked, now)
+        self._last_accepted[signal.coin] = now
+        await self.journal.record_signal(signal, "accepted")
+        self._emit(
+            {
+                "type": "signal",
+                "id": signal.id,
+                "news_id": item.id,
+                "coin": signal.coin,
+                "side": signal.side.value,
+                "confidence": signal.confidence,
+                "source": signal.source,
+            }
+        )
+        return await self._act(item, signal, tracked, parsed)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _apply_conflict_rule(self, tracked: _Tracked, now: datetime) -> None:
+        """Newer wins: an opposite signal on the same coin within the window is superseded."""
+        window = self.config.conflict_window_s
+        signal = tracked.signal
+        previous = self._tracked.get(signal.coin)
+        self._tracked[signal.coin] = tracked
+        if window <= 0 or previous is None or previous.superseded_by is not None:
+            return
+        if previous.signal.side is signal.side or (now - previous.at).total_seconds() > window:
+            return
+        previous.superseded_by = signal.id
+        state = "after it acted" if previous.started else "before it acted"
+        await self.journal.update_signal(
+            previous.signal.id, "superseded", f"superseded by newer opposite signal {signal.id} ({state})"
+        )
+        log.info(
+            "signal_superseded",
+            coin=signal.coin,
+            signal_id=previous.signal.id,
+            by=signal.id,
+            started=previous.started,
+        )
+
+    async def _act(
+        self, item: NewsItem, signal: Signal, tracked: _Tracked, parsed: ParseResult
+    ) -> NewsDecision:
+        lock = self._coin_locks.setdefault(signal.coin, asyncio.Lock())
+        async with lock:
+            if tracked.superseded_by is not None:
+                reason = f"superseded by newer opposite signal {tracked.superseded_by}"
+                await self.journal.update_news(item.id, OUTCOME_SKIPPED, reason)
+                return NewsDecision(item.id, signal, reason, OUTCOME_SKIPPED, parsed)
+            tracked.started = True
+            try:
+                result = await self.act(signal)
+            except Exception as exc:  # the item is journaled as failed; the pipeline lives on
+                reason = f"failed: {type(exc).__name__}: {exc}"[:500]
+                log.error(
+                    "signal_act_failed", news_id=item.id, signal_id=signal.id, coin=signal.coin, error=reason
+                )
+                await self.journal.update_signal(signal.id, "failed", reason)
+                await self.journal.update_news(item.id, OUTCOME_FAILED, reason)
+                return NewsDecision(item.id, signal, reason, OUTCOME_FAILED, parsed)
+        reason, ok = summarize(result)
+        if tracked.superseded_by is None:
+            await self.journal.update_signal(signal.id, "executed" if ok else "partial", reason)
+        await self.journal.update_news(item.id, OUTCOME_TRADED, reason)
+        log.info("news_traded", news_id=item.id, signal_id=signal.id, coin=signal.coin, reason=reason)
+        return NewsDecision(item.id, signal, reason, OUTCOME_TRADED, parsed)
+
+    async def _skip_signal(
+        self, item: NewsItem, signal: Signal, reason: str, parsed: ParseResult
+    ) -> NewsDecision:
+        await self.journal.record_signal(signal, "skipped", reason)
+        return await self._finish(item, signal, OUTCOME_SKIPPED, reason, parsed)
+
+    async def _finish(
+        self,
+        item: NewsItem,
+        signal: Signal | None,
+        outcome: str,
+        reason: str,
+        parsed: ParseResult | None = None,
+    ) -> NewsDecision:
+        await self.journal.update_news(item.id, outcome, reason)
+        log.info("news_decided", news_id=item.id, source=item.source, outcome=outcome, reason=reason)
+        self._emit({"type": "decision", "news_id": item.id, "outcome": outcome, "reason": reason})
+        return NewsDecision(item.id, signal, reason, outcome, parsed)
+
+    async def _seed_from_journal(self) -> None:
+        """After a restart, the cooldown still counts from the last signal acted on before it."""
+        if self._seeded:
+            return
+        self._seeded = True
+        if self.config.cooldown_s <= 0:
+            return
+        try:
+            rows = await self.journal.recent_signals(500)
+        except Exception as exc:
+            log.warning("cooldown_seed_failed", error=repr(exc))
+            return
+        for row in rows:
+            if row.get("status") in ("skipped",):
+                continue
+            created = row.get("created_at")
+            if isinstance(created, str):
+                created = datetime.fromisoformat(created)
+            if isinstance(created, datetime):
+                coin = str(row.get("coin"))
+                if coin not in self._last_accepted or created > self._last_accepted[coin]:
+                    self._last_accepted[coin] = created
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.publish is not None:
+            try:
+                self.publish(event)
+            except Exception as exc:  # a broken subscriber never stops the news
+                log.warning("publish_failed", error=repr(exc))
+
+    # -- sources -------------------------------------------------------------------------
+
+    async def start_sources(self) -> None:
+        """Start every configured source (RSS, WebSocket, replay), each feeding `submit`."""
+        for source in self.sources:
+            await source.start()
+
+    async def stop_sources(self) -> None:
+        for source in self.sources:
+            try:
+                await source.stop()
+            except Exception as exc:
+                log.warning("source_stop_failed", source=getattr(source, "name", "?"), error=repr(exc))
+
+
+def build_pipeline(
+    settings: Any,
+    journal: NewsJournal,
+    act: Act,
+    *,
+    parser_module: Any = None,
+    tradable: Iterable[str] | None = None,
+    publish: Callable[[dict[str, Any]], None] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Pipeline:
+    """The pipeline a bot runs: rules from `[news] rules`, filters from settings, sources from `[news]`."""
+    news = _get(settings, "news")
+    rules_path = _get(news, "rules")
+    rules = load_rules(Path(rules_path) if rules_path else None)
+    parser = Parser(rules, tradable)
+    pipeline = Pipeline(
+        parser, journal, PipelineSettings.from_settings(settings), act, clock=clock, publish=publish
+    )
+    if news is not None:
+        from newstrader.news.sources import build_sources
+
+        pipeline.sources = build_sources(news, pipeline.submit, journal)
+    return pipeline
+
+
+__all__ = [
+    "NewsDecision",
+    "Pipeline",
+    "PipelineSettings",
+    "build_pipeline",
+    "summarize",
+]
