@@ -14,7 +14,7 @@ from newstrader.venues.base import Venue
 from newstrader.venues.factory import build_venue
 from newstrader.venues.limits import REGISTRY
 
-KINDS = ("aster-v3", "aster-hmac")  # hyperliquid joins when the simulator serves it
+KINDS = ("hyperliquid", "aster-v3", "aster-hmac")
 
 
 @dataclass
