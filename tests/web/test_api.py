@@ -103,7 +103,7 @@ def test_news_over_64_kib_is_413_before_parsing(stack: RunningStack) -> None:
         (json.dumps({"body": "no title"}).encode(), "title"),
         (json.dumps({"title": "x", "coin": "BTC", "side": "sideways"}).encode(), "side"),
         (json.dumps({"title": "x", "coin": "BTC"}).encode(), "coin and side"),
-        (json.dumps({"title": "x", "extra_field": 1}).encode(), "extra_field"),
+        (json.dumps({"title": " ", "coin": "BTC", "side": "long"}).encode(), "title"),
     ],
 )
 def test_invalid_news_is_422_with_the_reason(stack: RunningStack, body: bytes, reason: str) -> None:
@@ -183,6 +183,50 @@ def test_pause_resume_and_metrics(flat_stack: RunningStack) -> None:
             "newstrader_quarantines_total",
         ):
             assert f"# TYPE {family.removesuffix('_total')}" in text, family
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        named = line.startswith((name + "{", name + " "))
+        if named and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_orders_latency_and_drift(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    with stack.api() as api:
+        before = api.get("/metrics").text
+        title = f"Metrics test: BTC short {uuid.uuid4().hex[:8]}"
+        api.post("/api/news", json={"title": title, "coin": "BTC", "side": "short"}).raise_for_status()
+        assert stack.wait_until(lambda: stack.exchange_positions().get(("aster", "BTC"), 0) < 0, 15)
+        account = stack.stack.accounts.address_of("aster")
+        stack.sim_admin("POST", "/liquidate", {"venue": "aster", "account": account, "coin": "BTC"})
+        api.post("/api/control/reconcile").raise_for_status()
+
+        def counted() -> str | None:
+            text = api.get("/metrics").text
+            grew = (
+                _sample(text, "newstrader_orders_total", venue="aster", result="filled")
+                > _sample(before, "newstrader_orders_total", venue="aster", result="filled")
+                and _sample(text, "newstrader_signals_total", venue="aster", outcome="ok")
+                > _sample(before, "newstrader_signals_total", venue="aster", outcome="ok")
+                and _sample(text, "newstrader_drift_events_total", venue="aster", kind="stale_local_cleared")
+                > _sample(before, "newstrader_drift_events_total", venue="aster", kind="stale_local_cleared")
+                and _sample(
+                    text, "newstrader_stage_latency_seconds_count", stage="received_to_filled", venue="aster"
+                )
+                > _sample(
+                    before,
+                    "newstrader_stage_latency_seconds_count",
+                    stage="received_to_filled",
+                    venue="aster",
+                )
+            )
+            return text if grew else None
+
+        assert stack.wait_until(counted, 10), api.get("/metrics").text
 
 
 def test_stream_delivers_signal_events(flat_stack: RunningStack) -> None:

@@ -276,6 +276,9 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     )
     app.state.bot = bot
     app.state.closing = asyncio.Event()  # set by LoopbackServer.stop: ends open SSE streams
+    # Started by LoopbackServer once the loop runs: the metrics count what the bus carries.
+    app.state.on_serve = [lambda: metrics.feed_from_bus(bot.bus)]
+    latency_sync = metrics.LatencySync()
 
     @app.get("/healthz", response_model=Health, responses={})
     async def healthz() -> Health:
@@ -474,6 +477,11 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     @app.get("/metrics", dependencies=[guard], response_class=Response)
     async def prometheus() -> Response:
         """Prometheus exposition (token required like every data route)."""
+        try:
+            await latency_sync.sync(bot.journal)
+        except Exception as exc:  # the other metrics are still worth serving
+            log.warning("metrics_latency_sync_failed", error=repr(exc))
+        metrics.set_paused(await _paused(bot))
         body, content_type = metrics.render()
         return Response(content=body, media_type=content_type)
 

@@ -1,26 +1,23 @@
-"""Prometheus metrics on a registry of our own, with small hook functions any room may call.
+"""Prometheus metrics on a registry of our own, fed from the bot's bus and journal, with hooks.
 
-Hooks (all cheap, safe to call from any task; labels are plain strings):
-
-- `news_received(source, outcome)`         one per news item, with the pipeline's decision
-- `signal_outcome(outcome)`                one per signal: ok / skipped / failed / superseded / ...
-- `venue_outcome(outcome: VenueOutcome)`   per venue result: status, every order's result, stage latencies
-- `order_result(venue, result)`            filled / partially_filled / resting / rejected / ambiguous / failed
-- `stage_latency(stage, seconds, venue)`   one observation of one stage (e.g. "received_to_filled")
-- `drift_event(venue, kind)`               stale_local_cleared / missing_local_adopted / size_mismatch
-- `venue_error(venue, error_class)`        Transient / RateLimited / Rejected / AuthError / Ambiguous
-- `rate_limit_wait(venue, seconds)`        time spent waiting for a rate-limit token or a 429 back-off
-- `quarantine(venue, active)`              a venue entering (True) or leaving (False) quarantine
-- `set_paused(paused)`                     the operator's pause switch
-
-The web app also counts what it sees on the bot's bus (see `observe_bus_event`), so the
-page's numbers and the metrics agree even before a room calls these hooks itself.
+What feeds what, so nothing is counted twice:
+- The web app subscribes to the bot's bus (`feed_from_bus`) and counts what the rooms
+  already publish: `decision` (news by outcome), `outcome` (per-venue signal outcomes, and
+  venue errors by class from a failed outcome's reason), `order` (orders by venue and result),
+  `fill`, `drift`, `alert` (quarantine / release) and `control` (pause).
+- At each scrape, `sync_latency(journal)` observes the latency ledger of outcomes journaled
+  since the last scrape (histogram per stage pair and venue).
+- Rooms call the hooks below for what never reaches the bus: `rate_limit_wait(venue, s)`
+  from the rate limiter, `venue_error(venue, class)` for errors that do not end in a failed
+  outcome (e.g. a read during reconcile). A room that starts calling a hook for something the
+  bus already carries must remove it from `observe_bus_event`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -31,6 +28,8 @@ from prometheus_client import (
 )
 
 from newstrader.domain import VenueOutcome
+
+log = structlog.get_logger("newstrader.metrics")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -48,16 +47,12 @@ LEDGER_STAGES: tuple[tuple[str, str], ...] = (
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 NEWS = Counter(
-    "newstrader_news_total",
-    "News items received, by source and outcome.",
-    ["source", "outcome"],
-    registry=REGISTRY,
+    "newstrader_news_total", "News items by the pipeline's decision.", ["outcome"], registry=REGISTRY
 )
-SIGNALS = Counter("newstrader_signals_total", "Signals by outcome.", ["outcome"], registry=REGISTRY)
-VENUE_OUTCOMES = Counter(
-    "newstrader_venue_outcomes_total",
-    "Per-venue results of acting on a signal.",
-    ["venue", "status"],
+SIGNALS = Counter(
+    "newstrader_signals_total",
+    "Signal outcomes per venue: ok / skipped / failed.",
+    ["venue", "outcome"],
     registry=REGISTRY,
 )
 ORDERS = Counter(
@@ -101,14 +96,14 @@ PAUSED = Gauge("newstrader_paused", "1 while the operator has paused trading.", 
 FILLS = Counter("newstrader_fills_total", "Exchange fills seen, by venue.", ["venue"], registry=REGISTRY)
 
 
-def news_received(source: str, outcome: str) -> None:
-    """Count one news item with the pipeline's decision (signal, ignored, duplicate, ...)."""
-    NEWS.labels(source=source or "unknown", outcome=outcome or "unknown").inc()
+def news_decided(outcome: str) -> None:
+    """Count one news item by the pipeline's decision (signal, ignored, duplicate, stale, ...)."""
+    NEWS.labels(outcome=outcome or "unknown").inc()
 
 
-def signal_outcome(outcome: str) -> None:
-    """Count one signal by its overall outcome."""
-    SIGNALS.labels(outcome=outcome or "unknown").inc()
+def signal_outcome(venue: str, outcome: str) -> None:
+    """Count one signal's outcome on one venue."""
+    SIGNALS.labels(venue=venue, outcome=outcome or "unknown").inc()
 
 
 def order_result(venue: str, result: str) -> None:
@@ -122,15 +117,19 @@ def stage_latency(stage: str, seconds: float, venue: str = "") -> None:
         LATENCY.labels(stage=stage, venue=venue).observe(seconds)
 
 
+def ledger_latency(venue: str, stamps: dict[str, float]) -> None:
+    """Observe every known stage pair of one latency ledger (stage → monotonic seconds)."""
+    for start, end in LEDGER_STAGES:
+        if start in stamps and end in stamps:
+            stage_latency(f"{start}_to_{end}", float(stamps[end]) - float(stamps[start]), venue)
+
+
 def venue_outcome(outcome: VenueOutcome) -> None:
-    """Record everything one per-venue outcome carries: status, order results, ledger stages."""
-    VENUE_OUTCOMES.labels(venue=outcome.venue, status=str(outcome.status)).inc()
+    """Record what one per-venue outcome carries (for callers holding the object, e.g. benches)."""
+    signal_outcome(outcome.venue, str(outcome.status))
     for order in outcome.orders:
         order_result(outcome.venue, str(order.status))
-    for start, end in LEDGER_STAGES:
-        ms = outcome.latency.ms_between(start, end)
-        if ms is not None:
-            stage_latency(f"{start}_to_{end}", ms / 1000.0, outcome.venue)
+    ledger_latency(outcome.venue, outcome.latency.stamps)
 
 
 def drift_event(venue: str, kind: str) -> None:
@@ -161,13 +160,76 @@ def set_paused(paused: bool) -> None:
     PAUSED.set(1 if paused else 0)
 
 
-def observe_bus_event(kind: str, data: dict[str, Any]) -> None:
-    """Count an event the bot published on its bus (the web app forwards each one here)."""
-    venue = str(data.get("venue") or "")
-    if kind == "drift":
-        drift_event(venue, str(data.get("kind") or "drift"))
+_ERROR_CLASSES = ("RateLimited", "Transient", "Rejected", "AuthError", "Ambiguous", "GiveUp", "Timeout")
+
+
+def error_class_of(reason: str) -> str:
+    """The error class a failed outcome's reason names ("Rejected: HTTP 404 ..." → "Rejected")."""
+    head = reason.split(":", 1)[0].strip()
+    for name in _ERROR_CLASSES:
+        if head == name or head.startswith(name):
+            return name
+    return "other"
+
+
+def observe_bus_event(event: dict[str, Any]) -> None:
+    """Count one event the bot published on its bus (see the module docstring)."""
+    kind = str(event.get("type") or "")
+    venue = str(event.get("venue") or "")
+    if kind == "decision":
+        news_decided(str(event.get("outcome") or ""))
+    elif kind == "outcome":
+        status = str(event.get("status") or "")
+        signal_outcome(venue, status)
+        if status == "failed":
+            venue_error(venue, error_class_of(str(event.get("reason") or "")))
+    elif kind == "order":
+        order_result(venue, str(event.get("status") or ""))
     elif kind == "fill":
         FILLS.labels(venue=venue).inc()
+    elif kind == "drift":
+        drift_event(venue, str(event.get("kind") or "drift"))
+    elif kind == "alert" and event.get("kind") in ("venue_quarantined", "venue_released"):
+        quarantine(venue, event.get("kind") == "venue_quarantined")
+    elif kind == "control" and "paused" in event:
+        set_paused(bool(event["paused"]))
+
+
+async def feed_from_bus(bus: Any) -> None:
+    """Count every bus event until cancelled (the web server runs this while it serves)."""
+    queue = bus.subscribe()
+    try:
+        while True:
+            event = await queue.get()
+            if isinstance(event, dict):
+                try:
+                    observe_bus_event(event)
+                except Exception as exc:  # metrics never break the feed
+                    log.warning("metrics_event_failed", error=repr(exc))
+    finally:
+        unsubscribe = getattr(bus, "unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe(queue)
+
+
+class LatencySync:
+    """Observes the latency ledgers of outcomes journaled since the previous scrape."""
+
+    def __init__(self) -> None:
+        self._last_id: int | None = None
+
+    async def sync(self, journal: Any, limit: int = 2000) -> int:
+        rows = await journal.recent_outcomes(limit)
+        ids = [int(r["id"]) for r in rows if r.get("id") is not None]
+        if self._last_id is None and not ids:
+            self._last_id = 0
+            return 0
+        new = [r for r in rows if self._last_id is None or int(r.get("id") or 0) > self._last_id]
+        for row in new:
+            ledger_latency(str(row.get("venue") or ""), dict(row.get("latency") or {}))
+        if ids:
+            self._last_id = max(max(ids), self._last_id or 0)
+        return len(new)
 
 
 def render() -> tuple[bytes, str]:

@@ -47,6 +47,7 @@ class LoopbackServer:
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._app: Any = app
+        self._background: list[asyncio.Task[Any]] = []
 
     @property
     def url(self) -> str:
@@ -67,6 +68,9 @@ class LoopbackServer:
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        # Background work the app asked for (e.g. the metrics feed), for as long as it serves.
+        for hook in getattr(getattr(self._app, "state", None), "on_serve", None) or []:
+            self._background.append(asyncio.create_task(hook()))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not self._server.started:
@@ -87,4 +91,8 @@ class LoopbackServer:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         self._sock.close()

@@ -36,6 +36,8 @@ EVENT_NAMES = {
     "position": "position",
     "positions": "position",
     "control": "control",
+    "decision": "news",
+    "alert": "alert",
 }
 
 HEARTBEAT_S = 15.0

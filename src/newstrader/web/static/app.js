@@ -305,7 +305,7 @@ function refreshAll() { schedule(...Object.keys(PANELS)); }
 const EVENT_PANELS = {
   news: ["news"], signal: ["signals", "positions"], order: ["orders", "positions"],
   fill: ["orders", "stats", "positions"], drift: ["events", "positions"], position: ["positions"],
-  control: ["positions", "stats"],
+  control: ["positions", "stats"], alert: ["events", "positions"],
 };
 
 function connect() {
