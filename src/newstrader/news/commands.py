@@ -79,7 +79,7 @@ async def _replay_standalone(file: Path, speed: float, rules: Path | None, as_js
         decision = decide(parsed)
         counts["items"] += 1
         counts["signals"] += decision["signal"] is not None
-        offset = source.sent_at[-1] - source.sent_at[0]
+        offset = source.lines[counts["items"] - 1].offset_s  # the file's own time
         if as_json:
             print(json.dumps({"t": round(offset, 3), "title": item.title, **decision}), flush=True)
         else:
