@@ -148,8 +148,29 @@ class Ledger:
     open_trades: list[Trade] = field(default_factory=list)
 
 
-def build_ledger(fills: Iterable[Fill], source_of_client_id: Mapping[str, str]) -> Ledger:
+@dataclass(slots=True)
+class SourceIndex:
+    """Which news source an order came from, by our client id or by the venue's order id.
+
+    Venues do not always echo the client id on a fill (Hyperliquid's fills carry only the oid),
+    so the venue's order id, journaled with each order's result, is the second key.
+    """
+
+    by_client_id: dict[str, str] = field(default_factory=dict)
+    by_order_id: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def source_of(self, fill: Fill) -> str | None:
+        if fill.client_id and fill.client_id in self.by_client_id:
+            return self.by_client_id[fill.client_id]
+        if fill.venue_order_id:
+            return self.by_order_id.get((fill.venue, fill.venue_order_id))
+        return None
+
+
+def build_ledger(fills: Iterable[Fill], sources: SourceIndex | Mapping[str, str]) -> Ledger:
     """Replay fills in time order into trades and per venue / coin / source sums."""
+    if not isinstance(sources, SourceIndex):
+        sources = SourceIndex(by_client_id=dict(sources))
     ledger = Ledger()
     books: dict[tuple[str, str], _Book] = {}
     for fill in sorted(fills, key=lambda f: (f.time, f.fill_id)):
@@ -161,7 +182,7 @@ def build_ledger(fills: Iterable[Fill], source_of_client_id: Mapping[str, str]) 
         opened_size = fill.size - closed_size
         # A flip's fee is shared by its closing and opening parts, pro rata of size.
         close_fee = fill.fee * closed_size / fill.size if fill.size else ZERO
-        fill_source = source_of_client_id.get(fill.client_id or "") or UNKNOWN_SOURCE
+        fill_source = sources.source_of(fill) or UNKNOWN_SOURCE
 
         if before != 0 and book.trade is None:
             # History starts mid-position: its opener is unknown.
@@ -238,12 +259,12 @@ def signal_to_fill_ms(outcomes: Iterable[Mapping[str, Any]]) -> list[float]:
     return values
 
 
-async def source_map(journal: Journal) -> dict[str, str]:
-    """Client id → news source, joining orders → signals (→ news when the signal lacks it)."""
+async def source_index(journal: Journal) -> SourceIndex:
+    """Orders → signals → news source (the news item's when the signal lacks one)."""
     orders = await journal.recent_orders(ROW_LIMIT)
     signals = {s["id"]: s for s in await journal.recent_signals(ROW_LIMIT)}
     news_sources: dict[str, str] | None = None
-    result: dict[str, str] = {}
+    index = SourceIndex()
     for order in orders:
         signal = signals.get(order["signal_id"])
         if signal is None:
@@ -253,14 +274,16 @@ async def source_map(journal: Journal) -> dict[str, str]:
             if news_sources is None:
                 news_sources = {n["id"]: n["source"] for n in await journal.recent_news(ROW_LIMIT)}
             source = news_sources.get(signal.get("news_id", ""), "") or UNKNOWN_SOURCE
-        result[order["client_id"]] = source
-    return result
+        index.by_client_id[order["client_id"]] = source
+        if order.get("venue_order_id"):
+            index.by_order_id[(order["venue"], str(order["venue_order_id"]))] = source
+    return index
 
 
 async def compute_stats(journal: Journal, since: datetime | None = None) -> dict[str, Any]:
     """A JSON-friendly summary for `/api/stats`, `newstrader stats` and the CSV export."""
     fills = await journal.fills(since=since)
-    ledger = build_ledger(fills, await source_map(journal))
+    ledger = build_ledger(fills, await source_index(journal))
     outcomes = await journal.recent_outcomes(ROW_LIMIT)
     latencies = signal_to_fill_ms(outcomes)
     total = ledger.total.as_dict()
