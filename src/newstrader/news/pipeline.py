@@ -198,7 +198,7 @@ class Pipeline:
             coin=signal.coin,
             side=signal.side.value,
             confidence=signal.confidence,
-            parse_us=round((time.perf_counter() - started) * 1e6),
+            since_submit_us=round((time.perf_counter() - started) * 1e6),
         )
 
         if signal.confidence < cfg.min_confidence:

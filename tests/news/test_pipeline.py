@@ -1,0 +1,288 @@
+"""The pipeline's filters against a real SQLite journal in a temp dir (no mocks of our code)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newstrader.domain import NewsItem, OutcomeStatus, Side, Signal, VenueOutcome, utcnow
+from newstrader.journal import Journal
+from newstrader.news.parser import Parser
+from newstrader.news.pipeline import Pipeline, PipelineSettings
+
+PARSER = Parser()
+
+
+class Clock:
+    """A settable wall clock starting at the real now (the journal stamps rows with real time)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Recorder:
+    """An `act` that remembers what it was asked, optionally holding until released."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.signals: list[Signal] = []
+        self.outcome_at_act: list[str] = []
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, signal: Signal) -> list[VenueOutcome]:
+        self.signals.append(signal)
+        rows = {row["id"]: row for row in await self.journal.recent_news(100)}
+        self.outcome_at_act.append(rows[signal.news_id]["outcome"])
+        if self.gate is not None:
+            await self.gate.wait()
+        return [VenueOutcome("sim", signal.coin, OutcomeStatus.OK, "opened")]
+
+
+async def _open(path: Path) -> Journal:
+    return await Journal.open(f"sqlite:///{path}")
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    j = await _open(tmp_path / "journal.db")
+    yield j
+    await j.close()
+
+
+def make(journal: Journal, clock: Clock, act: Callable[[Signal], Awaitable[Any]], **cfg: float) -> Pipeline:
+    return Pipeline(PARSER, journal, PipelineSettings(**cfg), act, clock=clock)
+
+
+def item(news_id: str, title: str, clock: Clock, **kw: Any) -> NewsItem:
+    return NewsItem(id=news_id, title=title, received_at=clock(), **kw)
+
+
+async def news_row(journal: Journal, news_id: str) -> dict[str, Any]:
+    rows = {row["id"]: row for row in await journal.recent_news(500)}
+    return rows[news_id]
+
+
+async def signal_rows(journal: Journal) -> dict[str, dict[str, Any]]:
+    return {row["news_id"]: row for row in await journal.recent_signals(500)}
+
+
+async def test_item_is_journaled_before_acting_and_final_outcome_after(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act)
+    decision = await pipeline.submit(item("n1", "Coinbase will list SUI", clock, source="rss"))
+    assert decision.signal is not None and decision.signal.coin == "SUI"
+    assert act.outcome_at_act == ["received"]  # already in the journal when act ran
+    row = await news_row(journal, "n1")
+    assert (row["outcome"], row["reason"]) == ("traded", "sim: ok (opened)")
+    assert (await signal_rows(journal))["n1"]["status"] == "executed"
+
+
+async def test_no_signal_items_are_journaled_with_the_reason(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act)
+    for news_id, title, reason in [
+        ("a", "Fed holds rates", "no coin"),
+        ("b", "Bitcoin trades flat", "no direction"),
+        ("c", "Kraken has no plans to delist XRP", "negated"),
+        ("d", "Will the SEC approve an XRP ETF?", "question"),
+    ]:
+        decision = await pipeline.submit(item(news_id, title, clock))
+        assert (decision.signal, decision.reason) == (None, reason)
+        row = await news_row(journal, news_id)
+        assert (row["outcome"], row["reason"]) == ("ignored", reason)
+    assert act.signals == []
+
+
+async def test_dedupe_by_id_and_by_headline_across_sources_and_restarts(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "restart.db"
+    journal = await _open(path)
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act, dedupe_window_s=600)
+    first = await pipeline.submit(item("x1", "Binance will list WIF perpetual", clock, source="rss"))
+    assert first.outcome == "traded"
+    again = await pipeline.submit(item("x1", "Binance will list WIF perpetual", clock, source="rss"))
+    assert again.outcome == "duplicate" and "id" in again.reason
+    clock.advance(5)
+    other = await pipeline.submit(item("x2", "BINANCE WILL LIST WIF PERPETUAL!", clock, source="ws"))
+    assert other.outcome == "duplicate" and "headline" in other.reason
+    assert (await news_row(journal, "x2"))["outcome"] == "duplicate"
+    await journal.close()
+
+    # A restart: a fresh journal connection and pipeline still know both.
+    journal = await _open(path)
+    act2 = Recorder(journal)
+    pipeline = make(journal, clock, act2, dedupe_window_s=600)
+    clock.advance(5)
+    assert (
+        await pipeline.submit(item("x1", "Binance will list WIF perpetual", clock))
+    ).outcome == "duplicate"
+    third = await pipeline.submit(item("x3", "Binance will list WIF perpetual", clock, source="webhook"))
+    assert third.outcome == "duplicate"
+    # Outside the window the same headline is news again.
+    clock.advance(601)
+    later = await pipeline.submit(item("x4", "Binance will list WIF perpetual", clock, source="webhook"))
+    assert later.outcome == "traded"
+    assert [s.news_id for s in act.signals + act2.signals] == ["x1", "x4"]
+    await journal.close()
+
+
+async def test_concurrent_copies_of_one_headline_pass_once(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act)
+    decisions = await asyncio.gather(
+        *(pipeline.submit(item(f"c{i}", "Robinhood lists PEPE", clock, source=f"s{i}")) for i in range(6))
+    )
+    assert sorted(d.outcome for d in decisions) == ["duplicate"] * 5 + ["traded"]
+    assert len(act.signals) == 1
+
+
+async def test_stale_items_are_skipped(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act, max_age_s=300)
+    old = await pipeline.submit(
+        item("old", "Coinbase will list SUI", clock, published_at=clock() - timedelta(seconds=301))
+    )
+    assert old.outcome == "skipped" and old.reason.startswith("stale")
+    fresh = await pipeline.submit(
+        item("new", "Coinbase will list ENA", clock, published_at=clock() - timedelta(seconds=299))
+    )
+    assert fresh.outcome == "traded"
+    assert [s.news_id for s in act.signals] == ["new"]
+
+
+async def test_min_confidence(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act, min_confidence=0.5)
+    weak = await pipeline.submit(item("w", "Bitcoin surges", clock))
+    assert weak.outcome == "skipped" and weak.reason.startswith("low confidence")
+    assert (await signal_rows(journal))["w"]["status"] == "skipped"
+    strong = await pipeline.submit(item("s", "Bitcoin surges as SEC approves ETF", clock))
+    assert strong.outcome == "traded"
+    assert [s.news_id for s in act.signals] == ["s"]
+
+
+async def test_cooldown_per_coin_survives_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "cool.db"
+    journal = await _open(path)
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act, cooldown_s=60)
+    assert (await pipeline.submit(item("b1", "LONG BTC", clock))).outcome == "traded"
+    clock.advance(10)
+    blocked = await pipeline.submit(item("b2", "SHORT BTC", clock))
+    assert blocked.outcome == "skipped" and blocked.reason.startswith("cooldown")
+    assert (await pipeline.submit(item("e1", "LONG ETH", clock))).outcome == "traded"
+    await journal.close()
+
+    journal = await _open(path)
+    act2 = Recorder(journal)
+    pipeline = make(journal, clock, act2, cooldown_s=60)
+    clock.advance(10)
+    assert (await pipeline.submit(item("b3", "short btc 2x", clock))).reason.startswith("cooldown")
+    clock.advance(45)
+    assert (await pipeline.submit(item("b4", "sell bitcoin", clock))).outcome == "traded"
+    assert [s.news_id for s in act.signals + act2.signals] == ["b1", "e1", "b4"]
+    await journal.close()
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_conflict_window_newer_wins_older_superseded(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    act.gate = asyncio.Event()
+    pipeline = make(journal, clock, act, conflict_window_s=30)
+    first = asyncio.create_task(pipeline.submit(item("k1", "LONG SOL", clock)))
+    await _until(lambda: len(act.signals) == 1)  # k1 is acting (held at the gate)
+    clock.advance(1)
+    second = asyncio.create_task(pipeline.submit(item("k2", "SHORT SOL", clock)))
+    await _until(lambda: "SOL" in pipeline._tracked and pipeline._tracked["SOL"].signal.news_id == "k2")
+    clock.advance(1)
+    third = asyncio.create_task(pipeline.submit(item("k3", "buy solana", clock)))
+    await _until(lambda: pipeline._tracked["SOL"].signal.news_id == "k3")
+    act.gate.set()
+    d1, d2, d3 = await asyncio.gather(first, second, third)
+    assert [s.news_id for s in act.signals] == ["k1", "k3"]  # k2 was superseded before it acted
+    assert d1.outcome == "traded" and d3.outcome == "traded"
+    assert d2.outcome == "skipped" and d2.reason.startswith("superseded")
+    signals = await signal_rows(journal)
+    assert signals["k1"]["status"] == "superseded" and "after it acted" in signals["k1"]["reason"]
+    assert signals["k2"]["status"] == "superseded" and "before it acted" in signals["k2"]["reason"]
+    assert signals["k3"]["status"] == "executed"
+
+
+async def test_without_conflict_window_every_signal_acts_in_order(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act, conflict_window_s=0)
+    for i, text in enumerate(["LONG SOL", "SHORT SOL", "buy solana"]):
+        assert (await pipeline.submit(item(f"o{i}", text, clock))).outcome == "traded"
+    assert [s.side for s in act.signals] == [Side.LONG, Side.SHORT, Side.LONG]
+
+
+async def test_outside_the_window_no_conflict(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act, conflict_window_s=30)
+    await pipeline.submit(item("w1", "LONG AVAX", clock))
+    clock.advance(31)
+    await pipeline.submit(item("w2", "SHORT AVAX", clock))
+    assert (await signal_rows(journal))["w1"]["status"] == "executed"
+
+
+async def test_paused_switch(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act)
+    await journal.set_control("paused", True)
+    paused = await pipeline.submit(item("p1", "Coinbase will list TIA", clock))
+    assert (paused.outcome, paused.reason) == ("skipped", "paused")
+    await journal.set_control("paused", False)
+    assert (await pipeline.submit(item("p2", "Coinbase will list TAO", clock))).outcome == "traded"
+    assert [s.news_id for s in act.signals] == ["p2"]
+
+
+async def test_act_failure_is_journaled_and_pipeline_goes_on(journal: Journal) -> None:
+    clock = Clock()
+
+    async def broken(signal: Signal) -> None:
+        raise RuntimeError("venue exploded")
+
+    pipeline = make(journal, clock, broken)
+    failed = await pipeline.submit(item("f1", "LONG BTC", clock))
+    assert failed.outcome == "failed" and "venue exploded" in failed.reason
+    row = await news_row(journal, "f1")
+    assert row["outcome"] == "failed"
+    assert (await signal_rows(journal))["f1"]["status"] == "failed"
+
+
+async def test_given_coin_and_side_skip_parsing(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act)
+    decision = await pipeline.submit(item("tv", "TV alert #42", clock, coin="eth", side=Side.SHORT))
+    assert decision.outcome == "traded"
+    assert (act.signals[0].coin, act.signals[0].side, act.signals[0].terms) == ("ETH", Side.SHORT, ("given",))
