@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 
@@ -30,7 +29,7 @@ def test_liquidation_removes_position_and_records_fill(sim, funded_account):
     assert out["fill"]["side"] == "sell" and out["fill"]["size"] == "0.2"
     assert sim.admin.position("hyperliquid", addr, "BTC") == "0"
     # The fill is on the exchange's record, as a client reading fills would see it.
-    fills = httpx.post(sim.hl_url + "/info", json={"type": "userFills", "user": addr}).json()
+    fills = sim.http.post(sim.hl_url + "/info", json={"type": "userFills", "user": addr}).json()
     assert any(f.get("liquidation") and f["coin"] == "BTC" for f in fills)
 
 
@@ -62,7 +61,7 @@ def test_mark_crash_liquidates_by_itself(sim, make_account):
 )
 def test_bad_input_is_refused_with_a_reason(sim, path, body, message):
     before = sim.admin.state()["venues"]
-    response = httpx.post(sim.url + "/admin" + path, json=body)
+    response = sim.http.post(sim.url + "/admin" + path, json=body)
     assert 400 <= response.status_code < 500
     assert message in response.json()["error"]
     after = sim.admin.state()["venues"]
