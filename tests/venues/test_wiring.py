@@ -1,0 +1,84 @@
+"""Factory and account wiring: config → adapter, agent wallets, URLs, secrets kept out of reprs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from newstrader.config import VenueSettings
+from newstrader.domain import OrderRequest, OrderStatus
+from newstrader.venues.aster.venue import AsterVenue, aster_client_order_id, coin_of_base
+from newstrader.venues.base import AuthError, Venue
+from newstrader.venues.factory import build_venue
+from newstrader.venues.hyperliquid.venue import HyperliquidVenue
+
+KEY = "0x" + "3c" * 32
+
+
+def test_build_from_venue_settings_picks_adapter_and_default_urls() -> None:
+    hl = build_venue(VenueSettings(name="hl", kind="hyperliquid", network="testnet", secret=KEY))
+    aster = build_venue(VenueSettings(name="as", kind="aster", network="mainnet", secret=KEY))
+    sim = build_venue(VenueSettings(name="hs", kind="hyperliquid", network="sim", secret=KEY))
+    custom = build_venue(VenueSettings(name="c", kind="aster", url="http://127.0.0.1:9999/aster", secret=KEY))
+    assert isinstance(hl, HyperliquidVenue) and isinstance(aster, AsterVenue)
+    assert all(isinstance(v, Venue) for v in (hl, aster, sim, custom))
+    assert hl.http.base_url == "https://api.hyperliquid-testnet.xyz" and not hl.config.is_mainnet
+    assert aster.http.base_url == "https://fapi.asterdex.com" and aster.config.chain_id == 1666
+    assert sim.http.base_url == "http://127.0.0.1:8900/hyperliquid"
+    assert custom.http.base_url == "http://127.0.0.1:9999/aster"
+    assert hl.account == Account.from_key(KEY).address.lower()  # no account: the key trades its own
+    for venue in (hl, aster, sim, custom):
+        assert KEY[2:10] not in repr(venue) and KEY[2:10] not in repr(venue.config)
+
+
+def test_missing_secret_and_wrong_signer_are_clear_errors() -> None:
+    with pytest.raises(AuthError, match="NEWSTRADER_NOKEY_SECRET"):
+        build_venue({"name": "nokey", "kind": "hyperliquid", "account": "0x" + "11" * 20})
+    with pytest.raises(AuthError, match="not the configured signer"):
+        build_venue(
+            {
+                "name": "a",
+                "kind": "aster",
+                "account": "0x" + "11" * 20,
+                "signer": "0x" + "22" * 20,
+                "secret": KEY,
+            }
+        )
+    with pytest.raises(AuthError, match="api_key"):
+        build_venue(
+            {"name": "a", "kind": "aster", "account": "0x" + "11" * 20, "auth": "hmac", "secret": "s"}
+        )
+    with pytest.raises(ValueError, match="kind"):
+        build_venue({"name": "x", "kind": "binance", "secret": KEY})
+
+
+def test_aster_client_order_ids_and_coin_names() -> None:
+    assert aster_client_order_id("nt-0123456789abcdef0123-open0") == "nt-0123456789abcdef0123-open0"
+    long_id = aster_client_order_id("signal with spaces and a very long tail " * 3)
+    assert long_id == aster_client_order_id("signal with spaces and a very long tail " * 3)
+    assert len(long_id) <= 36 and long_id.startswith("nt-") and " " not in long_id
+    assert coin_of_base("1000BONK") == "kBONK" and coin_of_base("BTC") == "BTC"
+
+
+async def test_hyperliquid_agent_wallet_trades_for_the_account(sim: Any, venue_factory: Any) -> None:
+    v = venue_factory("hyperliquid-agent")
+    assert v.venue.signer.address.lower() != v.account.lower()
+    mark = await v.venue.mark_price("SOL")
+    size = (await v.venue.markets())["SOL"].round_size(Decimal(150) / mark)
+    result = await v.venue.place_order(OrderRequest("SOL", True, size, "agent-1"))
+    assert result.status is OrderStatus.FILLED
+    assert (await v.venue.positions())["SOL"].size == size  # the account's position, read by account
+    assert Decimal(sim.admin.position("hyperliquid", v.account, "SOL")) == size
+    assert (await v.venue.order_status("agent-1")).filled_size == size  # type: ignore[union-attr]
+
+
+async def test_external_trade_and_liquidation_seen_fresh(vut: Any, sim: Any) -> None:
+    """positions() is a fresh read: a trade made elsewhere shows, a liquidation makes the coin absent."""
+    await vut.venue.markets()
+    sim.admin.set_position(vut.sim_venue, vut.account, "BTC", "-0.01")
+    assert (await vut.venue.positions())["BTC"].size == Decimal("-0.01")
+    sim.admin.liquidate(vut.sim_venue, vut.account, "BTC")
+    assert "BTC" not in await vut.venue.positions()
