@@ -270,9 +270,12 @@ def stats(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False)
 
 
 def _console() -> Any:
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    # Piped output (scripts, logs) gets full rows rather than 80 squeezed columns.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _remote_call(config: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
