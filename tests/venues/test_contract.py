@@ -146,3 +146,14 @@ async def test_fills_have_fee_and_realized_pnl(vut: VenueUnderTest, sim: Any) ->
     assert fills[0].realized_pnl == 0 and fills[1].realized_pnl > 0
     assert len({f.fill_id for f in fills}) == 2
     assert await vut.venue.fills(utcnow() + timedelta(seconds=60)) == []
+
+
+async def test_partial_fill_reports_what_filled(vut: VenueUnderTest, sim: Any) -> None:
+    sim.admin.settings(venue=vut.sim_venue, partial_fill_probability=1.0)
+    size, _ = await _size_for(vut, Decimal(500))
+    result = await vut.venue.place_order(OrderRequest(COIN, True, size, "c-partial"))
+    assert result.status is OrderStatus.PARTIALLY_FILLED and 0 < result.filled_size < size
+    assert (await vut.venue.positions())[COIN].size == result.filled_size == _exchange_size(sim, vut)
+    found = await vut.venue.order_status("c-partial")
+    assert found is not None and found.filled_size == result.filled_size
+    assert found.status in (OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED)

@@ -159,29 +159,36 @@ class HyperliquidVenue:
         order, status = body.get("order", {}), str(body.get("status", ""))
         orig = _dec(order.get("origSz", order.get("sz", 0)))
         remaining = _dec(order.get("sz", 0))
-        filled = max(orig - remaining, Decimal(0))
-        if status == "filled":
-            mapped = OrderStatus.FILLED
-            filled = orig if filled == 0 else filled
-        elif status in _OPEN_STATUSES:
-            mapped = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.RESTING
-        elif status.endswith("Rejected") or status == "rejected":
+        oid = order.get("oid")
+        rejected = status.endswith("Rejected") or status == "rejected"
+        filled, avg = Decimal(0), None
+        if not rejected and oid is not None and (remaining < orig or status not in _OPEN_STATUSES):
+            # An IOC's unfilled rest is cancelled and `sz` drops to 0, so the fills, not the
+            # order record, say how much executed.
+            filled, avg = await self._filled_by_oid(int(oid))
+            if filled == 0 and status == "filled":
+                filled = orig - remaining if remaining < orig else orig
+        if rejected:
             mapped = OrderStatus.REJECTED
+        elif filled >= orig > 0:
+            mapped = OrderStatus.FILLED
         elif filled > 0:
             mapped = OrderStatus.PARTIALLY_FILLED
+        elif status in _OPEN_STATUSES:
+            mapped = OrderStatus.RESTING
         else:
             mapped = OrderStatus.CANCELED
-        avg = await self._avg_fill_price(int(order["oid"])) if filled > 0 and "oid" in order else None
         return OrderResult(
             client_id=client_id,
             status=mapped,
-            venue_order_id=str(order.get("oid")) if order.get("oid") is not None else None,
+            venue_order_id=str(oid) if oid is not None else None,
             filled_size=filled,
             avg_price=avg,
-            error=status if mapped is OrderStatus.REJECTED else None,
+            error=status if rejected else None,
         )
 
-    async def _avg_fill_price(self, oid: int) -> Decimal | None:
+    async def _filled_by_oid(self, oid: int) -> tuple[Decimal, Decimal | None]:
+        """(size, average price) of the account's fills of one order."""
         fills = [
             f
             for f in await self.http.info({"type": "userFills", "user": self.account})
@@ -189,8 +196,8 @@ class HyperliquidVenue:
         ]
         size = sum((_dec(f["sz"]) for f in fills), Decimal(0))
         if not size:
-            return None
-        return sum((_dec(f["px"]) * _dec(f["sz"]) for f in fills), Decimal(0)) / size
+            return Decimal(0), None
+        return size, sum((_dec(f["px"]) * _dec(f["sz"]) for f in fills), Decimal(0)) / size
 
     async def open_orders(self, coin: str | None = None) -> list[OpenOrder]:
         """frontendOpenOrders (it names trigger kinds), children of brackets included."""
@@ -298,7 +305,7 @@ class HyperliquidVenue:
             client_id=req.client_id,
             status=result.status.value,
             size=str(size),
-            price=str(price),
+            price=format(price, "f"),
             filled=str(result.filled_size),
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
