@@ -5,9 +5,10 @@ Output goes to stderr (stdout stays for command output such as ``--json``):
 - otherwise a console line, coloured on a terminal and plain when piped (CI, files), so
   JSON appears only when asked for.
 
-Redaction happens three times, so no path around it exists: on the event's values before
-rendering, on the rendered line itself, and in the stdlib ``LogRecord`` factory, which
-catches records of libraries (uvicorn, httpx) even when they log through their own handlers.
+Redaction happens at every exit, so no path around it exists: on a structlog event before it
+becomes a stdlib record (so other handlers, e.g. pytest's capture, see it clean), on the
+rendered line itself, and in the stdlib ``LogRecord`` factory, which catches records of
+libraries (uvicorn, httpx) even when they log through their own handlers.
 """
 
 from __future__ import annotations
@@ -139,7 +140,12 @@ def _install_record_factory() -> None:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if not REDACTOR.active or isinstance(record.msg, dict):  # dict: a structlog event
+            if isinstance(record.msg, dict):  # a structlog event, already redacted in its chain
+                if "exception" in record.msg:
+                    # `log.exception()` re-attaches the raw exc_info; the event has the clean text.
+                    record.exc_info, record.exc_text = None, None
+                return record
+            if not REDACTOR.active:
                 return record
             try:
                 message = record.getMessage()
@@ -189,6 +195,10 @@ def configure_logging(json: bool = False, level: str = "info", secrets: Iterable
             *shared,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
+            # Redact before the event becomes a stdlib record: any other handler on the root
+            # logger (a file handler, pytest's capture) sees only the clean event and traceback.
+            structlog.processors.format_exc_info,
+            REDACTOR,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
