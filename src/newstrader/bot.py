@@ -174,7 +174,18 @@ class Bot:
         self.reconciler = Reconciler(
             self.venues, self.journal, state=state, quarantine=quarantine, publish=self.bus.publish
         )
-        self.pipeline = self._build_pipeline()
+        self.pipeline = self._build_pipeline(await self._tradable_coins())
+
+    async def _tradable_coins(self) -> set[str] | None:
+        """Coins listed on at least one venue (None when no venue could be read)."""
+        listed = await asyncio.gather(*(v.markets() for v in self.venues.values()), return_exceptions=True)
+        coins: set[str] = set()
+        for name, item in zip(self.venues, listed, strict=True):
+            if isinstance(item, BaseException):
+                log.warning("markets_unreadable", venue=name, error=repr(item))
+            else:
+                coins.update(item)
+        return coins or None
 
     def _build_hooks(self) -> TradeHooks:
         """The auto trader's hooks (TP/SL after every change) when that room provides them."""
@@ -188,7 +199,7 @@ class Bot:
         self.autotrader = factory(self)
         return self.autotrader if hasattr(self.autotrader, "after_position_change") else NoHooks()
 
-    def _build_pipeline(self) -> Any:
+    def _build_pipeline(self, tradable: set[str] | None) -> Any:
         """The news pipeline when it is there; else coin+side items are acted on directly."""
         try:
             pipeline_mod = importlib.import_module("newstrader.news.pipeline")
@@ -197,7 +208,14 @@ class Bot:
             return None
         build = getattr(pipeline_mod, "build_pipeline", None)
         if build is not None:
-            return build(self.settings, self.journal, self._act, parser_module=parser_mod)
+            return build(
+                self.settings,
+                self.journal,
+                self._act,
+                parser_module=parser_mod,
+                tradable=tradable,
+                publish=self.bus.publish,
+            )
         return None
 
     async def _start_sources(self) -> None:
