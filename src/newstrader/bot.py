@@ -288,17 +288,8 @@ class Bot:
     # ------------------------------------------------------------------ ways in
 
     async def _act(self, signal: Signal) -> list[VenueOutcome]:
+        """The pipeline's action: execute on every venue (the pipeline publishes the signal)."""
         assert self.executor is not None
-        self.bus.publish(
-            {
-                "type": "signal",
-                "id": signal.id,
-                "news_id": signal.news_id,
-                "coin": signal.coin,
-                "side": signal.side.value,
-                "source": signal.source,
-            }
-        )
         return await self.executor.execute(signal)
 
     async def submit_news(self, item: NewsItem) -> NewsDecision:
