@@ -126,6 +126,10 @@ def test_ioc_partial_fill_by_probability():
     assert order.remaining == 0 and order.filled_size == order.filled_size.quantize(D("0.01"))
     gtc = ex.place_order(ADDR, "SOL", True, D("10"), D("150"), "gtc")
     assert gtc.filled_size == D("10")  # only IOCs are cut short
+    held = ex.position(ADDR, "SOL").size
+    stop = ex.place_order(ADDR, "SOL", False, held, None, "ioc", True, None, TriggerSpec("sl", D("130")))
+    ex.set_mark("SOL", D("129"))
+    assert stop.filled_size == held and ex.position(ADDR, "SOL").size == 0  # a fired stop closes it all
 
 
 def test_depth_walks_levels_and_limit_stops_the_walk():

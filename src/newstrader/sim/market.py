@@ -785,7 +785,8 @@ class Exchange:
                 return ZERO
             want = min(want, abs(pos))
         partial = self.config.partial_fill_probability
-        if order.tif == "ioc" and partial > 0 and self.rng.random() < partial:
+        # Only client IOCs are cut short; a fired TP/SL executes in full as the venue's market order.
+        if order.tif == "ioc" and not order.triggered and partial > 0 and self.rng.random() < partial:
             fraction = Decimal(str(round(self.rng.uniform(0.2, 0.8), 4)))
             part = (want * fraction).quantize(spec.size_step, rounding=ROUND_DOWN)
             want = max(part, spec.size_step) if want > spec.size_step else want
