@@ -64,14 +64,20 @@ class DemoAccounts:
 
 
 def demo_config(
-    *, sim_url: str, web_port: int, token: str, journal_path: Path, accounts: DemoAccounts, fast: bool
+    *,
+    sim_url: str,
+    web_port: int,
+    token: str,
+    journal_path: Path,
+    accounts: DemoAccounts,
+    reconcile_interval_s: float = 10.0,
 ) -> str:
     """The TOML a demo bot runs with (secrets are not in it: they go through env)."""
     return f"""# Written by `newstrader demo`; the keys are fresh and only fund simulator accounts.
 [engine]
 mode = "target"
 max_signal_age_s = 60
-reconcile_interval_s = {2 if fast else 5}
+reconcile_interval_s = {reconcile_interval_s}
 
 [sizing]
 notional_usd = 200
@@ -123,6 +129,7 @@ class DemoStack:
         seed: int = 7,
         fast: bool = False,
         token: str | None = None,
+        reconcile_interval_s: float = 10.0,
     ) -> None:
         self.workdir = workdir
         self.sim_url = sim_url
@@ -130,6 +137,7 @@ class DemoStack:
         self._web_port = web_port
         self._seed = seed
         self.fast = fast
+        self.reconcile_interval_s = reconcile_interval_s
         self.token = token or secrets.token_urlsafe(24)
         self.accounts = DemoAccounts.fresh()
         self.config_path = workdir / "newstrader-demo.toml"
@@ -176,7 +184,7 @@ class DemoStack:
                 token=self.token,
                 journal_path=self.workdir / "demo.db",
                 accounts=self.accounts,
-                fast=self.fast,
+                reconcile_interval_s=self.reconcile_interval_s,
             )
         )
         self._set_env("NEWSTRADER_HYPERLIQUID_SECRET", self.accounts.hl_key)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from typer.testing import CliRunner
-
-from newstrader.cli import app
 
 if TYPE_CHECKING:
     from conftest import RunningStack
@@ -19,9 +20,37 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.xdist_group("web")
 
 
-def cli(stack: RunningStack, *args: str, token: str | None = None, stdin: str | None = None) -> Any:
-    env = {"NEWSTRADER_WEB_URL": stack.url, "NEWSTRADER_WEB_TOKEN": token or stack.token}
-    return CliRunner().invoke(app, list(args), env=env, input=stdin)
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def cli(
+    stack: RunningStack,
+    *args: str,
+    token: str | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """`newstrader ARGS` in its own process, as an operator runs it next to the bot."""
+    if env is None:
+        env = {"NEWSTRADER_WEB_URL": stack.url, "NEWSTRADER_WEB_TOKEN": token or stack.token}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "newstrader.cli", *args],
+        env={**base, "COLUMNS": "200", **env},
+        input=stdin or "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
 
 
 def cli_json(stack: RunningStack, *args: str) -> Any:
@@ -143,9 +172,9 @@ def test_wrong_token_and_no_bot_are_one_clear_line(stack: RunningStack, tmp_path
     config = tmp_path / "cfg.toml"
     port = stack.url.rsplit(":", 1)[1]
     config.write_text(f'[web]\nhost = "127.0.0.1"\nport = {port}\ntoken = "{stack.token}"\n')
-    ok = CliRunner().invoke(app, ["positions", "--json", "--config", str(config)], env={})
+    ok = cli(stack, "positions", "--json", "--config", str(config), env={})
     assert ok.exit_code == 0, ok.output
     assert "positions" in json.loads(ok.stdout)
     config.write_text('[web]\nhost = "127.0.0.1"\nport = 9\ntoken = "x"\n')
-    down = CliRunner().invoke(app, ["positions", "--config", str(config)], env={})
+    down = cli(stack, "positions", "--config", str(config), env={})
     assert down.exit_code == 1 and "no bot answering" in down.output

@@ -361,7 +361,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (confirm("Close every position on every venue and cancel every trigger?")) control("flatten");
   });
   $("#btn-logout").addEventListener("click", () => logout(""));
-  // Positions carry marks and uPnL that move without events: refresh them on a slow timer too.
-  setInterval(() => { if (token()) schedule("positions"); }, 5000);
+  // Positions carry marks and uPnL that move without events: refresh them on a slow timer too
+  // (slow: each refresh reads the exchanges, and their request budgets are shared with trading).
+  setInterval(() => { if (token()) schedule("positions"); }, 15000);
   if (token()) start();
 });
