@@ -541,7 +541,11 @@ def test_weights_counted_and_429_over_the_limit(sim: Any, trader: V3Client) -> N
         assert first.headers["X-MBX-USED-WEIGHT-1M"] == "1"
         dual = trader.call("GET", "positionSide/dual")
         assert dual.headers["X-MBX-USED-WEIGHT-1M"] == "31"  # 1 + 30
-        used = 31
+        order = trader.call(
+            "POST", "order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}
+        )
+        assert order.headers["X-MBX-USED-WEIGHT-1M"] == "32" and order.headers["X-MBX-ORDER-COUNT-1M"] == "1"
+        used = 32
         while used + 30 <= 2400:
             response = trader.call("GET", "positionSide/dual")
             used += 30
