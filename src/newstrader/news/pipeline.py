@@ -21,7 +21,6 @@ from typing import Any, Protocol
 import structlog
 
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome, utcnow
-from newstrader.journal import normalize_title
 from newstrader.news.parser import Parser, ParseResult, load_rules
 
 log = structlog.get_logger("newstrader.news")
@@ -139,8 +138,14 @@ class Pipeline:
     _last_accepted: dict[str, datetime] = field(default_factory=dict)
     _tracked: dict[str, _Tracked] = field(default_factory=dict)
     _seeded: bool = False
+    _normalize: Callable[[str], str] = str
 
     def __post_init__(self) -> None:
+        # The journal's own normaliser, so our look-ups match what it stored (imported here:
+        # SQLAlchemy is slow to import and the parser-only CLI paths never need it).
+        from newstrader.journal import normalize_title
+
+        self._normalize = normalize_title
         if not isinstance(self.settings, PipelineSettings):
             self.settings = PipelineSettings.from_settings(self.settings)
 
@@ -168,7 +173,7 @@ class Pipeline:
             if cfg.dedupe_window_s > 0 and item.title.strip():
                 since = now - timedelta(seconds=cfg.dedupe_window_s)
                 if await self.journal.recent_headline_seen(
-                    normalize_title(item.title), since, exclude_id=item.id
+                    self._normalize(item.title), since, exclude_id=item.id
                 ):
                     return await self._finish(
                         item, None, OUTCOME_DUPLICATE, "duplicate: same headline seen within dedupe window"
