@@ -555,3 +555,17 @@ def test_weights_counted_and_429_over_the_limit(sim: Any, trader: V3Client) -> N
         assert int(over.headers["Retry-After"]) >= 1
     finally:
         sim.admin.settings(rate_limits=False)
+
+
+def test_hmac_mixed_query_and_body_signs_their_concatenation(legacy: Callable[..., HmacClient]) -> None:
+    client = legacy()
+    query = urlencode({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET"})
+    body = urlencode({"quantity": "0.001", "recvWindow": "5000", "timestamp": str(int(time.time() * 1000))})
+    good = hmac.new(client.secret.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
+    joined = hmac.new(client.secret.encode(), (query + "&" + body).encode(), hashlib.sha256).hexdigest()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = client.http.post(f"/fapi/v1/order?{query}", content=f"{body}&signature={joined}", headers=form)
+    assert _error(refused) == -1022
+    accepted = client.http.post(f"/fapi/v1/order?{query}", content=f"{body}&signature={good}", headers=form)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["symbol"] == "BTCUSDT" and accepted.json()["origQty"] == "0.00100"
