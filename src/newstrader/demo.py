@@ -350,6 +350,7 @@ class DemoScript:
         return await wait_for(holds, timeout)
 
     def check(self, name: str, ok: bool, note: str = "") -> None:
+        """Record one scene's result, as the simulator (the truth) shows it."""
         self.report.checks[name] = ok
         if note:
             self.report.notes[name] = note
@@ -365,72 +366,83 @@ class DemoScript:
             await self.pause(gap_s)
 
     async def run(self, sample: list[dict[str, Any]]) -> DemoReport:
-        gap = 0.6
-        first, rest = sample[:12], sample[12:]
-        self.say("1/6 replaying the sample news (each headline is parsed; some trade, most do not)")
+        """The scenes, early and in order, with the rest of the sample news in between."""
+        gap = 1.0
+        first, middle, rest = sample[:6], sample[6:12], sample[12:]
+        self.say("1/7 the sample news starts flowing (each headline is parsed; some trade, most do not)")
         await self.replay(first, gap)
 
-        self.say("2/6 open: a bullish ETH alert opens a long on both venues")
-        await self.news(
-            "Demo alert: ETH breaks out", coin="ETH", side="long", id=f"demo-open-{secrets.token_hex(4)}"
-        )
+        self.say("2/7 open: a bullish ETH alert opens a long on both venues")
+        await self.news("Demo alert: ETH breaks out", coin="ETH", side="long", id=self._id("open"))
         self.check("opened on both venues", await self.all_venues("ETH", lambda s: s > 0))
         await self.pause(4)
 
-        self.say("3/6 flip: a bearish ETH alert flips both venues short in one order each")
-        await self.news(
-            "Demo alert: ETH breaks down", coin="ETH", side="short", id=f"demo-flip-{secrets.token_hex(4)}"
-        )
+        self.say("3/7 flip: a bearish ETH alert flips both venues short, one order each")
+        await self.news("Demo alert: ETH breaks down", coin="ETH", side="short", id=self._id("flip"))
         self.check("flipped on both venues", await self.all_venues("ETH", lambda s: s < 0))
         await self.pause(4)
 
-        self.say("4/6 take-profit: open SOL long, then move the simulator's SOL price up past the TP")
-        await self.news(
-            "Demo alert: SOL rallies", coin="SOL", side="long", id=f"demo-tp-{secrets.token_hex(4)}"
-        )
-        opened = await self.all_venues("SOL", lambda s: s > 0)
+        self.say("4/7 take-profit: open SOL long, then move the simulator's SOL price past the TP")
+        await self.news("Demo alert: SOL rallies", coin="SOL", side="long", id=self._id("tp"))
         tp_fired = False
-        if opened:
+        if await self.all_venues("SOL", lambda s: s > 0):
             await self.pause(3)
-            # Both venues have their own mark: move each 5 % above the higher one (TP is at +2 %).
+            # Each venue has its own mark: move both 5 % above the higher one (TP sits at +2 %).
             mark = max(await self._marks("SOL"))
             await self._sim.post("/admin/price", json={"coin": "SOL", "price": str(mark * Decimal("1.05"))})
             tp_fired = await self.all_venues("SOL", lambda s: s == 0)
         self.check("take-profit fired on the exchange", tp_fired)
-        await self.replay(rest[: len(rest) // 2], gap)
 
-        self.say("5/6 manual close: the operator closes ETH (the dashboard's Close button does the same)")
+        self.say("5/7 more news")
+        await self.replay(middle, gap)
+
+        self.say("6/7 manual close: the operator closes ETH (the dashboard's Close button does the same)")
         closed = await self._api.post("/api/control/close", json={"coin": "ETH"})
         self.check(
-            "manual close",
-            closed.status_code == 200 and await self.all_venues("ETH", lambda s: s == 0),
+            "manual close", closed.status_code == 200 and await self.all_venues("ETH", lambda s: s == 0)
         )
         await self.pause(3)
 
-        self.say(
-            "6/6 liquidation: open BTC long, then the simulator liquidates it on hyperliquid "
-            "behind the bot's back"
-        )
-        await self.news("Demo alert: BTC bid", coin="BTC", side="long", id=f"demo-liq-{secrets.token_hex(4)}")
+        self.say("7/7 liquidation: open BTC long; the simulator liquidates it on hyperliquid behind the bot")
+        await self.news("Demo alert: BTC bid", coin="BTC", side="long", id=self._id("liq"))
+        detected = False
         if await self.all_venues("BTC", lambda s: s > 0):
             await self.pause(3)
+            seen_before = await self._drift_ids()
             await self._sim.post(
                 "/admin/liquidate",
                 json={"venue": "hyperliquid", "account": self.stack.accounts.hl_address, "coin": "BTC"},
             )
             await self._api.post("/api/control/reconcile")
-        detected = await wait_for(self._liquidation_seen, 15.0, 0.2)
+
+            async def found() -> bool:
+                return bool(await self._drift_ids() - seen_before)
+
+            detected = await wait_for(found, 15.0, 0.2)
         self.check("liquidation detected as drift", detected)
-        await self.replay(rest[len(rest) // 2 :], gap)
+
+        self.say("the rest of the sample news")
+        await self.replay(rest, gap)
         return self.report
+
+    @staticmethod
+    def _id(scene: str) -> str:
+        return f"demo-{scene}-{secrets.token_hex(4)}"
+
+    async def _drift_ids(self) -> set[int]:
+        """Ids of journaled `stale_local_cleared` events for hyperliquid BTC."""
+        events = (await self._api.get("/api/events?limit=100")).json()["events"]
+        return {
+            int(e["id"])
+            for e in events
+            if e.get("venue") == "hyperliquid"
+            and e.get("coin") == "BTC"
+            and e.get("kind") == "stale_local_cleared"
+        }
 
     async def _marks(self, coin: str) -> list[Decimal]:
         venues = (await self._sim.get("/admin/state")).json()["venues"]
         return [Decimal(str(venues[v]["marks"][coin])) for v in VENUE_KINDS]
-
-    async def _liquidation_seen(self) -> bool:
-        events = (await self._api.get("/api/events?limit=50")).json()["events"]
-        return any(e.get("venue") == "hyperliquid" and e.get("coin") == "BTC" for e in events)
 
 
 async def run_demo(
@@ -440,9 +452,20 @@ async def run_demo(
     web_port: int = 8080,
     sim_port: int = 8900,
     seed: int = 7,
+    headlines: int | None = None,
     say: Callable[[str], None] = print,
 ) -> DemoReport:
-    """Run the whole demo; stays up until Ctrl-C (or `duration` seconds after the script)."""
+    """Run the whole demo; stays up until Ctrl-C (or `duration` seconds after the script).
+
+    `headlines` replays only the first N sample headlines (tests); the scenes always run.
+    """
+    started = time.monotonic()
+    plain_say = say
+
+    def say(line: str) -> None:  # every line stamped with the time since start
+        minutes, seconds = divmod(int(time.monotonic() - started), 60)
+        plain_say(f"[{minutes}:{seconds:02d}] {line}" if line else "")
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -464,7 +487,7 @@ async def run_demo(
                 say("")
                 script = DemoScript(stack, say, fast=fast)
                 try:
-                    script_task = asyncio.create_task(script.run(load_sample_news()))
+                    script_task = asyncio.create_task(script.run(load_sample_news()[:headlines]))
                     stop_task = asyncio.create_task(stop.wait())
                     await asyncio.wait({script_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
                     if not script_task.done():
