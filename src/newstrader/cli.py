@@ -51,18 +51,32 @@ def demo(
     ] = None,
     port: Annotated[int, typer.Option(help="Dashboard port (0 = any free one).")] = 8080,
     sim_port: Annotated[int, typer.Option(help="Simulator port (0 = any free one).")] = 8900,
+    headlines: Annotated[
+        int | None, typer.Option(help="Replay only the first N sample headlines (the scenes always run).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulator + bot + dashboard + a sample news replay, in one process."""
     import asyncio
     import json
+    import os
 
     from newstrader.demo import run_demo
+    from newstrader.logging_setup import configure_logging
 
+    if not os.environ.get("NEWSTRADER_LOG_LEVEL"):
+        configure_logging(level="warning")  # the script's lines stay readable; drift warnings still show
     say = (lambda _line: None) if as_json else typer.echo
     try:
         report = asyncio.run(
-            run_demo(fast=fast, duration=duration, web_port=port, sim_port=sim_port, say=say)
+            run_demo(
+                fast=fast,
+                duration=duration,
+                web_port=port,
+                sim_port=sim_port,
+                headlines=headlines,
+                say=say,
+            )
         )
     except OSError as exc:  # typically a port already in use
         typer.echo(f"demo: {exc} (choose free ports with --port / --sim-port)", err=True)
