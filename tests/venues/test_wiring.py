@@ -82,3 +82,17 @@ async def test_external_trade_and_liquidation_seen_fresh(vut: Any, sim: Any) -> 
     assert (await vut.venue.positions())["BTC"].size == Decimal("-0.01")
     sim.admin.liquidate(vut.sim_venue, vut.account, "BTC")
     assert "BTC" not in await vut.venue.positions()
+
+
+async def test_hl_market_order_after_a_mark_read_is_one_round_trip(sim: Any, venue_factory: Any) -> None:
+    """The engine reads position and mark together, then orders: the order reuses that fresh mid."""
+    v = venue_factory("hyperliquid")
+    markets = await v.venue.markets()
+    mark = await v.venue.mark_price("ETH")
+    before = sim.admin.stats()["requests"]["hyperliquid"]
+    await v.venue.place_order(
+        OrderRequest("ETH", True, markets["ETH"].round_size(Decimal(100) / mark), "rt-1")
+    )
+    after = sim.admin.stats()["requests"]["hyperliquid"]
+    assert sum(after.values()) - sum(before.values()) == 1
+    assert after.get("info:allMids") == before.get("info:allMids")

@@ -165,3 +165,12 @@ def classify_transport(exc: httpx.HTTPError, *, venue: str, is_order: bool) -> V
     if is_order and not never_sent:
         return Ambiguous(text, venue=venue)
     return Transient(text, venue=venue)
+
+
+def report_retried_error(venue: str, error: VenueError) -> None:
+    """Count an error the adapter absorbed by retrying (it never reaches an outcome or the bus)."""
+    try:
+        from newstrader.web import metrics
+    except ImportError:
+        return
+    metrics.venue_error(venue, type(error).__name__)

@@ -14,7 +14,7 @@ import structlog
 from newstrader.venues.aster.config import AsterConfig
 from newstrader.venues.aster.signing import MicrosecondNonces, V3Signer, encode_params, hmac_signature
 from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Transient, VenueError
-from newstrader.venues.errors import classify_aster, classify_http, classify_transport
+from newstrader.venues.errors import classify_aster, classify_http, classify_transport, report_retried_error
 from newstrader.venues.limits import (
     REGISTRY,
     LimitRegistry,
@@ -148,6 +148,8 @@ class AsterHttp:
             except Transient as exc:
                 last = exc
                 log.info("read_retry", venue=self.venue, path=path, error=str(exc), attempt=attempt)
+                if attempt < READ_ATTEMPTS - 1:
+                    report_retried_error(self.venue, exc)
                 if exc.code == -1021 and params is not None:
                     await self.sync_clock()
                 elif not isinstance(exc, RateLimited):
@@ -187,7 +189,7 @@ class AsterHttp:
                 f"HTTP {response.status_code}", venue=self.venue, code=response.status_code, retry_after=hold
             )
         error_code = _error_code(data)
-        if error_code is not None:
+        if error_code is not None and isinstance(data, dict):
             return_error = classify_aster(
                 error_code,
                 str(data.get("msg", "")),

@@ -15,7 +15,12 @@ import httpx
 import structlog
 
 from newstrader.venues.base import Ambiguous, RateLimited, Transient, VenueError
-from newstrader.venues.errors import classify_http, classify_hyperliquid_text, classify_transport
+from newstrader.venues.errors import (
+    classify_http,
+    classify_hyperliquid_text,
+    classify_transport,
+    report_retried_error,
+)
 from newstrader.venues.limits import (
     REGISTRY,
     LimitRegistry,
@@ -71,6 +76,8 @@ class HyperliquidHttp:
                 log.info(
                     "read_retry", venue=self.venue, request=body.get("type"), error=str(exc), attempt=attempt
                 )
+                if attempt < READ_ATTEMPTS - 1:
+                    report_retried_error(self.venue, exc)
                 if not isinstance(exc, RateLimited):  # a 429 already held the bucket
                     await asyncio.sleep(exc.retry_after or 0.05 * 2**attempt)
         assert last is not None

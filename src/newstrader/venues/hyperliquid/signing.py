@@ -27,7 +27,7 @@ class _KeccakState(threading.local):
     """One reusable pycryptodome keccak state per thread: skips the ~7 µs object setup per hash."""
 
     def __init__(self) -> None:
-        from Crypto.Hash.keccak import _raw_keccak_lib
+        from Crypto.Hash.keccak import _raw_keccak_lib  # type: ignore[attr-defined]
         from Crypto.Util._raw_api import ffi
 
         holder = ffi.new("void **")
@@ -58,7 +58,8 @@ def keccak256(data: bytes) -> bytes:
     k.lib.keccak_reset(k.state)
     k.lib.keccak_absorb(k.state, data, len(data))
     k.lib.keccak_digest(k.state, k.out, 32, 1)
-    return k.buffer(k.out)[:]
+    digest: bytes = k.buffer(k.out)[:]
+    return digest
 
 
 def _type_hash(signature: str) -> bytes:

@@ -48,6 +48,9 @@ _TIF = {TimeInForce.GTC: "Gtc", TimeInForce.IOC: "Ioc", TimeInForce.POST_ONLY: "
 TRIGGER_SLIPPAGE = Decimal("0.10")
 _NONCES: dict[str, NonceSource] = {}  # per signer address, shared by every adapter in the process
 _OPEN_STATUSES = {"open", "triggered"}
+# A mid this young may serve as a market order's slippage reference: the engine reads the mark
+# alongside the position just before it orders, so the order needs no third round trip.
+REFERENCE_MAX_AGE_S = 2.0
 
 
 def _nonces_for(address: str) -> NonceSource:
@@ -79,6 +82,8 @@ class HyperliquidVenue:
         )
         self._markets: dict[str, Market] = {}
         self._cloid_to_client: dict[str, str] = {}
+        self._mids: dict[str, Decimal] = {}
+        self._mids_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"HyperliquidVenue({self.name}, account={self.account}, signer={self.signer.address})"
@@ -145,9 +150,19 @@ class HyperliquidVenue:
     async def mark_price(self, coin: str) -> Decimal:
         """The mid from `allMids` (weight 2), as the SDK's market orders use."""
         mids = await self.http.info({"type": "allMids"})
-        if coin not in mids:
+        self._mids = {name: _dec(px) for name, px in mids.items()}
+        self._mids_at = time.monotonic()
+        if coin not in self._mids:
             raise Rejected(f"no price for {coin} on {self.name}", venue=self.name)
-        return _dec(mids[coin])
+        return self._mids[coin]
+
+    async def _reference_price(self, req: OrderRequest) -> Decimal:
+        """The price a market order's slippage cap is measured from: given, a fresh mid, or read now."""
+        if req.limit_price is not None:
+            return req.limit_price
+        if time.monotonic() - self._mids_at <= REFERENCE_MAX_AGE_S and req.coin in self._mids:
+            return self._mids[req.coin]
+        return await self.mark_price(req.coin)
 
     async def order_status(self, client_id: str) -> OrderResult | None:
         """orderStatus by our cloid; None when the venue never saw the order."""
@@ -274,13 +289,16 @@ class HyperliquidVenue:
         return await self.http.exchange(envelope, batch_length)
 
     async def place_order(self, req: OrderRequest) -> OrderResult:
-        """One order; a market order is an IOC limit at mid × (1 ± max_slippage), rounded toward the mid."""
+        """One order; a market order is an IOC limit at reference × (1 ± max_slippage), rounded toward it.
+
+        The reference is `req.limit_price` when given, else the mid (reused if under 2 s old).
+        """
         market = await self._market(req.coin)
         size = market.round_size(req.size)
         if size <= 0:
             raise Rejected(f"size {req.size} rounds to zero (step {market.size_step})", venue=self.name)
         if req.order_type is OrderType.MARKET:
-            reference = await self.mark_price(req.coin)
+            reference = await self._reference_price(req)
             factor = 1 + req.max_slippage if req.is_buy else 1 - req.max_slippage
             # Rounding toward the mid keeps the cap a cap (never more slippage than asked).
             price = market.round_price(reference * factor, up=not req.is_buy)
