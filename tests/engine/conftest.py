@@ -1,13 +1,18 @@
 """The engine's end-to-end harness: the bot as a real process against the simulator process.
 
-`start_bot(...)` writes a config for both venues (Hyperliquid + Aster v3, fresh funded keys),
-runs `python -m newstrader.cli run --config <tmp>` and waits for its `/healthz`. News goes in
-through `POST /api/news` with the bearer token; the truth is read from the simulator's
+`World.start_bot(...)` writes a config for both venues (Hyperliquid + Aster v3, fresh funded
+keys), runs `python -m newstrader.cli run --config <tmp>` and waits for its `/healthz`. News goes
+in through `POST /api/news` with the bearer token; the truth is read from the simulator's
 `/admin/state`; the bot's journal is read (read-only) to see its events and outcomes.
+
+A bot process takes seconds to start on a loaded 2-core box, so the module shares one simulator
+process (started with the root conftest's own `start_sim_server`) and one bot per mode; tests
+on a shared bot each use their own coin, and every `World` has its own fresh accounts.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -27,8 +32,21 @@ import pytest
 from eth_account import Account
 
 VENUES = ("hyperliquid", "aster")
-# Fixed marks make every target exact: 1000 USD at these prices, rounded to each venue's step.
-MARKS = {"BTC": Decimal(50_000), "ETH": Decimal(2_000), "SOL": Decimal(100)}
+MODES = ("target", "close_then_open")
+# Fixed marks make every target exact: 1000 USD at these prices is a whole number of steps.
+MARKS = {
+    "BTC": Decimal(50_000),
+    "ETH": Decimal(2_000),
+    "SOL": Decimal(100),
+    "AVAX": Decimal(20),
+    "LINK": Decimal(10),
+    "LTC": Decimal(100),
+    "BNB": Decimal(500),
+    "AAVE": Decimal(200),
+    "ZEC": Decimal(250),
+    "BCH": Decimal(500),
+    "DOT": Decimal(5),
+}
 NOTIONAL_USD = Decimal(1000)
 BOT_START_DEADLINE_S = 40.0
 
@@ -97,9 +115,10 @@ class BotProcess:
     def news(
         self, coin: str, side: str, news_id: str | None = None, title: str | None = None
     ) -> dict[str, Any]:
+        news_id = news_id or f"t-{uuid.uuid4().hex[:12]}"
         body = {
-            "id": news_id or f"t-{uuid.uuid4().hex[:12]}",
-            "title": title or f"{side} {coin} test headline",
+            "id": news_id,
+            "title": title or f"{side} {coin} test headline {news_id}",
             "coin": coin,
             "side": side,
             "source": "test",
@@ -152,6 +171,11 @@ class World:
     workdir: Path
     keys: Keys = field(default_factory=Keys.fresh)
     bots: list[BotProcess] = field(default_factory=list)
+    mode: str = "target"
+
+    @property
+    def bot(self) -> BotProcess:
+        return self.bots[-1]
 
     def __post_init__(self) -> None:
         admin = self.sim.admin
@@ -159,8 +183,6 @@ class World:
         admin.create_account(
             self.keys.aster_user, usd=1_000_000, venue="aster", signers=[self.keys.aster_signer]
         )
-        for coin, price in MARKS.items():
-            admin.set_price(coin, price)
 
     # ---- the truth
 
@@ -314,9 +336,54 @@ def _is_order_label(venue: str, label: str) -> bool:
     return "order" in lowered and "post" in lowered
 
 
+def _load_root_conftest() -> Any:
+    """The root conftest's simulator helpers, loaded by path (importlib mode puts no conftest on sys.path)."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("newstrader_root_conftest_for_engine", path)
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up while being built
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def engine_sim() -> Iterator[Any]:
+    """A simulator process of this module's own: shared bots must not see another room's reset."""
+    root = _load_root_conftest()
+    server = root.start_sim_server()
+    for coin, price in MARKS.items():
+        server.admin.set_price(coin, price)
+    yield server
+    root.stop_sim_server(server)
+
+
 @pytest.fixture
-def world(sim: Any, tmp_path: Path) -> Iterator[World]:
-    w = World(sim=sim, workdir=tmp_path)
+def world(engine_sim: Any, tmp_path: Path) -> Iterator[World]:
+    """Fresh accounts on the module's simulator; bots started on them stop with the test."""
+    w = World(sim=engine_sim, workdir=tmp_path)
     yield w
     for bot in w.bots:
         bot.stop()
+    engine_sim.admin.clear_faults()
+
+
+@pytest.fixture(scope="module", params=MODES)
+def shared(engine_sim: Any, tmp_path_factory: pytest.TempPathFactory, request: Any) -> Iterator[World]:
+    """One bot per mode for the module; tests on it use a coin of their own."""
+    w = World(sim=engine_sim, workdir=tmp_path_factory.mktemp(f"shared-{request.param}"))
+    w.start_bot(mode=request.param, max_signal_age_s=4)
+    w.mode = request.param
+    yield w
+    for bot in w.bots:
+        bot.stop()
+
+
+@pytest.fixture
+def on_shared(shared: World) -> Iterator[World]:
+    """The shared bot's world, with faults and fill settings put back after the test."""
+    yield shared
+    shared.sim.admin.clear_faults()
+    shared.sim.admin.settings(partial_fill_probability=0.0)
