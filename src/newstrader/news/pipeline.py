@@ -112,6 +112,10 @@ class _Tracked:
     superseded_by: str | None = None
 
 
+async def _false() -> bool:
+    return False
+
+
 def summarize(result: Any) -> tuple[str, bool]:
     """A one-line reason from what `act` returned, and whether every venue was fine."""
     if isinstance(result, list) and all(isinstance(o, VenueOutcome) for o in result):
@@ -161,23 +165,32 @@ class Pipeline:
         started = time.perf_counter()
         cfg = self.config
         now = self.clock()
+        check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
         async with self._intake_lock:
             # One item at a time through the dedupe check: of two copies arriving together
-            # exactly one passes.
-            if not await self.journal.record_news(item, OUTCOME_RECEIVED):
+            # exactly one passes. The record, the headline look-up (which excludes this id)
+            # and the pause switch are independent, so they go to the journal together.
+            recorded, seen, paused = await asyncio.gather(
+                self.journal.record_news(item, OUTCOME_RECEIVED),
+                self.journal.recent_headline_seen(
+                    self._normalize(item.title),
+                    now - timedelta(seconds=cfg.dedupe_window_s),
+                    exclude_id=item.id,
+                )
+                if check_headline
+                else _false(),
+                self.journal.get_control("paused", False),
+            )
+            if not recorded:
                 log.info("news_duplicate", news_id=item.id, source=item.source)
                 return NewsDecision(
                     item.id, None, "duplicate: this news id was already handled", OUTCOME_DUPLICATE
                 )
             self._emit({"type": "news", "id": item.id, "title": item.title, "source": item.source})
-            if cfg.dedupe_window_s > 0 and item.title.strip():
-                since = now - timedelta(seconds=cfg.dedupe_window_s)
-                if await self.journal.recent_headline_seen(
-                    self._normalize(item.title), since, exclude_id=item.id
-                ):
-                    return await self._finish(
-                        item, None, OUTCOME_DUPLICATE, "duplicate: same headline seen within dedupe window"
-                    )
+            if seen:
+                return await self._finish(
+                    item, None, OUTCOME_DUPLICATE, "duplicate: same headline seen within dedupe window"
+                )
 
         if item.published_at is not None and cfg.max_age_s > 0:
             published = (
@@ -217,7 +230,7 @@ class Pipeline:
             reason = f"cooldown: last {signal.coin} signal {waited:.0f}s ago (cooldown_s {cfg.cooldown_s:g})"
             return await self._skip_signal(item, signal, reason, parsed)
 
-        if await self.journal.get_control("paused", False):
+        if paused:
             return await self._skip_signal(item, signal, "paused", parsed)
 
         tracked = _Tracked(signal, now)
@@ -283,17 +296,21 @@ class Pipeline:
                 await self.journal.update_news(item.id, OUTCOME_FAILED, reason)
                 return NewsDecision(item.id, signal, reason, OUTCOME_FAILED, parsed)
         reason, ok = summarize(result)
+        writes = [self.journal.update_news(item.id, OUTCOME_TRADED, reason)]
         if tracked.superseded_by is None:
-            await self.journal.update_signal(signal.id, "executed" if ok else "partial", reason)
-        await self.journal.update_news(item.id, OUTCOME_TRADED, reason)
+            writes.append(self.journal.update_signal(signal.id, "executed" if ok else "partial", reason))
+        await asyncio.gather(*writes)  # one group commit
         log.info("news_traded", news_id=item.id, signal_id=signal.id, coin=signal.coin, reason=reason)
         return NewsDecision(item.id, signal, reason, OUTCOME_TRADED, parsed)
 
     async def _skip_signal(
         self, item: NewsItem, signal: Signal, reason: str, parsed: ParseResult
     ) -> NewsDecision:
-        await self.journal.record_signal(signal, "skipped", reason)
-        return await self._finish(item, signal, OUTCOME_SKIPPED, reason, parsed)
+        recorded = self.journal.record_signal(signal, "skipped", reason)
+        decision, _ = await asyncio.gather(
+            self._finish(item, signal, OUTCOME_SKIPPED, reason, parsed), recorded
+        )
+        return decision
 
     async def _finish(
         self,

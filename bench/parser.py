@@ -1,0 +1,224 @@
+"""News path speed: parser throughput, pipeline submit latency and webhook request→signal latency.
+
+1. Parser: every labelled headline (tests/data) and the sample news, parsed over and over
+   on one core; headlines per second and per-headline p50/p99.
+2. Pipeline: `Pipeline.submit` with a real SQLite (WAL) journal in a temp dir: journal the
+   item, dedupe look-up, parse, filters, act (a no-op), final outcome; p50/p99 in ms.
+3. Webhook: `POST /api/news` on the real web app served by uvicorn on 127.0.0.1, same
+   pipeline and journal behind it; request sent → 202 with the signal received; p50/p99.
+
+Prints a table and a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def headlines() -> list[str]:
+    """The labelled sets and the demo file: real-looking headlines of every kind."""
+    titles: list[str] = []
+    for path in [
+        ROOT / "tests" / "data" / "headlines.jsonl",
+        ROOT / "tests" / "data" / "headlines_holdout.jsonl",
+        ROOT / "src" / "newstrader" / "news" / "sample_news.jsonl",
+    ]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                titles.append(json.loads(line)["title"])
+    return titles
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_parser(total: int) -> dict[str, Any]:
+    from newstrader.domain import NewsItem
+    from newstrader.news.parser import Parser
+
+    parser = Parser()
+    titles = headlines()
+    items = [NewsItem(id=f"b{i}", title=t) for i, t in enumerate(titles)]
+    for item in items:  # warm the stem cache, as a running bot's would be
+        parser.parse(item)
+    rounds = max(1, total // len(items))
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for item in items:
+            parser.parse(item)
+    elapsed = time.perf_counter() - started
+    count = rounds * len(items)
+    singles = []
+    for item in items * 5:
+        t0 = time.perf_counter_ns()
+        parser.parse(item)
+        singles.append((time.perf_counter_ns() - t0) / 1000)
+    return {
+        "headlines": count,
+        "distinct": len(items),
+        "per_s": round(count / elapsed),
+        "p50_us": round(pct(singles, 0.5), 1),
+        "p99_us": round(pct(singles, 0.99), 1),
+    }
+
+
+class NewsDesk:
+    """The part of a bot the web app's news route needs: a journal, a bus and `submit_news`."""
+
+    def __init__(self, pipeline: Any, journal: Any) -> None:
+        from newstrader.bot import Bus
+
+        self.pipeline = pipeline
+        self.journal = journal
+        self.bus = Bus()
+
+    async def submit_news(self, item: Any) -> Any:
+        return await self.pipeline.submit(item)
+
+
+async def _pipeline(journal_path: Path) -> tuple[Any, Any]:
+    from newstrader.domain import Signal
+    from newstrader.journal import Journal
+    from newstrader.news.parser import Parser
+    from newstrader.news.pipeline import Pipeline, PipelineSettings
+
+    journal = await Journal.open(f"sqlite:///{journal_path}")
+
+    async def act(signal: Signal) -> str:
+        return "benchmark: not sent"
+
+    return Pipeline(Parser(), journal, PipelineSettings(), act), journal
+
+
+async def bench_pipeline(n: int, workdir: Path) -> dict[str, Any]:
+    from newstrader.domain import NewsItem
+
+    pipeline, journal = await _pipeline(workdir / "pipeline.db")
+    titles = headlines()
+    samples = []
+    outcomes: dict[str, int] = {}
+    try:
+        for i in range(n):
+            # Unique titles so the dedupe filter passes them (the common case for live news).
+            item = NewsItem(id=f"p{i}", title=f"{titles[i % len(titles)]} #{i}", source="bench")
+            t0 = time.perf_counter()
+            decision = await pipeline.submit(item)
+            samples.append((time.perf_counter() - t0) * 1000)
+            outcomes[decision.outcome] = outcomes.get(decision.outcome, 0) + 1
+    finally:
+        await journal.close()
+    return {
+        "n": n,
+        "p50_ms": round(pct(samples, 0.5), 2),
+        "p99_ms": round(pct(samples, 0.99), 2),
+        "mean_ms": round(statistics.fmean(samples), 2),
+        "outcomes": outcomes,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def bench_webhook(n: int, workdir: Path) -> dict[str, Any]:
+    import httpx
+    import uvicorn
+
+    from newstrader.web.app import create_app
+
+    pipeline, journal = await _pipeline(workdir / "webhook.db")
+    token = "bench-token"
+    app = create_app(NewsDesk(pipeline, journal), token=token)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if serving.done() or time.monotonic() > deadline:
+            raise RuntimeError("web app did not start")
+        await asyncio.sleep(0.01)
+    titles = headlines()
+    samples = []
+    signals = 0
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            for i in range(n):
+                body = {"title": f"{titles[i % len(titles)]} #{i}", "source": "bench", "id": f"w{i}"}
+                t0 = time.perf_counter()
+                response = await client.post("/api/news", json=body)
+                samples.append((time.perf_counter() - t0) * 1000)
+                if response.status_code != 202:
+                    raise RuntimeError(f"webhook said {response.status_code}: {response.text[:200]}")
+                signals += response.json().get("signal") is not None
+    finally:
+        server.should_exit = True
+        await serving
+        await journal.close()
+    return {
+        "n": n,
+        "p50_ms": round(pct(samples, 0.5), 2),
+        "p99_ms": round(pct(samples, 0.99), 2),
+        "mean_ms": round(statistics.fmean(samples), 2),
+        "with_signal": signals,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--headlines", type=int, default=60_000, help="headlines parsed for throughput")
+    parser.add_argument("--submits", type=int, default=300, help="pipeline submits / webhook requests")
+    parser.add_argument("--no-webhook", action="store_true", help="skip the HTTP measurement")
+    args = parser.parse_args()
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
+
+    parse = bench_parser(args.headlines)
+    with tempfile.TemporaryDirectory() as tmp:
+        submit = asyncio.run(bench_pipeline(args.submits, Path(tmp)))
+        webhook = None if args.no_webhook else asyncio.run(bench_webhook(args.submits, Path(tmp)))
+
+    print(f"{'measure':<34}{'n':>8}{'p50':>12}{'p99':>12}{'rate':>16}")
+    print(
+        f"{'parser (µs per headline)':<34}{parse['headlines']:>8}{parse['p50_us']:>12}"
+        f"{parse['p99_us']:>12}{parse['per_s']:>12} h/s"
+    )
+    for label, row in [
+        ("pipeline submit, journal on (ms)", submit),
+        ("webhook request→signal (ms)", webhook),
+    ]:
+        if row is not None:
+            print(f"{label:<34}{row['n']:>8}{row['p50_ms']:>12}{row['p99_ms']:>12}")
+    print(
+        json.dumps(
+            {
+                "bench": "news_parser",
+                "parser": parse,
+                "pipeline_submit": submit,
+                "webhook": webhook,
+                "journal": "sqlite (WAL) in a temp dir",
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
