@@ -569,3 +569,22 @@ def test_hmac_mixed_query_and_body_signs_their_concatenation(legacy: Callable[..
     accepted = client.http.post(f"/fapi/v1/order?{query}", content=f"{body}&signature={good}", headers=form)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["symbol"] == "BTCUSDT" and accepted.json()["origQty"] == "0.00100"
+
+
+def test_ioc_that_cannot_fill_expires(trader: V3Client) -> None:
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "IOC",
+        "quantity": "0.001",
+        "price": "90000",
+        "newClientOrderId": "ioc-1",
+        "newOrderRespType": "RESULT",
+    }
+    response = trader.call("POST", "order", params)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "EXPIRED" and Decimal(response.json()["executedQty"]) == 0
+    queried = trader.call("GET", "order", {"symbol": "BTCUSDT", "origClientOrderId": "ioc-1"}).json()
+    assert queried["status"] == "EXPIRED" and queried["timeInForce"] == "IOC"
+    assert _position(trader) == 0

@@ -87,7 +87,8 @@ ORDER_TYPES = {
     "TRAILING_STOP_MARKET",
 }
 TIF_TO_ENGINE = {"GTC": "gtc", "IOC": "ioc", "FOK": "ioc", "GTX": "alo", "HIDDEN": "gtc"}
-HMAC_VERSIONS = {"v1", "v2"}
+# An IOC/market order that could take nothing is not an error on Binance-style venues: it expires.
+EXPIRE_REASONS = frozenset({"iocCancelRejected", "marketOrderNoLiquidityRejected"})
 
 # Engine rejection reason → (Binance code, message).
 REJECT_CODES: dict[str, tuple[int, str]] = {
@@ -698,7 +699,7 @@ class AsterApi:
             # An IOC/market remainder that found no liquidity expires, as on Binance.
             return "FILLED" if order.filled_size >= order.size else "EXPIRED"
         if order.status == REJECTED:
-            return "REJECTED"
+            return "EXPIRED" if order.reject_reason in EXPIRE_REASONS else "REJECTED"
         if order.status == CANCELED and order.tags.get("aster_tif") in ("IOC", "FOK"):
             return "EXPIRED"
         if order.status in FINAL_CANCEL_STATUSES:
@@ -814,7 +815,7 @@ class AsterApi:
             aster_working_type=params.get("workingType") or "CONTRACT_PRICE",
             aster_price_protect=self.boolean(params, "priceProtect"),
         )
-        if order.status == REJECTED:
+        if order.status == REJECTED and order.reject_reason not in EXPIRE_REASONS:
             reason = order.reject_reason or ""
             code, msg = REJECT_CODES.get(reason, (-2010, f"NEW_ORDER_REJECTED: {reason}"))
             log.info("aster_order_rejected", venue="aster", coin=spec.coin, code=code, reason=reason)
@@ -841,6 +842,11 @@ class AsterApi:
         if side == "SELL" and price < mark * PERCENT_DOWN:
             raise ApiError(-4024, f"Limit price can't be lower than {_fmt(mark * PERCENT_DOWN, 2)}.")
 
+    @staticmethod
+    def _listed(order: OrderRecord) -> bool:
+        """Refused orders never reach the book; an IOC that found nothing to take did (and expired)."""
+        return order.status != REJECTED or order.reject_reason in EXPIRE_REASONS
+
     def _find_order(self, acct: Account, spec: MarketSpec, params: dict[str, str]) -> OrderRecord | None:
         oid = self.integer(params, "orderId")
         client_id = params.get("origClientOrderId")
@@ -849,8 +855,7 @@ class AsterApi:
         order = self.ex.order_by_id(acct.address, oid) if oid is not None else None
         if order is None and client_id:
             order = self.ex.order_by_client_id(acct.address, client_id)
-        # Rejected orders never reach the book on Binance-style venues, so they are unknown.
-        if order is None or order.coin != spec.coin or order.status == REJECTED:
+        if order is None or order.coin != spec.coin or not self._listed(order):
             return None
         return order
 
@@ -904,7 +909,7 @@ class AsterApi:
         orders = [
             o
             for o in self.ex.orders.values()
-            if o.account == acct.address and o.coin == spec.coin and o.status != REJECTED
+            if o.account == acct.address and o.coin == spec.coin and self._listed(o)
         ]
         return [self.order_json(o) for o in orders[-limit:]]
 
