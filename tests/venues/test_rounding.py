@@ -39,7 +39,7 @@ def aster_market(spec: MarketSpec) -> Market:
     return Market(coin=spec.coin, symbol=spec.symbol, size_step=spec.size_step, price_tick=spec.tick_size)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     coin=st.sampled_from(sorted(HL_SPECS)), price=PRICES, size=SIZES, up=st.sampled_from([None, True, False])
 )

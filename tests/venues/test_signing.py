@@ -131,7 +131,7 @@ def actions(draw: st.DrawFn) -> dict:
     return update_leverage_action(draw(st.integers(0, 300)), draw(st.integers(1, 50)), draw(st.booleans()))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     key=KEYS,
     action=actions(),

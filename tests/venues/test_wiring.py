@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
@@ -96,3 +97,34 @@ async def test_hl_market_order_after_a_mark_read_is_one_round_trip(sim: Any, ven
     after = sim.admin.stats()["requests"]["hyperliquid"]
     assert sum(after.values()) - sum(before.values()) == 1
     assert after.get("info:allMids") == before.get("info:allMids")
+
+
+async def test_orders_on_the_wire_carry_no_builder_fee(sim: Any, venue_factory: Any) -> None:
+    """Spy on the real requests: no builder / feeRate on any order, cloid and client order id present."""
+    import json
+    from urllib.parse import parse_qsl
+
+    sent: list[Any] = []
+
+    async def spy(request: Any) -> None:
+        sent.append(request)
+
+    hl, aster = venue_factory("hyperliquid"), venue_factory("aster-v3")
+    for v in (hl, aster):
+        v.venue.http._client.event_hooks["request"].append(spy)
+        mark = await v.venue.mark_price("ETH")
+        size = (await v.venue.markets())["ETH"].round_size(Decimal(100) / mark)
+        await v.venue.place_order(OrderRequest("ETH", True, size, "nt-wire-check-1"))
+    hl_orders = [json.loads(r.content) for r in sent if r.url.path.endswith("/exchange")]
+    assert len(hl_orders) == 1 and "builder" not in hl_orders[0]["action"]
+    assert (
+        hl_orders[0]["action"]["orders"][0]["c"] == "0x" + hashlib.sha256(b"nt-wire-check-1").hexdigest()[:32]
+    )
+    aster_orders = [dict(parse_qsl(r.content.decode())) for r in sent if r.url.path.endswith("/order")]
+    assert len(aster_orders) == 1
+    order = aster_orders[0]
+    assert "builder" not in order and "feeRate" not in order
+    assert order["newClientOrderId"] == "nt-wire-check-1" and order["newOrderRespType"] == "RESULT"
+    assert (
+        order["type"] == "MARKET" and order["user"] == aster.account and order["signature"].startswith("0x")
+    )

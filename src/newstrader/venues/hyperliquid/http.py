@@ -32,7 +32,7 @@ from newstrader.venues.limits import (
 log = structlog.get_logger(__name__)
 
 READ_ATTEMPTS = 3
-ACTION_ATTEMPTS_ON_429 = 3
+ACTION_ATTEMPTS_ON_429 = 2
 DEFAULT_429_HOLD_S = 1.0
 
 
