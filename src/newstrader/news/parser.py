@@ -383,10 +383,10 @@ class Parser:
     def parse(self, item: NewsItem) -> ParseResult:
         """Parse an item; `coin` + `side` given directly (TradingView-style) are used as is."""
         if item.coin and item.side is not None:
-            coin = self.resolve_coin(item.coin) or item.coin
-            if coin not in self.tradable:
-                return ParseResult(None, REASON_NOT_TRADABLE, 0.0, (), coin, item.side)
-            return self._result(item, coin, item.side, 1.0, ("given",), REASON_GIVEN)
+            given = self.resolve_coin(item.coin) or item.coin
+            if given not in self.tradable:
+                return ParseResult(None, REASON_NOT_TRADABLE, 0.0, (), given, item.side)
+            return self._result(item, given, item.side, 1.0, ("given",), REASON_GIVEN)
         result = self._parse_text(item.title)
         if result[0] == REASON_NO_COIN and item.body:
             result = self._parse_text(f"{item.title}. {item.body[:_BODY_CHARS]}")
