@@ -230,10 +230,14 @@ def signal(
     """Parse a headline and show the decision (no config needed; default rules and markets)."""
     from newstrader.news.commands import signal_command
 
-    signal_command(text, as_json=as_json and not execute, rules=rules)
-    if execute:
-        reply = _remote_call(config, "POST", "/api/news", {"title": text, "source": "cli"})
-        typer.echo(json.dumps(reply) if as_json else f"bot: {reply.get('reason')}")
+    if not execute:
+        signal_command(text, as_json=as_json, rules=rules)
+        return
+    # --execute: the running bot parses, filters and acts; print what it decided.
+    if not as_json:
+        signal_command(text, as_json=False, rules=rules)
+    reply = _remote_call(config, "POST", "/api/news", {"title": text, "source": "cli"})
+    typer.echo(json.dumps(reply) if as_json else f"bot: {reply.get('reason')}")
 
 
 @app.command()

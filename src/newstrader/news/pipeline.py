@@ -120,7 +120,7 @@ def summarize(result: Any) -> tuple[str, bool]:
     """A one-line reason from what `act` returned, and whether every venue was fine."""
     if isinstance(result, list) and all(isinstance(o, VenueOutcome) for o in result):
         if not result:
-            return "no venue acted", True
+            return "no venue to act on", True
         parts = [f"{o.venue}: {o.status.value}" + (f" ({o.reason})" if o.reason else "") for o in result]
         return "; ".join(parts), all(o.status is not OutcomeStatus.FAILED for o in result)
     return ("acted" if result is None else str(result)[:500]), True
@@ -296,12 +296,13 @@ class Pipeline:
                 await self.journal.update_news(item.id, OUTCOME_FAILED, reason)
                 return NewsDecision(item.id, signal, reason, OUTCOME_FAILED, parsed)
         reason, ok = summarize(result)
-        writes = [self.journal.update_news(item.id, OUTCOME_TRADED, reason)]
+        outcome = OUTCOME_SKIPPED if result == [] else OUTCOME_TRADED  # no venue to act on
+        writes = [self.journal.update_news(item.id, outcome, reason)]
         if tracked.superseded_by is None:
             writes.append(self.journal.update_signal(signal.id, "executed" if ok else "partial", reason))
         await asyncio.gather(*writes)  # one group commit
-        log.info("news_traded", news_id=item.id, signal_id=signal.id, coin=signal.coin, reason=reason)
-        return NewsDecision(item.id, signal, reason, OUTCOME_TRADED, parsed)
+        log.info("news_acted", news_id=item.id, signal_id=signal.id, coin=signal.coin, reason=reason)
+        return NewsDecision(item.id, signal, reason, outcome, parsed)
 
     async def _skip_signal(
         self, item: NewsItem, signal: Signal, reason: str, parsed: ParseResult
