@@ -161,7 +161,8 @@ class Market:
             price = price.quantize(Decimal(1).scaleb(exponent), rounding=rounding)
         ticks = (price / self.price_tick).to_integral_value(rounding=rounding)
         rounded = (ticks * self.price_tick).quantize(self.price_tick)
-        return rounded.normalize() if rounded == rounded.to_integral_value() else rounded
+        # An integer as "10", never "1E+1" (normalize() would give the exponent form to str()).
+        return rounded.quantize(Decimal(1)) if rounded == rounded.to_integral_value() else rounded
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,8 @@ def test_round_price_examples_from_the_docs() -> None:
     assert eth.round_price(Decimal("3000.55") * Decimal("1.05"), up=False) == Decimal("3150.5")
     assert eth.round_price(Decimal("1234.56")) == Decimal("1234.6")
     assert eth.round_price(Decimal("123456.7")) == Decimal("123457")  # integers are always valid
-    assert format(eth.round_price(Decimal("9.99996"), up=True), "f") == "10"
+    assert str(eth.round_price(Decimal("9.99996"), up=True)) == "10"  # never "1E+1" on the wire or in logs
+    assert str(eth.round_price(Decimal("65000.4"))) == "65000"
 
 
 @pytest.mark.parametrize("kind", KINDS)
