@@ -157,3 +157,16 @@ async def test_partial_fill_reports_what_filled(vut: VenueUnderTest, sim: Any) -
     found = await vut.venue.order_status("c-partial")
     assert found is not None and found.filled_size == result.filled_size
     assert found.status in (OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED)
+
+
+async def test_order_status_after_a_restart(vut: VenueUnderTest, sim: Any) -> None:
+    """A new adapter (no memory of the send) still finds the order by client id, as after a crash."""
+    size, _ = await _size_for(vut, Decimal(100), coin="SOL")
+    await vut.venue.place_order(OrderRequest("SOL", False, size, "c-restart"))
+    fresh = type(vut.venue)(vut.venue.config)
+    try:
+        found = await fresh.order_status("c-restart")
+        assert found is not None and found.status is OrderStatus.FILLED and found.filled_size == size
+        assert await fresh.order_status("c-never") is None
+    finally:
+        await fresh.close()

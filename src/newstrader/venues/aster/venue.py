@@ -35,6 +35,7 @@ from newstrader.venues.base import AuthError, Rejected
 
 log = structlog.get_logger(__name__)
 
+_SCAN_BATCH = 8  # symbols asked at once when an order's symbol is unknown (after a restart)
 _CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.POST_ONLY: "GTX"}
 _TRIGGER_TYPES = {
@@ -231,16 +232,25 @@ class AsterVenue:
             markets = self._markets or await self.markets()
             symbols = list(dict.fromkeys([markets[c].symbol for c in held if c in markets]))
             symbols += [m.symbol for m in markets.values() if m.symbol not in symbols]
-        for symbol in symbols:
-            try:
-                row = await self.http.signed("GET", "order", [("symbol", symbol), ("origClientOrderId", cid)])
-            except Rejected as exc:
-                if exc.code in (-2013, -2011):
-                    continue
-                raise
-            self._client_symbol[cid] = symbol
-            return self._result(row, client_id)
+        for start in range(0, len(symbols), _SCAN_BATCH):
+            batch = symbols[start : start + _SCAN_BATCH]
+            rows = await asyncio.gather(*(self._order_by_client_id(symbol, cid) for symbol in batch))
+            for symbol, row in zip(batch, rows, strict=True):
+                if row is not None:
+                    self._client_symbol[cid] = symbol
+                    return self._result(row, client_id)
         return None
+
+    async def _order_by_client_id(self, symbol: str, cid: str) -> dict[str, Any] | None:
+        try:
+            row: dict[str, Any] = await self.http.signed(
+                "GET", "order", [("symbol", symbol), ("origClientOrderId", cid)]
+            )
+        except Rejected as exc:
+            if exc.code in (-2013, -2011):
+                return None
+            raise
+        return row
 
     async def open_orders(self, coin: str | None = None) -> list[OpenOrder]:
         """openOrders (per symbol when `coin` is given), trigger orders included."""
