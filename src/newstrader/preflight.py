@@ -112,6 +112,13 @@ def _key_address(secret: str) -> str:
 
 def _local_credentials(cfg: VenueSettings, result: VenueCheck) -> bool:
     """Checks that need no network; False when there is nothing (usable) to try remotely."""
+    if cfg.secret_file is not None and cfg.secret_source.startswith("secret_file"):
+        try:
+            loose = cfg.secret_file.stat().st_mode & 0o077
+        except OSError:
+            loose = 0
+        if loose:
+            result.notes.append(f"secret_file {cfg.secret_file} is readable by other users: chmod 600 it")
     if cfg.secret is None:
         result.credentials = f"not set (env {cfg.secret_env} or secret_file)"
         result.notes.append("read-only: no key, so no orders")

@@ -158,3 +158,18 @@ async def test_check_reports_each_venue_on_its_own(sim: Any) -> None:
     assert not down.ok and not down.reachable
     assert not wrong.ok and any("HTTP 404" in p for p in wrong.problems)
     assert await check_all(settings_from_mapping({})) == []
+
+
+async def test_check_warns_about_a_key_file_others_can_read(tmp_path: Path) -> None:
+    key_file = tmp_path / "hl.key"
+    key_file.write_text("0x" + "42" * 32)
+    key_file.chmod(0o644)
+    down = f"http://127.0.0.1:{_closed_port()}/hyperliquid"
+    settings = settings_from_mapping(
+        {"venues": [{"name": "hl", "kind": "hyperliquid", "url": down, "secret_file": str(key_file)}]}
+    )
+    [loose] = await check_all(settings)
+    assert any("readable by other users" in note for note in loose.notes)
+    key_file.chmod(0o600)
+    [tight] = await check_all(settings)
+    assert not any("readable by other users" in note for note in tight.notes)
