@@ -21,6 +21,7 @@ from eth_account import Account
 from newstrader.bot import Bot
 from newstrader.config import Settings
 from newstrader.domain import NewsItem, Side
+from newstrader.venues.limits import REGISTRY
 
 VENUES = ("hyperliquid", "aster")
 MARKS = {"BTC": Decimal(50_000), "ETH": Decimal(2_000), "SOL": Decimal(100)}
@@ -136,6 +137,10 @@ class Rig:
         self.bots.remove(bot)
 
     @staticmethod
+    async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+        return await wait_for(condition, timeout)
+
+    @staticmethod
     async def news(bot: Bot, coin: str, side: str, source: str = "wire") -> Any:
         item = NewsItem(
             id=f"t-{uuid.uuid4().hex[:12]}",
@@ -149,6 +154,9 @@ class Rig:
 
 @pytest.fixture
 async def rig(sim: Any, tmp_path: Path) -> AsyncIterator[Rig]:
+    # The simulator was just reset: the client-side rate budgets start full too, as for a new
+    # process, so one test's requests never slow the next.
+    REGISTRY.reset()
     r = Rig(sim=sim, workdir=tmp_path)
     yield r
     for bot in list(r.bots):

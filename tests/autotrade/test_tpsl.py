@@ -103,7 +103,7 @@ async def test_orphaned_triggers_are_cancelled_by_the_monitor(rig: Rig) -> None:
         )
         assert results and all(r.ok for r in results), results
         assert len(rig.triggers(name, "SOL")) == 2
-    turn = await bot.autotrader.run_once()
+    turn = await bot.autotrader.run_once(full=True)
     for name in VENUES:
         assert turn["venues"][name]["orphan_triggers_cancelled"] == ["SOL"], turn
         assert rig.triggers(name, "SOL") == []

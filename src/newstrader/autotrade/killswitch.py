@@ -26,6 +26,7 @@ from newstrader.autotrade.policy import (
     ExitPolicy,
     hold_deadline_key,
 )
+from newstrader.autotrade.stats import ingest_fills
 from newstrader.domain import ZERO, Fill, utcnow
 from newstrader.venues.base import Venue, VenueError
 
@@ -64,6 +65,7 @@ class KillSwitch:
         self.journal = journal
         self.policy = policy
         self.lock_for = lock_for
+        self._loss_lock = asyncio.Lock()
 
     # -- pause / resume ---------------------------------------------------------------
 
@@ -103,23 +105,28 @@ class KillSwitch:
     # -- daily loss limit -------------------------------------------------------------
 
     async def daily_net_pnl(self) -> Decimal:
-        """Realized PnL minus fees since UTC midnight, over every venue, from exchange fills."""
+        """Realized PnL minus fees since UTC midnight over every venue, from the exchanges' fills.
+
+        The venues' new fills are ingested into the journal first (one read per venue from the
+        last cursor), then summed there: the same exchange-reported figures, read once.
+        """
         since = utc_midnight()
-        results = await asyncio.gather(
-            *(venue.fills(since) for venue in self.venues.values()), return_exceptions=True
-        )
-        total = ZERO
-        for name, result in zip(self.venues, results, strict=True):
-            if isinstance(result, BaseException):
-                raise VenueError(f"fills read failed: {result}", venue=name)
-            total += net_realized([f for f in result if f.time >= since])
-        return total
+        added = await ingest_fills(self.venues, self.journal)
+        missing = [name for name in self.venues if name not in added]
+        if missing:
+            raise VenueError(f"fills unreadable on {', '.join(missing)}", venue=missing[0])
+        fills = [f for f in await self.journal.fills(since=since) if f.venue in self.venues]
+        return net_realized(fills)
 
     async def check_daily_loss(self) -> bool:
         """Pause (and journal why) when today's net realized PnL is below −limit; True if it paused."""
         limit = self.policy.daily_loss_limit_usd
         if limit is None:
             return False
+        async with self._loss_lock:  # the monitor and a trade may ask at once: one pause, one record
+            return await self._check_daily_loss(limit)
+
+    async def _check_daily_loss(self, limit: Decimal) -> bool:
         try:
             today = await self.daily_net_pnl()
         except VenueError as exc:
@@ -137,9 +144,9 @@ class KillSwitch:
         if await self.is_paused():
             return False
         reason = f"daily loss limit: net realized {today} USD since UTC midnight, limit {limit} USD"
-        await self.pause(reason)
-        await self._event("daily_loss_limit", detail=reason)
         log.error("autotrade_daily_loss_limit", net_realized=str(today), limit=str(limit))
+        await self._event("daily_loss_limit", detail=reason)
+        await self.pause(reason)
         return True
 
     # -- closing ----------------------------------------------------------------------

@@ -53,6 +53,8 @@ class ExitPolicy:
             raise ValueError(f"exits.max_hold_s: must be positive, got {self.max_hold_s}")
         if self.daily_loss_limit_usd is not None and self.daily_loss_limit_usd <= 0:
             raise ValueError(f"exits.daily_loss_limit_usd: must be positive, got {self.daily_loss_limit_usd}")
+        if self.check_interval_s <= 0:
+            raise ValueError(f"exits.check_interval_s: must be positive, got {self.check_interval_s}")
         if self.dead_man_switch_s is not None and self.dead_man_switch_s < 5:
             # Hyperliquid refuses a scheduled cancel less than 5 s ahead.
             raise ValueError(f"exits.dead_man_switch_s: must be at least 5, got {self.dead_man_switch_s}")

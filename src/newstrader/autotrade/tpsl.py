@@ -10,6 +10,7 @@ closes they are cancelled. If protection cannot be placed, `on_protection_failur
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +21,7 @@ import structlog
 from newstrader.autotrade.closing import autotrade_client_id, close_position
 from newstrader.autotrade.policy import ExitPolicy
 from newstrader.domain import Market, OrderResult, Position
-from newstrader.venues.base import AuthError, Transient, Venue, VenueError
+from newstrader.venues.base import Ambiguous, AuthError, Transient, Venue, VenueError
 
 if TYPE_CHECKING:
     from newstrader.autotrade.exits import TimeExits
@@ -142,19 +143,25 @@ class Protection:
     async def _place(
         self, venue: Venue, coin: str, size: Decimal, prices: TriggerPrices
     ) -> list[OrderResult]:
-        salt = f"{size}-{prices.take_profit}-{prices.stop_loss}"
-        ids = (
-            autotrade_client_id("tp", venue.name, coin, salt=salt),
-            autotrade_client_id("sl", venue.name, coin, salt=salt),
-        )
         last: Exception | None = None
         for attempt in range(self.attempts):
+            salt = f"{size}-{prices.take_profit}-{prices.stop_loss}-{attempt}-{time.time_ns()}"
+            ids = (
+                autotrade_client_id("tp", venue.name, coin, salt=salt),
+                autotrade_client_id("sl", venue.name, coin, salt=salt),
+            )
             try:
                 results = await venue.place_triggers(coin, size, prices.take_profit, prices.stop_loss, ids)
-            except Transient as exc:
+            except (Transient, Ambiguous) as exc:
                 last = exc
+                # Whatever half of the pair went through is cleared before trying again.
+                await self._cancel(venue, coin)
                 await asyncio.sleep(_backoff(exc, attempt))
                 continue
+            except VenueError as exc:
+                # One leg may have gone through before the other was refused: clear it.
+                await self._cancel(venue, coin)
+                raise ProtectionFailed(f"{type(exc).__name__}: {exc}") from exc
             bad = [r for r in results if not r.ok]
             if bad or not results:
                 # Half-placed protection is cancelled so the failure policy starts from a clean slate.
@@ -189,6 +196,7 @@ class Protection:
                 f"closed unprotected position ({why}); size before {report.size_before}",
             )
             result["closed"] = report.as_dict()
+            await self._cancel(venue, coin)  # nothing to protect any more; no stray trigger stays
         return result
 
     async def _event(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +35,11 @@ if TYPE_CHECKING:
     from newstrader.journal import Journal
 
 log = structlog.get_logger("newstrader.autotrade")
+
+# How often the monitor reads the exchanges (default 5 s); an env knob, not a config key,
+# because only tests and unusual deployments need to change it.
+CHECK_INTERVAL_ENV = "NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S"
+FULL_EVERY_S = 60.0  # the monitor's full turn (open orders, fills) at least this often
 
 
 class AutoTrader:
@@ -62,6 +69,9 @@ class AutoTrader:
         self._tasks: list[asyncio.Task[None]] = []
         self._loss_check: asyncio.Task[bool] | None = None
         self.last_run: dict[str, Any] = {}
+        self._last_sizes: dict[str, dict[str, Decimal]] = {}
+        self._dirty: set[str] = set()  # venues the engine changed since the last monitor turn
+        self._last_full = 0.0
 
     @classmethod
     def from_settings(
@@ -78,6 +88,7 @@ class AutoTrader:
         await self.hooks.after_position_change(venue, coin, position, fill_price)
 
     def _position_changed(self, venue: str, coin: str, position: Position) -> None:
+        self._dirty.add(venue)
         # A change may have realized a loss: check the limit soon, without holding up the engine.
         if self.policy.daily_loss_limit_usd is None:
             return
@@ -89,7 +100,7 @@ class AutoTrader:
     async def start(self) -> None:
         """Run one check at once (start-up time exits), then keep monitoring in the background."""
         self._stop.clear()
-        await self.run_once()
+        await self.run_once(full=True)
         self._tasks.append(asyncio.create_task(self._monitor(), name="autotrade-monitor"))
         if self.dead_man is not None:
             self._tasks.append(asyncio.create_task(self.dead_man.run(self._stop), name="autotrade-deadman"))
@@ -121,28 +132,55 @@ class AutoTrader:
             except Exception as exc:  # the monitor must outlive any one bad turn
                 log.error("autotrade_monitor_failed", error=repr(exc))
 
-    async def run_once(self, now: datetime | None = None) -> dict[str, Any]:
-        """One monitor turn over every venue; returns what it did (for tests and the status page)."""
+    async def run_once(self, now: datetime | None = None, *, full: bool = False) -> dict[str, Any]:
+        """One monitor turn over every venue; returns what it did (for tests and the status page).
+
+        Every turn reads each venue's positions (cheap) and applies time exits. The costly reads
+        (open orders for orphaned triggers, fills for the loss limit) run only when a position
+        changed since the last turn, when the engine reported a change, or every `FULL_EVERY_S`:
+        on Hyperliquid they weigh 20 each against a budget of 1200 a minute.
+        """
+        full = full or time.monotonic() - self._last_full >= FULL_EVERY_S
+        dirty, self._dirty = self._dirty, set()
         turns = await asyncio.gather(
-            *(self._venue_turn(v, now) for v in self.venues.values()), return_exceptions=True
+            *(self._venue_turn(v, now, full=full or v.name in dirty) for v in self.venues.values()),
+            return_exceptions=True,
         )
-        result: dict[str, Any] = {"venues": {}}
+        result: dict[str, Any] = {"venues": {}, "full": full}
+        changed = bool(dirty)
         for name, turn in zip(self.venues, turns, strict=True):
-            result["venues"][name] = {"error": repr(turn)} if isinstance(turn, BaseException) else turn
-        result["fills_ingested"] = await ingest_fills(self.venues, self.journal)
-        result["loss_limit_paused"] = await self.kill_switch.check_daily_loss()
+            if isinstance(turn, BaseException):
+                result["venues"][name] = {"error": repr(turn)}
+                self._dirty.add(name)  # look properly next time
+            else:
+                result["venues"][name] = turn
+                changed = changed or turn.get("changed", False)
+        if full or changed:
+            if self.policy.daily_loss_limit_usd is not None:
+                result["loss_limit_paused"] = await self.kill_switch.check_daily_loss()
+            else:
+                result["fills_ingested"] = await ingest_fills(self.venues, self.journal)
+        if full:
+            self._last_full = time.monotonic()
         self.last_run = result
         return result
 
-    async def _venue_turn(self, venue: Venue, now: datetime | None) -> dict[str, Any]:
+    async def _venue_turn(self, venue: Venue, now: datetime | None, *, full: bool) -> dict[str, Any]:
         try:
             positions = await venue.positions()
         except VenueError as exc:
             log.warning("autotrade_monitor_unreadable", venue=venue.name, error=str(exc))
-            return {"error": str(exc)}
-        orphans = await self.protection.sweep_orphans(venue, positions)
+            raise
+        sizes = {coin: p.size for coin, p in positions.items() if not p.is_flat}
+        changed = self._last_sizes.get(venue.name) != sizes
+        self._last_sizes[venue.name] = sizes
+        orphans = await self.protection.sweep_orphans(venue, positions) if full or changed else []
         exits = await self.exits.check_venue(venue, positions, now=now)
-        return {"orphan_triggers_cancelled": orphans, "time_exits": [r.as_dict() for r in exits]}
+        return {
+            "changed": changed or bool(exits),
+            "orphan_triggers_cancelled": orphans,
+            "time_exits": [r.as_dict() for r in exits],
+        }
 
     # -- kill switch and stats, as the Bot calls them ---------------------------------
 
@@ -194,5 +232,12 @@ def build_autotrader(bot: Any) -> AutoTrader:
         lock: contextlib.AbstractAsyncContextManager[Any] = state.lock_for(venue, coin)
         return lock
 
-    policy = ExitPolicy.from_settings(exits) if exits is not None else ExitPolicy()
+    overrides: dict[str, Any] = {}
+    interval = os.environ.get(CHECK_INTERVAL_ENV, "").strip()
+    if interval:
+        try:
+            overrides["check_interval_s"] = float(interval)
+        except ValueError:
+            raise ValueError(f"{CHECK_INTERVAL_ENV}: not a number of seconds: {interval!r}") from None
+    policy = ExitPolicy.from_settings(exits if exits is not None else {}, **overrides)
     return AutoTrader(bot.venues, bot.journal, policy, lock_for=lock_for)
