@@ -276,11 +276,22 @@ def history(
 
 
 @app.command()
-def stats(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
+def stats(
+    config: ConfigOpt = Path("newstrader.toml"),
+    as_json: JsonOpt = False,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the per venue/coin/source table as CSV.")
+    ] = None,
+) -> None:
     """Realized PnL, fees, win rate and latency from exchange fills (asks the running bot)."""
     from newstrader.web import remote
 
     data = _remote_call(config, "GET", "/api/stats")
+    if csv_path is not None:
+        from newstrader.autotrade.stats import stats_csv
+
+        csv_path.write_text(stats_csv(data.get("summary") or {}))
+        typer.echo(f"wrote {csv_path}", err=True)
     if as_json:
         remote.print_json(data)
     else:
