@@ -428,6 +428,10 @@ class Exchange:
         self.api_key_owner: dict[str, str] = {}  # Aster legacy api key → account address
         self.orders: dict[int, OrderRecord] = {}
         self.fill_log: list[FillRecord] = []
+        # Indexes so reads stay cheap as history grows: orders that may still be open (pruned
+        # lazily, oldest first) and each account's fills.
+        self._maybe_open: dict[int, OrderRecord] = {}
+        self._fills_by_account: dict[str, list[FillRecord]] = {}
         self._next_oid = 1_000_000 + (seed % 1000) * 1000 + venue_salt * 500_000_000
         self._next_tid = 1
         self._by_client_id: dict[tuple[str, str], int] = {}
@@ -684,6 +688,7 @@ class Exchange:
             requested_size=size,
         )
         self.orders[order.oid] = order
+        self._maybe_open[order.oid] = order
         reason = self._validate(acct, spec, order)
         if reason is not None:
             return self._reject(order, reason)
@@ -872,6 +877,7 @@ class Exchange:
             outside=outside,
         )
         self.fill_log.append(fill)
+        self._fills_by_account.setdefault(acct.address, []).append(fill)
         if order is not None:
             prev = order.filled_size
             order.filled_size = prev + size
@@ -943,11 +949,14 @@ class Exchange:
     def open_orders(self, account: str, coin: str | None = None) -> list[OrderRecord]:
         """Open orders of `account` (triggers included), oldest first."""
         addr = account.lower()
-        return [
-            o
-            for o in self.orders.values()
-            if o.account == addr and o.is_open and (coin is None or o.coin == coin)
-        ]
+        return [o for o in self._open_now() if o.account == addr and (coin is None or o.coin == coin)]
+
+    def _open_now(self) -> list[OrderRecord]:
+        """Every open order, oldest first; drops closed ones from the index."""
+        closed = [oid for oid, o in self._maybe_open.items() if not o.is_open]
+        for oid in closed:
+            del self._maybe_open[oid]
+        return list(self._maybe_open.values())
 
     def fills(
         self, account: str, since_ms: int | None = None, until_ms: int | None = None
@@ -956,10 +965,8 @@ class Exchange:
         addr = account.lower()
         return [
             f
-            for f in self.fill_log
-            if f.account == addr
-            and (since_ms is None or f.time_ms >= since_ms)
-            and (until_ms is None or f.time_ms <= until_ms)
+            for f in self._fills_by_account.get(addr, [])
+            if (since_ms is None or f.time_ms >= since_ms) and (until_ms is None or f.time_ms <= until_ms)
         ]
 
     # ----- marks, triggers, liquidation ----------------------------------------------------
@@ -976,7 +983,7 @@ class Exchange:
     def _on_mark_move(self, coin: str) -> None:
         mark = self.marks[coin]
         bid, ask = self.best_bid_ask(coin)
-        for order in list(self.orders.values()):
+        for order in self._open_now():
             if order.coin != coin or not order.is_open:
                 continue
             acct = self.accounts[order.account]
