@@ -588,7 +588,6 @@ class Journal:
         except BaseException:
             await journal.close()
             raise
-        log.debug("journal_opened", url=make_url(url).render_as_string(hide_password=True))
         return journal
 
     async def close(self) -> None:
