@@ -98,8 +98,11 @@ class Rig:
 
     # ---- the bot
 
-    def settings(self, journal_name: str = "bot.db", **exits: Any) -> Settings:
+    def settings(
+        self, journal_name: str = "bot.db", web: dict[str, Any] | None = None, **exits: Any
+    ) -> Settings:
         return Settings(
+            web=web or {},
             engine={"mode": "target", "reconcile_interval_s": 3600, "max_signal_age_s": 30},
             sizing={"notional_usd": NOTIONAL_USD, "leverage": 3},
             exits={"take_profit_pct": Decimal(2), "stop_loss_pct": Decimal(1), **exits},
