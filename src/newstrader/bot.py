@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import os
 import secrets
 import time
@@ -123,27 +124,34 @@ class Bot:
         """Open the journal, build venues and engine, settle what a crash left, then serve."""
         from newstrader.journal import Journal
 
+        stamps = {"begin": time.monotonic()}
         url = _get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db")
         self.journal = await Journal.open(str(url))
         try:
             await self._build()
+            stamps["built"] = time.monotonic()
             assert self.reconciler is not None
             resolved = await self.reconciler.resolve_pending()
             drift = await self.reconciler.run_once()
+            stamps["reconciled"] = time.monotonic()
+            if self.autotrader is not None:
+                await self.autotrader.start()
+            stamps["autotrader"] = time.monotonic()
+            self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile-loop"))
+            await self._start_sources()
+            if self.serve_web:
+                await self._start_web()
+            stamps["serving"] = time.monotonic()
+            self._started = True
+            names = list(stamps)
             log.info(
                 "bot_started",
                 venues=sorted(self.venues),
                 pending_resolved=len(resolved),
                 drift=len(drift),
                 mode=self.engine_config.mode,
+                **{f"{b}_ms": round((stamps[b] - stamps[a]) * 1000) for a, b in itertools.pairwise(names)},
             )
-            if self.autotrader is not None:
-                await self.autotrader.start()
-            self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile-loop"))
-            await self._start_sources()
-            if self.serve_web:
-                await self._start_web()
-            self._started = True
         except BaseException:
             await self.stop()
             raise

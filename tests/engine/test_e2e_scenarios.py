@@ -266,7 +266,7 @@ def test_7_one_venue_failing_5xx_and_timeouts(on_shared: Any) -> None:
     assert world.positions("ZEC") == {v: world.target("ZEC", "long") for v in VENUES}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ["target"])  # fails at the first signed read, before any mode logic
 def test_7_one_venue_auth_error_is_quarantined(world: Any, mode: str) -> None:
     """Aster's signer is not approved: AuthError → quarantined with an alert; Hyperliquid keeps trading."""
     stranger = Account.create()
