@@ -97,9 +97,11 @@ class RunningStack:
     def flatten_now(self) -> None:
         """Start a test from flat and trading (through the bot, as an operator would)."""
         with self.api() as api:
-            api.post("/api/control/flatten").raise_for_status()  # flatten also pauses (kill switch)
-            assert wait_until(lambda: not self.exchange_positions(), 20), self.exchange_positions()
-            api.post("/api/control/resume").raise_for_status()
+            if self.exchange_positions():  # the simulator's state is free to read; the venues' is not
+                api.post("/api/control/flatten").raise_for_status()  # flatten also pauses (kill switch)
+                assert wait_until(lambda: not self.exchange_positions(), 20), self.exchange_positions()
+            if api.get("/api/stats").json()["paused"]:
+                api.post("/api/control/resume").raise_for_status()
 
 
 async def _cancel_leftover_tasks() -> None:
