@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 from eth_hash.auto import keccak
 from fastapi import APIRouter, Request, Response
@@ -94,7 +94,7 @@ def _wire_decimal(value: Any, what: str) -> Decimal:
     return number
 
 
-def _is_cloid(value: Any) -> bool:
+def _is_cloid(value: Any) -> TypeGuard[str]:
     if not isinstance(value, str) or len(value) != 34 or not value.startswith("0x"):
         return False
     try:
@@ -759,7 +759,7 @@ def _exchange(state: HyperliquidState, payload: Any, ip: str) -> Response:
             )
     state.nonces.record(signer, nonce)
     state.address_requests.add(account, n)
-    return _dispatch(state, account, signer, kind, action, now)
+    return _dispatch(state, account, signer, str(kind), action, now)
 
 
 def _dispatch(
