@@ -432,3 +432,14 @@ class HyperliquidVenue:
         reply = await self._send(update_leverage_action(int(market.asset_id or 0), leverage, cross), 1)
         if not isinstance(reply, dict) or reply.get("status") != "ok":
             raise Ambiguous(f"unexpected leverage reply: {str(reply)[:200]}", venue=self.name)
+
+    async def schedule_cancel(self, at: datetime | None) -> None:
+        """Dead-man switch: cancel every open order at `at` (≥ 5 s ahead); None removes the schedule."""
+        action: dict[str, Any] = {"type": "scheduleCancel"}
+        if at is not None:
+            action["time"] = int(at.timestamp() * 1000)
+        reply = await self._send(action, 1)
+        if isinstance(reply, dict) and reply.get("status") == "err":
+            raise Rejected(f"scheduleCancel refused: {reply.get('response')}", venue=self.name)
+        if not isinstance(reply, dict) or reply.get("status") != "ok":
+            raise Ambiguous(f"unexpected scheduleCancel reply: {str(reply)[:200]}", venue=self.name)
