@@ -137,3 +137,26 @@ async def test_protection_failure_policy(rig: Rig, policy: str) -> None:
         assert "protection_close" not in events
     # The other venue is untouched either way.
     assert rig.position("hyperliquid", "ETH") > 0 and len(rig.triggers("hyperliquid", "ETH")) == 2
+
+
+async def test_dead_man_switch_keeps_orders_while_alive_and_cancels_them_after_a_hang(rig: Rig) -> None:
+    bot = await rig.start_bot(dead_man_switch_s=5)
+    dead_man = bot.autotrader.dead_man
+    assert dead_man is not None and set(dead_man.venues) == {"hyperliquid"}  # Aster: not supported
+    await rig.news(bot, "ETH", "long")
+    assert len(rig.triggers("hyperliquid", "ETH")) == 2
+    first = datetime.fromisoformat(dead_man.status()["armed_until"]["hyperliquid"])
+
+    # Alive: the schedule keeps moving ahead, so its first deadline passes without effect.
+    await rig.wait_for(lambda: utcnow() > first, timeout=10)
+    await bot.venues["hyperliquid"].open_orders()  # the simulator runs due cancels on a request
+    assert len(rig.triggers("hyperliquid", "ETH")) == 2
+
+    # Hung (the refresh loop stops, nothing disarms): the venue cancels everything resting.
+    (task,) = [t for t in bot.autotrader._tasks if t.get_name() == "autotrade-deadman"]
+    task.cancel()
+    last = datetime.fromisoformat(dead_man.status()["armed_until"]["hyperliquid"])
+    await rig.wait_for(lambda: utcnow() > last, timeout=10)
+    await bot.venues["hyperliquid"].open_orders()
+    assert rig.triggers("hyperliquid", "ETH") == []
+    assert len(rig.triggers("aster", "ETH")) == 2  # the other venue is untouched

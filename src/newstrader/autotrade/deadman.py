@@ -25,6 +25,9 @@ from newstrader.venues.base import Venue, VenueError
 
 log = structlog.get_logger("newstrader.autotrade")
 
+MIN_AHEAD_S = 5.0  # Hyperliquid refuses a scheduled cancel nearer than this
+SEND_ALLOWANCE_S = 1.0
+
 
 def supports_dead_man(venue: Venue) -> bool:
     return callable(getattr(venue, "schedule_cancel", None))
@@ -43,7 +46,8 @@ class DeadManSwitch:
 
     async def refresh(self) -> dict[str, str]:
         """Move every venue's scheduled cancel to now + window; returns venue → deadline (ISO)."""
-        at = utcnow() + timedelta(seconds=self.window_s)
+        # The venue wants the time ≥ 5 s ahead *when it receives it*: leave room for the trip.
+        at = utcnow() + timedelta(seconds=max(self.window_s, MIN_AHEAD_S + SEND_ALLOWANCE_S))
         for name, venue in self.venues.items():
             try:
                 await venue.schedule_cancel(at)  # type: ignore[attr-defined]
