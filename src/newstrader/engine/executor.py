@@ -277,6 +277,13 @@ class Executor:
             outcome.status = OutcomeStatus.FAILED
             outcome.reason = f"auth error: {exc}"
             action = "failed"
+        except RateLimited as exc:
+            outcome.status = OutcomeStatus.FAILED
+            outcome.reason = f"rate limited: {exc}"
+            if self.quarantine.note_rate_limited(name):
+                await self._announce_quarantine(name, op.coin, self.quarantine.reason(name) or "rate limited")
+                outcome.reason = f"venue quarantined: {self.quarantine.reason(name)}"
+            action = "failed"
         except VenueError as exc:
             outcome.status = OutcomeStatus.FAILED
             outcome.reason = f"{type(exc).__name__}: {exc}"
@@ -306,7 +313,7 @@ class Executor:
     async def _reach_goal(
         self, name: str, venue: Venue, op: Operation, received: float, outcome: VenueOutcome
     ) -> str:
-        market = await self._market(name, venue, op.coin)
+        market = await self._retrying(name, op, lambda: self._market(name, venue, op.coin))
         not_before = max(received, self.state.last_order_done(name, op.coin))
         positions, mark = await asyncio.gather(
             self._retrying(name, op, lambda: self._readers[name].read(not_before)),

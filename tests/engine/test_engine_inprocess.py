@@ -1,0 +1,207 @@
+"""The executor and reconciler in-process, over the real adapters, journal and simulator server.
+
+What the end-to-end scenarios cannot pin down from outside: shared reads under
+`position_cache_ttl_ms`, quarantine on a 429 storm and its release, hooks after every change,
+and reconciliation that records drift without ever trading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from newstrader.domain import OutcomeStatus, Position, Side, Signal
+from newstrader.engine.executor import Executor
+from newstrader.engine.ports import EngineConfig
+from newstrader.engine.reconcile import Reconciler
+from newstrader.engine.risk import Sizer
+from newstrader.journal import Journal
+from newstrader.venues.factory import build_venue
+
+MARKS = {"ETH": Decimal(2000), "SOL": Decimal(100)}
+NOTIONAL = Decimal(1000)
+READ_LABEL = {"hyperliquid": "clearinghouseState", "aster": "positionRisk"}
+
+
+class Rig:
+    """Fresh funded accounts on the simulator, both adapters and a journal."""
+
+    def __init__(self, sim: Any, journal: Journal) -> None:
+        self.sim = sim
+        self.journal = journal
+        hl, user, signer = Account.create(), Account.create(), Account.create()
+        self.address = {"hyperliquid": str(hl.address), "aster": str(user.address)}
+        sim.admin.create_account(hl.address, usd=1_000_000, venue="hyperliquid")
+        sim.admin.create_account(user.address, usd=1_000_000, venue="aster", signers=[signer.address])
+        for coin, price in MARKS.items():
+            sim.admin.set_price(coin, price)
+        self.venues = {
+            "hyperliquid": build_venue(
+                {
+                    "name": "hyperliquid",
+                    "kind": "hyperliquid",
+                    "url": sim.hl_url,
+                    "account": hl.address,
+                    "secret": "0x" + bytes(hl.key).hex(),
+                }
+            ),
+            "aster": build_venue(
+                {
+                    "name": "aster",
+                    "kind": "aster",
+                    "url": sim.aster_url,
+                    "account": user.address,
+                    "signer": signer.address,
+                    "secret": "0x" + bytes(signer.key).hex(),
+                }
+            ),
+        }
+
+    def position(self, venue: str, coin: str) -> Decimal:
+        return Decimal(self.sim.admin.position(venue, self.address[venue], coin))
+
+    def reads(self, venue: str) -> int:
+        counts = self.sim.admin.stats()["requests"].get(venue, {})
+        return sum(n for label, n in counts.items() if READ_LABEL[venue] in label)
+
+    def executor(self, **config: Any) -> Executor:
+        return Executor(self.venues, self.journal, EngineConfig(**config), Sizer(NOTIONAL, 3))
+
+
+@pytest.fixture
+async def rig(sim: Any, tmp_path: Path) -> AsyncIterator[Rig]:
+    journal = await Journal.open(f"sqlite:///{tmp_path / 'engine.db'}")
+    r = Rig(sim, journal)
+    yield r
+    for venue in r.venues.values():
+        await venue.close()
+    await journal.close()
+
+
+def _signal(n: int, coin: str, side: Side) -> Signal:
+    return Signal(id=f"s{n}", news_id=f"n{n}-{time.time_ns()}", coin=coin, side=side)
+
+
+async def test_cache_ttl_shares_only_reads_newer_than_the_signal(rig: Rig) -> None:
+    """With a TTL, two signals that arrived before one read may share it; without, each reads."""
+    shared = rig.executor(position_cache_ttl_ms=5000)
+    before = {v: rig.reads(v) for v in rig.venues}
+    arrived = time.monotonic()
+    await asyncio.gather(
+        shared.execute(_signal(1, "ETH", Side.LONG), received_at=arrived),
+        shared.execute(_signal(2, "SOL", Side.SHORT), received_at=arrived),
+    )
+    assert {v: rig.reads(v) - before[v] for v in rig.venues} == {"hyperliquid": 1, "aster": 1}
+    assert rig.position("hyperliquid", "SOL") == -10 and rig.position("aster", "ETH") == Decimal("0.5")
+
+    # A signal that arrives after that read (and after our orders on the coin) never uses it.
+    before = {v: rig.reads(v) for v in rig.venues}
+    rig.sim.admin.set_position("aster", rig.address["aster"], "ETH", "0")
+    outcomes = await shared.execute(_signal(3, "ETH", Side.LONG))
+    assert {v: rig.reads(v) - before[v] for v in rig.venues} == {"hyperliquid": 1, "aster": 1}
+    assert {o.venue: o.exchange_size_before for o in outcomes}["aster"] == 0
+    assert rig.position("aster", "ETH") == Decimal("0.5")
+
+    fresh = rig.executor()  # default: TTL off, one read per signal and venue
+    before = {v: rig.reads(v) for v in rig.venues}
+    arrived = time.monotonic()
+    await asyncio.gather(
+        fresh.execute(_signal(4, "ETH", Side.SHORT), received_at=arrived),
+        fresh.execute(_signal(5, "SOL", Side.LONG), received_at=arrived),
+    )
+    assert {v: rig.reads(v) - before[v] for v in rig.venues} == {"hyperliquid": 2, "aster": 2}
+
+
+async def test_rate_limit_storm_quarantines_one_venue_until_a_health_read(rig: Rig) -> None:
+    executor = rig.executor(
+        rate_limit_quarantine_count=2, quarantine_probe_s=3600, backoff_base_s=0.01, max_signal_age_s=10
+    )
+    rig.sim.admin.add_fault("aster", "http_429", probability=1.0, retry_after_s=0.01)
+    outcomes = {o.venue: o for o in await executor.execute(_signal(1, "ETH", Side.LONG))}
+    assert outcomes["hyperliquid"].status is OutcomeStatus.OK
+    assert outcomes["aster"].status is OutcomeStatus.FAILED and "quarantined" in outcomes["aster"].reason
+    assert executor.quarantine.is_quarantined("aster")
+    events = await rig.journal.recent_events(10)
+    assert any(e["kind"] == "venue_quarantined" and e["venue"] == "aster" for e in events)
+
+    # While quarantined (no probe due), nothing is sent to Aster; Hyperliquid keeps trading.
+    rig.sim.admin.clear_faults()
+    outcomes = {o.venue: o for o in await executor.execute(_signal(2, "ETH", Side.SHORT))}
+    assert outcomes["aster"].status is OutcomeStatus.SKIPPED and "quarantined" in outcomes["aster"].reason
+    assert rig.position("hyperliquid", "ETH") == Decimal("-0.5")
+    assert rig.position("aster", "ETH") == 0
+
+    # When a probe is due, the signal's health read lifts the quarantine and the venue trades again.
+    executor.quarantine.probe_interval_s = 0
+    outcomes = {o.venue: o for o in await executor.execute(_signal(3, "ETH", Side.SHORT))}
+    assert outcomes["aster"].status is OutcomeStatus.OK
+    assert not executor.quarantine.is_quarantined("aster")
+    assert rig.position("aster", "ETH") == Decimal("-0.5")
+    events = await rig.journal.recent_events(10)
+    assert any(e["kind"] == "venue_released" and e["venue"] == "aster" for e in events)
+
+
+class RecordingHooks:
+    """A TradeHooks implementation that remembers every call (the auto trader's seat)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Decimal, Decimal | None]] = []
+
+    async def after_position_change(
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+    ) -> None:
+        self.calls.append((venue, coin, position.size, fill_price))
+
+
+async def test_hooks_after_every_change_and_not_otherwise(rig: Rig) -> None:
+    hooks = RecordingHooks()
+    executor = Executor(
+        rig.venues, rig.journal, EngineConfig(mode="close_then_open"), Sizer(NOTIONAL, 3), hooks
+    )
+    await executor.execute(_signal(1, "ETH", Side.LONG))
+    assert sorted((v, size) for v, _, size, _ in hooks.calls) == [
+        ("aster", Decimal("0.5")),
+        ("hyperliquid", Decimal("0.5")),
+    ]
+    assert all(price is not None and price > 0 for *_, price in hooks.calls)
+    hooks.calls.clear()
+    await executor.execute(_signal(2, "ETH", Side.LONG))  # already there: no change, no call
+    assert hooks.calls == []
+    await executor.execute(_signal(3, "ETH", Side.SHORT))  # close, then open: two changes per venue
+    per_venue = {v: [size for venue, _, size, _ in hooks.calls if venue == v] for v in rig.venues}
+    assert per_venue == {v: [Decimal(0), Decimal("-0.5")] for v in rig.venues}
+
+
+async def test_reconciler_records_drift_and_never_trades(rig: Rig) -> None:
+    executor = rig.executor()
+    reconciler = Reconciler(rig.venues, rig.journal, state=executor.state)
+    await executor.execute(_signal(1, "ETH", Side.LONG))
+    assert await reconciler.run_once() == []
+
+    rig.sim.admin.liquidate("hyperliquid", rig.address["hyperliquid"], "ETH")  # cache has it, exchange not
+    rig.sim.admin.set_position("aster", rig.address["aster"], "ETH", "0.8")  # size differs
+    rig.sim.admin.set_position("aster", rig.address["aster"], "SOL", "-3")  # exchange has it, cache not
+    orders_before = rig.sim.admin.stats()["requests"]
+    drift = await reconciler.run_once()
+    assert sorted((d.kind, d.venue, d.coin) for d in drift) == [
+        ("missing_local_adopted", "aster", "SOL"),
+        ("size_mismatch", "aster", "ETH"),
+        ("stale_local_cleared", "hyperliquid", "ETH"),
+    ]
+    orders_after = rig.sim.admin.stats()["requests"]
+    for venue, label in (("hyperliquid", "exchange:"), ("aster", "POST ")):
+        sent = sum(n for k, n in orders_after.get(venue, {}).items() if k.startswith(label))
+        sent_before = sum(n for k, n in orders_before.get(venue, {}).items() if k.startswith(label))
+        assert sent == sent_before, f"the reconciler traded on {venue}"
+    cache = await rig.journal.cached_positions()
+    assert ("hyperliquid", "ETH") not in cache
+    assert cache[("aster", "ETH")].size == Decimal("0.8")
+    assert cache[("aster", "SOL")].size == Decimal(-3)
+    assert await reconciler.run_once() == []  # the cache follows the exchange: no drift twice
