@@ -161,6 +161,11 @@ class AsterVenue:
 
     # --- reads ---------------------------------------------------------------------------------
 
+    async def equity(self) -> Decimal:
+        """The account's margin balance in USD (wallet + unrealized PnL): the base of `equity_fraction`."""
+        row = await self.http.signed("GET", "account")
+        return _dec(row.get("totalMarginBalance", 0))
+
     async def positions(self) -> dict[str, Position]:
         """A fresh positionRisk; flat rows are dropped, a hedge-mode row is refused."""
         await self._ensure_one_way()

@@ -147,6 +147,12 @@ class HyperliquidVenue:
             )
         return positions
 
+    async def equity(self) -> Decimal:
+        """The account's value in USD (marginSummary.accountValue): the base of `equity_fraction`."""
+        state = await self.http.info({"type": "clearinghouseState", "user": self.account})
+        summary = state.get("marginSummary") or {}
+        return _dec(summary.get("accountValue", 0))
+
     async def mark_price(self, coin: str) -> Decimal:
         """The mid from `allMids` (weight 2), as the SDK's market orders use."""
         mids = await self.http.info({"type": "allMids"})
