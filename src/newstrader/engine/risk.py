@@ -45,14 +45,18 @@ class Sizer:
         notional_usd: Decimal = DEFAULT_NOTIONAL_USD,
         leverage: int = DEFAULT_LEVERAGE,
         overrides: Mapping[str, CoinSizing] | None = None,
+        equity_fraction: Decimal | None = None,
     ) -> None:
         if notional_usd <= 0:
             raise ValueError("sizing.notional_usd must be positive")
+        if equity_fraction is not None and not (0 < equity_fraction <= 1):
+            raise ValueError("sizing.equity_fraction must be in (0, 1]")
         if leverage < 1:
             raise ValueError("sizing.leverage must be at least 1")
         self.notional_usd = notional_usd
         self.leverage = leverage
         self.overrides = {coin.upper(): o for coin, o in (overrides or {}).items()}
+        self.equity_fraction = equity_fraction
 
     @classmethod
     def from_settings(cls, sizing: Any) -> Sizer:
@@ -61,6 +65,7 @@ class Sizer:
             return sizing
         notional = _field(sizing, "notional_usd")
         leverage = _field(sizing, "leverage")
+        fraction = _field(sizing, "equity_fraction")
         raw_overrides: Any = None
         for key in ("coins", "overrides", "per_coin"):
             raw_overrides = _field(sizing, key)
@@ -78,6 +83,7 @@ class Sizer:
             notional_usd=Decimal(str(notional)) if notional is not None else DEFAULT_NOTIONAL_USD,
             leverage=int(leverage) if leverage is not None else DEFAULT_LEVERAGE,
             overrides=overrides,
+            equity_fraction=Decimal(str(fraction)) if fraction is not None else None,
         )
 
     def leverage_for(self, signal: Signal, market: Market) -> int:
@@ -90,18 +96,37 @@ class Sizer:
         )
         return max(1, min(wanted, market.max_leverage)) if market.max_leverage >= 1 else wanted
 
-    def notional_for(self, signal: Signal) -> Decimal:
+    def needs_equity(self, signal: Signal) -> bool:
+        """True when this signal is sized as a fraction of the venue account's equity."""
+        override = self.overrides.get(signal.coin.upper())
+        return (
+            self.equity_fraction is not None
+            and signal.notional_usd is None
+            and (override is None or override.notional_usd is None)
+        )
+
+    def notional_for(self, signal: Signal, equity: Decimal | None = None) -> Decimal:
+        """Signal's notional, else the coin's override, else equity × fraction, else the default."""
         override = self.overrides.get(signal.coin.upper())
         if signal.notional_usd is not None:
             return signal.notional_usd
         if override is not None and override.notional_usd is not None:
             return override.notional_usd
+        if self.equity_fraction is not None and equity is not None:
+            return equity * self.equity_fraction
         return self.notional_usd
 
-    def plan(self, signal: Signal, market: Market, mark: Decimal) -> SizePlan:
-        """The signed target for `signal` on a venue with `market` rules at price `mark`."""
-        notional = self.notional_for(signal)
+    def plan(self, signal: Signal, market: Market, mark: Decimal, equity: Decimal | None = None) -> SizePlan:
+        """The signed target for `signal` on a venue with `market` rules at price `mark`.
+
+        With `equity_fraction` set, `equity` (the venue account's value in USD) is required.
+        """
+        notional = self.notional_for(signal, equity)
         leverage = self.leverage_for(signal, market)
+        if self.needs_equity(signal) and (equity is None or equity <= 0):
+            reason = "sizing.equity_fraction needs the account's equity"
+            detail = "; the venue did not report it" if equity is None else f"; it is {equity}"
+            return SizePlan(Decimal(0), leverage, notional, reason + detail)
         if mark <= 0:
             return SizePlan(Decimal(0), leverage, notional, f"no usable mark price for {signal.coin}")
         size = market.round_size(notional / mark)
