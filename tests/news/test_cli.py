@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from newstrader.cli import app
 from newstrader.news.sources.replay import read_replay_file
 
 SAMPLE = Path(__file__).resolve().parents[2] / "src" / "newstrader" / "news" / "sample_news.jsonl"
@@ -34,16 +38,23 @@ def test_signal_json_without_config(tmp_path: Path) -> None:
     assert set(payload["signal"]) == {"coin", "side", "confidence", "terms"}
     assert 0.5 <= payload["signal"]["confidence"] <= 1
 
-    none = run_cli("signal", "--json", "Kraken says there are no plans to delist XRP", cwd=tmp_path)
+
+def test_signal_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no config file anywhere near
+    none = CliRunner().invoke(app, ["signal", "--json", "Kraken says there are no plans to delist XRP"])
+    assert none.exit_code == 0
     assert json.loads(none.stdout) == {"signal": None, "reason": "negated"}
+    weak = CliRunner().invoke(app, ["signal", "--json", "Bitcoin surges"])
+    assert json.loads(weak.stdout)["signal"] is None
+    assert json.loads(weak.stdout)["reason"].startswith("low confidence")
+    human = CliRunner().invoke(app, ["signal", "short eth 2x"])
+    assert human.exit_code == 0 and "ETH" in human.stdout and "short" in human.stdout
 
-    human = run_cli("signal", "short eth 2x", cwd=tmp_path)
-    assert human.returncode == 0 and "ETH" in human.stdout and "short" in human.stdout
 
-
-def test_replay_standalone_runs_the_sample_file(tmp_path: Path) -> None:
-    done = run_cli("replay", str(SAMPLE), "--speed", "0", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+def test_replay_standalone_runs_the_sample_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(app, ["replay", str(SAMPLE), "--speed", "0", "--json"])
+    assert done.exit_code == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == len(read_replay_file(SAMPLE))
     assert [line["t"] for line in lines] == sorted(line["t"] for line in lines)
@@ -53,8 +64,8 @@ def test_replay_standalone_runs_the_sample_file(tmp_path: Path) -> None:
 def test_replay_bad_file_is_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"title": "ok"}\n{oops\n', encoding="utf-8")
-    done = run_cli("replay", str(bad), cwd=tmp_path)
-    assert done.returncode == 2
+    done = CliRunner().invoke(app, ["replay", str(bad)])
+    assert done.exit_code == 2
     assert "bad.jsonl:2: not JSON" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -79,3 +90,65 @@ def test_sample_news_is_a_good_demo() -> None:
     assert no_trade >= 8
     flips = [coin for coin, seq in sides.items() if any(a != b for a, b in itertools.pairwise(seq))]
     assert {"BTC", "ETH", "SOL"} <= set(flips)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_replay_with_config_goes_through_the_bot_and_journal(tmp_path: Path) -> None:
+    import sqlite3
+
+    config = tmp_path / "bot.toml"
+    config.write_text(f'[journal]\nurl = "sqlite:///{tmp_path / "j.db"}"\n', encoding="utf-8")
+    done = CliRunner().invoke(app, ["replay", str(SAMPLE), "--speed", "0", "--json", "--config", str(config)])
+    assert done.exit_code == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == len(read_replay_file(SAMPLE))
+    with sqlite3.connect(tmp_path / "j.db") as db:
+        outcomes = dict(db.execute("select outcome, count(*) from news group by outcome").fetchall())
+    assert sum(outcomes.values()) == len(lines)  # every item journaled with its outcome
+    assert "received" not in outcomes
+    # The same file again: every item is a redelivery and is acted on never again.
+    again = CliRunner().invoke(
+        app, ["replay", str(SAMPLE), "--speed", "0", "--json", "--config", str(config)]
+    )
+    assert {json.loads(line)["reason"].split(":")[0] for line in again.stdout.splitlines()} == {"duplicate"}
+
+
+def test_signal_execute_asks_the_running_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+
+    from newstrader.bot import Bot
+    from newstrader.config import load_settings
+
+    port = _free_port()
+    config = tmp_path / "bot.toml"
+    config.write_text(
+        f'[journal]\nurl = "sqlite:///{tmp_path / "j.db"}"\n[web]\nport = {port}\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("NEWSTRADER_WEB_TOKEN", "cli-test-token")
+    # A real bot serving its HTTP API from a thread of this process (no venues needed to decide).
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    bot = Bot(load_settings(config))
+    try:
+        asyncio.run_coroutine_threadsafe(bot.start(), loop).result(timeout=60)
+        done = CliRunner().invoke(
+            app, ["signal", "--execute", "--json", "--config", str(config), "Coinbase will list SUI"]
+        )
+        assert done.exit_code == 0, done.stderr
+        reply = json.loads(done.stdout)
+        assert reply["signal"]["coin"] == "SUI" and reply["signal"]["side"] == "long"
+        rows = asyncio.run_coroutine_threadsafe(bot.journal.recent_news(5), loop).result(timeout=30)
+        assert reply["news_id"] in {row["id"] for row in rows}
+    finally:
+        asyncio.run_coroutine_threadsafe(bot.stop(), loop).result(timeout=60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
