@@ -45,6 +45,7 @@ from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, 
 log = structlog.get_logger("newstrader.engine")
 
 CRASH_AFTER_SEND_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
+EQUITY_TTL_S = 30.0  # sizing.equity_fraction: equity moves slowly; one read per venue per 30 s
 T = TypeVar("T")
 
 
@@ -155,6 +156,7 @@ class Executor:
         }
         self._markets: dict[str, dict[str, Market]] = {}
         self._leverage_done: dict[tuple[str, str], int] = {}
+        self._equity_seen: dict[str, tuple[float, Decimal]] = {}
         self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV) == "1"
 
     # ------------------------------------------------------------------ public API
@@ -164,7 +166,8 @@ class Executor:
         received = time.monotonic() if received_at is None else received_at
 
         async def goal(market: Market, mark: Decimal, venue: str) -> Decimal:
-            plan = self.sizer.plan(signal, market, mark)
+            equity = await self._equity(venue) if self.sizer.needs_equity(signal) else None
+            plan = self.sizer.plan(signal, market, mark, equity)
             if plan.skip_reason is not None:
                 raise SkipVenue(plan.skip_reason)
             await self._ensure_leverage(venue, signal.coin, plan.leverage)
@@ -617,6 +620,18 @@ class Executor:
         if market is None:
             raise SkipVenue(f"{coin} is not listed on {name}")
         return market
+
+    async def _equity(self, name: str) -> Decimal | None:
+        """The venue account's equity for `sizing.equity_fraction`, re-read at most every 30 s."""
+        cached = self._equity_seen.get(name)
+        if cached is not None and time.monotonic() - cached[0] < EQUITY_TTL_S:
+            return cached[1]
+        reader = getattr(self.venues[name], "equity", None)
+        if reader is None:
+            return None  # the sizer skips with the reason
+        value = Decimal(str(await reader()))
+        self._equity_seen[name] = (time.monotonic(), value)
+        return value
 
     async def _ensure_leverage(self, name: str, coin: str, leverage: int) -> None:
         """Set leverage on the venue before the first order on a coin (and when it changes)."""
