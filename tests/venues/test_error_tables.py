@@ -1,0 +1,109 @@
+"""The error tables themselves: venue texts, codes and HTTP statuses → the engine's error classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient
+from newstrader.venues.errors import (
+    classify_aster,
+    classify_http,
+    classify_hyperliquid_text,
+    classify_transport,
+)
+
+from .conftest import VenueUnderTest
+from .test_errors import read_endpoint
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Reduce only order would increase position. asset=4", Rejected),
+        ("Order must have minimum value of $10.", Rejected),
+        ("Insufficient margin to place order. asset=0", Rejected),
+        ("Order could not immediately match against any resting orders. asset=1", Rejected),
+        ("Post only order would have immediately matched, bbo was 1.0@1.1. asset=3", Rejected),
+        ("Price must be divisible by tick size. asset=0", Rejected),
+        ("L1 error: User or API Wallet 0xabc does not exist.", AuthError),
+        ("Must deposit before performing actions. User: 0xabc", AuthError),
+        ("Invalid nonce: duplicate nonce 1700000000000", Transient),
+        ("Too many cumulative requests sent (10001 > 10000) for cumulative volume traded $0.", RateLimited),
+        ("Something new the venue just invented", Rejected),
+    ],
+)
+def test_hyperliquid_texts(text: str, kind: type) -> None:
+    error = classify_hyperliquid_text(text, venue="hl", is_order=True)
+    assert type(error) is kind and error.venue == "hl" and str(error) == text
+
+
+@pytest.mark.parametrize(
+    ("code", "is_order", "kind"),
+    [
+        (-1007, True, Ambiguous),  # "execution status unknown" on an order
+        (-1007, False, Transient),
+        (-1001, True, Ambiguous),
+        (-1003, False, RateLimited),
+        (-1015, True, RateLimited),
+        (-1021, True, Transient),
+        (-4225, True, Transient),
+        (-1022, False, AuthError),
+        (-2015, False, AuthError),
+        (-4061, True, AuthError),
+        (-2019, True, Rejected),
+        (-2022, True, Rejected),
+        (-4164, True, Rejected),
+        (-2013, False, Rejected),
+        (-9999, True, Rejected),
+    ],
+)
+def test_aster_codes(code: int, is_order: bool, kind: type) -> None:
+    error = classify_aster(code, "msg", venue="aster", is_order=is_order, http_status=400)
+    assert type(error) is kind and error.code == code
+
+
+@pytest.mark.parametrize(
+    ("status", "is_order", "kind"),
+    [
+        (502, True, Ambiguous),
+        (503, True, Ambiguous),
+        (504, True, Ambiguous),
+        (500, False, Transient),
+        (503, False, Transient),
+        (429, True, RateLimited),
+        (418, False, RateLimited),
+        (401, False, AuthError),
+        (403, False, Transient),
+        (422, True, Rejected),
+    ],
+)
+def test_http_statuses(status: int, is_order: bool, kind: type) -> None:
+    error = classify_http(status, "body", venue="v", is_order=is_order, headers={"retry-after": "3"})
+    assert type(error) is kind
+    if isinstance(error, Transient) and status in (429, 418):
+        assert error.retry_after == 3.0
+
+
+def test_transport_failures_before_and_after_sending() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/x")
+    never_sent = httpx.ConnectError("refused", request=request)
+    after_send = [
+        httpx.ReadTimeout("slow", request=request),
+        httpx.RemoteProtocolError("dropped", request=request),
+    ]
+    assert type(classify_transport(never_sent, venue="v", is_order=True)) is Transient
+    for exc in after_send:
+        assert type(classify_transport(exc, venue="v", is_order=True)) is Ambiguous
+        assert type(classify_transport(exc, venue="v", is_order=False)) is Transient
+
+
+async def test_dropped_response_on_a_read_is_retried_then_transient(vut: VenueUnderTest, sim: Any) -> None:
+    await vut.venue.positions()
+    sim.admin.add_fault(vut.sim_venue, "drop_response_after_execute", count=1, endpoint=read_endpoint(vut))
+    assert await vut.venue.positions() == {}  # a read is safe to repeat: the retry succeeds
+    sim.admin.add_fault(vut.sim_venue, "drop_response_after_execute", count=3, endpoint=read_endpoint(vut))
+    with pytest.raises(Transient):  # after the retries, the read fails as Transient (never Ambiguous)
+        await vut.venue.positions()
