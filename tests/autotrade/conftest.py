@@ -99,12 +99,16 @@ class Rig:
     # ---- the bot
 
     def settings(
-        self, journal_name: str = "bot.db", web: dict[str, Any] | None = None, **exits: Any
+        self,
+        journal_name: str = "bot.db",
+        web: dict[str, Any] | None = None,
+        sizing: dict[str, Any] | None = None,
+        **exits: Any,
     ) -> Settings:
         return Settings(
             web=web or {},
             engine={"mode": "target", "reconcile_interval_s": 3600, "max_signal_age_s": 30},
-            sizing={"notional_usd": NOTIONAL_USD, "leverage": 3},
+            sizing={"notional_usd": NOTIONAL_USD, "leverage": 3, **(sizing or {})},
             exits={"take_profit_pct": Decimal(2), "stop_loss_pct": Decimal(1), **exits},
             venues=[
                 {
@@ -129,8 +133,10 @@ class Rig:
             journal={"url": f"sqlite:///{self.workdir / journal_name}"},
         )
 
-    async def start_bot(self, journal_name: str = "bot.db", **exits: Any) -> Bot:
-        bot = Bot(self.settings(journal_name, **exits), serve_web=False)
+    async def start_bot(
+        self, journal_name: str = "bot.db", sizing: dict[str, Any] | None = None, **exits: Any
+    ) -> Bot:
+        bot = Bot(self.settings(journal_name, sizing=sizing, **exits), serve_web=False)
         await bot.start()
         self.bots.append(bot)
         return bot

@@ -45,3 +45,10 @@ async def test_each_adapter_reads_the_account_equity(rig: Any) -> None:
     for venue in VENUES:
         booked = D(rig.account(venue)["account_value"])
         assert await bot.venues[venue].equity() == booked, venue
+
+
+async def test_a_signal_sized_by_equity_fraction_on_both_venues(rig: Any) -> None:
+    # 0.2 % of a 1,000,000 USD account is 2,000 USD: 1 ETH at 2,000.
+    bot = await rig.start_bot(sizing={"equity_fraction": D("0.002")})
+    await rig.news(bot, "ETH", "short")
+    assert rig.positions("ETH") == {v: D(-1) for v in VENUES}
