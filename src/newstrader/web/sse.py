@@ -8,7 +8,6 @@ the bot: its queue is bounded and the oldest events are dropped for it alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
 import json
@@ -80,52 +79,26 @@ def normalise(message: Any) -> tuple[str, dict[str, Any]]:
     return EVENT_NAMES.get(str(topic), str(topic)), data
 
 
-async def bus_messages(bus: Any) -> AsyncIterator[Any]:
-    """Iterate one subscription of the bot's bus, whatever its shape (queue or async iterator)."""
-    subscription = bus.subscribe()
-    if hasattr(subscription, "__aenter__"):
-        async with subscription as inner:
-            async for message in _drain(inner):
-                yield message
-        return
-    try:
-        async for message in _drain(subscription):
-            yield message
-    finally:
-        unsubscribe = getattr(bus, "unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe(subscription)
-
-
-async def _drain(source: Any) -> AsyncIterator[Any]:
-    if isinstance(source, asyncio.Queue):
-        while True:
-            yield await source.get()
-    else:
-        async for message in source:
-            yield message
-
-
 async def sse_events(
     bus: Any, closing: asyncio.Event, *, hello: dict[str, Any] | None = None
 ) -> AsyncIterator[dict[str, str]]:
-    """The stream for one client, as dicts sse-starlette sends (`event`, `data`); ends on `closing`."""
-    yield {"event": "hello", "data": json.dumps(hello or {})}
-    messages = bus_messages(bus).__aiter__()
+    """The stream for one client, as dicts sse-starlette sends (`event`, `data`); ends on `closing`.
+
+    `bus.subscribe()` gives this client its own bounded queue (see `bot.Bus`); it is handed
+    back with `bus.unsubscribe` however the stream ends (client gone, server stopping).
+    """
+    queue = bus.subscribe()
     closed = asyncio.ensure_future(closing.wait())
+    following: asyncio.Future[Any] | None = None
     try:
+        yield {"event": "hello", "data": json.dumps(hello or {})}
         while True:
-            following = asyncio.ensure_future(messages.__anext__())
+            following = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({following, closed}, return_when=asyncio.FIRST_COMPLETED)
             if following not in done:
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
                 return
-            try:
-                message = following.result()
-            except StopAsyncIteration:
-                return
+            message = following.result()
+            following = None
             try:
                 name, data = normalise(message)
             except Exception:  # a bad message must not end every dashboard's stream
@@ -133,5 +106,7 @@ async def sse_events(
                 continue
             yield {"event": name, "data": json.dumps(data)}
     finally:
-        closed.cancel()
-        await messages.aclose()  # type: ignore[attr-defined]
+        for task in (following, closed):
+            if task is not None and not task.done():
+                task.cancel()
+        bus.unsubscribe(queue)

@@ -4,6 +4,8 @@
 "use strict";
 
 const TOKEN_KEY = "newstrader.token";
+// What reconciliation finds; other journal events (pause, flatten, quarantine) are shown in grey.
+const DRIFT_KINDS = new Set(["stale_local_cleared", "missing_local_adopted", "size_mismatch"]);
 const $ = (sel) => document.querySelector(sel);
 let stream = null;
 const refreshTimers = {};
@@ -225,7 +227,7 @@ async function refreshEvents() {
   const data = await api("/api/events?limit=30");
   fillTable("#events", data.events || [], (e) => el("tr", { "data-testid": "event-row" },
     el("td", {}, fmtTime(pick(e, "created_at", "time"))),
-    el("td", {}, el("span", { class: "badge drift" }, pick(e, "kind") || "")),
+    el("td", {}, el("span", { class: "badge " + (DRIFT_KINDS.has(e.kind) ? "drift" : "skipped") }, pick(e, "kind") || "")),
     el("td", {}, e.venue),
     el("td", {}, e.coin),
     el("td", { class: "num" }, fmtNum(e.exchange_size)),
