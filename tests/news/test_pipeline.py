@@ -286,3 +286,20 @@ async def test_given_coin_and_side_skip_parsing(journal: Journal) -> None:
     decision = await pipeline.submit(item("tv", "TV alert #42", clock, coin="eth", side=Side.SHORT))
     assert decision.outcome == "traded"
     assert (act.signals[0].coin, act.signals[0].side, act.signals[0].terms) == ("ETH", Side.SHORT, ("given",))
+
+
+async def test_many_different_headlines_in_parallel_are_all_journaled(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    pipeline = make(journal, clock, act)
+    coins = ["BTC", "ETH", "SOL", "XRP", "DOGE", "SUI", "AVAX", "LINK", "LTC", "DOT"]
+    decisions = await asyncio.gather(
+        *(
+            pipeline.submit(item(f"par{i}", f"Coinbase will list {coin} options", clock))
+            for i, coin in enumerate(coins)
+        )
+    )
+    assert [d.outcome for d in decisions] == ["traded"] * len(coins)
+    assert sorted(s.coin for s in act.signals) == sorted(coins)
+    rows = await journal.recent_news(50)
+    assert {r["id"] for r in rows if r["outcome"] == "traded"} == {f"par{i}" for i in range(len(coins))}

@@ -11,8 +11,9 @@ control key `paused`). Whatever happens, the item's final outcome and reason are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -137,7 +138,7 @@ class Pipeline:
     clock: Callable[[], datetime] = utcnow
     publish: Callable[[dict[str, Any]], None] | None = None
     sources: list[Any] = field(default_factory=list)
-    _intake_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _title_locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
     _coin_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _last_accepted: dict[str, datetime] = field(default_factory=dict)
     _tracked: dict[str, _Tracked] = field(default_factory=dict)
@@ -166,14 +167,15 @@ class Pipeline:
         cfg = self.config
         now = self.clock()
         check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
-        async with self._intake_lock:
-            # One item at a time through the dedupe check: of two copies arriving together
-            # exactly one passes. The record, the headline look-up (which excludes this id)
+        norm_title = self._normalize(item.title)
+        async with self._title_lock(norm_title):
+            # Copies of one headline pass the dedupe check one at a time, so of two arriving
+            # together exactly one passes. The record, the headline look-up (which excludes this id)
             # and the pause switch are independent, so they go to the journal together.
             recorded, seen, paused = await asyncio.gather(
                 self.journal.record_news(item, OUTCOME_RECEIVED),
                 self.journal.recent_headline_seen(
-                    self._normalize(item.title),
+                    norm_title,
                     now - timedelta(seconds=cfg.dedupe_window_s),
                     exclude_id=item.id,
                 )
@@ -251,6 +253,21 @@ class Pipeline:
         return await self._act(item, signal, tracked, parsed)
 
     # -- steps ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _title_lock(self, norm_title: str) -> AsyncIterator[None]:
+        """Serialise items with the same headline only; different headlines go in parallel."""
+        lock, users = self._title_locks.get(norm_title, (asyncio.Lock(), 0))
+        self._title_locks[norm_title] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._title_locks[norm_title]
+            if users <= 1:
+                del self._title_locks[norm_title]
+            else:
+                self._title_locks[norm_title] = (lock, users - 1)
 
     async def _apply_conflict_rule(self, tracked: _Tracked, now: datetime) -> None:
         """Newer wins: an opposite signal on the same coin within the window is superseded."""
