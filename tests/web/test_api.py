@@ -29,7 +29,7 @@ def _routes(stack: RunningStack) -> list[tuple[str, str]]:
         if path != "/healthz"
     ]
     assert len(routes) >= 15, routes
-    return routes
+    return [*routes, ("GET", "/openapi.json")]
 
 
 def test_every_route_but_healthz_refuses_a_missing_or_wrong_token(stack: RunningStack) -> None:
@@ -48,6 +48,15 @@ def test_every_route_but_healthz_refuses_a_missing_or_wrong_token(stack: Running
             assert "token" in response.json()["detail"]
     # Nothing was acted on by any refused call.
     assert stack.exchange_positions() == before
+
+
+def test_schema_is_served_with_the_token_and_no_docs_pages_leak(stack: RunningStack) -> None:
+    with stack.api() as api:
+        schema = api.get("/openapi.json").json()
+        assert "/api/news" in schema["paths"] and "/api/control/close" in schema["paths"]
+        assert "requestBody" in schema["paths"]["/api/news"]["post"]
+        for path in ("/docs", "/redoc"):
+            assert api.get(path).status_code == 404
 
 
 def test_healthz_needs_no_token_and_the_page_holds_no_data(stack: RunningStack) -> None:

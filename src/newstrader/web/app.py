@@ -273,6 +273,10 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
         version="0.1.0",
         description="The bot's API. The exchange's position is the truth; the local record is a cache.",
         responses=unauthorized,
+        # FastAPI would serve these without a token; the schema is served below, behind it.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.bot = bot
     app.state.closing = asyncio.Event()  # set by LoopbackServer.stop: ends open SSE streams
@@ -484,6 +488,11 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
         metrics.set_paused(await _paused(bot))
         body, content_type = metrics.render()
         return Response(content=body, media_type=content_type)
+
+    @app.get("/openapi.json", dependencies=[guard], include_in_schema=False)
+    async def openapi_schema() -> JSONResponse:
+        """The OpenAPI schema of this API (token required like every data route)."""
+        return JSONResponse(app.openapi())
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
