@@ -212,7 +212,7 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
     untradable: dict[str, str] = {}
     for name in _str_list(doc, "untradable", "untradable"):
         key = " ".join(_norm_word(w) for w in _words(name))
-        untradable[key] = name.upper() if len(name) <= 6 else name
+        untradable[key] = name
         cashtags.setdefault(f"${key}", "")
 
     terms: dict[str, Term] = {}
@@ -354,6 +354,7 @@ class _Words:
 class _Hit:
     index: int
     term: Term
+    text: str  # the headline's own words that matched, shown as the signal's terms
     negated: bool = False
     questioned: bool = False
 
@@ -560,7 +561,7 @@ class Parser:
                 continue
             kind, term, n = found
             if kind == "term" and term is not None:
-                hit = _Hit(i, term)
+                hit = _Hit(i, term, " ".join(words.low[i : i + n]))
                 hit.questioned = rules.ignore_questions and words.sentence[i] in words.questions
                 hits.append(hit)
             elif kind == "local":
@@ -595,7 +596,7 @@ class Parser:
         short_w = sorted((h.term.weight for h in live if h.term.side is Side.SHORT), reverse=True)
         bull = self._strength(long_w)
         bear = self._strength(short_w)
-        terms = tuple(dict.fromkeys(h.term.phrase for h in live))
+        terms = tuple(dict.fromkeys(h.text for h in live))
         strong, weak = max(bull, bear), min(bull, bear)
         if weak > 0 and weak >= rules.conflict_ratio * strong:
             return REASON_CONFLICT, subject, None, 0.0, terms, None
