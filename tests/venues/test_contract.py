@@ -43,6 +43,7 @@ async def test_market_open_then_reduce_only_close(vut: VenueUnderTest, sim: Any)
     assert opened.avg_price is not None and abs(opened.avg_price - mark) / mark < Decimal("0.01")
     held = (await venue.positions())[COIN]
     assert held.size == size == _exchange_size(sim, vut) and held.entry_price > 0
+    assert held.mark_price is not None and abs(held.mark_price - mark) / mark < Decimal("0.01")
     closed = await venue.place_order(OrderRequest(COIN, False, size, "c-close-1", reduce_only=True))
     assert closed.status is OrderStatus.FILLED
     assert COIN not in await venue.positions() and _exchange_size(sim, vut) == 0

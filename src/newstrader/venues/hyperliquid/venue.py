@@ -51,6 +51,8 @@ _OPEN_STATUSES = {"open", "triggered"}
 # A mid this young may serve as a market order's slippage reference: the engine reads the mark
 # alongside the position just before it orders, so the order needs no third round trip.
 REFERENCE_MAX_AGE_S = 2.0
+FILL_PAGE_SIZE = 2000  # userFillsByTime returns at most this many per call
+FILL_PAGES = 5  # and only the newest 10000 fills are available at all
 
 
 def _nonces_for(address: str) -> NonceSource:
@@ -134,11 +136,14 @@ class HyperliquidVenue:
                 continue
             leverage = raw.get("leverage") or {}
             liq = raw.get("liquidationPx")
+            value = raw.get("positionValue")
             positions[raw["coin"]] = Position(
                 venue=self.name,
                 coin=raw["coin"],
                 size=size,
                 entry_price=_dec(raw.get("entryPx") or 0),
+                # positionValue is |szi| × mark: the mark comes with the read at no extra cost.
+                mark_price=_dec(value) / abs(size) if value not in (None, "") else None,
                 unrealized_pnl=_dec(raw["unrealizedPnl"]) if raw.get("unrealizedPnl") is not None else None,
                 leverage=int(leverage["value"])
                 if isinstance(leverage, dict) and "value" in leverage
@@ -254,29 +259,43 @@ class HyperliquidVenue:
         )
 
     async def fills(self, since: datetime) -> list[Fill]:
-        """userFillsByTime from `since`, each with its fee and closedPnl."""
+        """userFillsByTime from `since` (paged: at most 2000 per reply), each with fee and closedPnl."""
         start_ms = int(since.timestamp() * 1000)
-        rows = await self.http.info(
-            {"type": "userFillsByTime", "user": self.account, "startTime": start_ms, "aggregateByTime": False}
-        )
-        fills = [
-            Fill(
-                venue=self.name,
-                coin=row["coin"],
-                is_buy=row.get("side") == "B",
-                size=_dec(row["sz"]),
-                price=_dec(row["px"]),
-                fee=_dec(row.get("fee", 0)),
-                realized_pnl=_dec(row.get("closedPnl", 0)),
-                time=_ms_to_dt(int(row["time"])),
-                fill_id=str(row.get("tid") or row.get("hash")),
-                venue_order_id=str(row["oid"]) if row.get("oid") is not None else None,
-                client_id=self._cloid_to_client.get(row.get("cloid", "")) if row.get("cloid") else None,
+        by_id: dict[str, Fill] = {}
+        cursor = start_ms
+        for _page in range(FILL_PAGES):
+            rows = await self.http.info(
+                {
+                    "type": "userFillsByTime",
+                    "user": self.account,
+                    "startTime": cursor,
+                    "aggregateByTime": False,
+                }
             )
-            for row in rows
-            if int(row["time"]) >= start_ms
-        ]
-        return sorted(fills, key=lambda f: f.time)
+            for row in rows:
+                if int(row["time"]) >= start_ms:
+                    fill = self._fill(row)
+                    by_id[fill.fill_id] = fill
+            if len(rows) < FILL_PAGE_SIZE:
+                break
+            cursor = max(int(row["time"]) for row in rows)  # same-ms fills repeat; deduped by id
+        return sorted(by_id.values(), key=lambda f: (f.time, f.fill_id))
+
+    def _fill(self, row: dict[str, Any]) -> Fill:
+        cloid = row.get("cloid")
+        return Fill(
+            venue=self.name,
+            coin=row["coin"],
+            is_buy=row.get("side") == "B",
+            size=_dec(row["sz"]),
+            price=_dec(row["px"]),
+            fee=_dec(row.get("fee", 0)),
+            realized_pnl=_dec(row.get("closedPnl", 0)),
+            time=_ms_to_dt(int(row["time"])),
+            fill_id=str(row.get("tid") or row.get("hash")),
+            venue_order_id=str(row["oid"]) if row.get("oid") is not None else None,
+            client_id=self._cloid_to_client.get(cloid, cloid) if cloid else None,
+        )
 
     # --- actions -------------------------------------------------------------------------------
 
