@@ -107,3 +107,29 @@ async def test_orphaned_triggers_are_cancelled_by_the_monitor(rig: Rig) -> None:
     for name in VENUES:
         assert turn["venues"][name]["orphan_triggers_cancelled"] == ["SOL"], turn
         assert rig.triggers(name, "SOL") == []
+
+
+async def test_a_position_left_without_triggers_is_protected_again_at_start_up(rig: Rig) -> None:
+    """A crash between the fill and the TP/SL: the restarted bot finds it bare and protects it."""
+    bot = await rig.start_bot()
+    await rig.news(bot, "ETH", "short")
+    for name in VENUES:
+        assert await bot.venues[name].cancel_triggers("ETH") == 2  # as if they never went out
+        assert rig.triggers(name, "ETH") == []
+    await rig.stop_bot(bot)
+
+    bot = await rig.start_bot()  # the start-up turn of the monitor finds the bare positions
+    for name in VENUES:
+        size = rig.position(name, "ETH")
+        assert size < 0
+        entry = Decimal(rig.account(name)["positions"]["ETH"]["entry_px"])
+        market = (await bot.venues[name].markets())["ETH"]
+        want = trigger_prices(bot.autotrader.policy, market, size, entry)
+        triggers = {t["trigger"]["kind"]: t for t in rig.triggers(name, "ETH")}
+        assert {k: Decimal(t["trigger"]["trigger_px"]) for k, t in triggers.items()} == {
+            "tp": want.take_profit,
+            "sl": want.stop_loss,
+        }
+        assert all(t["side"] == "buy" for t in triggers.values())
+    events = [e for e in await bot.journal.recent_events(50) if e["kind"] == "protection_restored"]
+    assert sorted(e["venue"] for e in events) == sorted(VENUES)

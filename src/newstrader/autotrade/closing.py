@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("newstrader.autotrade")
 
 LockFor = Callable[[str, str], AbstractAsyncContextManager[Any]]
+OrderDone = Callable[[str, str], None]
 
 
 def autotrade_client_id(tag: str, venue: str, coin: str, salt: str = "") -> str:

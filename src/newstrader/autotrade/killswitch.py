@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from newstrader.autotrade.closing import CloseReport, LockFor, close_position
+from newstrader.autotrade.closing import CloseReport, LockFor, OrderDone, close_position
 from newstrader.autotrade.policy import (
     LOSS_RESUME_BASELINE_KEY,
     PAUSED_KEY,
@@ -60,11 +60,13 @@ class KillSwitch:
         policy: ExitPolicy,
         *,
         lock_for: LockFor | None = None,
+        order_done: OrderDone | None = None,
     ) -> None:
         self.venues = venues
         self.journal = journal
         self.policy = policy
         self.lock_for = lock_for
+        self.order_done = order_done  # tells the engine our order changed the coin (read freshness)
         self._loss_lock = asyncio.Lock()
 
     # -- pause / resume ---------------------------------------------------------------
@@ -156,7 +158,7 @@ class KillSwitch:
         names = [venue] if venue is not None else list(self.venues)
         unknown = [n for n in names if n not in self.venues]
         if unknown:
-            raise KeyError(f"unknown venue: {', '.join(unknown)}")
+            raise ValueError(f"unknown venue {unknown[0]!r}; configured: {', '.join(self.venues)}")
         reports = await asyncio.gather(
             *(self.close_one(self.venues[n], coin, tag="close", reason=reason) for n in names)
         )
@@ -164,9 +166,11 @@ class KillSwitch:
 
     async def close_one(self, venue: Venue, coin: str, *, tag: str, reason: str) -> CloseReport:
         """Cancel `coin`'s triggers and close it on one venue, under the engine's (venue, coin) lock."""
-        async with self._lock(venue.name, coin):
+        async with self.lock(venue.name, coin):
             cancel_error = await self._cancel_triggers(venue, coin)
             report = await close_position(venue, coin, journal=self.journal, tag=tag, reason=reason)
+            if report.orders and self.order_done is not None:
+                self.order_done(venue.name, coin)
             if cancel_error:
                 report.errors.insert(0, cancel_error)
             if report.flat:
@@ -250,7 +254,7 @@ class KillSwitch:
             return f"cancel triggers: {exc}"
         return None
 
-    def _lock(self, venue: str, coin: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    def lock(self, venue: str, coin: str) -> contextlib.AbstractAsyncContextManager[Any]:
         return self.lock_for(venue, coin) if self.lock_for is not None else contextlib.nullcontext()
 
     async def _event(

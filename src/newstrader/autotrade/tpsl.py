@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from newstrader.autotrade.closing import autotrade_client_id, close_position
+from newstrader.autotrade.closing import OrderDone, autotrade_client_id, close_position
 from newstrader.autotrade.policy import ExitPolicy
 from newstrader.domain import Market, OrderResult, Position
 from newstrader.venues.base import Ambiguous, AuthError, Transient, Venue, VenueError
@@ -72,11 +72,13 @@ class Protection:
         policy: ExitPolicy,
         *,
         attempts: int = 3,
+        order_done: OrderDone | None = None,
     ) -> None:
         self.venues = venues
         self.journal = journal
         self.policy = policy
         self.attempts = attempts
+        self.order_done = order_done
         self._markets: dict[str, dict[str, Market]] = {}
 
     async def market(self, venue: Venue, coin: str) -> Market:
@@ -182,13 +184,15 @@ class Protection:
             policy=policy,
             error=why,
         )
-        await self._event("protection_failed", venue.name, coin, position.size, f"{why}; policy={policy}")
+        await self.event("protection_failed", venue.name, coin, position.size, f"{why}; policy={policy}")
         result: dict[str, Any] = {"venue": venue.name, "coin": coin, "triggers": [], "error": why}
         if policy == "close":
             report = await close_position(
                 venue, coin, journal=self.journal, tag="prot", reason=f"protection failed: {why}"
             )
-            await self._event(
+            if report.orders and self.order_done is not None:
+                self.order_done(venue.name, coin)
+            await self.event(
                 "protection_close",
                 venue.name,
                 coin,
@@ -199,7 +203,7 @@ class Protection:
             await self._cancel(venue, coin)  # nothing to protect any more; no stray trigger stays
         return result
 
-    async def _event(
+    async def event(
         self, kind: str, venue: str, coin: str, exchange_size: Decimal | None, detail: str
     ) -> None:
         if self.journal is None:
@@ -209,19 +213,29 @@ class Protection:
         except Exception as exc:
             log.error("autotrade_journal_event_failed", kind=kind, error=str(exc))
 
-    async def sweep_orphans(self, venue: Venue, positions: Mapping[str, Position]) -> list[str]:
-        """Cancel triggers resting on coins the venue no longer holds (a TP or SL fired)."""
+    async def sweep(self, venue: Venue, positions: Mapping[str, Position]) -> tuple[list[str], list[str]]:
+        """Cancel triggers orphaned on coins the venue no longer holds (a TP or SL fired), and
+        name the held coins that rest without any trigger (a crash between fill and protection).
+
+        Returns (orphaned coins cleaned, unprotected coins); one open-orders read.
+        """
         try:
             orders = await venue.open_orders()
         except VenueError as exc:
             log.warning("autotrade_sweep_unreadable", venue=venue.name, error=str(exc))
-            return []
+            return [], []
         held = {c for c, p in positions.items() if not p.is_flat}
-        orphaned = sorted({o.coin for o in orders if o.trigger_price is not None and o.coin not in held})
+        protected = {o.coin for o in orders if o.trigger_price is not None}
+        orphaned = sorted(protected - held)
         for coin in orphaned:
             cancelled = await self._cancel(venue, coin)
             log.info("autotrade_orphan_triggers_cancelled", venue=venue.name, coin=coin, count=cancelled)
-        return orphaned
+        unprotected = sorted(held - protected) if self.policy.protects else []
+        return orphaned, unprotected
+
+    async def is_protected(self, venue: Venue, coin: str) -> bool:
+        """True when at least one trigger rests on `coin` (a fresh read)."""
+        return any(o.trigger_price is not None for o in await venue.open_orders(coin))
 
 
 class AutoTradeHooks:

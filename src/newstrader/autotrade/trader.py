@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from newstrader.autotrade.closing import LockFor
+from newstrader.autotrade.closing import LockFor, OrderDone
 from newstrader.autotrade.deadman import DeadManSwitch
 from newstrader.autotrade.exits import TimeExits
 from newstrader.autotrade.killswitch import KillSwitch
@@ -52,12 +52,13 @@ class AutoTrader:
         policy: ExitPolicy | None = None,
         *,
         lock_for: LockFor | None = None,
+        order_done: OrderDone | None = None,
     ) -> None:
         self.venues = venues
         self.journal = journal
         self.policy = policy or ExitPolicy()
-        self.protection = Protection(venues, journal, self.policy)
-        self.kill_switch = KillSwitch(venues, journal, self.policy, lock_for=lock_for)
+        self.protection = Protection(venues, journal, self.policy, order_done=order_done)
+        self.kill_switch = KillSwitch(venues, journal, self.policy, lock_for=lock_for, order_done=order_done)
         self.exits = TimeExits(venues, journal, self.policy, closer=self.kill_switch.close_one)
         self.hooks = AutoTradeHooks(self.protection, self.exits, after=self._position_changed)
         self.dead_man = (
@@ -174,13 +175,45 @@ class AutoTrader:
         sizes = {coin: p.size for coin, p in positions.items() if not p.is_flat}
         changed = self._last_sizes.get(venue.name) != sizes
         self._last_sizes[venue.name] = sizes
-        orphans = await self.protection.sweep_orphans(venue, positions) if full or changed else []
+        orphans: list[str] = []
+        restored: list[str] = []
+        if full or changed:
+            orphans, unprotected = await self.protection.sweep(venue, positions)
+            for coin in unprotected:
+                if await self._restore_protection(venue, coin):
+                    restored.append(coin)
         exits = await self.exits.check_venue(venue, positions, now=now)
         return {
             "changed": changed or bool(exits),
             "orphan_triggers_cancelled": orphans,
+            "protection_restored": restored,
             "time_exits": [r.as_dict() for r in exits],
         }
+
+    async def _restore_protection(self, venue: Venue, coin: str) -> bool:
+        """Protect a held position that has no trigger, priced from its entry (under the coin's lock)."""
+        async with self.kill_switch.lock(venue.name, coin):
+            # Re-read under the lock: the engine may just have traded and protected it.
+            position = (await venue.positions()).get(coin)
+            if position is None or position.is_flat or await self.protection.is_protected(venue, coin):
+                return False
+            log.warning(
+                "autotrade_protection_missing",
+                venue=venue.name,
+                coin=coin,
+                size=str(position.size),
+                entry=str(position.entry_price),
+            )
+            await self.protection.event(
+                "protection_restored",
+                venue.name,
+                coin,
+                position.size,
+                f"position held without TP/SL (entry {position.entry_price}); protection placed",
+            )
+            await self.protection.replace(venue.name, coin, position, position.entry_price or None)
+            await self.exits.on_position_change(venue.name, coin, position)
+            return True
 
     # -- kill switch and stats, as the Bot calls them ---------------------------------
 
@@ -232,6 +265,11 @@ def build_autotrader(bot: Any) -> AutoTrader:
         lock: contextlib.AbstractAsyncContextManager[Any] = state.lock_for(venue, coin)
         return lock
 
+    def order_done(venue: str, coin: str) -> None:
+        state = getattr(getattr(bot, "executor", None), "state", None)
+        if state is not None:
+            state.order_done(venue, coin)
+
     overrides: dict[str, Any] = {}
     interval = os.environ.get(CHECK_INTERVAL_ENV, "").strip()
     if interval:
@@ -240,4 +278,4 @@ def build_autotrader(bot: Any) -> AutoTrader:
         except ValueError:
             raise ValueError(f"{CHECK_INTERVAL_ENV}: not a number of seconds: {interval!r}") from None
     policy = ExitPolicy.from_settings(exits if exits is not None else {}, **overrides)
-    return AutoTrader(bot.venues, bot.journal, policy, lock_for=lock_for)
+    return AutoTrader(bot.venues, bot.journal, policy, lock_for=lock_for, order_done=order_done)
