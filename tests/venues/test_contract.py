@@ -32,6 +32,7 @@ async def test_markets_have_rules(vut: VenueUnderTest) -> None:
         market = markets[coin]
         assert market.size_step > 0 and market.price_tick > 0 and market.min_notional > 0
     assert await vut.venue.mark_price("BTC") > 0
+    assert markets["BTC"].max_leverage == 40 and markets["TAO"].max_leverage == 5  # the venue's own caps
 
 
 async def test_market_open_then_reduce_only_close(vut: VenueUnderTest, sim: Any) -> None:

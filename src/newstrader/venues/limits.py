@@ -41,6 +41,7 @@ _ASTER_WEIGHTS = {
     "account": 5,
     "positionRisk": 5,
     "userTrades": 5,
+    "leverageBracket": 1,
 }
 
 

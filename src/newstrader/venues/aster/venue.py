@@ -35,6 +35,7 @@ from newstrader.venues.base import AuthError, Rejected
 
 log = structlog.get_logger(__name__)
 
+DEFAULT_MAX_LEVERAGE = 20
 _SCAN_BATCH = 8  # symbols asked at once when an order's symbol is unknown (after a restart)
 _CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.POST_ONLY: "GTX"}
@@ -86,6 +87,7 @@ class AsterVenue:
         self._client_symbol: dict[str, str] = {}  # newClientOrderId → symbol, for order_status
         self._traded: set[str] = set()
         self._mode_checked = False
+        self._max_leverage_cache: dict[str, int] | None = None
         self._ready_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -113,6 +115,7 @@ class AsterVenue:
     async def markets(self) -> dict[str, Market]:
         """USDT perpetuals that are TRADING, with rounding from their filters."""
         info = await self.http.public("GET", "exchangeInfo")
+        max_leverage = await self._max_leverage()
         markets: dict[str, Market] = {}
         symbol_to_coin: dict[str, str] = {}
         for row in info.get("symbols", []):
@@ -139,12 +142,27 @@ class AsterVenue:
                 size_step=max(steps),  # valid for LIMIT (LOT_SIZE) and MARKET (MARKET_LOT_SIZE) alike
                 price_tick=tick,
                 min_notional=_dec(min_notional or 0),
-                max_leverage=int(row.get("maxLeverage", row.get("leverage", 20)) or 20),
+                max_leverage=max_leverage.get(row["symbol"], DEFAULT_MAX_LEVERAGE),
                 min_size=max(min_qty) if min_qty else ZERO,
             )
             symbol_to_coin[row["symbol"]] = coin
         self._markets, self._symbol_to_coin = markets, symbol_to_coin
         return dict(markets)
+
+    async def _max_leverage(self) -> dict[str, int]:
+        """Symbol → highest leverage (the first bracket's initialLeverage), read once per adapter."""
+        if self._max_leverage_cache is None:
+            try:
+                rows = await self.http.signed("GET", "leverageBracket")
+            except Rejected as exc:  # an API without brackets: the engine then clamps to the default
+                log.warning("leverage_brackets_unavailable", venue=self.name, error=str(exc))
+                rows = []
+            self._max_leverage_cache = {
+                row["symbol"]: max(int(b.get("initialLeverage", 1)) for b in row["brackets"])
+                for row in rows
+                if row.get("brackets")
+            }
+        return self._max_leverage_cache
 
     async def _market(self, coin: str) -> Market:
         market = self._markets.get(coin)
