@@ -189,9 +189,17 @@ def test_pause_resume_and_metrics(flat_stack: RunningStack) -> None:
             "newstrader_drift_events_total",
             "newstrader_venue_errors_total",
             "newstrader_rate_limit_waits_total",
+            "newstrader_rate_limit_spent_total",
             "newstrader_quarantines_total",
         ):
             assert f"# TYPE {family.removesuffix('_total')}" in text, family
+        # The venues' request budgets are read at scrape time: the bot has spent some already.
+        spent = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("newstrader_rate_limit_spent_total{bucket=")
+        ]
+        assert spent and max(spent) > 0, text
 
 
 def _sample(text: str, name: str, **labels: str) -> float:

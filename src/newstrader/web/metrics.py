@@ -5,16 +5,19 @@ What feeds what, so nothing is counted twice:
   already publish: `decision` (news by outcome), `outcome` (per-venue signal outcomes, and
   venue errors by class from a failed outcome's reason), `order` (orders by venue and result),
   `fill`, `drift`, `alert` (quarantine / release) and `control` (pause).
-- At each scrape, `sync_latency(journal)` observes the latency ledger of outcomes journaled
+- At each scrape, `LatencySync.sync(journal)` observes the latency ledger of outcomes journaled
   since the last scrape (histogram per stage pair and venue).
-- Rooms call the hooks below for what never reaches the bus: `rate_limit_wait(venue, s)`
-  from the rate limiter, `venue_error(venue, class)` for errors that do not end in a failed
-  outcome (e.g. a read during reconcile). A room that starts calling a hook for something the
-  bus already carries must remove it from `observe_bus_event`.
+- At each scrape, the venues' rate-limit buckets (`venues.limits.REGISTRY`) give waits, wait
+  seconds, weight spent and 429 holds per bucket.
+- Rooms call the hooks below for what never reaches the bus, e.g. `venue_error(venue, class)`
+  for errors that do not end in a failed outcome (a read during reconcile). A room that
+  starts calling a hook for something the bus already carries must remove it from
+  `observe_bus_event`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -26,6 +29,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from newstrader.domain import VenueOutcome
 
@@ -73,18 +77,6 @@ DRIFT = Counter(
 )
 VENUE_ERRORS = Counter(
     "newstrader_venue_errors_total", "Venue errors by class.", ["venue", "error_class"], registry=REGISTRY
-)
-RATE_LIMIT_WAITS = Counter(
-    "newstrader_rate_limit_waits_total",
-    "Times a request waited for the rate limiter.",
-    ["venue"],
-    registry=REGISTRY,
-)
-RATE_LIMIT_WAIT_SECONDS = Counter(
-    "newstrader_rate_limit_wait_seconds_total",
-    "Seconds spent waiting for the rate limiter.",
-    ["venue"],
-    registry=REGISTRY,
 )
 QUARANTINES = Counter(
     "newstrader_quarantines_total", "Times a venue was quarantined.", ["venue"], registry=REGISTRY
@@ -140,12 +132,6 @@ def drift_event(venue: str, kind: str) -> None:
 def venue_error(venue: str, error_class: str) -> None:
     """Count one venue error by its class name (Transient, RateLimited, Rejected, AuthError, Ambiguous)."""
     VENUE_ERRORS.labels(venue=venue, error_class=error_class).inc()
-
-
-def rate_limit_wait(venue: str, seconds: float) -> None:
-    """Count one wait for the rate limiter and its duration."""
-    RATE_LIMIT_WAITS.labels(venue=venue).inc()
-    RATE_LIMIT_WAIT_SECONDS.labels(venue=venue).inc(max(seconds, 0.0))
 
 
 def quarantine(venue: str, active: bool) -> None:
@@ -230,6 +216,38 @@ class LatencySync:
         if ids:
             self._last_id = max(max(ids), self._last_id or 0)
         return len(new)
+
+
+class RateLimitCollector:
+    """Reads the venues' rate-limit buckets at scrape time (`venues.limits.REGISTRY.snapshot()`)."""
+
+    _FAMILIES = (
+        ("waits", "newstrader_rate_limit_waits", "Times a request waited for its rate-limit bucket."),
+        (
+            "wait_seconds",
+            "newstrader_rate_limit_wait_seconds",
+            "Seconds spent waiting for rate-limit buckets.",
+        ),
+        ("spent", "newstrader_rate_limit_spent", "Weight spent from each rate-limit bucket."),
+        ("throttled", "newstrader_rate_limit_throttled", "Times a venue said 429 and the bucket was held."),
+    )
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            from newstrader.venues.limits import REGISTRY as LIMITS
+
+            snapshot = LIMITS.snapshot()
+        except Exception as exc:  # the other metrics are still worth serving
+            log.warning("metrics_rate_limits_unreadable", error=repr(exc))
+            snapshot = {}
+        for key, name, help_text in self._FAMILIES:
+            family = CounterMetricFamily(name, help_text, labels=["bucket"])
+            for bucket, counters in sorted(snapshot.items()):
+                family.add_metric([bucket], float(counters.get(key, 0)))
+            yield family
+
+
+REGISTRY.register(RateLimitCollector())  # type: ignore[arg-type]
 
 
 def render() -> tuple[bytes, str]:
