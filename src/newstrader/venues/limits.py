@@ -160,18 +160,7 @@ class RateLimiter:
                 waited += delay
             for bucket, weight in costs:
                 bucket.take(weight)
-        if waited:
-            _report_wait(self.venue, waited)
         return waited
-
-
-def _report_wait(venue: str, seconds: float) -> None:
-    """Feed the Prometheus counter of rate-limit waits (the web room owns the metric)."""
-    try:
-        from newstrader.web import metrics
-    except ImportError:  # a build without the web room: the bucket counters still hold the numbers
-        return
-    metrics.rate_limit_wait(venue, seconds)
 
 
 class LimitRegistry:

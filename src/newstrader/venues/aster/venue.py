@@ -36,6 +36,8 @@ from newstrader.venues.base import AuthError, Rejected
 log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_LEVERAGE = 20
+TRADES_PAGE = 1000  # userTrades' largest page
+TRADE_PAGES = 10
 _SCAN_BATCH = 8  # symbols asked at once when an order's symbol is unknown (after a restart)
 _CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.POST_ONLY: "GTX"}
@@ -301,32 +303,46 @@ class AsterVenue:
         return orders
 
     async def fills(self, since: datetime) -> list[Fill]:
-        """userTrades since `since` for every symbol we traded or hold (the endpoint needs a symbol)."""
+        """userTrades since `since` for every symbol we traded or hold (the endpoint needs a symbol).
+
+        Paged: 1000 trades per reply, then on from the last trade id.
+        """
         await self._ensure_one_way()
-        start_ms = str(int(since.timestamp() * 1000))
+        start_ms = int(since.timestamp() * 1000)
         coins = set(self._traded) | set((await self.positions()).keys())
-        fills: list[Fill] = []
+        fills: dict[str, Fill] = {}
         for coin in sorted(coins):
             market = await self._market(coin)
-            rows = await self.http.signed(
-                "GET", "userTrades", [("symbol", market.symbol), ("startTime", start_ms), ("limit", "1000")]
-            )
-            for row in rows:
-                fills.append(
-                    Fill(
-                        venue=self.name,
-                        coin=coin,
-                        is_buy=row.get("side") == "BUY" or row.get("buyer") is True,
-                        size=_dec(row["qty"]),
-                        price=_dec(row["price"]),
-                        fee=_dec(row.get("commission", 0)),
-                        realized_pnl=_dec(row.get("realizedPnl", 0)),
-                        time=_ms_to_dt(int(row["time"])),
-                        fill_id=str(row["id"]),
-                        venue_order_id=str(row.get("orderId")) if row.get("orderId") is not None else None,
-                    )
-                )
-        return sorted(fills, key=lambda f: f.time)
+            params = [("symbol", market.symbol), ("startTime", str(start_ms)), ("limit", str(TRADES_PAGE))]
+            for _page in range(TRADE_PAGES):
+                rows = await self.http.signed("GET", "userTrades", params)
+                for row in rows:
+                    if int(row["time"]) >= start_ms:
+                        fill = self._fill(coin, row)
+                        fills[fill.fill_id] = fill
+                if len(rows) < TRADES_PAGE:
+                    break
+                last_id = max(int(row["id"]) for row in rows)
+                params = [
+                    ("symbol", market.symbol),
+                    ("fromId", str(last_id + 1)),
+                    ("limit", str(TRADES_PAGE)),
+                ]
+        return sorted(fills.values(), key=lambda f: (f.time, f.fill_id))
+
+    def _fill(self, coin: str, row: dict[str, Any]) -> Fill:
+        return Fill(
+            venue=self.name,
+            coin=coin,
+            is_buy=row.get("side") == "BUY" or row.get("buyer") is True,
+            size=_dec(row["qty"]),
+            price=_dec(row["price"]),
+            fee=_dec(row.get("commission", 0)),
+            realized_pnl=_dec(row.get("realizedPnl", 0)),
+            time=_ms_to_dt(int(row["time"])),
+            fill_id=str(row["id"]),
+            venue_order_id=str(row.get("orderId")) if row.get("orderId") is not None else None,
+        )
 
     # --- actions -------------------------------------------------------------------------------
 
