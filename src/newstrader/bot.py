@@ -132,6 +132,7 @@ class Bot:
             stamps["built"] = time.monotonic()
             assert self.reconciler is not None
             resolved = await self.reconciler.resolve_pending()
+            await self._settle_interrupted_news()
             drift = await self.reconciler.run_once()
             stamps["reconciled"] = time.monotonic()
             if self.autotrader is not None:
@@ -155,6 +156,15 @@ class Bot:
         except BaseException:
             await self.stop()
             raise
+
+    async def _settle_interrupted_news(self) -> None:
+        """Items a crash left half-handled get a final outcome now; a redelivery resumes them."""
+        interrupt = getattr(self.journal, "interrupt_unfinished_news", None)
+        if interrupt is None:
+            return
+        ids = await interrupt("the bot stopped while handling it; its orders were resolved at start-up")
+        for news_id in ids:
+            log.warning("news_interrupted", news_id=news_id, message="resumed if delivered again")
 
     async def _build(self) -> None:
         from newstrader.venues.factory import build_venue

@@ -71,6 +71,10 @@ MAX_GROUP_COMMIT: Final = 512
 
 INTENT_STATUSES: Final = frozenset({"pending", "acked", "filled", "rejected", "failed", "ambiguous"})
 UNRESOLVED_INTENT_STATUSES: Final = ("pending", "ambiguous")
+# A news item still being handled; at start-up such a row was left by a crash and becomes
+# `interrupted` (final, but resumed when the same id is delivered again).
+NEWS_UNFINISHED: Final = "received"
+NEWS_INTERRUPTED: Final = "interrupted"
 
 
 class JournalError(Exception):
@@ -427,6 +431,20 @@ def _insert_if_new(
     return True
 
 
+def _insert_or_resume_news(conn: Connection, values: Mapping[str, Any]) -> bool:
+    """Insert a news row; a redelivered id is new again only when a crash interrupted it.
+
+    The claim is one conditional UPDATE, so of two copies redelivered together one resumes."""
+    if _insert_if_new(conn, news_table, values):
+        return True
+    resumed = conn.execute(
+        update(news_table)
+        .where(news_table.c.id == values["id"], news_table.c.outcome == NEWS_INTERRUPTED)
+        .values(outcome=values["outcome"], reason="resumed after a restart", updated_at=values["updated_at"])
+    )
+    return bool(resumed.rowcount)
+
+
 def _upsert(conn: Connection, table: Table, keys: Mapping[str, Any], values: Mapping[str, Any]) -> None:
     """Update the row with these keys, or insert it; safe against a concurrent insert."""
     where = [table.c[name] == value for name, value in keys.items()]
@@ -633,7 +651,8 @@ class Journal:
     async def record_news(
         self, item: NewsItem, outcome: str, reason: str = "", *, norm_title: str | None = None
     ) -> bool:
-        """Journal an arriving item; False when its id is already there (a redelivery)."""
+        """Journal an arriving item; False when its id is already there (a redelivery), unless
+        a crash interrupted that item: then it is claimed again and True (see `interrupt_unfinished_news`)."""
         now = _now()
         values = {
             "id": item.id,
@@ -650,7 +669,27 @@ class Journal:
             "reason": reason,
             "updated_at": now,
         }
-        return await self._write(lambda conn: _insert_if_new(conn, news_table, values))
+        return await self._write(lambda conn: _insert_or_resume_news(conn, values))
+
+    async def interrupt_unfinished_news(self, reason: str) -> list[str]:
+        """Mark items a crash left half-handled (still `received`) as `interrupted`; their ids.
+
+        Called at start-up, when nothing of this process is in flight: the item then has a
+        final outcome even if it never comes again, and a redelivery resumes it (see
+        `record_news`), its orders found again by their client ids."""
+
+        def mark(conn: Connection) -> list[str]:
+            where = news_table.c.outcome == NEWS_UNFINISHED
+            ids = [row[0] for row in conn.execute(select(news_table.c.id).where(where))]
+            if ids:
+                conn.execute(
+                    update(news_table)
+                    .where(where, news_table.c.id.in_(ids))
+                    .values(outcome=NEWS_INTERRUPTED, reason=reason, updated_at=_now())
+                )
+            return ids
+
+        return await self._write(mark)
 
     async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None:
         """Record the final outcome of an item."""
