@@ -173,4 +173,6 @@ def report_retried_error(venue: str, error: VenueError) -> None:
         from newstrader.web import metrics
     except ImportError:
         return
-    metrics.venue_error(venue, type(error).__name__)
+    hook = getattr(metrics, "venue_error", None)  # the web room owns the metric and its name
+    if callable(hook):
+        hook(venue, type(error).__name__)
