@@ -3,15 +3,17 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
 .PHONY: setup demo test bench soak lint format typecheck browser clean
 
+# uv goes into a private tool venv, so neither the user site nor the system Python is touched.
 $(UV):
-	@echo "uv not found: installing it from PyPI into ~/.local"
-	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --user --quiet --break-system-packages uv
+	@echo "uv not found: installing it from PyPI into .tools/"
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
@@ -55,4 +57,4 @@ typecheck: $(VENV)/.synced
 	$(RUN) mypy --strict src/newstrader/domain.py src/newstrader/engine src/newstrader/venues/base.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
