@@ -1,0 +1,556 @@
+"""Chaos soak: the bot process against the simulator process under faults, outside trades,
+liquidations and `kill -9` restarts; nothing lost, never doubled.
+
+The plan (signals, faults, outside trades, liquidations, restarts) is drawn up front from
+`--seed`, so a run repeats. Each step is applied, then the simulator (the truth) is read:
+
+- after every step, no position on any venue is larger than the target size of its coin
+  (outside trades are drawn within it, so anything larger was stacked by the bot: `doubled`);
+- after every signal settles (its `POST /api/news` answered, or, when the bot was killed
+  during it, the item redelivered to the restarted bot), every venue whose outcome for that
+  signal is `ok` holds exactly the target (`mismatches` otherwise);
+- after the run, every news item sent is in a journal with a final outcome (`lost` otherwise).
+
+Half the restarts keep the journal, half start on an empty one; half kill the bot while a
+signal is in flight, half while it is idle. The bot and its harness are the engine tests'
+own (`tests/engine/conftest.py`): `python -m newstrader.cli run` against
+`python -m newstrader.sim`, both on loopback.
+
+    uv run --frozen python bench/soak.py [--signals 1000] [--restarts 10] [--coins 11] [--seed 1]
+
+Prints a table and a final JSON line
+`{"signals": .., "restarts": .., "faults": .., "mismatches": 0, "doubled": 0, "lost": 0, ...}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+VENUES = ("hyperliquid", "aster")
+FAULT_KINDS = ("latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute")
+ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
+# A news item's outcome while it is still being handled; anything else is final.
+UNFINISHED_OUTCOMES = {"received", "accepted"}
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    """A module by path (the test harnesses live in conftest files, not on sys.path)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def engine_harness() -> ModuleType:
+    """`tests/engine/conftest.py`: World (fresh keys, config, bot process), MARKS, targets."""
+    return _load_module(ROOT / "tests" / "engine" / "conftest.py", "newstrader_engine_harness")
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing the soak does. `kind`: signal, fault, outside, liquidate, restart."""
+
+    kind: str
+    coin: str | None = None
+    side: str | None = None
+    venue: str | None = None
+    size: str | None = None  # outside trades: the signed size the account ends up holding
+    news_id: str | None = None
+    fault: dict[str, Any] | None = None
+    keep_journal: bool | None = None  # restarts
+    mid_signal: bool | None = None  # restarts: kill while the next signal is in flight
+    kill_after_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    signals: int = 1000
+    restarts: int = 10
+    coins: int = 11
+    seed: int = 1
+    fault_rate: float = 0.3  # share of signals preceded by one or two faults
+    outside_rate: float = 0.06
+    liquidation_rate: float = 0.04
+    timeout_ms: int = 1500  # how long a `timeout` fault holds a request before its 504
+    max_signal_age_s: float = 8.0
+    mode: str = "target"
+
+
+def coins_for(count: int) -> list[str]:
+    """The first `count` coins of the harness's fixed marks (targets are exact at those marks)."""
+    marks = engine_harness().MARKS
+    if not 1 <= count <= len(marks):
+        raise ValueError(f"--coins must be in 1..{len(marks)}")
+    return list(marks)[:count]
+
+
+def make_plan(cfg: SoakConfig) -> list[Step]:
+    """The whole run, drawn from `cfg.seed` alone: the same seed gives the same steps."""
+    rng = random.Random(cfg.seed)
+    harness = engine_harness()
+    coins = coins_for(cfg.coins)
+    restart_at = {round((k + 1) * cfg.signals / (cfg.restarts + 1)): k for k in range(cfg.restarts)}
+    steps: list[Step] = []
+    for i in range(cfg.signals):
+        if i in restart_at:
+            k = restart_at[i]
+            steps.append(
+                Step(
+                    "restart",
+                    keep_journal=k % 2 == 0,
+                    mid_signal=(k // 2) % 2 == 0,
+                    kill_after_ms=rng.randint(5, 150),
+                )
+            )
+        if rng.random() < cfg.outside_rate:
+            coin = rng.choice(coins)
+            full = harness.target_size(coin, "long")
+            size = rng.choice((full, -full, full / 2, -full / 2, Decimal(0)))
+            steps.append(Step("outside", coin=coin, venue=rng.choice(VENUES), size=str(size)))
+        if rng.random() < cfg.liquidation_rate:
+            steps.append(Step("liquidate", coin=rng.choice(coins), venue=rng.choice(VENUES)))
+        if rng.random() < cfg.fault_rate:
+            for _ in range(rng.choice((1, 1, 2))):
+                steps.append(Step("fault", fault=_draw_fault(rng, cfg)))
+        steps.append(
+            Step(
+                "signal",
+                coin=rng.choice(coins),
+                side=rng.choice(("long", "short")),
+                news_id=f"soak-{cfg.seed}-{i}",
+            )
+        )
+    return steps
+
+
+def _draw_fault(rng: random.Random, cfg: SoakConfig) -> dict[str, Any]:
+    venue = rng.choice(VENUES)
+    kind = rng.choice(FAULT_KINDS)
+    # Most faults hit the order send (where an ambiguous outcome hurts); the rest any request.
+    on_orders = kind == "drop_response_after_execute" or rng.random() < 0.7
+    spec: dict[str, Any] = {"venue": venue, "kind": kind, "count": rng.choice((1, 1, 2))}
+    if on_orders:
+        spec["endpoint"] = ORDER_ENDPOINT[venue]
+    if kind == "latency_ms":
+        spec["ms"] = rng.randint(20, 400)
+    elif kind == "timeout":
+        spec["ms"] = cfg.timeout_ms
+    elif kind == "http_429":
+        spec["retry_after_s"] = 0.2
+    elif kind == "http_5xx":
+        spec["status"] = rng.choice((500, 502, 503))
+    elif kind == "drop_response_after_execute":
+        spec["mode"] = rng.choice(("close", "502"))
+    return spec
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class SoakReport:
+    signals: int = 0
+    restarts: int = 0
+    faults: int = 0
+    mismatches: int = 0
+    doubled: int = 0
+    lost: int = 0
+    outside_trades: int = 0
+    liquidations: int = 0
+    faults_by_kind: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (venue, status)
+    restarts_by_kind: Counter[str] = field(default_factory=Counter)
+    drift_events: Counter[str] = field(default_factory=Counter)
+    signal_ms: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> dict[str, Any]:
+        """The final JSON line: the six promised keys first, then what explains them."""
+        return {
+            "signals": self.signals,
+            "restarts": self.restarts,
+            "faults": self.faults,
+            "mismatches": self.mismatches,
+            "doubled": self.doubled,
+            "lost": self.lost,
+            "outside_trades": self.outside_trades,
+            "liquidations": self.liquidations,
+            "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
+            "restarts_by_kind": dict(sorted(self.restarts_by_kind.items())),
+            "outcomes": {f"{v}:{s}": n for (v, s), n in sorted(self.outcomes.items())},
+            "signal_p50_ms": round(_percentile(self.signal_ms, 0.5), 1),
+            "signal_p95_ms": round(_percentile(self.signal_ms, 0.95), 1),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Soak:
+    """Applies a plan to a simulator + bot process and checks the truth after every step."""
+
+    def __init__(self, cfg: SoakConfig, workdir: Path, say: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.workdir = workdir
+        self.say = say
+        self.harness = engine_harness()
+        self.root = self.harness._load_root_conftest()
+        self.report = SoakReport()
+        self.sent: list[str] = []  # every news id delivered, in order
+        self.journals: list[Path] = []
+        self.sim: Any = None
+        self.world: Any = None
+
+    # -- life cycle
+
+    def run(self) -> SoakReport:
+        started = time.monotonic()
+        self.sim = self.root.start_sim_server(seed=self.cfg.seed)
+        try:
+            for coin, price in self.harness.MARKS.items():
+                self.sim.admin.set_price(coin, price)
+            self.world = self.harness.World(sim=self.sim, workdir=self.workdir)
+            self._start_bot(keep_journal=True)
+            plan = make_plan(self.cfg)
+            pending_restart: Step | None = None
+            for step in plan:
+                if step.kind == "restart":
+                    if step.mid_signal:
+                        pending_restart = step  # done during the next signal
+                    else:
+                        self._restart(step)
+                elif step.kind == "signal":
+                    self._signal(step, pending_restart)
+                    pending_restart = None
+                    if self.report.signals % 100 == 0:
+                        self.say(
+                            f"  {self.report.signals} signals, {self.report.restarts} restarts, "
+                            f"{self.report.faults} faults, {self._bad()} problems"
+                        )
+                else:
+                    self._apply(step)
+                self._check_no_position_exceeds_target(step)
+            self._finish_bot()
+            self._check_nothing_lost()
+        finally:
+            if self.world is not None:
+                for bot in self.world.bots:
+                    bot.stop()
+            self.root.stop_sim_server(self.sim)
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _bad(self) -> int:
+        return self.report.mismatches + self.report.doubled + self.report.lost
+
+    def _start_bot(self, *, keep_journal: bool) -> Any:
+        if keep_journal and self.journals:
+            name = self.journals[-1].name
+        else:
+            name = f"journal-{len(self.journals)}.db"
+        bot = self.world.start_bot(
+            mode=self.cfg.mode,
+            journal_name=name,
+            max_signal_age_s=self.cfg.max_signal_age_s,
+            reconcile_interval_s=3600,
+        )
+        if bot.journal_path not in self.journals:
+            self.journals.append(bot.journal_path)
+        return bot
+
+    def _kill(self) -> None:
+        bot = self.world.bot
+        bot.process.kill()  # SIGKILL: no shutdown path runs
+        bot.process.wait(timeout=20)
+        bot.http.close()
+
+    def _restart(self, step: Step) -> Any:
+        self._kill()
+        self.report.restarts += 1
+        journal = "kept" if step.keep_journal else "empty"
+        kind = f"{journal}-journal/{'mid-signal' if step.mid_signal else 'idle'}"
+        self.report.restarts_by_kind[kind] += 1
+        return self._start_bot(keep_journal=bool(step.keep_journal))
+
+    def _finish_bot(self) -> None:
+        code = self.world.bot.stop()
+        if code != 0:
+            self.report.problems.append(f"final bot stop exited {code}")
+
+    # -- steps
+
+    def _apply(self, step: Step) -> None:
+        if step.kind == "fault":
+            assert step.fault is not None
+            self.sim.admin.add_fault(**step.fault)
+        elif step.kind == "outside":
+            self.world.outside_trade(step.venue, step.coin, step.size)
+            self.report.outside_trades += 1
+        elif step.kind == "liquidate":
+            self.world.liquidate(step.venue, step.coin)
+            self.report.liquidations += 1
+
+    def _signal(self, step: Step, restart: Step | None) -> None:
+        assert step.news_id and step.coin and step.side
+        self.sent.append(step.news_id)
+        begin = time.monotonic()
+        reply = self._post(step) if restart is None else self._post_and_kill(step, restart)
+        self.report.signal_ms.append((time.monotonic() - begin) * 1000)
+        self._count_faults()
+        self.report.signals += 1
+        if reply is None:
+            self._problem("lost", f"{step.news_id}: no answer from the bot")
+            return
+        self._check_signal(step, reply)
+
+    def _post(self, step: Step, *, quiet: bool = False) -> dict[str, Any] | None:
+        try:
+            reply: dict[str, Any] = self.world.bot.news(
+                step.coin,
+                step.side,
+                news_id=step.news_id,
+                title=f"soak {step.side} {step.coin} {step.news_id}",
+            )
+        except Exception as exc:  # an answer that is not 202 is a finding, not a crash of the soak
+            if not quiet:
+                self.report.problems.append(f"{step.news_id}: {exc!r}"[:300])
+            return None
+        return reply
+
+    def _post_and_kill(self, step: Step, restart: Step) -> dict[str, Any] | None:
+        """Deliver the item, SIGKILL the bot while it handles it, restart, redeliver (a webhook retry)."""
+        first: list[Any] = []
+        sender = threading.Thread(target=lambda: first.append(self._post_quietly(step)), daemon=True)
+        sender.start()
+        time.sleep((restart.kill_after_ms or 0) / 1000)  # chaos timing: where in the signal the kill lands
+        self._restart(restart)
+        sender.join(timeout=60)
+        reply = self._post(step)
+        if reply is not None and reply.get("signal") is None and first and first[0] is not None:
+            reply = first[0]  # the first delivery was answered before the kill landed
+        return reply
+
+    def _post_quietly(self, step: Step) -> dict[str, Any] | None:
+        """The delivery the kill interrupts: a transport error here is expected."""
+        return self._post(step, quiet=True)
+
+    # -- checks
+
+    def _problem(self, kind: str, detail: str) -> None:
+        setattr(self.report, kind, getattr(self.report, kind) + 1)
+        self.report.problems.append(f"{kind}: {detail}")
+        self.say(f"  !! {kind}: {detail}")
+
+    def _count_faults(self) -> None:
+        faults = self.sim.admin.state()["faults"]
+        for fault in faults:
+            if fault["hits"]:
+                self.report.faults += fault["hits"]
+                self.report.faults_by_kind[fault["kind"]] += fault["hits"]
+        if faults:
+            self.sim.admin.clear_faults()
+
+    def _positions(self) -> dict[tuple[str, str], Decimal]:
+        state = self.sim.admin.state()["venues"]
+        held: dict[tuple[str, str], Decimal] = {}
+        for venue in VENUES:
+            account = state[venue]["accounts"].get(self.world.keys.address(venue).lower())
+            for coin, pos in (account or {}).get("positions", {}).items():
+                size = Decimal(str(pos["size"]))
+                if size != 0:
+                    held[(venue, coin)] = size
+        return held
+
+    def _check_no_position_exceeds_target(self, step: Step) -> None:
+        for (venue, coin), size in self._positions().items():
+            limit = abs(self.harness.target_size(coin, "long"))
+            if abs(size) > limit:
+                self._problem(
+                    "doubled",
+                    f"after {step.kind} {step.news_id or ''}: {venue} {coin} holds {size} > {limit}",
+                )
+                # Put it back so one finding is not counted again at every later step.
+                self.world.outside_trade(venue, coin, "0")
+
+    def _check_signal(self, step: Step, reply: dict[str, Any]) -> None:
+        signal = reply.get("signal")
+        if signal is None:
+            outcome = self._news_outcome(step.news_id)
+            if outcome in (None, *UNFINISHED_OUTCOMES):
+                self._problem(
+                    "lost", f"{step.news_id}: no signal and news outcome {outcome!r} ({reply.get('reason')})"
+                )
+            return
+        want = self.harness.target_size(step.coin, step.side)
+        rows = self.world.bot.outcomes(signal["id"])
+        latest = {row["venue"]: row for row in rows}  # a redelivered item may have two runs
+        held = self._positions()
+        for venue in VENUES:
+            row = latest.get(venue)
+            if row is None:
+                self._problem("lost", f"{step.news_id}: no {venue} outcome in the journal")
+                continue
+            self.report.outcomes[(venue, row["status"])] += 1
+            if row["status"] != "ok":
+                continue  # not healthy for this signal: the reason is on the outcome
+            now = held.get((venue, step.coin), Decimal(0))
+            if now != want:
+                if self._protection_closed(venue, step.coin) and now == 0:
+                    self.report.outcomes[(venue, "ok-then-protection-close")] += 1
+                    continue
+                self._problem(
+                    "mismatches",
+                    f"{step.news_id}: {venue} {step.coin} holds {now}, target {want} "
+                    f"(outcome ok: {row['reason']})",
+                )
+
+    def _protection_closed(self, venue: str, coin: str) -> bool:
+        """The auto trader closed the position because its TP/SL could not be placed (its policy)."""
+        return bool(
+            self.world.bot.rows(
+                "SELECT 1 FROM events WHERE kind = 'protection_failed' AND venue = ? AND coin = ? "
+                "AND id = (SELECT MAX(id) FROM events WHERE venue = ? AND coin = ?)",
+                venue,
+                coin,
+                venue,
+                coin,
+            )
+        )
+
+    def _news_outcome(self, news_id: str | None) -> str | None:
+        rows = self.world.bot.rows("SELECT outcome FROM news WHERE id = ?", news_id)
+        return rows[0]["outcome"] if rows else None
+
+    def _check_nothing_lost(self) -> None:
+        """Every news id sent is in a journal file with a final outcome (read after the run)."""
+        final: dict[str, str] = {}
+        for path in self.journals:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                for news_id, outcome in conn.execute("SELECT id, outcome FROM news"):
+                    if outcome not in UNFINISHED_OUTCOMES:
+                        final[news_id] = outcome
+                for kind, count in conn.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
+                    self.report.drift_events[kind] += count
+            finally:
+                conn.close()
+        already = {p.split(": ", 2)[1] for p in self.report.problems if p.startswith("lost: ")}
+        for news_id in dict.fromkeys(self.sent):
+            if news_id not in final and news_id not in already:
+                self._problem("lost", f"{news_id}: no final outcome in any journal")
+
+
+# ---------------------------------------------------------------- the report
+
+
+def render(report: SoakReport, cfg: SoakConfig) -> str:
+    """A plain table of what happened (rich is not needed for a bench's stdout)."""
+    lines = [
+        f"soak: seed {cfg.seed}, {cfg.coins} coins, mode {cfg.mode}, {report.seconds:.0f} s",
+        f"{'':<34}{'count':>8}",
+        f"{'signals':<34}{report.signals:>8}",
+        f"{'restarts (SIGKILL)':<34}{report.restarts:>8}",
+    ]
+    lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.restarts_by_kind.items())]
+    lines.append(f"{'faults fired':<34}{report.faults:>8}")
+    lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.faults_by_kind.items())]
+    lines.append(f"{'outside trades':<34}{report.outside_trades:>8}")
+    lines.append(f"{'liquidations':<34}{report.liquidations:>8}")
+    lines.append("outcomes per venue")
+    lines += [f"{'  ' + v + ' ' + s:<34}{n:>8}" for (v, s), n in sorted(report.outcomes.items())]
+    lines.append("journal events")
+    lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.drift_events.items())]
+    if report.signal_ms:
+        lines.append(
+            f"{'signal settle p50 / p95 / max ms':<34}{_percentile(report.signal_ms, 0.5):>8.0f}"
+            f" / {_percentile(report.signal_ms, 0.95):.0f} / {max(report.signal_ms):.0f}"
+            f"  (mean {statistics.fmean(report.signal_ms):.0f})"
+        )
+    lines.append(f"{'mismatches':<34}{report.mismatches:>8}")
+    lines.append(f"{'doubled':<34}{report.doubled:>8}")
+    lines.append(f"{'lost':<34}{report.lost:>8}")
+    lines += [f"  problem: {p}" for p in report.problems[:40]]
+    return "\n".join(lines)
+
+
+def run_soak(cfg: SoakConfig, workdir: Path | None = None, say: Callable[[str], None] = print) -> SoakReport:
+    """Run the soak in `workdir` (a temporary directory, kept when something went wrong)."""
+    own = workdir is None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="newstrader-soak-"))
+    report = Soak(cfg, workdir, say).run()
+    if own and not report.problems:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif report.problems:
+        say(f"  logs and journals kept in {workdir}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--signals", type=int, default=1000)
+    parser.add_argument("--restarts", type=int, default=10)
+    parser.add_argument("--coins", type=int, default=11)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fault-rate", type=float, default=SoakConfig.fault_rate)
+    parser.add_argument("--mode", choices=("target", "close_then_open"), default="target")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep logs and journals here")
+    args = parser.parse_args(argv)
+    if args.coins < 10 and args.signals >= 1000:
+        print("note: the full soak is meant for >= 10 coins", file=sys.stderr)
+    cfg = SoakConfig(
+        signals=args.signals,
+        restarts=args.restarts,
+        coins=args.coins,
+        seed=args.seed,
+        fault_rate=args.fault_rate,
+        mode=args.mode,
+    )
+    coins_for(cfg.coins)  # a bad --coins is refused before anything starts
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"soak: {cfg.signals} signals, {cfg.restarts} restarts, {cfg.coins} coins, seed {cfg.seed}",
+        flush=True,
+    )
+    report = run_soak(cfg, args.workdir, say=lambda line: print(line, flush=True))
+    print(render(report, cfg))
+    print(json.dumps(report.line()))
+    return 0 if report.mismatches == report.doubled == report.lost == 0 and not report.problems else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
