@@ -23,7 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
-from newstrader.domain import NewsItem, Side, utcnow
+from newstrader.domain import utcnow
+from newstrader.news.webhook_model import WebhookNews
 from newstrader.web import metrics
 from newstrader.web.auth import STREAM_COOKIE, STREAM_PATH, TokenGuard, stream_cookie_value, tokens_match
 from newstrader.web.sse import HEARTBEAT_S, sse_events, to_jsonable
@@ -36,43 +37,6 @@ LimitQ = Annotated[int, Query(ge=1, le=1000, description="How many rows, newest 
 
 
 # ---------------------------------------------------------------- request and response models
-
-
-class NewsBody(BaseModel):
-    """The webhook body of the design (used until the news room's `WebhookNews` is there)."""
-
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=2000)
-    body: str = Field(default="", max_length=60_000)
-    source: str = Field(default="webhook", min_length=1, max_length=200)
-    url: str | None = Field(default=None, max_length=2000)
-    id: str | None = Field(default=None, min_length=1, max_length=200)
-    published_at: datetime | None = None
-    coin: str | None = Field(default=None, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$")
-    side: Side | None = None
-
-    def to_news_item(self) -> NewsItem:
-        coin = self.coin.upper() if self.coin else None
-        if (coin is None) != (self.side is None):
-            raise ValueError("coin and side go together: give both or neither")
-        return NewsItem(
-            id=self.id or NewsItem.make_id(self.source, self.title, self.url),
-            title=self.title.strip(),
-            source=self.source,
-            body=self.body,
-            url=self.url,
-            published_at=self.published_at,
-            coin=coin,
-            side=self.side,
-        )
-
-
-def _webhook_model() -> type[BaseModel]:
-    try:
-        from newstrader.news.webhook_model import WebhookNews
-    except ImportError:
-        return NewsBody
-    return WebhookNews
 
 
 class Row(BaseModel):
@@ -310,7 +274,6 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
         )
         return response
 
-    WebhookNews: Any = _webhook_model()
     news_schema = WebhookNews.model_json_schema(ref_template="#/components/schemas/{model}")
     news_defs = news_schema.pop("$defs", {})
 
