@@ -40,6 +40,11 @@ _TOKEN_RE = re.compile(
     r"|(?P<sent>[?!.;:|])"
     r"|(?P<clause>[,()\[\]]|\s[-–—]+\s|[–—])"
 )
+# The same tokens without groups (findall returns plain strings: the hot path).
+_FLAT_TOKEN_RE = re.compile(
+    r"\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?|\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*|\s[-–—]+\s|[?!.;:|,()\[\]–—]"
+)
+_SENTENCE_ENDERS = frozenset("?!.;:|")
 _COMMAND_RE = re.compile(
     r"^\s*(?:signal\s*[:\-]\s*)?(?P<verb>long|short|buy|sell)\s+(?P<coin>\$?[\w.]+)"
     r"(?:\s+(?P<lev>\d{1,3}(?:\.\d+)?)\s*x)?\s*[.!]*\s*$",
@@ -106,12 +111,10 @@ class Rules:
     extra_term_factor: float = 0.25
     opposing_penalty: float = 0.5
     ignore_questions: bool = True
-    max_coin_words: int = 1
-    max_term_words: int = 1
-    coin_first_words: frozenset[str] = field(default_factory=frozenset)  # of multi-word names
-    term_first_words: frozenset[str] = field(default_factory=frozenset)
-    coin_triggers: frozenset[str] = field(default_factory=frozenset)  # first word of any name
-    term_triggers: frozenset[str] = field(default_factory=frozenset)
+    # First word → the lengths (in words, longest first) of the names/phrases starting with it,
+    # so a word that starts nothing costs one look-up.
+    coin_lengths: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    term_lengths: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _default_rules_text() -> str:
@@ -286,13 +289,17 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
         extra_term_factor=number("extra_term_factor", 0.25, 0, 1),
         opposing_penalty=number("opposing_penalty", 0.5, 0, 1),
         ignore_questions=ignore_q,
-        max_coin_words=max(k.count(" ") + 1 for k in coin_keys),
-        max_term_words=max(k.count(" ") + 1 for k in phrase_keys) if phrase_keys else 1,
-        coin_first_words=frozenset(k.split(" ")[0] for k in coin_keys if " " in k),
-        term_first_words=frozenset(k.split(" ")[0] for k in phrase_keys if " " in k),
-        coin_triggers=frozenset(k.split(" ")[0] for k in coin_keys),
-        term_triggers=frozenset(k.split(" ")[0] for k in phrase_keys),
+        coin_lengths=_lengths_by_first_word(coin_keys),
+        term_lengths=_lengths_by_first_word(phrase_keys),
     )
+
+
+def _lengths_by_first_word(keys: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    lengths: dict[str, set[int]] = {}
+    for key in keys:
+        words = key.split(" ")
+        lengths.setdefault(words[0], set()).add(len(words))
+    return {first: tuple(sorted(ns, reverse=True)) for first, ns in lengths.items()}
 
 
 def load_rules(path: Path | str | None = None) -> Rules:
@@ -448,11 +455,18 @@ class Parser:
         """Words (stopwords and amounts dropped), their clause and sentence numbers."""
         stopwords = self.rules.stopwords
         words = _Words()
+        raws, lows, stems, segments, sentences = (
+            words.raw,
+            words.low,
+            words.stem,
+            words.segment,
+            words.sentence,
+        )
         segment = sentence = 0
-        for m in _TOKEN_RE.finditer(text):
-            kind = m.lastgroup
-            if kind == "word":
-                raw = m.group()
+        for token in _FLAT_TOKEN_RE.findall(text):
+            first = token[0]
+            if first.isalpha() or (first == "$" and not token[1].isdigit()):
+                raw = token
                 if "'" in raw or "’" in raw:
                     raw = raw.replace("’", "'")
                     if raw.endswith(("'s", "'S")):
@@ -464,17 +478,19 @@ class Parser:
                 if low in _CLAUSE_ENDERS:
                     segment += 1
                     continue
-                words.raw.append(raw)
-                words.low.append(low)
-                words.stem.append(_cached_stem(low))
-                words.segment.append(segment)
-                words.sentence.append(sentence)
-            elif kind == "sent":
-                if m.group() == "?":
+                raws.append(raw)
+                lows.append(low)
+                stems.append(_cached_stem(low))
+                segments.append(segment)
+                sentences.append(sentence)
+            elif first.isdigit() or first == "$":
+                continue  # amounts, percentages, dates carry no meaning here
+            elif first in _SENTENCE_ENDERS:
+                if first == "?":
                     words.questions.add(sentence)
                 sentence += 1
                 segment += 1
-            elif kind == "clause":
+            else:
                 segment += 1
         return words
 
@@ -487,8 +503,10 @@ class Parser:
             if coin is None:
                 return None
             return (coin, 1) if coin else ("!" + low[1:].upper(), 1)
-        longest = rules.max_coin_words if low in rules.coin_first_words else 1
-        for n in range(min(longest, len(words.low) - i), 0, -1):
+        left = len(words.low) - i
+        for n in rules.coin_lengths.get(low, ()):
+            if n > left:
+                continue
             if n > 1 and words.segment[i + n - 1] != words.segment[i]:
                 continue
             key = low if n == 1 else " ".join(words.low[i : i + n])
@@ -508,8 +526,10 @@ class Parser:
         """("term" | "local" | "global", term, length) for the longest phrase starting at word i."""
         rules = self.rules
         first = words.stem[i]
-        longest = rules.max_term_words if first in rules.term_first_words else 1
-        for n in range(min(longest, len(words.stem) - i), 0, -1):
+        left = len(words.stem) - i
+        for n in rules.term_lengths.get(first, ()):
+            if n > left:
+                continue
             if n > 1 and words.sentence[i + n - 1] != words.sentence[i]:
                 continue
             key = first if n == 1 else " ".join(words.stem[i : i + n])
@@ -537,7 +557,7 @@ class Parser:
 
         rules = self.rules
         words = self._tokenize(text)
-        coin_triggers, term_triggers = rules.coin_triggers, rules.term_triggers
+        coin_triggers, term_triggers = rules.coin_lengths, rules.term_lengths
         coins: list[str] = []
         hits: list[_Hit] = []
         negation_ends: list[tuple[int, int, int]] = []  # (start, end, segment)
