@@ -101,7 +101,10 @@ class AutoTrader:
     async def start(self) -> None:
         """Run one check at once (start-up time exits), then keep monitoring in the background."""
         self._stop.clear()
-        await self.run_once(full=True)
+        try:
+            await self.run_once(full=True)
+        except Exception as exc:  # the bot still starts; the monitor's next turn tries again
+            log.error("autotrade_startup_check_failed", error=repr(exc))
         self._tasks.append(asyncio.create_task(self._monitor(), name="autotrade-monitor"))
         if self.dead_man is not None:
             self._tasks.append(asyncio.create_task(self.dead_man.run(self._stop), name="autotrade-deadman"))
