@@ -141,6 +141,7 @@ def test_10_same_news_id_twice_is_acted_on_once(on_shared: Any) -> None:
     assert len(bot.rows("SELECT * FROM orders WHERE coin = 'AAVE' AND reduce_only = 0")) == 2
 
 
+@pytest.mark.timeout(400)  # three bot starts, each seconds of imports on a loaded box
 @pytest.mark.parametrize("mode", MODES)
 def test_5_and_2_restarts(world: Any, mode: str) -> None:
     """5: killed after a send, before its result was journaled: the restart reads first; no duplicate.
@@ -266,6 +267,7 @@ def test_7_one_venue_failing_5xx_and_timeouts(on_shared: Any) -> None:
     assert world.positions("ZEC") == {v: world.target("ZEC", "long") for v in VENUES}
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("mode", ["target"])  # fails at the first signed read, before any mode logic
 def test_7_one_venue_auth_error_is_quarantined(world: Any, mode: str) -> None:
     """Aster's signer is not approved: AuthError → quarantined with an alert; Hyperliquid keeps trading."""
