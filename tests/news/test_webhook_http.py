@@ -95,7 +95,7 @@ _junk = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.one_of(_objects, _titled, _junk))
 def test_webhook_never_5xx_and_accepted_items_are_journaled(harness: Harness, content: bytes) -> None:
     response = harness.post(content)

@@ -122,7 +122,7 @@ _bodies = st.dictionaries(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_bodies)
 def test_fuzz_every_accepted_body_is_journaled(shared: _Loop, body: dict[str, Any]) -> None:
     raw = json.dumps(body)  # the web layer hands us parsed JSON; keep to what JSON can carry
