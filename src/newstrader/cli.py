@@ -105,11 +105,14 @@ def sim(
     no_rate_limits: Annotated[
         bool, typer.Option("--no-rate-limits", help="Do not enforce the venues' rate limits.")
     ] = False,
+    markets: Annotated[
+        Path | None, typer.Option(help="JSON list of {coin, sz_decimals, max_leverage, price}.")
+    ] = None,
 ) -> None:
     """Run the venue simulator (Hyperliquid + Aster APIs)."""
     from newstrader.sim.__main__ import serve
 
-    serve(host=host, port=port, seed=seed, rate_limits=not no_rate_limits)
+    serve(host=host, port=port, seed=seed, rate_limits=not no_rate_limits, markets_file=markets)
 
 
 @app.command()

@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from newstrader.sim.app import SimConfig, create_app
+from newstrader.sim.market import MarketSpec, build_markets
+
+
+def load_markets(path: Path) -> dict[str, dict[str, MarketSpec]]:
+    """Markets for both venues from a JSON list of `{coin, sz_decimals, max_leverage, price}`."""
+    try:
+        rows = json.loads(path.read_text())
+        parsed = [
+            (str(r["coin"]), int(r["sz_decimals"]), int(r["max_leverage"]), str(r["price"])) for r in rows
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(
+            f"--markets {path}: expected a JSON list of {{coin, sz_decimals, max_leverage, price}} ({exc})"
+        ) from None
+    if not parsed:
+        raise SystemExit(f"--markets {path}: the list is empty")
+    return {venue: build_markets(venue, parsed) for venue in ("hyperliquid", "aster")}
 
 
 def serve(
@@ -15,13 +34,15 @@ def serve(
     rate_limits: bool = True,
     hl_source: str = "b",
     log_level: str = "warning",
+    markets_file: Path | None = None,
 ) -> None:
     """Build the app, print the URLs a client needs, and serve until interrupted."""
     import uvicorn
 
     if hl_source not in ("a", "b", "any"):
         raise SystemExit("--hl-source must be a (mainnet), b (testnet) or any")
-    config = SimConfig(rate_limits=rate_limits, hl_source=hl_source)  # type: ignore[arg-type]
+    markets = load_markets(markets_file) if markets_file is not None else {}
+    config = SimConfig(rate_limits=rate_limits, hl_source=hl_source, markets=markets)  # type: ignore[arg-type]
     app = create_app(seed=seed, config=config)
     base = f"http://{host}:{port}"
     print(f"newstrader simulator (seed {seed}, rate limits {'on' if rate_limits else 'off'})", flush=True)
@@ -43,8 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         "--hl-source", default="b", help="phantom-agent source to verify: a, b (default) or any"
     )
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--markets", type=Path, default=None, help="JSON list replacing the default markets")
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.seed, not args.no_rate_limits, args.hl_source, args.log_level)
+    serve(
+        args.host, args.port, args.seed, not args.no_rate_limits, args.hl_source, args.log_level, args.markets
+    )
 
 
 if __name__ == "__main__":

@@ -217,8 +217,18 @@ def aster_symbol(coin: str) -> tuple[str, str]:
 
 def default_markets(venue: VenueName) -> dict[str, MarketSpec]:
     """The default market list for a venue (same coins on both, venue-specific filters)."""
+    return build_markets(venue, DEFAULT_MARKETS)
+
+
+def build_markets(venue: VenueName, rows: Iterable[tuple[str, int, int, str]]) -> dict[str, MarketSpec]:
+    """Markets from (coin, szDecimals, maxLeverage, price) rows; asset ids follow row order.
+
+    Hyperliquid: 5 significant figures, ≤ 6 − szDecimals places, $10 minimum. Aster: the same coin
+    as `<COIN>USDT` (k-prefixed coins as `1000<BASE>USDT`), a tick of ~5 significant figures at
+    the start price, $5 minimum.
+    """
     markets: dict[str, MarketSpec] = {}
-    for index, (coin, sz_decimals, max_leverage, px) in enumerate(DEFAULT_MARKETS):
+    for index, (coin, sz_decimals, max_leverage, px) in enumerate(rows):
         price = Decimal(px)
         # A tick that gives ~5-6 significant figures at today's price, never finer than HL allows.
         tick = max(Decimal(1).scaleb(price.adjusted() - 5), Decimal(1).scaleb(-(6 - sz_decimals)))
