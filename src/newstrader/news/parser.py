@@ -45,6 +45,8 @@ _FLAT_TOKEN_RE = re.compile(
     r"\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?|\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*|\s[-–—]+\s|[?!.;:|,()\[\]–—]"
 )
 _SENTENCE_ENDERS = frozenset("?!.;:|")
+_WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION = range(5)  # token kinds
+_TOKEN_CACHE_MAX = 200_000
 _COMMAND_RE = re.compile(
     r"^\s*(?:signal\s*[:\-]\s*)?(?P<verb>long|short|buy|sell)\s+(?P<coin>\$?[\w.]+)"
     r"(?:\s+(?P<lev>\d{1,3}(?:\.\d+)?)\s*x)?\s*[.!]*\s*$",
@@ -366,25 +368,13 @@ class _Hit:
     questioned: bool = False
 
 
-_STEMS: dict[str, str] = {}
-_STEM_CACHE_MAX = 50_000
-
-
-def _cached_stem(word: str) -> str:
-    cached = _STEMS.get(word)
-    if cached is None:
-        cached = stem(word)
-        if len(_STEMS) < _STEM_CACHE_MAX:
-            _STEMS[word] = cached
-    return cached
-
-
 class Parser:
     """Parses news items with one set of rules against one set of tradable coins."""
 
     def __init__(self, rules: Rules | None = None, tradable: Iterable[str] | None = None) -> None:
         self.rules = rules if rules is not None else load_rules()
         self.tradable = frozenset(tradable) if tradable is not None else frozenset(self.rules.coins)
+        self._token_cache: dict[str, tuple[int, str, str, str]] = {}
 
     # -- public --------------------------------------------------------------------------
 
@@ -451,9 +441,33 @@ class Parser:
         leverage = max(1, int(float(lev_text))) if lev_text else None
         return coin, side, leverage
 
+    def _classify(self, token: str) -> tuple[int, str, str, str]:
+        """(kind, raw, low, stem) of one token; cached, since headlines share their words."""
+        first = token[0]
+        if first.isalpha() or (first == "$" and not token[1].isdigit()):
+            raw = token
+            if "'" in raw or "’" in raw:
+                raw = raw.replace("’", "'")
+                if raw.endswith(("'s", "'S")):
+                    raw = raw[:-2]
+                raw = raw.rstrip("'")
+            low = raw.lower()
+            if not low or low in self.rules.stopwords:
+                return _SKIP, "", "", ""
+            if low in _CLAUSE_ENDERS:
+                return _CLAUSE, "", "", ""
+            return _WORD, raw, low, stem(low)
+        if first.isdigit() or first == "$":
+            return _SKIP, "", "", ""  # amounts, percentages, dates carry no meaning here
+        if first == "?":
+            return _QUESTION, "", "", ""
+        if first in _SENTENCE_ENDERS:
+            return _SENTENCE, "", "", ""
+        return _CLAUSE, "", "", ""
+
     def _tokenize(self, text: str) -> _Words:
         """Words (stopwords and amounts dropped), their clause and sentence numbers."""
-        stopwords = self.rules.stopwords
+        cache = self._token_cache
         words = _Words()
         raws, lows, stems, segments, sentences = (
             words.raw,
@@ -464,33 +478,26 @@ class Parser:
         )
         segment = sentence = 0
         for token in _FLAT_TOKEN_RE.findall(text):
-            first = token[0]
-            if first.isalpha() or (first == "$" and not token[1].isdigit()):
-                raw = token
-                if "'" in raw or "’" in raw:
-                    raw = raw.replace("’", "'")
-                    if raw.endswith(("'s", "'S")):
-                        raw = raw[:-2]
-                    raw = raw.rstrip("'")
-                low = raw.lower()
-                if not low or low in stopwords:
-                    continue
-                if low in _CLAUSE_ENDERS:
-                    segment += 1
-                    continue
-                raws.append(raw)
-                lows.append(low)
-                stems.append(_cached_stem(low))
+            info = cache.get(token)
+            if info is None:
+                info = self._classify(token)
+                if len(cache) < _TOKEN_CACHE_MAX:
+                    cache[token] = info
+            kind = info[0]
+            if kind == _WORD:
+                raws.append(info[1])
+                lows.append(info[2])
+                stems.append(info[3])
                 segments.append(segment)
                 sentences.append(sentence)
-            elif first.isdigit() or first == "$":
-                continue  # amounts, percentages, dates carry no meaning here
-            elif first in _SENTENCE_ENDERS:
-                if first == "?":
-                    words.questions.add(sentence)
-                sentence += 1
+            elif kind == _SKIP:
+                continue
+            elif kind == _CLAUSE:
                 segment += 1
             else:
+                if kind == _QUESTION:
+                    words.questions.add(sentence)
+                sentence += 1
                 segment += 1
         return words
 
