@@ -353,6 +353,7 @@ def _load_root_conftest() -> Any:
 def engine_sim() -> Iterator[Any]:
     """A simulator process of this module's own: shared bots must not see another room's reset."""
     root = _load_root_conftest()
+    root.STARTUP_DEADLINE_S = BOT_START_DEADLINE_S  # our copy only: the box may be very loaded
     server = root.start_sim_server()
     for coin, price in MARKS.items():
         server.admin.set_price(coin, price)
