@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import httpx
@@ -80,10 +81,28 @@ def test_drop_response_after_execute_closes_the_connection(sim, funded_account):
         exchange.market_open("ETH", True, 0.5)
     # The client could not know, but the order was executed.
     assert sim.admin.position("hyperliquid", funded_account.address, "ETH") == "0.5"
+    mids_before = sim.admin.stats()["requests"]["hyperliquid"]["info:allMids"]  # market_open read one
     with httpx.Client() as client:
         sim.admin.add_fault("hyperliquid", "drop_response_after_execute", count=1)
-        with pytest.raises(httpx.TransportError):
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
             _mids(sim, client)
+    # On the wire: the connection closes and not one byte comes back.
+    sim.admin.add_fault("hyperliquid", "drop_response_after_execute", count=1)
+    body = b'{"type":"allMids"}'
+    request = (
+        b"POST /hyperliquid/info HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as raw:
+        raw.sendall(request)
+        try:
+            received = raw.recv(65536)
+        except ConnectionResetError:
+            received = b""
+    assert received == b""
+    assert (
+        sim.admin.stats()["requests"]["hyperliquid"]["info:allMids"] == mids_before + 2
+    )  # both were handled
 
 
 def test_drop_response_after_execute_as_502(sim, funded_account):

@@ -264,6 +264,13 @@ class SimMiddleware:
         if terminal.mode == "502":
             await _send_simple(send, 502, _HL_PLAIN, b"")
             return
+        # Under uvicorn, `send` belongs to the connection's request cycle: abort its transport so
+        # not one byte of a response goes out. Elsewhere (in-process tests), fail after the status line.
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            transport.abort()
+            await asyncio.sleep(0)  # let the server see the connection is gone, so it adds no 500
+            return
         await send(
             {
                 "type": "http.response.start",
@@ -274,10 +281,17 @@ class SimMiddleware:
         raise DroppedResponse("response dropped after execution (fault injection)")
 
 
+class _SimFastAPI(FastAPI):
+    """FastAPI with `SimMiddleware` outermost, so faults see the server's own `send`."""
+
+    def build_middleware_stack(self) -> Any:
+        return SimMiddleware(super().build_middleware_stack(), self.state.sim)
+
+
 def create_app(seed: int = 1, config: SimConfig | None = None) -> FastAPI:
     """Build the simulator ASGI app; `app.state.sim` is the `Sim`."""
     sim = Sim(seed, config)
-    app = FastAPI(title="newstrader venue simulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app = _SimFastAPI(title="newstrader venue simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sim = sim
     from newstrader.sim import admin, hyperliquid_api
 
@@ -295,5 +309,4 @@ def create_app(seed: int = 1, config: SimConfig | None = None) -> FastAPI:
     async def index() -> dict[str, Any]:
         return {"simulator": "newstrader", "seed": sim.seed, "venues": list(VENUES)}
 
-    app.add_middleware(SimMiddleware, sim=sim)
     return app

@@ -8,9 +8,10 @@ Kinds (set through `POST /admin/faults`):
 - `http_5xx`: refuse with `status` (default 502) before executing.
 - `timeout`: hold the request `ms` (default 30 s, longer than a client waits), then answer 504;
   nothing is executed.
-- `drop_response_after_execute`: execute the request, then send the status line and close the
-  connection before any body (`mode="close"`, default) or answer 502 with an empty body
-  (`mode="502"`). Either way the client cannot know the outcome.
+- `drop_response_after_execute`: execute the request, then close the connection without sending
+  a single byte (`mode="close"`, default; in-process, where there is no connection, the status line
+  goes out and the body never does) or answer 502 with an empty body (`mode="502"`). Either way
+  the client cannot know the outcome.
 
 A fault fires with `probability` (seeded, so runs repeat) or for the next `count` matching
 requests. `endpoint` narrows it: a substring of the request label (`exchange:order`,
