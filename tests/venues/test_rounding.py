@@ -83,7 +83,7 @@ def test_orders_at_random_prices_and_sizes_are_accepted(sim: Any, kind: str) -> 
         }
         counter = iter(range(10_000))
 
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
         @given(
             coin=st.sampled_from(sorted(marks)),
             factor=st.decimals(min_value=Decimal("0.55"), max_value=Decimal("0.97"), places=7),
@@ -118,7 +118,7 @@ def test_reduce_only_close_never_exceeds_the_position(sim: Any, kind: str) -> No
         markets = runner.run(v.venue.markets())
         counter = iter(range(10_000))
 
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
         @given(
             coin=st.sampled_from(["BTC", "ETH", "SOL"]),
             usd=st.decimals(min_value=Decimal(60), max_value=Decimal(3000), places=3),
