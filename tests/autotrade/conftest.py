@@ -149,6 +149,17 @@ class Rig:
     async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
         return await wait_for(condition, timeout)
 
+    async def stats(self, bot: Bot, fills: int, timeout: float = 10.0) -> dict[str, Any]:
+        """`bot.stats()` once it counts `fills` exchange fills (it re-reads fills at most every 2 s)."""
+        latest: dict[str, Any] = {}
+
+        async def settled() -> bool:
+            latest.update(await bot.stats())
+            return bool(latest["fills"] == fills)
+
+        await wait_for(settled, timeout)
+        return latest
+
     @staticmethod
     async def news(bot: Bot, coin: str, side: str, source: str = "wire") -> Any:
         item = NewsItem(

@@ -46,7 +46,7 @@ async def test_stats_per_source_from_exchange_fills_and_the_cli_csv(rig: Rig, tm
         assert rig.position(venue, "ETH") == 0 and rig.position(venue, "BTC") == 0
         assert rig.open_orders(venue) == []
 
-    stats = await bot.stats()
+    stats = await rig.stats(bot, fills=8)  # two opens and two closes on each venue
     alpha, beta = stats["by_source"]["alpha"], stats["by_source"]["beta"]
     assert (alpha["trades"], alpha["wins"], alpha["win_rate"]) == (2, 2, 1.0), alpha
     assert (beta["trades"], beta["wins"], beta["win_rate"]) == (2, 0, 0.0), beta
@@ -96,4 +96,20 @@ async def test_fill_ingestion_is_idempotent(rig: Rig) -> None:
     first = await bot.stats()
     again = await bot.stats()
     assert first["fills"] == again["fills"] == 2
+    assert len(await bot.journal.fills()) == 2
+
+
+async def test_fill_reads_are_throttled_unless_stale_or_forced(rig: Rig, monkeypatch: Any) -> None:
+    from newstrader.autotrade.stats import FillIngester
+    from newstrader.autotrade.trader import CHECK_INTERVAL_ENV
+
+    monkeypatch.setenv(CHECK_INTERVAL_ENV, "3600")  # the bot's own monitor stays out of this
+    bot = await rig.start_bot()
+    ingester = FillIngester(bot.venues, bot.journal, min_interval_s=3600)
+    assert await ingester.ingest() == {v: 0 for v in VENUES}  # first read
+    await rig.news(bot, "SOL", "long")
+    assert await ingester.ingest() is None  # recent, nothing marked stale: no request
+    ingester.mark_stale()
+    assert await ingester.ingest() == {v: 1 for v in VENUES}  # the two opening fills
+    assert await ingester.ingest(force=True) == {v: 0 for v in VENUES}  # idempotent
     assert len(await bot.journal.fills()) == 2

@@ -59,7 +59,7 @@ async def test_tp_and_sl_rest_at_the_configured_distance_and_tp_closes_with_exch
         assert rig.position(venue, "ETH") == 0, venue
         assert rig.open_orders(venue, "ETH") == [], venue
 
-    stats = await bot.stats()
+    stats = await rig.stats(bot, fills=4)  # two opens, two TP closes
     for venue in VENUES:
         row = stats["by_venue"][venue]
         # Net of fees, the stats equal what the exchange booked to the account's balance.

@@ -26,7 +26,7 @@ from newstrader.autotrade.policy import (
     ExitPolicy,
     hold_deadline_key,
 )
-from newstrader.autotrade.stats import ingest_fills
+from newstrader.autotrade.stats import FillIngester
 from newstrader.domain import ZERO, Fill, utcnow
 from newstrader.venues.base import Venue, VenueError
 
@@ -61,6 +61,7 @@ class KillSwitch:
         *,
         lock_for: LockFor | None = None,
         order_done: OrderDone | None = None,
+        ingester: FillIngester | None = None,
     ) -> None:
         self.venues = venues
         self.journal = journal
@@ -68,6 +69,7 @@ class KillSwitch:
         self.lock_for = lock_for
         self.order_done = order_done  # tells the engine our order changed the coin (read freshness)
         self._loss_lock = asyncio.Lock()
+        self.ingester = ingester or FillIngester(venues, journal)
 
     # -- pause / resume ---------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class KillSwitch:
         last cursor), then summed there: the same exchange-reported figures, read once.
         """
         since = utc_midnight()
-        added = await ingest_fills(self.venues, self.journal)
+        added = await self.ingester.ingest(force=True) or {}
         missing = [name for name in self.venues if name not in added]
         if missing:
             raise VenueError(f"fills unreadable on {', '.join(missing)}", venue=missing[0])

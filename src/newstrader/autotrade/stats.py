@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,6 +60,39 @@ async def ingest_fills(venues: Mapping[str, Venue], journal: Journal) -> dict[st
         if count:
             log.info("autotrade_fills_ingested", venue=name, new=count)
     return added
+
+
+class FillIngester:
+    """`ingest_fills` with a floor between reads: a dashboard refreshing its stats on every event
+    must not spend the venues' request budget (a Hyperliquid fills read weighs 20 of 1200/min).
+
+    A read is skipped when the last one is younger than `min_interval_s` and nothing was marked
+    stale since; `force=True` (the loss limit, a monitor turn that saw a change) always reads.
+    """
+
+    def __init__(self, venues: Mapping[str, Venue], journal: Journal, min_interval_s: float = 2.0) -> None:
+        self.venues = venues
+        self.journal = journal
+        self.min_interval_s = min_interval_s
+        self._last_at: float | None = None
+        self._stale = True
+
+    def mark_stale(self) -> None:
+        """A position changed: the next read must not be skipped."""
+        self._stale = True
+
+    async def ingest(self, *, force: bool = False) -> dict[str, int] | None:
+        """Ingest new fills (venue → count), or None when skipped as recent enough."""
+        now = time.monotonic()
+        recent = self._last_at is not None and now - self._last_at < self.min_interval_s
+        if not force and not self._stale and recent:
+            return None
+        self._stale = False
+        added = await ingest_fills(self.venues, self.journal)
+        self._last_at = now
+        if len(added) < len(self.venues):
+            self._stale = True  # a venue could not be read: try again next time
+        return added
 
 
 @dataclass(slots=True)

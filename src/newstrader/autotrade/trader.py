@@ -26,7 +26,7 @@ from newstrader.autotrade.deadman import DeadManSwitch
 from newstrader.autotrade.exits import TimeExits
 from newstrader.autotrade.killswitch import KillSwitch
 from newstrader.autotrade.policy import ExitPolicy
-from newstrader.autotrade.stats import compute_stats, export_csv, ingest_fills
+from newstrader.autotrade.stats import FillIngester, compute_stats, export_csv
 from newstrader.autotrade.tpsl import AutoTradeHooks, Protection
 from newstrader.domain import Position
 from newstrader.venues.base import Venue, VenueError
@@ -58,7 +58,10 @@ class AutoTrader:
         self.journal = journal
         self.policy = policy or ExitPolicy()
         self.protection = Protection(venues, journal, self.policy, order_done=order_done)
-        self.kill_switch = KillSwitch(venues, journal, self.policy, lock_for=lock_for, order_done=order_done)
+        self.fills = FillIngester(venues, journal)
+        self.kill_switch = KillSwitch(
+            venues, journal, self.policy, lock_for=lock_for, order_done=order_done, ingester=self.fills
+        )
         self.exits = TimeExits(venues, journal, self.policy, closer=self.kill_switch.close_one)
         self.hooks = AutoTradeHooks(self.protection, self.exits, after=self._position_changed)
         self.dead_man = (
@@ -90,6 +93,7 @@ class AutoTrader:
 
     def _position_changed(self, venue: str, coin: str, position: Position) -> None:
         self._dirty.add(venue)
+        self.fills.mark_stale()
         # A change may have realized a loss: check the limit soon, without holding up the engine.
         if self.policy.daily_loss_limit_usd is None:
             return
@@ -163,7 +167,7 @@ class AutoTrader:
             if self.policy.daily_loss_limit_usd is not None:
                 result["loss_limit_paused"] = await self.kill_switch.check_daily_loss()
             else:
-                result["fills_ingested"] = await ingest_fills(self.venues, self.journal)
+                result["fills_ingested"] = await self.fills.ingest(force=True)
         if full:
             self._last_full = time.monotonic()
         self.last_run = result
@@ -236,8 +240,8 @@ class AutoTrader:
         return await self.kill_switch.is_paused()
 
     async def stats(self, since: datetime | None = None) -> dict[str, Any]:
-        """Ingest the newest exchange fills, then summarise (see `stats.compute_stats`)."""
-        await ingest_fills(self.venues, self.journal)
+        """Ingest the newest exchange fills (at most every 2 s), then summarise (`stats.compute_stats`)."""
+        await self.fills.ingest()
         summary = await compute_stats(self.journal, since=since)
         status = await self.kill_switch.status()
         summary["paused"] = status["paused"]
@@ -247,7 +251,7 @@ class AutoTrader:
         return summary
 
     async def export_csv(self, path: Path, since: datetime | None = None) -> Path:
-        await ingest_fills(self.venues, self.journal)
+        await self.fills.ingest(force=True)
         return await export_csv(self.journal, path, since=since)
 
 
