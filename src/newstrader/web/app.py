@@ -14,13 +14,15 @@ import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sse_starlette.sse import EventSourceResponse
 
 from newstrader.domain import utcnow
@@ -212,12 +214,65 @@ async def _add_triggers(bot: Any, rows: list[dict[str, Any]]) -> None:
         row.update(found.get((row["venue"], row["coin"]), {}))
 
 
+def _document_news_rules(schema: dict[str, Any]) -> None:
+    """Say in the schema what `WebhookNews` checks in code: a title with text; coin and side together."""
+    properties = schema.get("properties", {})
+    if "title" in properties:
+        properties["title"]["pattern"] = r"[^\s\x00]"
+    for branch in properties.get("published_at", {}).get("anyOf", []):
+        if branch.get("type") == "string":  # nothing was published before 2009 (or after tomorrow)
+            branch["pattern"] = r"^20(09|[1-9][0-9])-"
+    schema["anyOf"] = [
+        {"properties": {"coin": {"type": "null"}, "side": {"type": "null"}}},
+        {
+            "required": ["coin", "side"],
+            "properties": {"coin": {"type": "string", "pattern": r"[^\s\x00]"}, "side": {"type": "string"}},
+        },
+    ]
+
+
 def _validation_reason(exc: ValidationError) -> str:
+    return _errors_reason(exc.errors())
+
+
+def _errors_reason(errors: Any) -> str:
+    """Pydantic's error list as one sentence: `body.venue: Input should be ... (got 'x')`."""
     parts = []
-    for err in exc.errors():
+    for err in errors:
         where = ".".join(str(p) for p in err.get("loc", ())) or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        given = err.get("input")
+        shown = f" (got {given!r:.60})" if isinstance(given, str | int | float) else ""
+        parts.append(f"{where}: {err.get('msg', 'invalid')}{shown}")
     return "; ".join(parts)
+
+
+class AllowHeader:
+    """A 405 names every method of the path (GET and POST /api/news are two routes, one `Allow`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                methods = sorted(
+                    {
+                        method
+                        for route in scope["app"].routes
+                        if isinstance(route, APIRoute) and route.path_regex.match(scope["path"])
+                        for method in route.methods
+                    }
+                )
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                headers.append((b"allow", ", ".join(methods).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)
 
 
 # ---------------------------------------------------------------- the app
@@ -228,15 +283,19 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     secret = _token_of(bot, token)
     guard = Depends(TokenGuard(secret))
     stream_guard = Depends(TokenGuard(secret, allow_stream_cookie=True))
-    unauthorized: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorOut, "description": "Missing or wrong token"}
+    # Every error has one shape, {"detail": "<reason>"}: FastAPI's own 422 list is turned into
+    # a sentence by `invalid_request` below, so the schema says so for every route.
+    common_errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorOut, "description": "Body is not valid JSON"},
+        401: {"model": ErrorOut, "description": "Missing or wrong token"},
+        422: {"model": ErrorOut, "description": "Invalid request, with the reason"},
     }
 
     app = FastAPI(
         title="newstrader",
         version="0.1.0",
         description="The bot's API. The exchange's position is the truth; the local record is a cache.",
-        responses=unauthorized,
+        responses=common_errors,
         # FastAPI would serve these without a token; the schema is served below, behind it.
         openapi_url=None,
         docs_url=None,
@@ -276,6 +335,7 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
 
     news_schema = WebhookNews.model_json_schema(ref_template="#/components/schemas/{model}")
     news_defs = news_schema.pop("$defs", {})
+    _document_news_rules(news_schema)
 
     @app.post(
         "/api/news",
@@ -426,15 +486,21 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
         """Close every position on every venue and cancel every trigger."""
         return await _control("flatten", bot.flatten())
 
-    @app.post("/api/control/close", response_model=ControlOut, dependencies=[guard])
+    venue_names = tuple(sorted(getattr(bot, "venues", {}) or {}))
+    # The schema names the configured venues, so a client (or a fuzzer) knows which are valid.
+    close_body: Any = (
+        create_model("CloseIn", __base__=CloseIn, venue=(Literal[venue_names] | None, None))
+        if venue_names
+        else CloseIn
+    )
+
     async def control_close(body: CloseIn) -> ControlOut:
         """Close one coin, on one venue or on all of them."""
-        venues = getattr(bot, "venues", {}) or {}
-        if body.venue is not None and venues and body.venue not in venues:
-            raise HTTPException(
-                status_code=422, detail=f"unknown venue {body.venue!r}; known: {sorted(venues)}"
-            )
         return await _control("close", bot.close(body.coin.upper(), venue=body.venue))
+
+    # The body type is only known now (the venue names); FastAPI reads it from the annotation.
+    control_close.__annotations__["body"] = close_body
+    app.post("/api/control/close", response_model=ControlOut, dependencies=[guard])(control_close)
 
     @app.post("/api/control/reconcile", response_model=ControlOut, dependencies=[guard])
     async def control_reconcile() -> ControlOut:
@@ -457,10 +523,15 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
         """The OpenAPI schema of this API (token required like every data route)."""
         return JSONResponse(app.openapi())
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _errors_reason(exc.errors())}, status_code=422)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    app.add_middleware(AllowHeader)
     original_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
