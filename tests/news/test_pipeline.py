@@ -303,3 +303,41 @@ async def test_many_different_headlines_in_parallel_are_all_journaled(journal: J
     assert sorted(s.coin for s in act.signals) == sorted(coins)
     rows = await journal.recent_news(50)
     assert {r["id"] for r in rows if r["outcome"] == "traded"} == {f"par{i}" for i in range(len(coins))}
+
+
+class GatedJournal:
+    """The real journal, with `record_news` of one id held until a gate opens (slow I/O)."""
+
+    def __init__(self, journal: Journal, held_id: str) -> None:
+        self._journal = journal
+        self.held_id = held_id
+        self.gate = asyncio.Event()
+        self.holding = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._journal, name)
+
+    async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool:
+        if item.id == self.held_id:
+            self.holding = True
+            await self.gate.wait()
+        return await self._journal.record_news(item, outcome, reason)
+
+
+async def test_conflict_rule_follows_arrival_order_not_io_order(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    gated = GatedJournal(journal, held_id="first")
+    pipeline = Pipeline(PARSER, gated, PipelineSettings(conflict_window_s=30), act, clock=clock)  # type: ignore[arg-type]
+    first = asyncio.create_task(pipeline.submit(item("first", "LONG SOL", clock)))
+    await _until(lambda: gated.holding)  # the older item is stuck in journal I/O
+    clock.advance(1)
+    second = await pipeline.submit(item("second", "SHORT SOL", clock))
+    assert second.outcome == "traded"
+    gated.gate.set()
+    older = await first
+    assert older.outcome == "skipped" and older.reason.startswith("superseded")
+    assert [s.news_id for s in act.signals] == ["second"]  # the newer won, the older never acted
+    signals = await signal_rows(journal)
+    assert signals["first"]["status"] == "superseded"
+    assert signals["second"]["status"] == "executed"

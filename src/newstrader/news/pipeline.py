@@ -109,6 +109,7 @@ class _Tracked:
 
     signal: Signal
     at: datetime
+    seq: int  # arrival order at `submit`, whatever order the journal calls finish in
     started: bool = False
     superseded_by: str | None = None
 
@@ -143,6 +144,7 @@ class Pipeline:
     _last_accepted: dict[str, datetime] = field(default_factory=dict)
     _tracked: dict[str, _Tracked] = field(default_factory=dict)
     _seeded: bool = False
+    _arrivals: int = 0
     _normalize: Callable[[str], str] = str
 
     def __post_init__(self) -> None:
@@ -164,6 +166,8 @@ class Pipeline:
     async def submit(self, item: NewsItem) -> NewsDecision:
         """Journal `item`, parse it, run the filters, act; the final outcome is journaled either way."""
         started = time.perf_counter()
+        self._arrivals += 1
+        seq = self._arrivals
         cfg = self.config
         now = self.clock()
         check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
@@ -235,8 +239,8 @@ class Pipeline:
         if paused:
             return await self._skip_signal(item, signal, "paused", parsed)
 
-        tracked = _Tracked(signal, now)
-        await self._apply_conflict_rule(tracked, now)
+        tracked = _Tracked(signal, now, seq)
+        await self._apply_conflict_rule(tracked)
         self._last_accepted[signal.coin] = now
         await self.journal.record_signal(signal, "accepted")
         self._emit(
@@ -269,27 +273,33 @@ class Pipeline:
             else:
                 self._title_locks[norm_title] = (lock, users - 1)
 
-    async def _apply_conflict_rule(self, tracked: _Tracked, now: datetime) -> None:
+    async def _apply_conflict_rule(self, tracked: _Tracked) -> None:
         """Newer wins: an opposite signal on the same coin within the window is superseded."""
         window = self.config.conflict_window_s
-        signal = tracked.signal
-        previous = self._tracked.get(signal.coin)
-        self._tracked[signal.coin] = tracked
-        if window <= 0 or previous is None or previous.superseded_by is not None:
+        coin = tracked.signal.coin
+        previous = self._tracked.get(coin)
+        older: _Tracked | None
+        if previous is not None and previous.seq > tracked.seq:
+            # This one arrived first but its journal calls finished later: it is the older.
+            older, newer = tracked, previous
+        else:
+            self._tracked[coin] = tracked
+            older, newer = previous, tracked
+        if window <= 0 or older is None or older.superseded_by is not None:
             return
-        if previous.signal.side is signal.side or (now - previous.at).total_seconds() > window:
+        if older.signal.side is newer.signal.side or (newer.at - older.at).total_seconds() > window:
             return
-        previous.superseded_by = signal.id
-        state = "after it acted" if previous.started else "before it acted"
+        older.superseded_by = newer.signal.id
+        state = "after it acted" if older.started else "before it acted"
         await self.journal.update_signal(
-            previous.signal.id, "superseded", f"superseded by newer opposite signal {signal.id} ({state})"
+            older.signal.id, "superseded", f"superseded by newer opposite signal {newer.signal.id} ({state})"
         )
         log.info(
             "signal_superseded",
-            coin=signal.coin,
-            signal_id=previous.signal.id,
-            by=signal.id,
-            started=previous.started,
+            coin=coin,
+            signal_id=older.signal.id,
+            by=newer.signal.id,
+            started=older.started,
         )
 
     async def _act(
@@ -299,7 +309,11 @@ class Pipeline:
         async with lock:
             if tracked.superseded_by is not None:
                 reason = f"superseded by newer opposite signal {tracked.superseded_by}"
-                await self.journal.update_news(item.id, OUTCOME_SKIPPED, reason)
+                # Also here: the signal row may have been written after the supersede was recorded.
+                await asyncio.gather(
+                    self.journal.update_news(item.id, OUTCOME_SKIPPED, reason),
+                    self.journal.update_signal(signal.id, "superseded", f"{reason} (before it acted)"),
+                )
                 return NewsDecision(item.id, signal, reason, OUTCOME_SKIPPED, parsed)
             tracked.started = True
             try:

@@ -6,6 +6,7 @@ journal (`news_seen`), so a restarted bot does not replay yesterday's feed.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import hashlib
 from datetime import UTC, datetime
@@ -88,7 +89,8 @@ class RssSource(Source):
         response.raise_for_status()
         if len(response.content) > _MAX_FEED_BYTES:
             raise ValueError(f"feed larger than {_MAX_FEED_BYTES} bytes")
-        feed = feedparser.parse(response.content)
+        # Parsing a big feed is CPU work: keep it off the event loop the orders run on.
+        feed = await asyncio.to_thread(feedparser.parse, response.content)
         if feed.get("bozo") and not feed.entries:
             raise ValueError(f"unparseable feed: {feed.get('bozo_exception')!r}")
         # Remember the validators only once the body was read and parsed.
