@@ -160,3 +160,27 @@ async def test_dead_man_switch_keeps_orders_while_alive_and_cancels_them_after_a
     await bot.venues["hyperliquid"].open_orders()
     assert rig.triggers("hyperliquid", "ETH") == []
     assert len(rig.triggers("aster", "ETH")) == 2  # the other venue is untouched
+
+
+async def test_close_one_coin_on_one_venue_cancels_its_triggers_only_there(rig: Rig) -> None:
+    bot = await rig.start_bot()
+    await rig.news(bot, "ETH", "long")
+    result = await bot.close("eth", "aster")
+    assert result["venues"]["aster"]["flat"] is True, result
+    assert rig.position("aster", "ETH") == 0 and rig.open_orders("aster") == []
+    assert rig.position("hyperliquid", "ETH") > 0 and len(rig.triggers("hyperliquid", "ETH")) == 2
+    assert (await bot.journal.cached_positions("aster")) == {}
+    with pytest.raises(ValueError, match="unknown venue"):
+        await bot.autotrader.close("ETH", "binance")
+
+
+async def test_operator_pause_skips_the_next_signal_and_resume_trades_again(rig: Rig) -> None:
+    bot = await rig.start_bot()
+    await bot.pause("maintenance")
+    decision = await rig.news(bot, "ETH", "long")
+    assert decision.signal is not None and "paused" in decision.reason
+    assert rig.positions("ETH") == {v: 0 for v in VENUES}
+    assert (await bot.stats())["paused_reason"] == "maintenance"
+    await bot.resume()
+    await rig.news(bot, "ETH", "long")
+    assert all(rig.position(v, "ETH") > 0 for v in VENUES)
