@@ -205,3 +205,22 @@ async def test_reconciler_records_drift_and_never_trades(rig: Rig) -> None:
     assert cache[("aster", "ETH")].size == Decimal("0.8")
     assert cache[("aster", "SOL")].size == Decimal(-3)
     assert await reconciler.run_once() == []  # the cache follows the exchange: no drift twice
+
+
+async def test_a_flip_costs_two_round_trips_per_venue(rig: Rig) -> None:
+    """Read (position and mark, in parallel), then one net order: the design's 2 round trips."""
+    executor = rig.executor()
+    await executor.execute(_signal(1, "ETH", Side.LONG))  # warms markets and leverage
+    before = rig.sim.admin.stats()["requests"]
+    outcomes = await executor.execute(_signal(2, "ETH", Side.SHORT))
+    after = rig.sim.admin.stats()["requests"]
+    for venue in rig.venues:
+        delta = {k: n - before.get(venue, {}).get(k, 0) for k, n in after[venue].items()}
+        sent = {k: n for k, n in delta.items() if n}
+        assert sum(sent.values()) == 3, sent  # one position read, one mark read, one order
+    for outcome in outcomes:
+        ledger = outcome.latency
+        assert outcome.status is OutcomeStatus.OK and len(outcome.orders) == 1
+        for start, end in (("received", "decided"), ("decided", "sent"), ("sent", "acked")):
+            ms = ledger.ms_between(start, end)
+            assert ms is not None and ms >= 0
