@@ -190,6 +190,24 @@ def _signal_out(signal: Any) -> SignalOut | None:
     )
 
 
+async def _listed_somewhere(bot: Any, coin: str, venue: str | None) -> bool:
+    """True when one of the venues lists `coin`, or when none could be asked (never block a close)."""
+    venues = getattr(bot, "venues", {}) or {}
+    names = [venue] if venue is not None else sorted(venues)
+
+    async def listing(name: str) -> set[str] | None:
+        try:
+            return {c.upper() for c in await venues[name].markets()}
+        except Exception as exc:
+            log.warning("web_markets_unreadable", venue=name, error=repr(exc))
+            return None
+
+    found = await asyncio.gather(*(listing(n) for n in names if n in venues))
+    if not found or any(markets is None for markets in found):
+        return True
+    return any(coin in markets for markets in found if markets is not None)
+
+
 async def _add_triggers(bot: Any, rows: list[dict[str, Any]]) -> None:
     """Fill each open position's TP/SL from the triggers resting on its exchange (a fresh read)."""
     venues = getattr(bot, "venues", {}) or {}
@@ -495,8 +513,12 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     )
 
     async def control_close(body: CloseIn) -> ControlOut:
-        """Close one coin, on one venue or on all of them."""
-        return await _control("close", bot.close(body.coin.upper(), venue=body.venue))
+        """Close one coin, on one venue or on all of them; a coin no venue lists is refused (a typo)."""
+        coin = body.coin.upper()
+        if not await _listed_somewhere(bot, coin, body.venue):
+            where = body.venue or ", ".join(venue_names) or "any venue"
+            raise HTTPException(status_code=422, detail=f"coin {coin!r} is not listed on {where}")
+        return await _control("close", bot.close(coin, venue=body.venue))
 
     # The body type is only known now (the venue names); FastAPI reads it from the annotation.
     control_close.__annotations__["body"] = close_body
