@@ -30,7 +30,7 @@ from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
 from newstrader.news.parser import Parser
 from newstrader.news.pipeline import Pipeline, PipelineSettings
-from sim_harness import COINS, collect_stages, machine, new_trader, start_venue_sims, summary_ms
+from sim_harness import COINS, collect_stages, machine, new_trader, summary_ms, venue_sims
 
 NAMES = {
     "BTC": "Bitcoin",
@@ -101,7 +101,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     items = headlines(args.headlines, args.coins, args.seed)
     settings = PipelineSettings()
     check_parses(parser, items, settings.min_confidence)
-    sims = start_venue_sims(rate_limits=True)
+    sims = venue_sims(args.sim_url, rate_limits=True)
     tmp = tempfile.TemporaryDirectory(prefix="bench-burst-")
     trader = new_trader(sims)
     journal = await Journal.open(f"sqlite:///{Path(tmp.name) / 'burst.db'}")
@@ -205,6 +205,9 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=10, help=f"coins used, 1..{len(COINS)}")
     parser.add_argument("--delay-ms", type=int, default=50, help="injected delay per venue request")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--sim-url", default=None, help="use this running simulator for both venues instead of starting two"
+    )
     args = parser.parse_args()
     if not 1 <= args.coins <= len(COINS):
         parser.error(f"--coins must be in 1..{len(COINS)}")

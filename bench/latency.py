@@ -46,8 +46,8 @@ from sim_harness import (
     collect_stages,
     machine,
     new_trader,
-    start_venue_sims,
     summary_ms,
+    venue_sims,
 )
 
 FLOWS = ("seed", "engine", "engine_close_then_open")
@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     configure_logging(level="warning")
     planned = plan_signals(args.signals, args.coins, args.seed)
     coins = list(COINS[: args.coins])
-    sims = start_venue_sims(rate_limits=False)
+    sims = venue_sims(args.sim_url, rate_limits=False)
     tmp = tempfile.TemporaryDirectory(prefix="bench-latency-")
     traders: list[Trader] = []
     journals: list[Journal] = []
@@ -280,6 +280,9 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=8, help=f"coins used, 1..{len(COINS)}")
     parser.add_argument("--delay-ms", type=int, default=50, help="injected delay per venue request")
     parser.add_argument("--seed", type=int, default=10, help="seed of the signal sequence")
+    parser.add_argument(
+        "--sim-url", default=None, help="use this running simulator for both venues instead of starting two"
+    )
     args = parser.parse_args()
     if not 1 <= args.coins <= len(COINS):
         parser.error(f"--coins must be in 1..{len(COINS)}")

@@ -7,6 +7,7 @@ production classes; their httpx transport is wrapped only to count requests and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
@@ -32,7 +33,7 @@ from newstrader.venues.hyperliquid.config import HyperliquidConfig
 from newstrader.venues.hyperliquid.http import HyperliquidHttp
 from newstrader.venues.hyperliquid.venue import HyperliquidVenue
 
-STARTUP_DEADLINE_S = 30.0
+STARTUP_DEADLINE_S = 90.0  # generous: a loaded 2-core box takes long to import the simulator
 VENUES = ("hyperliquid", "aster")
 # Coins listed on both simulated venues, with enough depth for $100 orders.
 COINS = ("BTC", "ETH", "SOL", "HYPE", "XRP", "DOGE", "SUI", "AVAX", "LINK", "BNB")
@@ -80,19 +81,17 @@ def _free_port() -> int:
 
 @dataclass
 class SimProcess:
-    """A running simulator subprocess and a keep-alive client for its `/admin` API."""
+    """A simulator server and a keep-alive client for its `/admin` API; `process` is None when
+    the server is someone else's (`--sim-url`), which is then never stopped or reset."""
 
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
     admin: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
         self.admin = httpx.Client(base_url=f"{self.url}/admin", timeout=10.0)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def call(self, method: str, path: str, json: Any = None) -> Any:
         """One admin call; a refusal raises with the simulator's reason."""
@@ -101,13 +100,13 @@ class SimProcess:
             raise RuntimeError(f"{method} /admin{path} -> {response.status_code}: {response.text}")
         return response.json()
 
-    def fund(self, address: str, usd: int = 1_000_000) -> None:
-        self.call("POST", "/accounts", {"venue": "all", "address": address, "usd": str(usd)})
+    def fund(self, venue: str, address: str, usd: int = 1_000_000) -> None:
+        self.call("POST", "/accounts", {"venue": venue, "address": address, "usd": str(usd)})
 
-    def delay_every_request(self, ms: int) -> None:
-        """Hold every venue request `ms` before handling it: a stand-in for the network."""
+    def delay_every_request(self, venue: str, ms: int) -> None:
+        """Hold every request to `venue` `ms` before handling it: a stand-in for the network."""
         if ms > 0:
-            self.call("POST", "/faults", {"venue": "all", "kind": "latency_ms", "ms": ms, "probability": 1.0})
+            self.call("POST", "/faults", {"venue": venue, "kind": "latency_ms", "ms": ms, "probability": 1.0})
 
     def request_totals(self) -> dict[str, int]:
         """Requests the simulator has served so far, per venue."""
@@ -121,13 +120,17 @@ class SimProcess:
 
     def stop(self) -> None:
         self.admin.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.log_path.unlink(missing_ok=True)
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
 
 
 def spawn_sim(*, rate_limits: bool, seed: int = 7) -> SimProcess:
@@ -140,15 +143,15 @@ def spawn_sim(*, rate_limits: bool, seed: int = 7) -> SimProcess:
     process = subprocess.Popen(
         args, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
-    return SimProcess(port=port, process=process, log_path=Path(log_file.name))
+    return SimProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=Path(log_file.name))
 
 
 def wait_ready(sim: SimProcess) -> SimProcess:
     """Poll the simulator until it answers; stop it and raise if it dies or stays silent."""
     deadline = time.monotonic() + STARTUP_DEADLINE_S
     while time.monotonic() < deadline:
-        if sim.process.poll() is not None:
-            log = sim.log_path.read_text(errors="replace")
+        if sim.process is not None and sim.process.poll() is not None:
+            log = sim.log_path.read_text(errors="replace") if sim.log_path else ""
             sim.stop()
             raise RuntimeError(f"simulator exited with {sim.process.returncode}: {log}")
         try:  # the admin client, not httpx.get(): each new client loads the CA bundle (~0.2 s)
@@ -209,8 +212,8 @@ def new_trader(sims: VenueSims, usd: int = 1_000_000) -> Trader:
     """A fresh key funded on both venues, with a Hyperliquid and an Aster (v3) adapter for it."""
     wallet = Account.create()
     key = "0x" + bytes(wallet.key).hex()
-    for sim in sims.processes:
-        sim.fund(wallet.address, usd)
+    for venue in VENUES:
+        sims.of(venue).fund(venue, wallet.address, usd)
     statuses: Counter[int] = Counter()
     transports = {name: CountingTransport(statuses) for name in VENUES}
     hl_url, aster_url = f"{sims.hyperliquid.url}/hyperliquid", f"{sims.aster.url}/aster"
@@ -226,10 +229,12 @@ def new_trader(sims: VenueSims, usd: int = 1_000_000) -> Trader:
 @dataclass
 class VenueSims:
     """One simulator process per venue, as each exchange is its own server: requests to one
-    venue never queue behind the other's in a shared event loop."""
+    venue never queue behind the other's in a shared event loop. Attached to a running
+    server instead (`attach_venue_sims`), both venues are that one server."""
 
     hyperliquid: SimProcess
     aster: SimProcess
+    restore_rate_limits: bool | None = None  # attached: the server's setting before we changed it
 
     @property
     def processes(self) -> tuple[SimProcess, SimProcess]:
@@ -239,8 +244,8 @@ class VenueSims:
         return self.hyperliquid if venue == "hyperliquid" else self.aster
 
     def delay_every_request(self, ms: int) -> None:
-        for sim in self.processes:
-            sim.delay_every_request(ms)
+        for venue in VENUES:
+            self.of(venue).delay_every_request(venue, ms)
 
     def request_count(self) -> int:
         """Venue requests served so far by both processes (each counts only its own venue)."""
@@ -259,7 +264,12 @@ class VenueSims:
         }
 
     def stop(self) -> None:
-        for sim in self.processes:
+        if self.hyperliquid.process is None:  # someone else's server: take back only what we changed
+            with contextlib.suppress(Exception):
+                self.hyperliquid.call("DELETE", "/faults")
+                if self.restore_rate_limits is not None:
+                    self.hyperliquid.call("POST", "/settings", {"rate_limits": self.restore_rate_limits})
+        for sim in {id(s): s for s in self.processes}.values():
             sim.stop()
 
 
@@ -274,10 +284,25 @@ def start_venue_sims(*, rate_limits: bool, seed: int = 7) -> VenueSims:
         wait_ready(second)
     except BaseException:
         for sim in (first, second):
-            if sim.process.poll() is None:
-                sim.stop()
+            sim.stop()
         raise
     return VenueSims(hyperliquid=first, aster=second)
+
+
+def attach_venue_sims(url: str, *, rate_limits: bool) -> VenueSims:
+    """Both venues on one simulator that is already running (the test suite's), with its rate
+    limits switched as asked; `stop()` clears our faults and restores the switch."""
+    sim = wait_ready(SimProcess(url=url))
+    before = bool(sim.call("GET", "/state")["settings"]["rate_limits"])
+    sim.call("POST", "/settings", {"rate_limits": rate_limits})
+    return VenueSims(hyperliquid=sim, aster=sim, restore_rate_limits=before)
+
+
+def venue_sims(sim_url: str | None, *, rate_limits: bool) -> VenueSims:
+    """Our own two simulator processes, or the one at `sim_url` when given."""
+    if sim_url:
+        return attach_venue_sims(sim_url, rate_limits=rate_limits)
+    return start_venue_sims(rate_limits=rate_limits)
 
 
 def machine() -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""Smoke test of the benchmarks: each script runs end to end with tiny parameters against real
+simulator processes, and its final JSON line parses and carries the keys the report uses.
+No timing is asserted (this 2-core box is shared); correctness the benches check is."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+DEADLINE_S = 240.0  # the scripts' wall time; ~40 s on a quiet box, far more when the cores are shared
+
+RUNS: dict[str, list[str]] = {  # tiny: seconds each
+    "latency": ["--signals", "4", "--coins", "2", "--delay-ms", "5"],
+    "overhead": ["--n", "20"],
+    "burst": ["--headlines", "6", "--seconds", "1", "--coins", "3", "--delay-ms", "5"],
+}
+
+# One worker runs the scripts once; the first test also pays for running them.
+pytestmark = [pytest.mark.xdist_group("bench_smoke"), pytest.mark.timeout(DEADLINE_S + 60)]
+
+
+@pytest.fixture(scope="module")
+def outputs(sim_server: Any) -> dict[str, tuple[int, str, str]]:
+    """Run the scripts; name → (exit code, stdout, stderr). The two that trade use this worker's
+    simulator (`--sim-url`, one after the other: each changes its faults or rate limits) while
+    the network-free one runs alongside."""
+
+    def start(name: str, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(BENCH / f"{name}.py"), *RUNS[name], *extra],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    deadline = time.monotonic() + DEADLINE_S
+    results: dict[str, tuple[int, str, str]] = {}
+
+    def finish(name: str, proc: subprocess.Popen[str]) -> None:
+        try:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"bench/{name}.py did not finish within {DEADLINE_S:g} s")
+        results[name] = (proc.returncode, out, err)
+
+    alongside = start("overhead")
+    try:
+        for name in ("latency", "burst"):
+            finish(name, start(name, "--sim-url", sim_server.url))
+        finish("overhead", alongside)
+    finally:
+        if alongside.poll() is None:
+            alongside.kill()
+        sim_server.admin.reset()  # the next test starts from the seeded world
+    return results
+
+
+def final_json(outputs: dict[str, tuple[int, str, str]], name: str) -> dict[str, Any]:
+    code, out, err = outputs[name]
+    assert code == 0, f"bench/{name}.py exited {code}:\n{err[-3000:]}"
+    lines = out.strip().splitlines()
+    assert len(lines) >= 2, f"bench/{name}.py printed no table:\n{out}"
+    data: dict[str, Any] = json.loads(lines[-1])
+    return data
+
+
+def test_latency_reports_both_flows_and_the_ratio(outputs: dict[str, tuple[int, str, str]]) -> None:
+    data = final_json(outputs, "latency")
+    for key in (
+        "baseline_p50_ms",
+        "engine_p50_ms",
+        "ratio_p50",
+        "ratio_p95",
+        "baseline_p95_ms",
+        "engine_p95_ms",
+    ):
+        assert isinstance(data[key], int | float) and data[key] > 0, key
+    assert set(data["flows"]) == {"seed", "engine", "engine_close_then_open"}
+    assert data["signals"] == 4 and sum(data["signal_kinds"].values()) == 4
+    assert data["final_positions_agree"] is True
+    # The seed flow's own request count: 2 per venue to open, 3 to close and reopen.
+    assert 4 <= data["requests_per_signal"]["seed"] <= 6
+
+
+def test_overhead_reports_ours_and_ccxt(outputs: dict[str, tuple[int, str, str]]) -> None:
+    data = final_json(outputs, "overhead")
+    for key in ("ours_hl_p50_us", "ours_hl_p99_us", "ours_aster_p50_us", "ccxt_hl_p50_us"):
+        assert isinstance(data[key], int | float) and data[key] > 0, key
+    assert data["results"]["ours_adapter_hyperliquid"]["n"] >= 20
+
+
+def test_burst_trades_everything_without_429s_and_settles(outputs: dict[str, tuple[int, str, str]]) -> None:
+    data = final_json(outputs, "burst")
+    for key in ("http_429", "settled", "wall_s", "signal_p95_ms", "traded", "headlines"):
+        assert key in data, key
+    assert data["headlines"] == 6 and data["traded"] == 6, data["not_traded"]
+    assert data["http_429"] == 0 and data["http_requests"] > 0
+    assert data["settled"] is True, data["mismatches"]
+    assert data["venue_outcomes"]["failed"] == 0, data["failed"]
+
+
+def load_run_all() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run_all", BENCH / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_all_renders_the_page_and_charts(
+    outputs: dict[str, tuple[int, str, str]], tmp_path: Path
+) -> None:
+    run_all = load_run_all()
+    benches = {b.name: b for b in run_all.BENCHES}
+    results = {}
+    for name in RUNS:
+        data = final_json(outputs, name)
+        table = "\n".join(outputs[name][1].strip().splitlines()[:-1])
+        results[name] = run_all.Result(benches[name], True, 1.0, table, data)
+    info = run_all.machine()
+    page = run_all.render(results, info, tmp_path)
+    text = page.read_text(encoding="utf-8")
+    lat = final_json(outputs, "latency")
+    assert "## Summary" in text and f"ratio p50 **{lat['ratio_p50']}**" in text
+    assert f"{info['nproc']} cores" in text and "Python" in text
+    for chart in ("bench-latency.png", "bench-overhead.png"):
+        assert (tmp_path / "img" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"img/{chart}" in text
