@@ -23,9 +23,8 @@ def test_latency_ms_delays_then_answers(sim):
     response = _mids(sim)
     assert response.status_code == 200 and "BTC" in response.json()
     assert time.monotonic() - started >= 0.4
-    started = time.monotonic()
-    assert _mids(sim).status_code == 200  # count spent: back to normal
-    assert time.monotonic() - started < 0.4
+    assert _mids(sim).status_code == 200
+    assert sim.admin.stats()["faults_fired"] == {"latency_ms": 1}  # count spent: the second was not held
 
 
 def test_http_429_with_retry_after_and_sdk_error(sim):
@@ -61,12 +60,12 @@ def test_http_5xx_refuses_without_executing(sim, funded_account):
 
 
 def test_timeout_holds_longer_than_the_client_waits(sim, funded_account):
-    sim.admin.add_fault("hyperliquid", "timeout", count=1, ms=3000, endpoint="exchange:order")
+    sim.admin.add_fault("hyperliquid", "timeout", count=1, ms=6000, endpoint="exchange:order")
     exchange = Exchange(funded_account.wallet, sim.hl_url, timeout=0.5)
     started = time.monotonic()
     with pytest.raises(requests.exceptions.Timeout):
         exchange.market_open("ETH", True, 0.5)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 5  # the client gave up long before the 6 s hold ended
     assert sim.admin.position("hyperliquid", funded_account.address, "ETH") == "0"
     # A patient client sees the 504 the server sends at the end of the hold.
     sim.admin.add_fault("hyperliquid", "timeout", count=1, ms=300)

@@ -191,6 +191,20 @@ def _error_response(venue: str, kind: str, fault: Fault) -> tuple[int, dict[str,
     return status, {"content-type": "application/json"}, body
 
 
+async def _client_left_within(receive: Receive, ms: int) -> bool:
+    """Hold for `ms`; True as soon as the client disconnects (the body was already read)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnected(), ms / 1000)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _send_simple(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
     raw = [(k.encode(), v.encode()) for k, v in headers.items()]
     raw.append((b"content-length", str(len(body)).encode()))
@@ -236,9 +250,9 @@ class SimMiddleware:
             self.sim.stats.record_fault(terminal.kind)
         if terminal is not None and terminal.kind in ("http_429", "http_5xx", "timeout"):
             if terminal.kind == "timeout":
-                await asyncio.sleep(
-                    (terminal.ms if terminal.ms is not None else self.sim.config.timeout_ms) / 1000
-                )
+                hold_ms = terminal.ms if terminal.ms is not None else self.sim.config.timeout_ms
+                if await _client_left_within(receive, hold_ms):
+                    return  # nobody is waiting for the 504 any more
             status, headers, payload = _error_response(venue, terminal.kind, terminal)
             await _send_simple(send, status, headers, payload)
             return
