@@ -96,3 +96,13 @@ def test_agents_and_settings(sim, funded_account):
     settings = sim.admin.settings(partial_fill_probability=0.5, venue="aster")
     assert settings["venues"]["aster"]["partial_fill_probability"] == 0.5
     assert settings["venues"]["hyperliquid"]["partial_fill_probability"] == 0.0
+
+
+def test_state_never_shows_credentials(sim):
+    address = "0x" + "c3" * 20
+    sim.admin.create_account(
+        address, usd=10, venue="aster", api_key="my-api-key-123", secret="hmac-secret-456"
+    )
+    text = sim.http.get(sim.url + "/admin/state").text
+    assert "hmac-secret-456" not in text and "my-api-key-123" not in text
+    assert sim.admin.state()["venues"]["aster"]["accounts"][address]["api_keys"] == ["my-a…"]

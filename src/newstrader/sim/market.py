@@ -1117,7 +1117,8 @@ class Exchange:
                 "balance": str(acct.balance),
                 "account_value": str(self.account_value(acct)),
                 "signers": sorted(acct.signers),
-                "api_keys": sorted(acct.api_keys),  # key ids only, never the secret
+                # Masked: an API key is a credential too; the HMAC secret never leaves the engine.
+                "api_keys": sorted(f"{key[:4]}…" for key in acct.api_keys),
                 "positions": {
                     coin: {
                         "size": str(p.size),
