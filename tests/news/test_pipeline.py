@@ -332,12 +332,31 @@ async def test_conflict_rule_follows_arrival_order_not_io_order(journal: Journal
     first = asyncio.create_task(pipeline.submit(item("first", "LONG SOL", clock)))
     await _until(lambda: gated.holding)  # the older item is stuck in journal I/O
     clock.advance(1)
-    second = await pipeline.submit(item("second", "SHORT SOL", clock))
-    assert second.outcome == "traded"
+    second_task = asyncio.create_task(pipeline.submit(item("second", "SHORT SOL", clock)))
+    await _until(lambda: "SOL" in pipeline._tracked)  # the newer got through its filters first
+    assert not act.signals  # ...and waits: an earlier item on SOL is still in flight
     gated.gate.set()
-    older = await first
+    older, second = await asyncio.gather(first, second_task)
+    assert second.outcome == "traded"
     assert older.outcome == "skipped" and older.reason.startswith("superseded")
     assert [s.news_id for s in act.signals] == ["second"]  # the newer won, the older never acted
     signals = await signal_rows(journal)
     assert signals["first"]["status"] == "superseded"
     assert signals["second"]["status"] == "executed"
+
+
+async def test_acts_on_one_coin_follow_arrival_order(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    gated = GatedJournal(journal, held_id="a1")
+    pipeline = Pipeline(PARSER, gated, PipelineSettings(), act, clock=clock)  # type: ignore[arg-type]
+    first = asyncio.create_task(pipeline.submit(item("a1", "LONG SOL", clock)))
+    await _until(lambda: gated.holding)
+    second = asyncio.create_task(pipeline.submit(item("a2", "SHORT SOL", clock)))
+    other = await pipeline.submit(item("a3", "LONG ETH", clock))  # another coin is not held up
+    assert other.outcome == "traded"
+    await _until(lambda: "SOL" in pipeline._tracked)
+    assert [s.news_id for s in act.signals] == ["a3"]  # a2 waits for a1, which arrived first
+    gated.gate.set()
+    await asyncio.gather(first, second)
+    assert [s.news_id for s in act.signals] == ["a3", "a1", "a2"]

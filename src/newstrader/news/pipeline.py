@@ -145,6 +145,7 @@ class Pipeline:
     _tracked: dict[str, _Tracked] = field(default_factory=dict)
     _seeded: bool = False
     _arrivals: int = 0
+    _in_flight: dict[str, dict[int, asyncio.Future[None]]] = field(default_factory=dict)
     _normalize: Callable[[str], str] = str
 
     def __post_init__(self) -> None:
@@ -164,12 +165,37 @@ class Pipeline:
     # -- the one way in ----------------------------------------------------------------
 
     async def submit(self, item: NewsItem) -> NewsDecision:
-        """Journal `item`, parse it, run the filters, act; the final outcome is journaled either way."""
+        """Journal `item`, run the filters, act; the final outcome is journaled either way.
+
+        Signals on one coin act in the order their items arrived here, even when their journal
+        calls finish in another order: the parse (pure, microseconds) comes first so the coin is
+        known, and an item waits for every earlier item on its coin to finish before it acts.
+        """
         started = time.perf_counter()
         self._arrivals += 1
         seq = self._arrivals
-        cfg = self.config
         now = self.clock()
+        parsed = self.parser.parse(item)
+        coin = parsed.signal.coin if parsed.signal is not None else None
+        done: asyncio.Future[None] | None = None
+        if coin is not None:
+            done = asyncio.get_running_loop().create_future()
+            self._in_flight.setdefault(coin, {})[seq] = done
+        try:
+            return await self._submit(item, seq, now, parsed, started)
+        finally:
+            if coin is not None and done is not None:
+                flights = self._in_flight.get(coin, {})
+                flights.pop(seq, None)
+                if not flights:
+                    self._in_flight.pop(coin, None)
+                if not done.done():
+                    done.set_result(None)
+
+    async def _submit(
+        self, item: NewsItem, seq: int, now: datetime, parsed: ParseResult, started: float
+    ) -> NewsDecision:
+        cfg = self.config
         check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
         norm_title = self._normalize(item.title)
         async with self._title_lock(norm_title):
@@ -211,7 +237,6 @@ class Pipeline:
                     f"stale: published {age:.0f}s ago (max_age_s {cfg.max_age_s:g})",
                 )
 
-        parsed = self.parser.parse(item)
         signal = parsed.signal
         if signal is None:
             return await self._finish(item, None, OUTCOME_IGNORED, parsed.reason, parsed)
@@ -305,6 +330,9 @@ class Pipeline:
     async def _act(
         self, item: NewsItem, signal: Signal, tracked: _Tracked, parsed: ParseResult
     ) -> NewsDecision:
+        earlier = [f for s, f in self._in_flight.get(signal.coin, {}).items() if s < tracked.seq]
+        if earlier:  # arrival order per coin; shielded so our cancellation never ends theirs
+            await asyncio.gather(*(asyncio.shield(f) for f in earlier))
         lock = self._coin_locks.setdefault(signal.coin, asyncio.Lock())
         async with lock:
             if tracked.superseded_by is not None:
