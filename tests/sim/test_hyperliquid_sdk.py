@@ -331,3 +331,19 @@ def test_rate_limit_overspend_draws_429(sim, info):
     with pytest.raises(ClientError) as caught:  # the SDK's own error for a 4xx
         info.all_mids()
     assert caught.value.status_code == 429
+
+
+def test_a_new_unnamed_agent_replaces_the_old_one(sim, exchange, funded_account):
+    _, first_key = exchange.approve_agent()
+    first = Exchange(Account.from_key(first_key), sim.hl_url, account_address=funded_account.address)
+    assert first.market_open("SOL", True, 1)["status"] == "ok"
+    _, second_key = exchange.approve_agent()
+    second = Exchange(Account.from_key(second_key), sim.hl_url, account_address=funded_account.address)
+    assert second.market_open("SOL", True, 1)["status"] == "ok"
+    refused = first.market_open("SOL", True, 1)
+    assert refused["status"] == "err" and refused["response"].endswith("does not exist.")
+    _, named_key = exchange.approve_agent("desk")  # a named agent sits beside the unnamed one
+    named = Exchange(Account.from_key(named_key), sim.hl_url, account_address=funded_account.address)
+    assert named.market_open("SOL", True, 1)["status"] == "ok"
+    assert second.market_open("SOL", True, 1)["status"] == "ok"
+    assert sim.admin.position("hyperliquid", funded_account.address, "SOL") == "4"

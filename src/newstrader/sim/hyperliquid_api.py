@@ -6,6 +6,7 @@ Behaviour worth knowing:
 - Signatures are recovered (see `hyperliquid_auth`); the recovered address must be an account or
   an agent approved for one (`approveAgent`, or `/admin/accounts` `signers`). Otherwise:
   `L1 error: User or API Wallet 0x… does not exist.` Phantom-agent source "b" (testnet) by default.
+  A new `approveAgent` under a name an account already uses (or unnamed again) replaces that agent.
 - The order action is re-serialized from its parsed form before hashing, as the venue does, so a
   client that signs `"1670.10"` recovers a stranger's address.
 - Nonces per signer: the highest 100 are kept; duplicates and too-low nonces are refused; a nonce
@@ -774,8 +775,15 @@ def _dispatch(
             raise BadRequest(f"{DESERIALIZE}: agentAddress")
         if agent.lower() in ex.accounts:
             return _err("Agent address is already a user")
+        name = str(action.get("agentName", ""))
+        # As on the venue, a new approval under a name (or unnamed) replaces the agent held there.
+        for (owner, old_agent), old_name in list(state.agent_names.items()):
+            if owner == account and old_name == name and old_agent != agent.lower():
+                ex.remove_signer(account, old_agent)
+                state.nonces.forget(old_agent)
+                del state.agent_names[(owner, old_agent)]
         ex.add_signer(account, agent)
-        state.agent_names[(account, agent.lower())] = str(action.get("agentName", ""))
+        state.agent_names[(account, agent.lower())] = name
         return _ok_default()
     if kind == "updateLeverage":
         asset, is_cross, leverage = action.get("asset"), action.get("isCross"), action.get("leverage")

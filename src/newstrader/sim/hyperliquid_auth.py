@@ -213,6 +213,11 @@ class NonceBook:
         if len(heap) > self.kept:
             used.discard(heapq.heappop(heap))
 
+    def forget(self, signer: str) -> None:
+        """Drop a deregistered signer's nonces (the venue prunes them too)."""
+        self._heaps.pop(signer, None)
+        self._sets.pop(signer, None)
+
     def clear(self) -> None:
         self._heaps.clear()
         self._sets.clear()

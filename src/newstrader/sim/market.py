@@ -563,6 +563,14 @@ class Exchange:
         account.signers.add(s)
         self.signer_owner[s] = account.address
 
+    def remove_signer(self, address: str, signer: str) -> None:
+        """Withdraw `signer`'s approval for the account at `address` (no-op when absent)."""
+        account = self.account(address)
+        s = signer.lower()
+        account.signers.discard(s)
+        if self.signer_owner.get(s) == account.address:
+            del self.signer_owner[s]
+
     def owner_of_signer(self, signer: str) -> str | None:
         """The account a signer may act for: itself if it is an account, else its approver."""
         s = signer.lower()
