@@ -375,7 +375,7 @@ def world(engine_sim: Any, tmp_path: Path) -> Iterator[World]:
 def shared(engine_sim: Any, tmp_path_factory: pytest.TempPathFactory, request: Any) -> Iterator[World]:
     """One bot per mode for the module; tests on it use a coin of their own."""
     w = World(sim=engine_sim, workdir=tmp_path_factory.mktemp(f"shared-{request.param}"))
-    w.start_bot(mode=request.param, max_signal_age_s=4)
+    w.start_bot(mode=request.param, max_signal_age_s=8)
     w.mode = request.param
     yield w
     for bot in w.bots:

@@ -316,11 +316,12 @@ def test_9_partial_fills_completed(on_shared: Any) -> None:
     reply = bot.news("DOT", "long")
     want = world.target("DOT", "long")
     orders = _orders_for(bot, reply["signal"]["id"])
+    outcomes = bot.outcomes(reply["signal"]["id"])
+    why = [(o["venue"], o["status"], o["reason"]) for o in outcomes]
     for venue in VENUES:
         legs = [o for o in orders if o["venue"] == venue]
-        assert len(legs) >= 2, "a partial fill must be completed with a new leg"
+        assert len(legs) >= 2, f"a partial fill must be completed with a new leg: {why}"
         assert len({o["client_id"] for o in legs}) == len(legs)
         # Completed to the target, up to a remainder the venue would refuse (below its min notional).
         assert abs(want - world.position(venue, "DOT")) * 5 < 10
-    outcomes = bot.outcomes(reply["signal"]["id"])
-    assert all(o["status"] == "ok" for o in outcomes)
+    assert all(o["status"] == "ok" for o in outcomes), why
