@@ -398,3 +398,33 @@ def test_build_sources_from_settings(tmp_path: Path) -> None:
     assert isinstance(rss, RssSource) and rss.interval_s == 5
     assert isinstance(ws, WebSocketSource) and ws.fields["title"] == "headline"
     assert isinstance(rep, ReplaySource) and rep.speed == 3
+
+
+async def test_a_slow_trade_does_not_hold_up_news_on_other_coins(journal: Journal) -> None:
+    feed = WsFeed()
+    await feed.start()
+    gate = asyncio.Event()
+    acted: list[str] = []
+
+    async def act(signal: Signal) -> str:
+        acted.append(signal.coin)
+        if signal.coin == "BTC":
+            await gate.wait()  # a trade that takes its time
+        return "acted"
+
+    pipeline = Pipeline(Parser(), journal, PipelineSettings(), act)
+    source = WebSocketSource(f"ws://127.0.0.1:{feed.port}", pipeline.submit, backoff=FAST)
+    await source.start()
+    try:
+        await until(lambda: feed.connections == 1, what="connection")
+        feed.queue.put_nowait({"title": "LONG BTC", "id": 1})
+        feed.queue.put_nowait({"title": "LONG ETH", "id": 2})
+        feed.queue.put_nowait({"title": "short btc 2x", "id": 3})
+        await until(lambda: acted == ["BTC", "ETH"], what="ETH acted while BTC is still trading")
+        gate.set()
+        await until(lambda: source.delivered == 3, what="all through")
+        assert acted == ["BTC", "ETH", "BTC"]  # the second BTC signal waited for the first
+    finally:
+        gate.set()
+        await source.stop()
+        await feed.stop()

@@ -51,6 +51,7 @@ class Source:
         *,
         backoff: Backoff | None = None,
         restart: bool = True,
+        max_in_flight: int = 32,
     ) -> None:
         self.name = name
         self.submit = submit
@@ -62,6 +63,10 @@ class Source:
         self.last_error: str | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Items are handed over without waiting for the previous one's trade: the pipeline
+        # keeps per-coin arrival order, so a burst on many coins is not queued behind one.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -71,21 +76,29 @@ class Source:
             self._stopping.clear()
             self._task = asyncio.create_task(self._supervise(), name=f"news-source-{self.name}")
 
-    async def stop(self) -> None:
-        """Stop and wait for the loop to end."""
+    async def stop(self, drain_timeout_s: float = 30.0) -> None:
+        """Stop reading, let items already handed over finish (they may be trading), close."""
         self._stopping.set()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), timeout=drain_timeout_s)
         await self.close()
 
+    async def drain(self) -> None:
+        """Wait until every item handed over has been through the pipeline."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+
     async def wait(self) -> None:
-        """Wait until the loop ends by itself (a replay that reached its end)."""
+        """Wait until the loop ends by itself (a replay that reached its end) and its items are through."""
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.drain()
 
     @property
     def running(self) -> bool:
@@ -105,12 +118,20 @@ class Source:
         log.info("news_source_connected", source=self.name, kind=self.kind, connects=self.connects)
 
     async def deliver(self, item: NewsItem) -> None:
-        """Hand one item to the pipeline; its failure is logged, never kills the source."""
+        """Hand one item to the pipeline without waiting for it (up to `max_in_flight` at once)."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._submit_one(item), name=f"news-{self.name}-{item.id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _submit_one(self, item: NewsItem) -> None:
         try:
             await self.submit(item)
             self.delivered += 1
-        except Exception as exc:
+        except Exception as exc:  # one item's failure never kills the source
             log.error("news_submit_failed", source=self.name, news_id=item.id, error=repr(exc))
+        finally:
+            self._slots.release()
 
     async def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`; True when asked to stop meanwhile."""
