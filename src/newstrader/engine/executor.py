@@ -318,13 +318,15 @@ class Executor:
     ) -> str:
         market = await self._retrying(name, op, lambda: self._market(name, venue, op.coin))
         not_before = max(received, self.state.last_order_done(name, op.coin))
-        positions, mark = await asyncio.gather(
+        # The cached size is a journal query: it overlaps the venue reads instead of following
+        # them (under the (venue, coin) lock nothing else changes it meanwhile).
+        positions, mark, cached = await asyncio.gather(
             self._retrying(name, op, lambda: self._readers[name].read(not_before)),
             self._retrying(name, op, lambda: venue.mark_price(op.coin)),
+            self._cached_size(name, op.coin),
         )
         held = positions.get(op.coin)
         exchange_size = held.size if held is not None else ZERO
-        cached = await self._cached_size(name, op.coin)
         outcome.exchange_size_before = exchange_size
         outcome.cached_size_before = cached
         await self._reconcile_cache(name, op, held, cached)
@@ -667,7 +669,7 @@ class Executor:
         elif local == 0:
             kind, message = (
                 "missing_local_adopted",
-                "exchange holds a position the cache lacked; adopted, will close/flip and sync",
+                "no local record but the exchange holds a position: adopted, closed/flipped and synced",
             )
             await self.journal.set_cached_position(
                 name, op.coin, exchange, held.entry_price if held else ZERO
