@@ -268,3 +268,23 @@ def test_aster_microsecond_nonces_increase() -> None:
     assert all(b > a for a, b in itertools.pairwise(got))
     nonces.offset_us = -5_000_000
     assert nonces.next() > got[-1]  # a clock correction never moves nonces backwards
+
+
+def test_signing_is_thread_safe() -> None:
+    """The reusable keccak state is per thread: signatures made in parallel threads stay exact."""
+    vector = HL["vectors"][0]
+    signer = L1Signer(vector["private_key"])
+    expected = {n: signer.sign_l1_action(vector["action"], n, is_mainnet=True) for n in range(1, 201)}
+    mismatches: list[int] = []
+
+    def work() -> None:
+        for n in range(1, 201):  # one signer shared by every thread, as a venue's would be
+            if signer.sign_l1_action(vector["action"], n, is_mainnet=True) != expected[n]:
+                mismatches.append(n)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mismatches == []

@@ -130,7 +130,7 @@ def l1_digest(connection_id: bytes, is_mainnet: bool) -> bytes:
 class L1Signer:
     """A private key that signs Hyperliquid L1 actions; `address` is the signer (account or agent wallet)."""
 
-    __slots__ = ("_ctx", "_key", "_out", "_recid", "_secret", "_sig", "address")
+    __slots__ = ("_ctx", "_key", "_secret", "address")
 
     def __init__(self, private_key: str | bytes) -> None:
         raw = (
@@ -144,9 +144,6 @@ class L1Signer:
         # Raw libsecp256k1 handles: the same calls coincurve makes, minus its per-call allocations.
         self._ctx = self._key.context.ctx
         self._secret = self._key.secret
-        self._sig = _secp_ffi.new("secp256k1_ecdsa_recoverable_signature *")
-        self._out = _secp_ffi.new("unsigned char[64]")
-        self._recid = _secp_ffi.new("int *")
         public = self._key.public_key.format(compressed=False)[1:]
         self.address = to_checksum_address(keccak256(public)[-20:])
 
@@ -157,15 +154,17 @@ class L1Signer:
         """(r, s, v) of a 32-byte digest, v = 27/28, low-s (RFC 6979, as eth_account via coincurve)."""
         if len(digest) != 32:
             raise ValueError("a digest is 32 bytes")
+        # Buffers per call (well under a µs): one signer may be shared by threads.
+        sig = _secp_ffi.new("secp256k1_ecdsa_recoverable_signature *")
+        out = _secp_ffi.new("unsigned char[64]")
+        recid = _secp_ffi.new("int *")
         if not _secp_lib.secp256k1_ecdsa_sign_recoverable(
-            self._ctx, self._sig, digest, self._secret, _secp_ffi.NULL, _secp_ffi.NULL
+            self._ctx, sig, digest, self._secret, _secp_ffi.NULL, _secp_ffi.NULL
         ):
             raise ValueError("secp256k1 signing failed")
-        _secp_lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(
-            self._ctx, self._out, self._recid, self._sig
-        )
-        compact = _secp_ffi.buffer(self._out)[:]
-        return int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:], "big"), self._recid[0] + 27
+        _secp_lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(self._ctx, out, recid, sig)
+        compact = _secp_ffi.buffer(out)[:]
+        return int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:], "big"), recid[0] + 27
 
     def sign_l1_action(
         self,
