@@ -1,0 +1,155 @@
+"""`newstrader run` with a mainnet venue refuses to start without `--live`, before any network call.
+
+The config's venues point at a local listener (one by `url`, the other through the proxy
+variables), so a call that slipped out would be seen. With `--live` the same config does reach
+the listener: proof that the listener would have caught one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+
+class Listener:
+    """A loopback TCP listener that counts the connections made to it (and closes them)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    found = Listener()
+    yield found
+    found.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _mainnet_config(tmp_path: Path, listener: Listener) -> tuple[Path, dict[str, str], int]:
+    hl, user, signer = Account.create(), Account.create(), Account.create()
+    web_port = _free_port()
+    config = tmp_path / "mainnet.toml"
+    config.write_text(
+        f"""
+[[venues]]
+name = "sim-first"
+kind = "hyperliquid"
+network = "sim"
+url = "http://127.0.0.1:{listener.port}/hyperliquid"
+account = "{hl.address}"
+
+[[venues]]
+name = "hlmain"
+kind = "hyperliquid"
+network = "mainnet"
+url = "http://127.0.0.1:{listener.port}"
+account = "{hl.address}"
+
+[[venues]]
+name = "astermain"
+kind = "aster"
+network = "mainnet"
+account = "{user.address}"
+signer = "{signer.address}"
+
+[web]
+port = {web_port}
+
+[journal]
+url = "sqlite:///{tmp_path / "journal.db"}"
+"""
+    )
+    proxy = f"http://127.0.0.1:{listener.port}"
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "NEWSTRADER_SIM_FIRST_SECRET": "0x" + bytes(hl.key).hex(),
+        "NEWSTRADER_HLMAIN_SECRET": "0x" + bytes(hl.key).hex(),
+        "NEWSTRADER_ASTERMAIN_SECRET": "0x" + bytes(signer.key).hex(),
+        "NEWSTRADER_WEB_TOKEN": "mainnet-guard-token",
+        "HTTP_PROXY": proxy,
+        "HTTPS_PROXY": proxy,
+        "ALL_PROXY": proxy,
+        "NO_PROXY": "",
+    }
+    return config, env, web_port
+
+
+def test_mainnet_without_live_exits_non_zero_naming_the_key_and_calls_nothing(
+    tmp_path: Path, listener: Listener
+) -> None:
+    config, env, web_port = _mainnet_config(tmp_path, listener)
+    done = subprocess.run(
+        [sys.executable, "-m", "newstrader.cli", "run", "--config", str(config)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "venues[1].network" in done.stderr and "--live" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert env["NEWSTRADER_HLMAIN_SECRET"][2:] not in done.stderr + done.stdout
+    assert listener.connections == 0  # no venue, proxy or anything else was called
+    assert not (tmp_path / "journal.db").exists()  # refused before anything was opened
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", web_port)) != 0  # nothing served
+
+
+def test_with_live_the_same_config_does_reach_out(tmp_path: Path, listener: Listener) -> None:
+    """The control: the listener sees the venues' calls once `--live` allows them."""
+    config, env, _ = _mainnet_config(tmp_path, listener)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newstrader.cli", "run", "--config", str(config), "--live"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while listener.connections == 0:
+            assert process.poll() is None or listener.connections, "the bot exited without calling out"
+            assert time.monotonic() < deadline, "no call reached the listener"
+            time.sleep(0.1)  # poll interval
+    finally:
+        process.kill()
+        process.wait(timeout=20)
