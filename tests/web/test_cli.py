@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from typer.testing import CliRunner
+
+from newstrader.cli import app
+from newstrader.logging_setup import configure_logging
 
 if TYPE_CHECKING:
     from conftest import RunningStack
@@ -37,20 +41,28 @@ def cli(
     token: str | None = None,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
+    own_process: bool = False,
 ) -> Run:
-    """`newstrader ARGS` in its own process, as an operator runs it next to the bot."""
+    """`newstrader ARGS` against the running bot: in this process (fast), or in its own."""
     if env is None:
         env = {"NEWSTRADER_WEB_URL": stack.url, "NEWSTRADER_WEB_TOKEN": token or stack.token}
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "newstrader.cli", *args],
-        env={**base, "COLUMNS": "200", **env},
-        input=stdin or "",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
+    if own_process:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")}
+        done = subprocess.run(
+            [sys.executable, "-m", "newstrader.cli", *args],
+            env={**base, "COLUMNS": "200", **env},
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+    # Unset what the test process may carry, so only `env` (or the config file) is used.
+    cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("NEWSTRADER_")}
+    result = CliRunner().invoke(app, ["--log-level", "warning", *args], env={**cleared, **env}, input=stdin)
+    # The verb pointed logging at the runner's (now closed) stream; the bot shares this process.
+    configure_logging(level="warning")
+    return Run(result.exit_code, result.stdout, result.stderr)
 
 
 def cli_json(stack: RunningStack, *args: str) -> Any:
@@ -165,14 +177,14 @@ def test_stats(flat_stack: RunningStack) -> None:
 
 
 def test_wrong_token_and_no_bot_are_one_clear_line(stack: RunningStack, tmp_path: Path) -> None:
-    wrong = cli(stack, "positions", token="wrong-token")
+    wrong = cli(stack, "positions", token="wrong-token", own_process=True)
     assert wrong.exit_code == 1 and "refused the token" in wrong.output
     assert "Traceback" not in wrong.output
     # The URL and token may come from the config's [web] table alone.
     config = tmp_path / "cfg.toml"
     port = stack.url.rsplit(":", 1)[1]
     config.write_text(f'[web]\nhost = "127.0.0.1"\nport = {port}\ntoken = "{stack.token}"\n')
-    ok = cli(stack, "positions", "--json", "--config", str(config), env={})
+    ok = cli(stack, "positions", "--json", "--config", str(config), env={}, own_process=True)
     assert ok.exit_code == 0, ok.output
     assert "positions" in json.loads(ok.stdout)
     config.write_text('[web]\nhost = "127.0.0.1"\nport = 9\ntoken = "x"\n')
