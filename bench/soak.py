@@ -11,10 +11,11 @@ The plan (signals, faults, outside trades, liquidations, restarts) is drawn up f
   signal is `ok` holds exactly the target (`mismatches` otherwise);
 - after the run, every news item sent is in a journal with a final outcome (`lost` otherwise).
 
-Half the restarts keep the journal, half start on an empty one; half kill the bot while a
-signal is in flight, half while it is idle. The bot and its harness are the engine tests'
-own (`tests/engine/conftest.py`): `python -m newstrader.cli run` against
-`python -m newstrader.sim`, both on loopback.
+Half the restarts keep the journal, half start on an empty one; pairs alternate between
+killing the bot while a signal is in flight (then the item is redelivered, as a webhook
+sender that got no answer would) and while it is idle (6 and 4 of 10). The bot and its
+harness are the engine tests' own (`tests/engine/conftest.py`): `python -m newstrader.cli
+run` against `python -m newstrader.sim`, both on loopback.
 
     uv run --frozen python bench/soak.py [--signals 1000] [--restarts 10] [--coins 11] [--seed 1]
 
