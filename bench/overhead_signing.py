@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -19,7 +20,14 @@ from eth_account import Account
 from hyperliquid.utils import signing as sdk
 
 from newstrader.domain import Market
-from newstrader.venues.hyperliquid.signing import L1Signer, cloid_for, limit_order_wire, order_action
+from newstrader.venues.hyperliquid.signing import (
+    L1Signer,
+    action_hash,
+    cloid_for,
+    l1_digest,
+    limit_order_wire,
+    order_action,
+)
 
 KEY = "0x" + "5a" * 32
 NONCE0 = 1_750_000_000_000
@@ -47,6 +55,25 @@ def ours() -> Callable[[int], Any]:
         return signer.sign_l1_action(action, nonce, is_mainnet=True)
 
     return run
+
+
+def our_stages() -> dict[str, Callable[[int], Any]]:
+    """Our path cut into its three stages, to see where the microseconds go."""
+    signer = L1Signer(KEY)
+    cloid = cloid_for("bench-client-id")
+    price, size = ETH.round_price(RAW_PRICE), ETH.round_size(RAW_SIZE)
+    action = order_action([limit_order_wire(1, True, price, size, False, "Gtc", cloid)])
+    digest = l1_digest(action_hash(action, None, NONCE0, None), True)
+    return {
+        "round": lambda n: (ETH.round_price(RAW_PRICE), ETH.round_size(RAW_SIZE)),
+        "serialize+hash": lambda n: l1_digest(
+            action_hash(
+                order_action([limit_order_wire(1, True, price, size, False, "Gtc", cloid)]), None, n, None
+            ),
+            True,
+        ),
+        "sign (secp256k1)": lambda n: signer.sign_digest(digest),
+    }
 
 
 def official_sdk() -> Callable[[int], Any]:
@@ -140,9 +167,22 @@ def main() -> None:
     print(f"{'path':<18}{'n':>7}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}")
     for name, row in results.items():
         print(f"{name:<18}{row['n']:>7}{row['p50_us']:>10}{row['p99_us']:>10}{row['mean_us']:>10}")
+    stages = {name: round(pct(measure(fn, args.n), 0.50), 1) for name, fn in our_stages().items()}
+    print("newstrader stages (p50 µs): " + ", ".join(f"{k} {v}" for k, v in stages.items()))
     base = results["newstrader"]["p50_us"]
     speedups = {name: round(row["p50_us"] / base, 1) for name, row in results.items() if name != "newstrader"}
-    print(json.dumps({"bench": "overhead_signing", "results": results, "p50_speedup_vs": speedups}))
+    load = os.getloadavg()[0]
+    print(
+        json.dumps(
+            {
+                "bench": "overhead_signing",
+                "results": results,
+                "newstrader_stage_p50_us": stages,
+                "p50_speedup_vs": speedups,
+                "load_average_1m": round(load, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
