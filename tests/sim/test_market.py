@@ -232,3 +232,65 @@ def test_same_seed_same_ids_and_walk():
 
     assert run(11) == run(11)
     assert run(11)[2] != run(12)[2]
+
+
+# ----- invariants under random operation sequences ---------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("ioc"), st.booleans(), st.integers(1, 400), st.booleans()),
+        st.tuples(st.just("gtc"), st.booleans(), st.integers(1, 400), st.integers(-300, 300)),
+        st.tuples(st.just("mark"), st.integers(-400, 400)),
+        st.tuples(st.just("outside"), st.integers(-500, 500)),
+        st.tuples(st.just("trigger"), st.booleans(), st.sampled_from(["tp", "sl"]), st.integers(-300, 300)),
+        st.tuples(st.just("cancel_all")),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPERATIONS, st.floats(0, 1))
+def test_ledger_invariants_hold_for_any_sequence(operations, partial):
+    ex = Exchange("hyperliquid", seed=9, config=ExchangeConfig(partial_fill_probability=partial))
+    start = D(50_000)
+    ex.create_account(ADDR, start)
+    for op in operations:
+        mark = ex.mark("ETH")
+        before = ex.position(ADDR, "ETH").size
+        if op[0] == "ioc":
+            _, is_buy, centi, reduce_only = op
+            order = ex.place_order(ADDR, "ETH", is_buy, D(centi) / 100, None, "ioc", reduce_only)
+            after = ex.position(ADDR, "ETH").size
+            if reduce_only:  # never grows, never flips
+                assert abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
+            assert order.filled_size <= order.requested_size and order.remaining == 0
+        elif op[0] == "gtc":
+            _, is_buy, centi, offset = op
+            ex.place_order(
+                ADDR, "ETH", is_buy, D(centi) / 100, ex.markets["ETH"].round_price(mark + offset), "gtc"
+            )
+        elif op[0] == "mark":
+            ex.set_mark("ETH", max(D(100), mark + op[1]))
+        elif op[0] == "outside":
+            ex.set_position(ADDR, "ETH", D(op[1]) / 100)
+        elif op[0] == "trigger":
+            _, is_buy, kind, offset = op
+            px = ex.markets["ETH"].round_price(mark + offset)
+            ex.place_order(ADDR, "ETH", is_buy, D("0.5"), None, "ioc", True, None, TriggerSpec(kind, px))
+        else:
+            ex.cancel_all(ADDR)
+        fills = ex.fills(ADDR)
+        position = ex.position(ADDR, "ETH")
+        # The position is exactly the sum of signed fills; the balance is exactly PnL minus fees.
+        assert position.size == sum((f.size if f.is_buy else -f.size for f in fills), D(0))
+        assert ex.account(ADDR).balance == start + sum((f.closed_pnl - f.fee for f in fills), D(0))
+        assert (position.size == 0) == (position.entry_px == 0)
+        for order in ex.open_orders(ADDR):
+            assert order.remaining > 0
+            if order.reduce_only and order.trigger is None:
+                assert position.size != 0 and (position.size > 0) != order.is_buy
+                assert order.remaining <= abs(position.size)

@@ -40,6 +40,8 @@ from typing import Any, Literal
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+MICRO = Decimal("0.000001")  # money (fees, realized PnL) is kept to 6 places
+ENTRY_QUANTUM = Decimal("1e-10")  # average entry prices
 
 VenueName = Literal["hyperliquid", "aster"]
 Tif = Literal["gtc", "ioc", "alo"]
@@ -855,21 +857,22 @@ class Exchange:
         closed_pnl = ZERO
         if start != 0 and (start > 0) != is_buy:
             closing = min(size, abs(start))
-            closed_pnl = closing * (px - pos.entry_px) * (1 if start > 0 else -1)
+            # Money is kept to the micro-dollar, like the fee, so the ledger adds up exactly.
+            closed_pnl = (closing * (px - pos.entry_px) * (1 if start > 0 else -1)).quantize(MICRO)
         end = start + signed
         if end == 0:
             pos.entry_px = ZERO
         elif start == 0 or (start > 0) != (end > 0):
             pos.entry_px = px
         elif abs(end) > abs(start):
-            pos.entry_px = (abs(start) * pos.entry_px + size * px) / abs(end)
+            pos.entry_px = plain(((abs(start) * pos.entry_px + size * px) / abs(end)).quantize(ENTRY_QUANTUM))
         pos.size = end
         rate = (
             fee_rate
             if fee_rate is not None
             else (self.config.taker_fee if crossed else self.config.maker_fee)
         )
-        fee = (size * px * rate).quantize(Decimal("0.000001"))
+        fee = (size * px * rate).quantize(MICRO)
         acct.balance += closed_pnl - fee
         acct.volume += size * px
         tid = self._next_tid
