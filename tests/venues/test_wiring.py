@@ -128,3 +128,36 @@ async def test_orders_on_the_wire_carry_no_builder_fee(sim: Any, venue_factory: 
     assert (
         order["type"] == "MARKET" and order["user"] == aster.account and order["signature"].startswith("0x")
     )
+
+
+@pytest.mark.parametrize("kind", ["aster-v3", "aster-hmac"])
+async def test_aster_corrects_a_skewed_local_clock(
+    sim: Any, venue_factory: Any, monkeypatch: Any, kind: str
+) -> None:
+    """Our clock 30 s ahead: the offset from /fapi/v1/time keeps timestamps and nonces in the window."""
+    import time as real_time
+    from types import SimpleNamespace
+
+    from newstrader.venues.base import Transient
+
+    skewed = SimpleNamespace(
+        time=lambda: real_time.time() + 30, time_ns=lambda: real_time.time_ns() + 30 * 10**9
+    )
+    monkeypatch.setattr("newstrader.venues.aster.http.time", skewed)
+    monkeypatch.setattr("newstrader.venues.aster.signing.time", skewed)
+    v = venue_factory(kind)
+    assert await v.venue.positions() == {}
+    assert -31_000 < v.venue.http.offset_ms < -29_000
+    mark = await v.venue.mark_price("ETH")
+    size = (await v.venue.markets())["ETH"].round_size(Decimal(100) / mark)
+    assert (await v.venue.place_order(OrderRequest("ETH", True, size, f"skew-{kind}"))).filled_size == size
+    # Control: the same skew without the correction is refused by the venue's time window.
+    v.venue.http.offset_ms, v.venue.http.nonces.offset_us = 0, 0
+    with pytest.raises(Transient):
+        await v.venue.http._call(
+            "GET",
+            v.venue.http.path("positionRisk", signed=True),
+            v.venue.http._sign([]),
+            is_order=False,
+            signed_params=True,
+        )
