@@ -27,6 +27,8 @@ from newstrader.domain import utcnow
 
 VENUES = ("hyperliquid", "aster")
 START_DEADLINE_S = 60.0
+# Plain HTTP on loopback: no proxy from the environment, no TLS context (and no CA bundle) to load.
+LOOPBACK = httpx.Client(trust_env=False, verify=False)
 
 
 def _free_port() -> int:
@@ -56,7 +58,7 @@ def _start(config: Path, env: dict[str, str], log: Path, url: str) -> subprocess
     def healthy() -> bool:
         assert proc.poll() is None, f"bot exited {proc.returncode}:\n{log.read_text()}"
         try:
-            return httpx.get(f"{url}/healthz", timeout=1.0, trust_env=False).status_code == 200
+            return LOOPBACK.get(f"{url}/healthz", timeout=1.0).status_code == 200
         except httpx.TransportError:
             return False
 
@@ -120,12 +122,11 @@ url = "sqlite:///{journal}"
     log = tmp_path / "bot.log"
     proc = _start(config, env, log, url)
     try:
-        reply = httpx.post(
+        reply = LOOPBACK.post(
             f"{url}/api/news",
             json={"id": "restart-1", "title": "long ETH", "coin": "ETH", "side": "long", "source": "t"},
             headers={"Authorization": f"Bearer {token}"},
             timeout=60,
-            trust_env=False,
         )
         assert reply.status_code == 202, reply.text
         assert all(rig.position(v, "ETH") > 0 for v in VENUES), log.read_text()
