@@ -209,7 +209,11 @@ def test_6_ten_messages_within_100ms(on_shared: Any) -> None:
 
     async def burst() -> tuple[list[float], list[dict[str, Any]]]:
         async with httpx.AsyncClient(
-            base_url=bot.url, headers={"Authorization": f"Bearer {bot.token}"}, timeout=60, trust_env=False
+            base_url=bot.url,
+            headers={"Authorization": f"Bearer {bot.token}"},
+            timeout=60,
+            trust_env=False,
+            verify=False,
         ) as client:
             started: list[float] = []
 

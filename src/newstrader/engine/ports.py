@@ -87,7 +87,7 @@ class EngineConfig:
     max_signal_age_s: float = 30.0
     reconcile_interval_s: float = 60.0
     position_cache_ttl_ms: float = 0.0
-    max_attempts: int = 8
+    max_attempts: int = 25  # sends per signal and venue; the age limit usually ends it sooner
     backoff_base_s: float = 0.05
     backoff_max_s: float = 2.0
     ambiguous_grace_s: float = 1.0
