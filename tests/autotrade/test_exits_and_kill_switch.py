@@ -83,13 +83,16 @@ async def test_daily_loss_limit_pauses_and_the_next_signal_is_skipped(
     assert signal["status"] == "skipped" and "paused" in signal["reason"], signal
     assert all(rig.position(v, "BTC") == 0 for v in VENUES)
 
-    # The operator resumes: the loss so far is accepted, trading goes on until it grows.
+    # The operator resumes: the loss so far is accepted and the limit counts again from there,
+    # so the next trade's fees do not pause it, but another full limit of loss does.
     await bot.resume()
-    assert not await bot.paused()
-    await bot.autotrader.run_once()
-    assert not await bot.paused()
     decision = await rig.news(bot, "BTC", "long")
     assert all(rig.position(v, "BTC") > 0 for v in VENUES), decision
+    await bot.autotrader.run_once(full=True)
+    assert not await bot.paused()
+    rig.set_price("BTC", Decimal(48_500))  # both stops fire: ~10 USD more lost per venue
+    assert all(rig.position(v, "BTC") == 0 for v in VENUES)
+    await rig.wait_for(bot.paused, timeout=10)
 
 
 async def test_flatten_closes_everything_on_both_venues_and_leaves_no_order(rig: Rig) -> None:

@@ -85,7 +85,7 @@ class KillSwitch:
         return {"paused": True, "reason": reason}
 
     async def resume(self) -> dict[str, Any]:
-        """Trade again. If today's loss limit was hit, it re-arms only for further losses."""
+        """Trade again. After today's loss limit paused it, the limit counts again from here."""
         if self.policy.daily_loss_limit_usd is not None:
             with contextlib.suppress(VenueError):
                 # The operator accepted today's loss so far; pause again only if it grows.
@@ -136,18 +136,20 @@ class KillSwitch:
         except VenueError as exc:
             log.warning("autotrade_daily_loss_unreadable", venue=exc.venue, error=str(exc))
             return False
-        if today > -limit:
-            return False
+        floor = -limit
         baseline = await self.journal.get_control(LOSS_RESUME_BASELINE_KEY, None)
-        if (
-            isinstance(baseline, dict)
-            and baseline.get("day") == utc_midnight().date().isoformat()
-            and today >= Decimal(str(baseline.get("net_pnl", "0")))
-        ):
-            return False  # resumed by the operator after the limit, and no further loss since
+        if isinstance(baseline, dict) and baseline.get("day") == utc_midnight().date().isoformat():
+            # The operator resumed after the limit and accepted the loss so far: the limit
+            # applies again from there, so another `limit` of loss today pauses again.
+            floor = min(floor, Decimal(str(baseline.get("net_pnl", "0"))) - limit)
+        if today > floor:
+            return False
         if await self.is_paused():
             return False
-        reason = f"daily loss limit: net realized {today} USD since UTC midnight, limit {limit} USD"
+        reason = (
+            f"daily loss limit: net realized {today} USD since UTC midnight"
+            f" (pauses at {floor} USD; limit {limit} USD)"
+        )
         log.error("autotrade_daily_loss_limit", net_realized=str(today), limit=str(limit))
         await self._event("daily_loss_limit", detail=reason)
         await self.pause(reason)
