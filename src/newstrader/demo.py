@@ -130,6 +130,7 @@ class DemoStack:
         fast: bool = False,
         token: str | None = None,
         reconcile_interval_s: float = 10.0,
+        autotrade_check_interval_s: float | None = None,
     ) -> None:
         self.workdir = workdir
         self.sim_url = sim_url
@@ -138,6 +139,7 @@ class DemoStack:
         self._seed = seed
         self.fast = fast
         self.reconcile_interval_s = reconcile_interval_s
+        self.autotrade_check_interval_s = autotrade_check_interval_s
         self.token = token or secrets.token_urlsafe(24)
         self.accounts = DemoAccounts.fresh()
         self.config_path = workdir / "newstrader-demo.toml"
@@ -190,6 +192,8 @@ class DemoStack:
         self._set_env("NEWSTRADER_HYPERLIQUID_SECRET", self.accounts.hl_key)
         self._set_env("NEWSTRADER_ASTER_SECRET", self.accounts.aster_signer_key)
         self._set_env("NEWSTRADER_WEB_TOKEN", self.token)
+        if self.autotrade_check_interval_s is not None:
+            self._set_env("NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S", str(self.autotrade_check_interval_s))
         settings = load_settings(self.config_path)
         self.bot = Bot(settings)
         await self.bot.start()

@@ -34,7 +34,15 @@ class RunningStack:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="web-test-stack", daemon=True)
         # No background reconcile: tests that look for drift trigger it and must find it themselves.
-        self.stack = DemoStack(workdir, sim_port=0, web_port=0, fast=True, reconcile_interval_s=3600)
+        # A slow auto-trader monitor: its reads share Hyperliquid's request budget with the tests.
+        self.stack = DemoStack(
+            workdir,
+            sim_port=0,
+            web_port=0,
+            fast=True,
+            reconcile_interval_s=3600,
+            autotrade_check_interval_s=60,
+        )
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         """Run a coroutine on the stack's loop and wait for it."""
