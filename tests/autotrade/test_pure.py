@@ -55,6 +55,14 @@ def test_rounded_triggers_never_widen_the_stop_nor_shrink_the_target(
         assert prices.take_profit <= exact_tp and prices.stop_loss <= exact_sl
 
 
+def test_a_distance_past_zero_leaves_that_leg_out() -> None:
+    policy = ExitPolicy(take_profit_pct=D(150), stop_loss_pct=D(150))
+    short = trigger_prices(policy, ETH_ASTER, D(-1), D(3000))
+    assert short.take_profit is None and short.stop_loss == D("7500.00")
+    long = trigger_prices(policy, ETH_ASTER, D(1), D(3000))
+    assert long.take_profit == D("7500.00") and long.stop_loss is None
+
+
 def test_missing_leg_is_not_priced() -> None:
     prices = trigger_prices(ExitPolicy(take_profit_pct=None, stop_loss_pct=D(1)), ETH_ASTER, D(1), D(3000))
     assert prices.take_profit is None and prices.stop_loss == D("2970.00")
@@ -64,11 +72,11 @@ def test_missing_leg_is_not_priced() -> None:
     ("field", "value"),
     [
         ("take_profit_pct", D(0)),
-        ("stop_loss_pct", D(150)),
+        ("stop_loss_pct", D(-1)),
         ("on_protection_failure", "ignore"),
         ("max_hold_s", -1),
         ("daily_loss_limit_usd", D(-5)),
-        ("dead_man_switch_s", 2),
+        ("dead_man_switch_s", 0),
     ],
 )
 def test_bad_exit_settings_are_named(field: str, value: object) -> None:

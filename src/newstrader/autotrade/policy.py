@@ -43,8 +43,8 @@ class ExitPolicy:
     def __post_init__(self) -> None:
         for name in ("take_profit_pct", "stop_loss_pct"):
             value = getattr(self, name)
-            if value is not None and not (Decimal(0) < value < Decimal(100)):
-                raise ValueError(f"exits.{name}: must be between 0 and 100 (percent), got {value}")
+            if value is not None and value <= 0:
+                raise ValueError(f"exits.{name}: must be a positive percent, got {value}")
         if self.on_protection_failure not in ("close", "keep"):
             raise ValueError(
                 f"exits.on_protection_failure: must be 'close' or 'keep', got {self.on_protection_failure!r}"
@@ -55,9 +55,9 @@ class ExitPolicy:
             raise ValueError(f"exits.daily_loss_limit_usd: must be positive, got {self.daily_loss_limit_usd}")
         if self.check_interval_s <= 0:
             raise ValueError(f"exits.check_interval_s: must be positive, got {self.check_interval_s}")
-        if self.dead_man_switch_s is not None and self.dead_man_switch_s < 5:
-            # Hyperliquid refuses a scheduled cancel less than 5 s ahead.
-            raise ValueError(f"exits.dead_man_switch_s: must be at least 5, got {self.dead_man_switch_s}")
+        if self.dead_man_switch_s is not None and self.dead_man_switch_s <= 0:
+            # Below Hyperliquid's 5 s minimum the switch schedules at that minimum (deadman.py).
+            raise ValueError(f"exits.dead_man_switch_s: must be positive, got {self.dead_man_switch_s}")
 
     @property
     def protects(self) -> bool:

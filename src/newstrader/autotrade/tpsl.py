@@ -55,7 +55,9 @@ def trigger_prices(policy: ExitPolicy, market: Market, size: Decimal, fill_price
         tp = market.round_price(fill_price * (1 + sign * policy.take_profit_pct / HUNDRED), up=long)
     if policy.stop_loss_pct is not None:
         sl = market.round_price(fill_price * (1 - sign * policy.stop_loss_pct / HUNDRED), up=long)
-    return TriggerPrices(tp, sl)
+    # A distance of 100 % or more on the price's way down (a short's TP, a long's SL) is no price:
+    # that leg is left out rather than sent to be refused.
+    return TriggerPrices(tp if tp is None or tp > 0 else None, sl if sl is None or sl > 0 else None)
 
 
 class ProtectionFailed(Exception):
@@ -102,6 +104,9 @@ class Protection:
         try:
             market = await self.market(venue, coin)
             prices = trigger_prices(self.policy, market, position.size, price)
+            if prices.take_profit is None and prices.stop_loss is None:
+                log.warning("autotrade_no_trigger_price", venue=venue_name, coin=coin, fill_price=str(price))
+                return {"venue": venue_name, "coin": coin, "triggers": []}
             results = await self._place(venue, coin, position.size, prices)
         except ProtectionFailed as exc:
             return await self._on_failure(venue, coin, position, str(exc))

@@ -281,8 +281,12 @@ def build_autotrader(bot: Any) -> AutoTrader:
     interval = os.environ.get(CHECK_INTERVAL_ENV, "").strip()
     if interval:
         try:
-            overrides["check_interval_s"] = float(interval)
+            seconds = float(interval)
         except ValueError:
-            raise ValueError(f"{CHECK_INTERVAL_ENV}: not a number of seconds: {interval!r}") from None
+            seconds = 0.0
+        if seconds > 0:
+            overrides["check_interval_s"] = seconds
+        else:
+            log.warning("autotrade_bad_check_interval", env=CHECK_INTERVAL_ENV, value=interval, used=5.0)
     policy = ExitPolicy.from_settings(exits if exits is not None else {}, **overrides)
     return AutoTrader(bot.venues, bot.journal, policy, lock_for=lock_for, order_done=order_done)
