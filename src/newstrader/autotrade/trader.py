@@ -4,7 +4,11 @@
 monitor loop reads every venue (the exchange first), cancels triggers orphaned by a fired TP or
 SL, closes positions past their hold deadline, ingests fills and checks the daily loss limit.
 It runs once immediately at start-up, so a position whose deadline passed while the bot was
-down is closed right after the restart.
+down is closed right after the restart, and a position left without TP/SL is protected again.
+
+The monitor turns every 5 s (`NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S` overrides it; tests use it).
+Journal events it writes: protection_failed, protection_close, protection_restored, time_exit,
+close_position, flatten_close, paused, resumed, daily_loss_limit.
 """
 
 from __future__ import annotations
