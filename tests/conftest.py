@@ -29,7 +29,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 SIM_SEED = 7
-STARTUP_DEADLINE_S = 30.0
+STARTUP_DEADLINE_S = 120.0  # a deadline, not a wait: generous for a loaded 2-core box
 
 
 class SimAdminError(RuntimeError):
