@@ -147,3 +147,8 @@ def test_drift_badge_after_a_trade_outside_the_bot(page: Any, flat_stack: Runnin
     )
     page.get_by_test_id("toast").wait_for(state="hidden")
     page.screenshot(path=str(SHOTS / "dashboard-reconciled.png"), full_page=True)
+
+    # The row's Close button closes that coin on that venue, on the exchange.
+    row.get_by_test_id("close-one").click()
+    assert stack.wait_until(lambda: ("aster", "SOL") not in stack.exchange_positions(), 15)
+    page.wait_for_function("""() => !document.querySelector('tr[data-venue="aster"][data-coin="SOL"]')""")
