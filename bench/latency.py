@@ -176,6 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         returned: list[float] = []
         stages: dict[str, list[float]] = {}
         requests: dict[str, int] = dict.fromkeys(FLOWS, 0)
+        cpu_s: dict[str, float] = dict.fromkeys(FLOWS, 0.0)
         by_kind: dict[str, dict[str, list[float]]] = {flow: {} for flow in FLOWS}
         run_tag = f"{time.time_ns():x}"
         for item in planned:
@@ -186,6 +187,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 tag = f"{run_tag}-{flow}-{item.index}"
                 signal = Signal(id=f"sig-{tag}", news_id=f"news-{tag}", coin=item.coin, side=item.side)
                 before = sims.request_count()
+                cpu_before = time.process_time()
                 started = time.monotonic()
                 if flow == "seed":
                     await seed.run(signal, marks, tag)
@@ -197,6 +199,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         returned.append((time.monotonic() - started) * 1000)
                         collect_stages(outcomes, stages)
                 elapsed_ms = (done - started) * 1000
+                cpu_s[flow] += time.process_time() - cpu_before  # before the admin calls below
                 requests[flow] += sims.request_count() - before
                 samples[flow].append(elapsed_ms)
                 by_kind[flow].setdefault(item.kind, []).append(elapsed_ms)
@@ -233,6 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "engine_returned_p50_ms": summary_ms(returned)["p50_ms"],
         "engine_returned_p95_ms": summary_ms(returned)["p95_ms"],
         "requests_per_signal": {flow: round(requests[flow] / len(planned), 2) for flow in FLOWS},
+        "cpu_ms_per_signal": {flow: round(cpu_s[flow] * 1000 / len(planned), 1) for flow in FLOWS},
         "final_positions_agree": final,
         "machine": machine(),
     }
@@ -256,12 +260,14 @@ def print_table(report: dict[str, Any]) -> None:
         f"news-in → all venues filled: {report['signals']} signals {report['signal_kinds']}, "
         f"{report['delay_ms']} ms per request, 2 venues"
     )
-    print(f"{'flow':<26}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'req/signal':>12}  p50 by kind")
+    print(
+        f"{'flow':<24}{'p50 ms':>8}{'p95 ms':>8}{'mean ms':>9}{'req/sig':>9}{'CPU ms/sig':>11}  p50 by kind"
+    )
     for flow, row in report["flows"].items():
         kinds = ", ".join(f"{k} {v:g}" for k, v in report["by_kind_p50_ms"][flow].items())
         print(
-            f"{flow:<26}{row['p50_ms']:>9}{row['p95_ms']:>9}{row['mean_ms']:>9}"
-            f"{report['requests_per_signal'][flow]:>12}  {kinds}"
+            f"{flow:<24}{row['p50_ms']:>8}{row['p95_ms']:>8}{row['mean_ms']:>9}"
+            f"{report['requests_per_signal'][flow]:>9}{report['cpu_ms_per_signal'][flow]:>11}  {kinds}"
         )
     print(f"engine / seed: p50 {report['ratio_p50']}, p95 {report['ratio_p95']} (floor 1/3 = 0.333)")
     returned = f"p50 {report['engine_returned_p50_ms']} ms, p95 {report['engine_returned_p95_ms']} ms"
