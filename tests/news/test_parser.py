@@ -258,3 +258,24 @@ def test_parser_never_crashes_and_always_explains(title: str, body: str) -> None
         assert 0.0 < result.signal.confidence <= 1.0
         assert result.signal.side in (Side.LONG, Side.SHORT)
         assert result.signal.terms
+
+
+@pytest.mark.parametrize(
+    ("symbol", "coin"),
+    [
+        ("BINANCE:BTCUSDT.P", "BTC"),
+        ("ETH-PERP", "ETH"),
+        ("SOL/USDT", "SOL"),
+        ("1000PEPEUSDT", "kPEPE"),
+        ("XRPUSDT.P", "XRP"),
+        ("hyperliquid", "HYPE"),
+        ("$sui", "SUI"),
+        ("NOPEUSDT", None),
+        ("USDT", None),
+    ],
+)
+def test_alert_symbols_resolve_to_coins(symbol: str, coin: str | None) -> None:
+    assert PARSER.resolve_coin(symbol) == coin
+    if coin is not None:
+        result = PARSER.parse(NewsItem(id=f"tv-{symbol}", title="alert", coin=symbol, side=Side.LONG))
+        assert result.signal is not None and result.signal.coin == coin

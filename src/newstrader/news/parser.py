@@ -46,6 +46,11 @@ _FLAT_TOKEN_RE = re.compile(
 )
 _SENTENCE_ENDERS = frozenset("?!.;:|")
 _WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION = range(5)  # token kinds
+# "binance:btcusdt.p", "eth-perp", "sol/usdt", "1000pepeusdt": exchange prefix, base, quote, perp suffix.
+_ALERT_SYMBOL_RE = re.compile(
+    r"(?:[a-z0-9_]+:)?(?P<base>[a-z0-9]+?)[-_/]?(?:usdt|usdc|usd|busd|fdusd|perp)?"
+    r"(?:[-_.]?(?:p|perp|swap))?"
+)
 _TOKEN_CACHE_MAX = 200_000
 _COMMAND_RE = re.compile(
     r"^\s*(?:signal\s*[:\-]\s*)?(?P<verb>long|short|buy|sell)\s+(?P<coin>\$?[\w.]+)"
@@ -399,11 +404,20 @@ class Parser:
         return self.parse(item)
 
     def resolve_coin(self, name: str) -> str | None:
-        """A coin from a ticker, cashtag, alias or the coin's own name, any case; None if unknown."""
+        """A coin from a ticker, cashtag, alias or the coin's own name, any case; None if unknown.
+
+        Alert services' symbols work too: "BINANCE:BTCUSDT.P", "ETH-PERP", "SOL/USDT", "1000PEPEUSDT".
+        """
         key = " ".join(_norm_word(w) for w in _words(name)) or name.strip().lower()
         if key.startswith("$"):
             return self.rules.cashtags.get(key) or None
-        return self.rules.command_names.get(key)
+        found = self.rules.command_names.get(key)
+        if found is not None:
+            return found
+        symbol = _ALERT_SYMBOL_RE.fullmatch(name.strip().lower())
+        if symbol is None:
+            return None
+        return self.rules.command_names.get(symbol.group("base"))
 
     # -- internals -----------------------------------------------------------------------
 
