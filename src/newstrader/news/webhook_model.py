@@ -35,7 +35,7 @@ class WebhookNews(BaseModel):
     url: Annotated[str | None, Field(max_length=2000)] = None
     id: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     published_at: datetime | None = None
-    coin: Annotated[str | None, Field(min_length=1, max_length=20)] = None
+    coin: Annotated[str | None, Field(min_length=1, max_length=40)] = None
     side: Side | None = None
 
     @field_validator("title", "body", "source", "url", "id", "coin", mode="before")
