@@ -253,13 +253,37 @@ is known then), or to the decision when a venue needed no order. The engine's jo
 bookkeeping after the fill is shown separately ("until execute() returned").
 """
 
-READING_NOTES = """\
-Reading the numbers: two venues and two round trips (read, order) make 1/3 of the seed's
-three sequential round trips per venue the floor. What keeps the engine above it here is
-time that is not a round trip: CPU on a 2-core machine shared with the simulator processes
-and with whatever else runs (the load average is printed above), and the durable journal
-write of the order intent before every send (an fsync). The stage split ("engine stages")
-shows each part. On an idle machine both shrink toward the floor; under load they do not.
+
+def latency_reading(data: dict[str, Any]) -> str:
+    """What the latency numbers say, in words built from this run's numbers."""
+    stages = data.get("engine_stages_p50_ms", {})
+    rps, cpu = data["requests_per_signal"], data.get("cpu_ms_per_signal", {})
+    return f"""\
+Reading the numbers: the engine needs two round trips one after the other (read position +
+mark on both venues at once, then one order per venue); the seed flow needs two or three per
+venue, venue after venue. So a third of the seed flow's time is the floor: here
+{data["baseline_p50_ms"] / 3:.0f} ms against the engine's p50 of {data["engine_p50_ms"]} ms
+(requests per signal: seed {rps["seed"]}, engine {rps["engine"]}, the engine's two reads per
+venue in flight together).
+
+Where the engine's time goes, per venue (p50): reading position + mark
+{stages.get("read position + mark", "?")} ms, the journal's durable write of the order intent
+before the send {stages.get("journal intent", "?")} ms, the order round trip
+{stages.get("order round trip", "?")} ms. The read is one round trip like the order, yet takes
+longer: four requests are in flight at once and are answered by two single-threaded simulator
+processes on a 2-core box shared with other work (load average above); CPU per signal in the
+bench process is {cpu.get("engine", "?")} ms for the engine (two venues' replies at once, the
+journal) against {cpu.get("seed", "?")} ms for the seed flow. The intent write is the price of
+never sending an order the journal does not know about.
+
+What this bench found and fixed on the hot path: `sniffio` was missing, so httpcore retried a
+failing `import sniffio` (a scan of `sys.path`) on every request and lock, about 0.2 ms each on this box
+(now a dependency); the engine read its cached position after the venue reads instead of
+alongside them (now overlapped). No extra round trip was found: markets are cached, leverage
+is set once per coin, Hyperliquid's market order reuses the mid read alongside the position.
+Left as is: a same-side signal after a price move trims or tops up by a step or two (a second
+round trip for about a dollar), which is what `mode = "target"` asks; a tolerance band would
+save it, an engine decision.
 """
 
 
@@ -298,7 +322,7 @@ def render(results: dict[str, Result], info: dict[str, Any], out: Path) -> Path:
         if result.table:
             lines += ["```text", result.table, "```", ""]
         if name == "latency" and result.ok:
-            lines += [READING_NOTES, ""]
+            lines += [latency_reading(result.data), ""]
         if name in charts:
             lines += [f"![{name}]({charts[name]})", ""]
         if not result.ok:
