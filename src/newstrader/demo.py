@@ -466,9 +466,11 @@ async def run_demo(
     started = time.monotonic()
     plain_say = say
 
-    def say(line: str) -> None:  # every line stamped with the time since start
+    def stamped(line: str) -> None:  # every line stamped with the time since start
         minutes, seconds = divmod(int(time.monotonic() - started), 60)
         plain_say(f"[{minutes}:{seconds:02d}] {line}" if line else "")
+
+    say = stamped
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

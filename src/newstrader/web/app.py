@@ -282,7 +282,7 @@ class AllowHeader:
                         method
                         for route in scope["app"].routes
                         if isinstance(route, APIRoute) and route.path_regex.match(scope["path"])
-                        for method in route.methods
+                        for method in route.methods or ()
                     }
                 )
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
@@ -507,7 +507,7 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     venue_names = tuple(sorted(getattr(bot, "venues", {}) or {}))
     # The schema names the configured venues, so a client (or a fuzzer) knows which are valid.
     close_body: Any = (
-        create_model("CloseIn", __base__=CloseIn, venue=(Literal[venue_names] | None, None))
+        create_model("CloseIn", __base__=CloseIn, venue=(Literal[venue_names] | None, None))  # type: ignore[arg-type]
         if venue_names
         else CloseIn
     )

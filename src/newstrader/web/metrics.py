@@ -247,7 +247,7 @@ class RateLimitCollector:
             yield family
 
 
-REGISTRY.register(RateLimitCollector())  # type: ignore[arg-type]
+REGISTRY.register(RateLimitCollector())
 
 
 def render() -> tuple[bytes, str]:
