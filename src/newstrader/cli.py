@@ -108,11 +108,21 @@ def sim(
     markets: Annotated[
         Path | None, typer.Option(help="JSON list of {coin, sz_decimals, max_leverage, price}.")
     ] = None,
+    walk_interval: Annotated[
+        float, typer.Option(help="Seconds between random-walk steps of the marks (0 = still).")
+    ] = 0.0,
 ) -> None:
     """Run the venue simulator (Hyperliquid + Aster APIs)."""
     from newstrader.sim.__main__ import serve
 
-    serve(host=host, port=port, seed=seed, rate_limits=not no_rate_limits, markets_file=markets)
+    serve(
+        host=host,
+        port=port,
+        seed=seed,
+        rate_limits=not no_rate_limits,
+        markets_file=markets,
+        walk_interval_s=walk_interval,
+    )
 
 
 @app.command()

@@ -35,6 +35,7 @@ def serve(
     hl_source: str = "b",
     log_level: str = "warning",
     markets_file: Path | None = None,
+    walk_interval_s: float = 0.0,
 ) -> None:
     """Build the app, print the URLs a client needs, and serve until interrupted."""
     import uvicorn
@@ -42,7 +43,14 @@ def serve(
     if hl_source not in ("a", "b", "any"):
         raise SystemExit("--hl-source must be a (mainnet), b (testnet) or any")
     markets = load_markets(markets_file) if markets_file is not None else {}
-    config = SimConfig(rate_limits=rate_limits, hl_source=hl_source, markets=markets)  # type: ignore[arg-type]
+    if walk_interval_s < 0:
+        raise SystemExit("--walk-interval must not be negative")
+    config = SimConfig(
+        rate_limits=rate_limits,
+        hl_source=hl_source,  # type: ignore[arg-type]
+        markets=markets,
+        walk_interval_s=walk_interval_s,
+    )
     app = create_app(seed=seed, config=config)
     base = f"http://{host}:{port}"
     print(f"newstrader simulator (seed {seed}, rate limits {'on' if rate_limits else 'off'})", flush=True)
@@ -65,9 +73,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--markets", type=Path, default=None, help="JSON list replacing the default markets")
+    parser.add_argument(
+        "--walk-interval",
+        type=float,
+        default=0.0,
+        help="seconds between random-walk steps of the marks (0 = off)",
+    )
     args = parser.parse_args(argv)
     serve(
-        args.host, args.port, args.seed, not args.no_rate_limits, args.hl_source, args.log_level, args.markets
+        args.host,
+        args.port,
+        args.seed,
+        not args.no_rate_limits,
+        args.hl_source,
+        args.log_level,
+        args.markets,
+        args.walk_interval,
     )
 
 

@@ -20,9 +20,10 @@ Request bodies are read once by the middleware; routes read them again as usual.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -66,6 +67,7 @@ class SimConfig:
     )
     markets: dict[str, dict[str, MarketSpec]] = field(default_factory=dict)  # venue → coin → spec override
     clock: Callable[[], int] | None = None  # ms; inject a fake clock for fully repeatable runs
+    walk_interval_s: float = 0.0  # > 0: marks take a seeded random-walk step this often (paper trading)
 
 
 class RequestStats:
@@ -295,6 +297,14 @@ class SimMiddleware:
         raise DroppedResponse("response dropped after execution (fault injection)")
 
 
+async def _walk(sim: Sim) -> None:
+    """Move every mark one random-walk step per interval, on both venues (triggers fire as usual)."""
+    while True:
+        await asyncio.sleep(sim.config.walk_interval_s)
+        for exchange in sim.exchanges.values():
+            exchange.tick()
+
+
 class _SimFastAPI(FastAPI):
     """FastAPI with `SimMiddleware` outermost, so faults see the server's own `send`."""
 
@@ -305,7 +315,21 @@ class _SimFastAPI(FastAPI):
 def create_app(seed: int = 1, config: SimConfig | None = None) -> FastAPI:
     """Build the simulator ASGI app; `app.state.sim` is the `Sim`."""
     sim = Sim(seed, config)
-    app = _SimFastAPI(title="newstrader venue simulator", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        walker = asyncio.create_task(_walk(sim)) if sim.config.walk_interval_s > 0 else None
+        try:
+            yield
+        finally:
+            if walker is not None:
+                walker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await walker
+
+    app = _SimFastAPI(
+        title="newstrader venue simulator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.sim = sim
     from newstrader.sim import admin, hyperliquid_api
 
