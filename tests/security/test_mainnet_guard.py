@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+pytestmark = pytest.mark.timeout(300)  # two bot processes; slow to start on a loaded box
+
 
 class Listener:
     """A loopback TCP listener that counts the connections made to it (and closes them)."""

@@ -27,7 +27,10 @@ from newstrader.config import settings_from_mapping
 from newstrader.web.app import STATIC_DIR, create_app
 from newstrader.web.server import LoopbackServer
 
-pytestmark = pytest.mark.xdist_group("security")  # one simulator and one bot for the module
+pytestmark = [
+    pytest.mark.xdist_group("security"),  # one simulator and one bot for the module
+    pytest.mark.timeout(300),  # a bot process can take a minute to start on a loaded 2-core box
+]
 
 VENUES = ("hyperliquid", "aster")
 PUBLIC = {"/healthz", "/", "/static"}  # the login shell and its assets hold no data

@@ -50,6 +50,7 @@ async def test_an_interrupted_item_is_claimed_again_once(journal: Journal) -> No
 
 
 @pytest.mark.xdist_group("soak")
+@pytest.mark.timeout(400)  # two bot starts: a minute each on a loaded 2-core box
 def test_killed_mid_signal_then_redelivered_is_finished_not_dropped(world: Any) -> None:
     bot = world.start_bot(env={"NEWSTRADER_TEST_CRASH_AFTER_SEND": "1"})
     body = {"id": "crash-mid", "title": "crash mid ETH", "coin": "ETH", "side": "long", "source": "test"}
