@@ -617,12 +617,13 @@ class Parser:
         if subject.startswith("!") or subject not in self.tradable:
             return REASON_NOT_TRADABLE, subject.lstrip("!"), None, 0.0, (), None
 
-        for hit in hits:
-            if globally_negated:
+        if globally_negated:
+            for hit in hits:
                 hit.negated = True
-                continue
-            seg = words.segment[hit.index]
-            hit.negated = any(lo <= hit.index < hi and seg == s for lo, hi, s in negation_ends)
+        elif negation_ends:
+            for hit in hits:
+                seg = words.segment[hit.index]
+                hit.negated = any(lo <= hit.index < hi and seg == s for lo, hi, s in negation_ends)
 
         live = [h for h in hits if not h.negated and not h.questioned and h.term.side is not None]
         if not live:
@@ -633,10 +634,8 @@ class Parser:
                 return REASON_QUESTION, subject, None, 0.0, (), None
             return REASON_NO_DIRECTION, subject, None, 0.0, (), None
 
-        long_w = sorted((h.term.weight for h in live if h.term.side is Side.LONG), reverse=True)
-        short_w = sorted((h.term.weight for h in live if h.term.side is Side.SHORT), reverse=True)
-        bull = self._strength(long_w)
-        bear = self._strength(short_w)
+        bull = self._strength([h.term.weight for h in live if h.term.side is Side.LONG])
+        bear = self._strength([h.term.weight for h in live if h.term.side is Side.SHORT])
         terms = tuple(dict.fromkeys(h.text for h in live))
         strong, weak = max(bull, bear), min(bull, bear)
         if weak > 0 and weak >= rules.conflict_ratio * strong:
@@ -646,6 +645,8 @@ class Parser:
         return REASON_MATCHED, subject, side, confidence, terms, None
 
     def _strength(self, weights: list[float]) -> float:
+        """The strongest term plus a share of the others (capped at 1)."""
         if not weights:
             return 0.0
-        return min(1.0, weights[0] + self.rules.extra_term_factor * sum(weights[1:]))
+        strongest = max(weights)
+        return min(1.0, strongest + self.rules.extra_term_factor * (sum(weights) - strongest))
