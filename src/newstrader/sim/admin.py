@@ -25,12 +25,15 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from newstrader.sim.app import VENUES, Sim
 from newstrader.sim.faults import FaultError
 from newstrader.sim.market import Exchange, SimError
+
+log = structlog.get_logger("newstrader.sim.admin")
 
 
 class AdminError(ValueError):
@@ -189,6 +192,7 @@ def build_router(sim: Sim) -> APIRouter:
             for ex in exchanges:
                 ex.set_mark(coin, px)
                 marks[ex.name] = str(ex.marks[coin])
+                log.info("sim_price_set", venue=ex.name, coin=coin, price=marks[ex.name])
             return {"coin": coin, "marks": marks}
 
         return await run(request, act)
@@ -206,6 +210,7 @@ def build_router(sim: Sim) -> APIRouter:
             if size != size.quantize(spec.size_step):
                 raise AdminError(f"size must be a multiple of {spec.size_step} for {coin}")
             fill = ex.set_position(account, coin, size)
+            log.info("sim_outside_trade", venue=ex.name, coin=coin, account=account, size=str(size))
             return {
                 "venue": ex.name,
                 "coin": coin,
@@ -223,13 +228,19 @@ def build_router(sim: Sim) -> APIRouter:
             coin = _str(data, "coin")
             assert coin is not None
             fill = ex.liquidate(account, coin)
+            log.info("sim_liquidated", venue=ex.name, coin=coin, account=account, closed=fill is not None)
             return {"venue": ex.name, "coin": coin, "fill": None if fill is None else fill.to_dict()}
 
         return await run(request, act)
 
     @router.post("/faults")
     async def add_fault(request: Request) -> JSONResponse:
-        return await run(request, lambda data: sim.faults.add(data).to_dict())
+        def act(data: dict[str, Any]) -> dict[str, Any]:
+            fault = sim.faults.add(data).to_dict()
+            log.info("sim_fault_added", **{k: v for k, v in fault.items() if v is not None})
+            return fault
+
+        return await run(request, act)
 
     @router.get("/faults")
     async def list_faults() -> JSONResponse:

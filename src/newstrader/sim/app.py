@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+import structlog
 from fastapi import FastAPI
 
 from newstrader.sim.faults import DEFAULT_TIMEOUT_MS, Fault, FaultTable
@@ -41,6 +42,7 @@ Send = Callable[[Message], Awaitable[None]]
 Classifier = Callable[[str, str, bytes], str]
 
 VENUES: tuple[VenueName, ...] = ("hyperliquid", "aster")
+log = structlog.get_logger("newstrader.sim")
 
 
 @dataclass(slots=True)
@@ -250,6 +252,8 @@ class SimMiddleware:
         terminal = next((f for f in fired if f.kind != "latency_ms"), None)
         if terminal is not None:
             self.sim.stats.record_fault(terminal.kind)
+        for fault in fired:
+            log.info("sim_fault_fired", venue=venue, kind=fault.kind, request=label, fault_id=fault.id)
         if terminal is not None and terminal.kind in ("http_429", "http_5xx", "timeout"):
             if terminal.kind == "timeout":
                 hold_ms = terminal.ms if terminal.ms is not None else self.sim.config.timeout_ms
