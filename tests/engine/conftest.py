@@ -281,8 +281,10 @@ url = "sqlite:///{journal_path}"
         env: dict[str, str] | None = None,
         aster_signer_key: str | None = None,
         aster_signer: str | None = None,
+        wait: bool = True,
         **config: Any,
     ) -> BotProcess:
+        """Spawn `newstrader run` on a fresh config; with `wait`, return once it answers /healthz."""
         web_port = _free_port()
         journal_path = self.workdir / journal_name
         token = uuid.uuid4().hex
@@ -311,18 +313,26 @@ url = "sqlite:///{journal_path}"
             )
         bot = BotProcess(process, f"http://127.0.0.1:{web_port}", token, log_path, journal_path)
         self.bots.append(bot)
-        deadline = time.monotonic() + BOT_START_DEADLINE_S
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"bot exited with {process.returncode} during start-up:\n{bot.log()}")
-            try:
-                if bot.http.get("/healthz", timeout=1.0).status_code == 200:
-                    return bot
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"bot did not answer within {BOT_START_DEADLINE_S}s:\n{bot.log()}")
-            time.sleep(0.05)  # readiness poll interval
+        if wait:
+            wait_ready(bot)
+        return bot
+
+
+def wait_ready(bot: BotProcess) -> None:
+    """Poll the bot's /healthz until it answers; fail with its log if it exits or never answers."""
+    process = bot.process
+    deadline = time.monotonic() + BOT_START_DEADLINE_S
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"bot exited with {process.returncode} during start-up:\n{bot.log()}")
+        try:
+            if bot.http.get("/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"bot did not answer within {BOT_START_DEADLINE_S}s:\n{bot.log()}")
+        time.sleep(0.05)  # readiness poll interval
 
 
 def _free_port() -> int:
@@ -373,20 +383,29 @@ def world(engine_sim: Any, tmp_path: Path) -> Iterator[World]:
     engine_sim.admin.clear_faults()
 
 
-@pytest.fixture(scope="module", params=MODES)
-def shared(engine_sim: Any, tmp_path_factory: pytest.TempPathFactory, request: Any) -> Iterator[World]:
-    """One bot per mode for the module; tests on it use a coin of their own."""
-    w = World(sim=engine_sim, workdir=tmp_path_factory.mktemp(f"shared-{request.param}"))
-    w.start_bot(mode=request.param, max_signal_age_s=8)
-    w.mode = request.param
-    yield w
-    for bot in w.bots:
-        bot.stop()
+@pytest.fixture(scope="module")
+def shared_worlds(engine_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, World]]:
+    """One bot per mode for the whole module, both started at once (their imports overlap)."""
+    worlds = {
+        mode: World(sim=engine_sim, workdir=tmp_path_factory.mktemp(f"shared-{mode}")) for mode in MODES
+    }
+    try:
+        for mode, w in worlds.items():
+            w.mode = mode
+            w.start_bot(mode=mode, max_signal_age_s=8, wait=False)
+        for w in worlds.values():
+            wait_ready(w.bot)
+        yield worlds
+    finally:
+        for w in worlds.values():
+            for bot in w.bots:
+                bot.stop()
 
 
-@pytest.fixture
-def on_shared(shared: World) -> Iterator[World]:
-    """The shared bot's world, with faults and fill settings put back after the test."""
-    yield shared
-    shared.sim.admin.clear_faults()
-    shared.sim.admin.settings(partial_fill_probability=0.0)
+@pytest.fixture(params=MODES)
+def on_shared(shared_worlds: dict[str, World], request: Any) -> Iterator[World]:
+    """The shared bot of one mode (tests use a coin of their own); faults and fill settings reset after."""
+    world = shared_worlds[request.param]
+    yield world
+    world.sim.admin.clear_faults()
+    world.sim.admin.settings(partial_fill_probability=0.0)

@@ -36,6 +36,10 @@ def test_4_both_empty_opens_directly(on_shared: Any) -> None:
     want = world.target("AVAX", "long")
     assert world.positions("AVAX") == {v: want for v in VENUES}
     assert [e for e in bot.events() if e["coin"] == "AVAX"] == []
+    accounts = {v: world.sim.admin.state()["venues"][v]["accounts"] for v in VENUES}
+    for venue in VENUES:  # leverage was set on the venue before the first order on the coin
+        held = accounts[venue][world.keys.address(venue).lower()]["positions"]["AVAX"]
+        assert held["leverage"] == 3
     outcomes = bot.outcomes(reply["signal"]["id"])
     assert {o["venue"]: o["status"] for o in outcomes} == {v: "ok" for v in VENUES}
     assert all(Decimal(o["exchange_size_before"]) == 0 for o in outcomes)
