@@ -149,7 +149,8 @@ def test_10_same_news_id_twice_is_acted_on_once(on_shared: Any) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_5_and_2_restarts(world: Any, mode: str) -> None:
     """5: killed after a send, before its result was journaled: the restart reads first; no duplicate.
-    2: then restarted with an empty journal while the position is open: adopted, flipped, never stacked.
+    2: then (target mode) restarted with an empty journal while the position is open: adopted, flipped,
+    never stacked.
     """
     bot = world.start_bot(mode=mode, env={"NEWSTRADER_TEST_CRASH_AFTER_SEND": "1"})
     body = {"id": "crash-1", "title": "crash test ETH", "coin": "ETH", "side": "long", "source": "test"}
@@ -191,6 +192,8 @@ def test_5_and_2_restarts(world: Any, mode: str) -> None:
     assert world.positions("ETH") == {v: want for v in VENUES}
     assert len(restarted.rows("SELECT * FROM orders")) == orders_before
     assert restarted.stop() == 0
+    if mode != "target":
+        return  # close_then_open from an adopted position is test 2's; one more start buys nothing
 
     # Item 2, the seed's scenario: the local record is gone (a new journal), the position is not.
     fresh = world.start_bot(mode=mode, journal_name="empty.db")
