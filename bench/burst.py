@@ -30,6 +30,7 @@ from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
 from newstrader.news.parser import Parser
 from newstrader.news.pipeline import Pipeline, PipelineSettings
+from newstrader.venues.limits import REGISTRY
 from sim_harness import COINS, collect_stages, machine, new_trader, summary_ms, venue_sims
 
 NAMES = {
@@ -139,6 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         wall_s = time.monotonic() - started
         cpu_s = time.process_time() - cpu_started
         mismatches = settle_check(sims, trader.address, items, outcomes)
+        buckets = REGISTRY.snapshot()  # our own rate limiter: how often it held a request back
     finally:
         await trader.close()
         await journal.close()
@@ -165,6 +167,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "failed": failed[:10],
         "http_429": trader.statuses.get(429, 0),
         "http_requests": sum(trader.statuses.values()),
+        "limiter_waits": sum(int(b["waits"]) for b in buckets.values()),
+        "limiter_wait_s": round(sum(b["wait_seconds"] for b in buckets.values()), 2),
+        "weight_spent": {name: b["spent"] for name, b in buckets.items()},
         "settled": not mismatches,
         "mismatches": mismatches[:10],
         "wall_s": round(wall_s, 2),
@@ -222,6 +227,7 @@ def main() -> None:
         ("traded", f"{report['traded']} / {report['headlines']}"),
         ("venue outcomes", ", ".join(f"{k} {v}" for k, v in report["venue_outcomes"].items())),
         ("HTTP 429 replies", f"{report['http_429']} of {report['http_requests']} requests"),
+        ("our rate limiter held requests", f"{report['limiter_waits']} times, {report['limiter_wait_s']} s"),
         ("settled (positions = last targets)", "yes" if report["settled"] else "NO"),
         ("wall time", f"{report['wall_s']} s"),
         ("engine per signal p50 / p95", f"{report['engine_p50_ms']} / {report['engine_p95_ms']} ms"),
