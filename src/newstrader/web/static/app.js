@@ -242,8 +242,20 @@ async function refreshStats() {
     el("span", {}, "realized ", el("b", { class: sideClass(data.realized_pnl) }, fmtNum(data.realized_pnl, 2)), " USD"),
     el("span", {}, "fees ", el("b", {}, fmtNum(data.fees, 2))),
     el("span", {}, "fills ", el("b", {}, data.fills)),
+    el("span", {}, "win rate ", el("b", {}, winRate(data.summary))),
+    el("span", {}, "signal→fill p50 ", el("b", {}, latencyP50(data.summary))),
   );
   drawChart(data.pnl_curve || []);
+}
+
+function winRate(summary) {
+  const rate = summary && summary.win_rate;
+  return rate === null || rate === undefined ? "–" : `${Math.round(Number(rate) * 100)} %`;
+}
+
+function latencyP50(summary) {
+  const ms = summary && summary.signal_to_fill_ms_p50;
+  return ms === null || ms === undefined ? "–" : `${Number(ms).toFixed(0)} ms`;
 }
 
 // A small hand-written SVG line chart of cumulative realized PnL.
