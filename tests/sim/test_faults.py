@@ -157,3 +157,9 @@ def test_bad_fault_specs_are_refused(sim):
         response = sim.http.post(sim.url + "/admin/faults", json=body)
         assert response.status_code == 400 and message in response.json()["error"]
     assert sim.admin.state()["faults"] == []
+
+
+def test_stacked_faults_spoil_one_request_each(sim):
+    sim.admin.add_fault("hyperliquid", "http_429", count=1)
+    sim.admin.add_fault("hyperliquid", "http_5xx", count=1, status=503)
+    assert [_mids(sim).status_code for _ in range(3)] == [429, 503, 200]

@@ -127,10 +127,17 @@ class FaultTable:
         self._next_id = 1
 
     def pick(self, venue: str, label: str) -> list[Fault]:
-        """The faults that fire for this request (consuming counts), in the order they were added."""
+        """The faults that fire for this request (consuming counts), in the order they were added.
+
+        Every matching latency fault applies; of the others (which decide the reply) only the
+        first that fires does, so two `count=1` faults spoil the next two requests, one each.
+        """
         fired: list[Fault] = []
+        decided = False
         for fault in self.faults:
             if fault.venue not in (venue, "all"):
+                continue
+            if decided and fault.kind != "latency_ms":
                 continue
             if fault.endpoint is not None and fault.endpoint not in label:
                 continue
@@ -142,4 +149,5 @@ class FaultTable:
                 fault.count -= 1
             fault.hits += 1
             fired.append(fault)
+            decided = decided or fault.kind != "latency_ms"
         return fired
