@@ -103,7 +103,7 @@ def test_overhead_reports_ours_and_ccxt(outputs: dict[str, tuple[int, str, str]]
 
 def test_burst_trades_everything_without_429s_and_settles(outputs: dict[str, tuple[int, str, str]]) -> None:
     data = final_json(outputs, "burst")
-    for key in ("http_429", "settled", "wall_s", "signal_p95_ms", "traded", "headlines"):
+    for key in ("http_429", "settled", "wall_s", "signal_p95_ms", "traded", "headlines", "limiter_waits"):
         assert key in data, key
     assert data["headlines"] == 6 and data["traded"] == 6, data["not_traded"]
     assert data["http_429"] == 0 and data["http_requests"] > 0
@@ -135,6 +135,7 @@ def test_run_all_renders_the_page_and_charts(
     text = page.read_text(encoding="utf-8")
     lat = final_json(outputs, "latency")
     assert "## Summary" in text and f"ratio p50 **{lat['ratio_p50']}**" in text
+    assert "Reading the numbers" in text and "429" in text
     assert f"{info['nproc']} cores" in text and "Python" in text
     for chart in ("bench-latency.png", "bench-overhead.png"):
         assert (tmp_path / "img" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
