@@ -482,10 +482,11 @@ class Executor:
                 self.state.order_done(name, op.coin)
                 await self.journal.update_intent(cid, "failed", error=str(exc))
                 raise
+            answered = time.monotonic()  # an IOC's answer carries its fill: one stamp for both
             if self._crash_after_send:
                 os._exit(137)
-            self.state.order_done(name, op.coin)
-            outcome.latency.mark("acked", time.monotonic())
+            self.state.order_done(name, op.coin, answered)
+            outcome.latency.mark("acked", answered)
             await self.journal.update_intent(cid, _intent_status(result), result=result)
             outcome.orders.append(result)
             self._publish(
@@ -503,7 +504,7 @@ class Executor:
             if result.status is OrderStatus.REJECTED:
                 raise GiveUp(f"rejected: {result.error or 'no reason given'}")
             if result.filled_size > 0:
-                outcome.latency.mark("filled", time.monotonic())
+                outcome.latency.stamps["filled"] = answered  # the last fill: when the target was reached
                 last_price = result.avg_price or last_price
                 self._publish(
                     "fill",
