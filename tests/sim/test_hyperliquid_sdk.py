@@ -49,6 +49,10 @@ def test_reads_meta_mids_and_user_state(info, funded_account):
     assert state["marginSummary"]["accountValue"] == "100000"
     assert state["assetPositions"] == []
     assert info.name_to_asset("ETH") == 1
+    meta_again, contexts = info.meta_and_asset_ctxs()
+    assert meta_again == meta and len(contexts) == len(names)
+    assert contexts[1]["markPx"] == mids["ETH"]
+    assert info.spot_meta() == {"universe": [], "tokens": []}
 
 
 def test_market_open_and_market_close(info, exchange, funded_account):
