@@ -536,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coins", type=int, default=11)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fault-rate", type=float, default=SoakConfig.fault_rate)
+    parser.add_argument("--timeout-ms", type=int, default=SoakConfig.timeout_ms, help="timeout fault hold")
     parser.add_argument("--mode", choices=("target", "close_then_open"), default="target")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and journals here")
     args = parser.parse_args(argv)
@@ -547,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         coins=args.coins,
         seed=args.seed,
         fault_rate=args.fault_rate,
+        timeout_ms=args.timeout_ms,
         mode=args.mode,
     )
     coins_for(cfg.coins)  # a bad --coins is refused before anything starts
