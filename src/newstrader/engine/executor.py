@@ -155,6 +155,7 @@ class Executor:
             for name, v in self.venues.items()
         }
         self._markets: dict[str, dict[str, Market]] = {}
+        self._market_loads: dict[str, asyncio.Lock] = {}
         self._leverage_done: dict[tuple[str, str], int] = {}
         self._equity_seen: dict[str, tuple[float, Decimal]] = {}
         self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV) == "1"
@@ -259,14 +260,22 @@ class Executor:
         return outcomes
 
     async def _run_on_venue(self, name: str, op: Operation, received: float) -> VenueOutcome:
+        # The outcome is journaled before the lock is released, so the journal's order of
+        # outcomes on one (venue, coin) is the order in which they were executed.
+        async with self.state.hold(name, op.coin):
+            outcome, action = await self._attempt(name, op, received)
+            await self._finish(name, op, outcome, action)
+        return outcome
+
+    async def _attempt(self, name: str, op: Operation, received: float) -> tuple[VenueOutcome, str]:
+        """Run `op` on one venue (lock held); the outcome and the action taken, errors included."""
         outcome = VenueOutcome(venue=name, coin=op.coin, status=OutcomeStatus.OK)
         outcome.latency.mark("received", received)
         venue = self.venues[name]
         action = "none"
         try:
-            async with self.state.hold(name, op.coin):
-                await self._admit(name, op)
-                action = await self._reach_goal(name, venue, op, received, outcome)
+            await self._admit(name, op)
+            action = await self._reach_goal(name, venue, op, received, outcome)
         except SkipVenue as skip:
             outcome.status = OutcomeStatus.SKIPPED
             outcome.reason = str(skip)
@@ -293,8 +302,7 @@ class Executor:
             action = "failed"
         if outcome.status is not OutcomeStatus.OK and not outcome.reason:
             outcome.reason = action
-        await self._finish(name, op, outcome, action)
-        return outcome
+        return outcome, action
 
     async def _admit(self, name: str, op: Operation) -> None:
         """Refuse quarantined venues unless a health probe now shows them healthy."""
@@ -618,7 +626,12 @@ class Executor:
     async def _market(self, name: str, venue: Venue, coin: str) -> Market:
         markets = self._markets.get(name)
         if markets is None or coin not in markets:
-            markets = self._markets[name] = await venue.markets()
+            # One load per venue at a time: signals arriving together share it instead of each
+            # reading the market table (Hyperliquid's `meta` costs 20 of 1200 weight a minute).
+            async with self._market_loads.setdefault(name, asyncio.Lock()):
+                markets = self._markets.get(name)
+                if markets is None or coin not in markets:
+                    markets = self._markets[name] = await venue.markets()
         market = markets.get(coin)
         if market is None:
             raise SkipVenue(f"{coin} is not listed on {name}")
