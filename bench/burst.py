@@ -30,7 +30,6 @@ from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
 from newstrader.news.parser import Parser
 from newstrader.news.pipeline import Pipeline, PipelineSettings
-from newstrader.venues.limits import REGISTRY
 from sim_harness import COINS, collect_stages, machine, new_trader, summary_ms, venue_sims
 
 NAMES = {
@@ -140,7 +139,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         wall_s = time.monotonic() - started
         cpu_s = time.process_time() - cpu_started
         mismatches = settle_check(sims, trader.address, items, outcomes)
-        buckets = REGISTRY.snapshot()  # our own rate limiter: how often it held a request back
+        buckets = trader.limits.snapshot()  # our own rate limiter: how often it held a request back
     finally:
         await trader.close()
         await journal.close()

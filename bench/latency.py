@@ -205,6 +205,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 by_kind[flow].setdefault(item.kind, []).append(elapsed_ms)
 
         final = check_final_positions(sims, planned, traders)
+        throttled = {  # how often each flow's own rate limiter held a request back
+            flow: sum(int(b["waits"]) for b in trader.limits.snapshot().values())
+            for flow, trader in zip(FLOWS, traders, strict=True)
+        }
     finally:
         for trader in traders:
             await trader.close()
@@ -238,6 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests_per_signal": {flow: round(requests[flow] / len(planned), 2) for flow in FLOWS},
         "cpu_ms_per_signal": {flow: round(cpu_s[flow] * 1000 / len(planned), 1) for flow in FLOWS},
         "final_positions_agree": final,
+        "limiter_waits": throttled,
         "machine": machine(),
     }
 
@@ -274,6 +279,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"engine until execute() returned (fill + journal bookkeeping): {returned}")
     stages = ", ".join(f"{k} {v:g}" for k, v in report["engine_stages_p50_ms"].items())
     print(f"engine stages per venue, p50 ms: {stages}")
+    waits = ", ".join(f"{flow} {n}" for flow, n in report["limiter_waits"].items())
+    print(f"requests held back by each flow's own rate limiter: {waits}")
 
 
 def main() -> None:

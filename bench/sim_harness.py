@@ -32,6 +32,7 @@ from newstrader.venues.base import Venue
 from newstrader.venues.hyperliquid.config import HyperliquidConfig
 from newstrader.venues.hyperliquid.http import HyperliquidHttp
 from newstrader.venues.hyperliquid.venue import HyperliquidVenue
+from newstrader.venues.limits import LimitRegistry
 
 STARTUP_DEADLINE_S = 90.0  # generous: a loaded 2-core box takes long to import the simulator
 VENUES = ("hyperliquid", "aster")
@@ -199,6 +200,7 @@ class Trader:
     venues: dict[str, Venue]
     statuses: Counter[int]
     transports: dict[str, CountingTransport]
+    limits: LimitRegistry
 
     def last_order_reply_at(self, venue: str) -> float:
         return self.transports[venue].last_order_reply_at
@@ -209,21 +211,30 @@ class Trader:
 
 
 def new_trader(sims: VenueSims, usd: int = 1_000_000) -> Trader:
-    """A fresh key funded on both venues, with a Hyperliquid and an Aster (v3) adapter for it."""
+    """A fresh key funded on both venues, with a Hyperliquid and an Aster (v3) adapter for it.
+
+    Each trader has its own rate-limit budget, as a bot on its own machine would: the flows a
+    benchmark compares never slow each other down through one shared per-IP bucket."""
     wallet = Account.create()
     key = "0x" + bytes(wallet.key).hex()
     for venue in VENUES:
         sims.of(venue).fund(venue, wallet.address, usd)
     statuses: Counter[int] = Counter()
     transports = {name: CountingTransport(statuses) for name in VENUES}
+    registry = LimitRegistry()
     hl_url, aster_url = f"{sims.hyperliquid.url}/hyperliquid", f"{sims.aster.url}/aster"
     hyperliquid = HyperliquidVenue(
         HyperliquidConfig(name="hyperliquid", url=hl_url, account=wallet.address, secret=key, network="sim"),
-        http=HyperliquidHttp(hl_url, venue="hyperliquid", transport=transports["hyperliquid"]),
+        http=HyperliquidHttp(
+            hl_url, venue="hyperliquid", transport=transports["hyperliquid"], registry=registry
+        ),
     )
     aster_config = AsterConfig(name="aster", url=aster_url, account=wallet.address, secret=key, network="sim")
-    aster = AsterVenue(aster_config, http=AsterHttp(aster_config, transport=transports["aster"]))
-    return Trader(key, wallet.address, {"hyperliquid": hyperliquid, "aster": aster}, statuses, transports)
+    aster = AsterVenue(
+        aster_config, http=AsterHttp(aster_config, transport=transports["aster"], registry=registry)
+    )
+    venues: dict[str, Venue] = {"hyperliquid": hyperliquid, "aster": aster}
+    return Trader(key, wallet.address, venues, statuses, transports, registry)
 
 
 @dataclass
