@@ -258,13 +258,16 @@ def latency_reading(data: dict[str, Any]) -> str:
     """What the latency numbers say, in words built from this run's numbers."""
     stages = data.get("engine_stages_p50_ms", {})
     rps, cpu = data["requests_per_signal"], data.get("cpu_ms_per_signal", {})
+    waits = ", ".join(f"{flow} {n}" for flow, n in data.get("limiter_waits", {}).items()) or "not measured"
     return f"""\
 Reading the numbers: the engine needs two round trips one after the other (read position +
 mark on both venues at once, then one order per venue); the seed flow needs two or three per
 venue, venue after venue. So a third of the seed flow's time is the floor: here
 {data["baseline_p50_ms"] / 3:.0f} ms against the engine's p50 of {data["engine_p50_ms"]} ms
 (requests per signal: seed {rps["seed"]}, engine {rps["engine"]}, the engine's two reads per
-venue in flight together).
+venue in flight together). Per kind the floor differs: 1/2 for an open (the seed flow has
+nothing to close: read + open per venue) and 1/3 for a flip or a same-side signal (read, close,
+open per venue). Requests held back by each flow's own rate limiter: {waits}.
 
 Where the engine's time goes, per venue (p50): reading position + mark
 {stages.get("read position + mark", "?")} ms, the journal's durable write of the order intent
@@ -279,8 +282,12 @@ never sending an order the journal does not know about.
 What this bench found and fixed on the hot path: `sniffio` was missing, so httpcore retried a
 failing `import sniffio` (a scan of `sys.path`) on every request and lock, about 0.2 ms each on this box
 (now a dependency); the engine read its cached position after the venue reads instead of
-alongside them (now overlapped). No extra round trip was found: markets are cached, leverage
-is set once per coin, Hyperliquid's market order reuses the mid read alongside the position.
+alongside them (now overlapped); signals arriving together each loaded the market table
+(Hyperliquid `meta`, 20 of the 1200 weight a minute, per signal), draining the client's weight
+budget until its rate limiter held requests back (now one load per venue). No extra round
+trip was found: markets are cached, leverage is set once per coin, Hyperliquid's market order
+reuses the mid read alongside the position. The benchmark gives each flow its own rate-limit
+budget, as separate bots would have.
 Left as is: a same-side signal after a price move trims or tops up by a step or two (a second
 round trip for about a dollar), which is what `mode = "target"` asks; a tolerance band would
 save it, an engine decision.
