@@ -385,9 +385,10 @@ class Bot:
     async def close(self, coin: str, venue: str | None = None) -> Any:
         """Close one coin (on one venue or all) from what the exchange holds."""
         assert self.executor is not None
+        coin = await self.executor.resolve_coin(coin) or coin.upper()
         if self.autotrader is not None:  # also cancels the coin's TP/SL triggers
-            return await self.autotrader.close(coin.upper(), venue)
-        outcomes = await self.executor.close(coin.upper(), venue)
+            return await self.autotrader.close(coin, venue)
+        outcomes = await self.executor.close(coin, venue)
         return [_outcome_row(o) for o in outcomes]
 
     async def flatten(self) -> Any:

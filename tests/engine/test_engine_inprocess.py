@@ -224,3 +224,17 @@ async def test_a_flip_costs_two_round_trips_per_venue(rig: Rig) -> None:
         for start, end in (("received", "decided"), ("decided", "sent"), ("sent", "acked")):
             ms = ledger.ms_between(start, end)
             assert ms is not None and ms >= 0
+
+
+async def test_operator_coin_spelling_resolves_to_the_venue_listing_and_closes(rig: Rig) -> None:
+    """`close kpepe` must find the venues' `kPEPE`: upper-casing it would match nothing and close nothing."""
+    executor = rig.executor()
+    assert await executor.resolve_coin("kpepe") == "kPEPE"
+    assert await executor.resolve_coin(" eth ") == "ETH"
+    assert await executor.resolve_coin("NOTACOIN") is None
+    rig.sim.admin.set_price("kPEPE", Decimal("0.012"))
+    rig.sim.admin.set_position("hyperliquid", rig.address["hyperliquid"], "kPEPE", Decimal(5000))
+    coin = await executor.resolve_coin("KPEPE")
+    assert coin is not None
+    await executor.close(coin, "hyperliquid")
+    assert rig.position("hyperliquid", "kPEPE") == 0

@@ -623,6 +623,21 @@ class Executor:
         if self._age_s(op) > self.config.max_signal_age_s:
             raise GiveUp(f"signal older than max_signal_age_s={self.config.max_signal_age_s:g}; {state}")
 
+    async def resolve_coin(self, coin: str) -> str | None:
+        """The venues' own spelling of `coin` (kPEPE, not KPEPE), or None when no venue lists it."""
+        wanted = coin.strip().upper()
+        for name, venue in self.venues.items():
+            markets = self._markets.get(name)
+            if markets is None:
+                try:
+                    markets = self._markets[name] = await venue.markets()
+                except VenueError:
+                    continue
+            for listed in markets:
+                if listed.upper() == wanted:
+                    return listed
+        return None
+
     async def _market(self, name: str, venue: Venue, coin: str) -> Market:
         markets = self._markets.get(name)
         if markets is None or coin not in markets:
