@@ -288,6 +288,7 @@ budget until its rate limiter held requests back (now one load per venue). No ex
 trip was found: markets are cached, leverage is set once per coin, Hyperliquid's market order
 reuses the mid read alongside the position. The benchmark gives each flow its own rate-limit
 budget, as separate bots would have.
+
 Left as is: a same-side signal after a price move trims or tops up by a step or two (a second
 round trip for about a dollar), which is what `mode = "target"` asks; a tolerance band would
 save it, an engine decision.
@@ -297,12 +298,13 @@ save it, an engine decision.
 def burst_reading(data: dict[str, Any]) -> str:
     """What the burst numbers say, from this run's numbers."""
     every_s = data["seconds"] * data["coins"] / data["headlines"]
+    settled = "Yes" if data["settled"] else "**No**: " + "; ".join(data.get("mismatches", []))
     return f"""\
 Reading the numbers: {data["http_429"]} of {data["http_requests"]} venue requests were refused
 with 429 while the simulator enforced each venue's published limits; our own token buckets held
-a request back {data.get("limiter_waits", "?")} times ({data.get("limiter_wait_s", "?")} s). After the
-burst every coin on both venues holds exactly the target of its last headline
-({"yes" if data["settled"] else "NO"}). A headline's time (p50 {data["signal_p50_ms"]} ms) is the
+a request back {data.get("limiter_waits", "?")} times ({data.get("limiter_wait_s", "?")} s). Does every
+coin on both venues hold exactly the target of its last headline after the burst?
+{settled}. A headline's time (p50 {data["signal_p50_ms"]} ms) is the
 engine's (p50 {data["engine_p50_ms"]} ms) plus the pipeline's journal writes before and after it
 and any wait behind the previous headline of the same coin: one signal per coin runs at a time,
 by design, and here a coin gets a new headline every {every_s:g} s.
