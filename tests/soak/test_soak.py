@@ -1,0 +1,68 @@
+"""The short chaos soak inside `make test`: `bench/soak.py` with 100 signals and 3 SIGKILL restarts.
+
+`make soak` runs the long version (1000 signals, 10 restarts); this one keeps every kind of
+chaos but fewer of each, so it fits the suite's time budget.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+VENUES = {"hyperliquid", "aster"}
+FAULT_KINDS = {"latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute"}
+
+
+def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any) -> None:
+    cfg = soak.SoakConfig(signals=1000, restarts=10, coins=11, seed=1)
+    plan = soak.make_plan(cfg)
+    assert plan == soak.make_plan(cfg)  # deterministic given --seed
+    assert plan != soak.make_plan(soak.SoakConfig(signals=1000, restarts=10, coins=11, seed=2))
+
+    kinds = Counter(step.kind for step in plan)
+    assert kinds["signal"] == 1000 and kinds["restart"] == 10
+    assert kinds["outside"] > 20 and kinds["liquidate"] > 10 and kinds["fault"] > 200
+    signals = [s for s in plan if s.kind == "signal"]
+    assert len({s.coin for s in signals}) == 11 and {s.side for s in signals} == {"long", "short"}
+    assert len({s.news_id for s in signals}) == 1000
+    faults = [s.fault for s in plan if s.kind == "fault"]
+    assert {f["kind"] for f in faults} == FAULT_KINDS and {f["venue"] for f in faults} == VENUES
+    restarts = [s for s in plan if s.kind == "restart"]
+    assert sum(s.keep_journal for s in restarts) == 5  # half keep the journal, half start empty
+    assert {s.mid_signal for s in restarts} == {True, False}
+    # Outside trades stay within the target, so a larger position can only be the bot's doing.
+    harness = soak.engine_harness()
+    for step in plan:
+        if step.kind == "outside":
+            assert abs(Decimal(step.size)) <= harness.target_size(step.coin, "long")
+
+
+@pytest.mark.xdist_group("soak")
+@pytest.mark.timeout(600)  # ~90 s on an idle 2-core box; far more when it is shared
+def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> None:
+    # Fewer and shorter faults than `make soak` (each costs the bot seconds of retries), same kinds.
+    # Three restarts: one of each kind but empty/idle, and each restarted client starts with a full
+    # Hyperliquid weight budget, which paces the bot (1200/min): ~60 s here, ~120 s with two.
+    cfg = soak.SoakConfig(signals=100, restarts=3, coins=11, seed=3, fault_rate=0.15, timeout_ms=400)
+    lines: list[str] = []
+    report = soak.run_soak(cfg, tmp_path, say=lines.append)
+    summary = soak.render(report, cfg)
+    assert report.problems == [], summary
+    line = report.line()
+    assert (line["mismatches"], line["doubled"], line["lost"]) == (0, 0, 0), summary
+    assert line["signals"] == 100 and line["restarts"] == 3
+    # The chaos really happened: faults of several kinds fired, the world moved under the bot.
+    assert line["faults"] >= 8 and len(line["faults_by_kind"]) >= 3, summary
+    assert line["outside_trades"] + line["liquidations"] >= 5, summary
+    assert report.restarts_by_kind == Counter(
+        {"kept-journal/mid-signal": 1, "empty-journal/mid-signal": 1, "kept-journal/idle": 1}
+    )
+    # Most signals were carried out on both venues (a venue may fail a signal under faults).
+    for venue in VENUES:
+        assert report.outcomes[(venue, "ok")] >= 80, summary
+    # The journal saw the drift the outside trades, liquidations and empty journal caused.
+    assert report.drift_events["missing_local_adopted"] >= 1, summary
