@@ -42,27 +42,24 @@ class Rig:
         sim.admin.create_account(user.address, usd=1_000_000, venue="aster", signers=[signer.address])
         for coin, price in MARKS.items():
             sim.admin.set_price(coin, price)
-        self.venues = {
-            "hyperliquid": build_venue(
-                {
-                    "name": "hyperliquid",
-                    "kind": "hyperliquid",
-                    "url": sim.hl_url,
-                    "account": hl.address,
-                    "secret": "0x" + bytes(hl.key).hex(),
-                }
-            ),
-            "aster": build_venue(
-                {
-                    "name": "aster",
-                    "kind": "aster",
-                    "url": sim.aster_url,
-                    "account": user.address,
-                    "signer": signer.address,
-                    "secret": "0x" + bytes(signer.key).hex(),
-                }
-            ),
+        self.configs: dict[str, dict[str, Any]] = {
+            "hyperliquid": {
+                "name": "hyperliquid",
+                "kind": "hyperliquid",
+                "url": sim.hl_url,
+                "account": hl.address,
+                "secret": "0x" + bytes(hl.key).hex(),
+            },
+            "aster": {
+                "name": "aster",
+                "kind": "aster",
+                "url": sim.aster_url,
+                "account": user.address,
+                "signer": signer.address,
+                "secret": "0x" + bytes(signer.key).hex(),
+            },
         }
+        self.venues = {name: build_venue(cfg) for name, cfg in self.configs.items()}
 
     def position(self, venue: str, coin: str) -> Decimal:
         return Decimal(self.sim.admin.position(venue, self.address[venue], coin))
@@ -238,3 +235,31 @@ async def test_operator_coin_spelling_resolves_to_the_venue_listing_and_closes(r
     assert coin is not None
     await executor.close(coin, "hyperliquid")
     assert rig.position("hyperliquid", "kPEPE") == 0
+
+
+@pytest.mark.parametrize("venue_name", ["hyperliquid", "aster"])
+async def test_an_order_landing_after_the_client_gave_up_is_found_not_sent_twice(
+    rig: Rig, venue_name: str
+) -> None:
+    """The request is held past the client's timeout, then executes: the engine must wait for it.
+
+    Giving up on "not found" before the order's validity window ends would send the size again
+    and, when the held request lands, double the position.
+    """
+    venue = build_venue({**rig.configs[venue_name], "timeout_s": 0.8})  # gives up long before
+    label = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}[venue_name]
+
+    def orders_sent() -> int:
+        counts = rig.sim.admin.stats()["requests"].get(venue_name, {})
+        return sum(n for request, n in counts.items() if label in request)
+
+    before = orders_sent()
+    rig.sim.admin.add_fault(venue_name, "latency_ms", count=1, endpoint=label, ms=2500)
+    executor = Executor({venue_name: venue}, rig.journal, EngineConfig(), Sizer(NOTIONAL, 3))
+    try:
+        [outcome] = await executor.execute(_signal(90, "ETH", Side.LONG))
+    finally:
+        await venue.close()
+    assert outcome.status is OutcomeStatus.OK, outcome.reason
+    assert rig.position(venue_name, "ETH") == NOTIONAL / MARKS["ETH"]
+    assert orders_sent() - before == 1  # the held order was found; nothing was sent again

@@ -449,7 +449,8 @@ class Executor:
                     last_price = found.avg_price
                 current = await self._fresh_size(name, venue, op)
                 continue
-            outcome.latency.mark("sent", time.monotonic())
+            sent_at = time.monotonic()
+            outcome.latency.mark("sent", sent_at)
             try:
                 result = await venue.place_order(req)
             except Ambiguous as exc:
@@ -458,7 +459,7 @@ class Executor:
                 log.warning(
                     "order_ambiguous", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
                 )
-                found = await self._resolve_ambiguous(name, venue, op, cid)
+                found = await self._resolve_ambiguous(name, venue, op, cid, sent_at=sent_at)
                 if found is not None:
                     outcome.orders.append(found)
                     if found.avg_price is not None:
@@ -539,10 +540,25 @@ class Executor:
             current = await self._fresh_size(name, venue, op)
 
     async def _resolve_ambiguous(
-        self, name: str, venue: Venue, op: Operation, cid: str, *, grace: bool = True
+        self,
+        name: str,
+        venue: Venue,
+        op: Operation,
+        cid: str,
+        *,
+        grace: bool = True,
+        sent_at: float | None = None,
     ) -> OrderResult | None:
-        """Ask the venue what became of `cid`; wait a grace period for an order still in flight."""
+        """Ask the venue what became of `cid`, waiting while an order in flight could still land.
+
+        "Not found" is only final once the order's validity window (`venue.order_validity_s`
+        from `sent_at`) has passed: before that, a request delayed on the way may still execute,
+        and sending the missing size then would double the position.
+        """
         deadline = time.monotonic() + (self.config.ambiguous_grace_s if grace else 0.0)
+        if grace and sent_at is not None:
+            validity = float(getattr(venue, "order_validity_s", 0.0) or 0.0)
+            deadline = max(deadline, sent_at + validity + self.config.ambiguous_grace_s)
         delay = 0.05
         while True:
             try:

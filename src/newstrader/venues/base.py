@@ -57,6 +57,10 @@ class Venue(Protocol):
     """A perpetual-futures exchange seen through the few calls the engine needs."""
 
     name: str
+    # Seconds after sending during which an order may still reach the venue; later it is refused
+    # (Hyperliquid `expiresAfter`, Aster's recvWindow / nonce window). An order whose reply was lost
+    # and that the venue has not seen by then never executes, so sending the missing size is safe.
+    order_validity_s: float
 
     async def markets(self) -> dict[str, Market]:
         """Coin → trading rules (size step, price tick, min notional, max leverage)."""

@@ -75,6 +75,7 @@ def build_venue(cfg: VenueSettings | Mapping[str, Any]) -> Venue:
                 network=network,
                 vault_address=_get(cfg, "vault_address"),
                 timeout_s=timeout_s,
+                order_validity_s=float(_get(cfg, "order_validity_s", 10.0)),
                 is_mainnet=network == "mainnet",
             )
         )

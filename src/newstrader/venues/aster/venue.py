@@ -83,6 +83,9 @@ class AsterVenue:
     def __init__(self, config: AsterConfig, http: AsterHttp | None = None) -> None:
         self.name = config.name
         self.config = config
+        # v3 nonces older than 10 s are refused, HMAC requests older than recvWindow: a lost order
+        # that has not arrived by then never will.
+        self.order_validity_s = 10.0 if config.auth == "v3" else config.recv_window_ms / 1000
         self.http = http or AsterHttp(config)
         self._markets: dict[str, Market] = {}
         self._symbol_to_coin: dict[str, str] = {}

@@ -21,6 +21,7 @@ class HyperliquidConfig:
     network: str = "testnet"
     vault_address: str | None = None
     timeout_s: float = 10.0
+    order_validity_s: float = 10.0  # sent as `expiresAfter`: a late order is refused, never executed
     ip_weight_per_min: int = 1200
     # The simulator, like testnet, expects phantom-agent source "b"; only mainnet signs with "a".
     is_mainnet: bool = False

@@ -73,6 +73,7 @@ class HyperliquidVenue:
     def __init__(self, config: HyperliquidConfig, http: HyperliquidHttp | None = None) -> None:
         self.name = config.name
         self.config = config
+        self.order_validity_s = config.order_validity_s
         self.account = config.account.lower()
         self.signer = L1Signer(config.secret)
         self._nonces = _nonces_for(self.signer.address)
@@ -299,17 +300,24 @@ class HyperliquidVenue:
 
     # --- actions -------------------------------------------------------------------------------
 
-    async def _send(self, action: dict[str, Any], batch_length: int) -> Any:
+    async def _send(self, action: dict[str, Any], batch_length: int, *, expires: bool = False) -> Any:
         nonce = self._nonces.next()
+        # An order that reaches the venue after `expiresAfter` is refused: a lost request can't
+        # execute late, after the engine has already sent what was missing.
+        expires_after = int(time.time() * 1000 + self.order_validity_s * 1000) if expires else None
         signature = self.signer.sign_l1_action(
-            action, nonce, is_mainnet=self.config.is_mainnet, vault_address=self.config.vault_address
+            action,
+            nonce,
+            is_mainnet=self.config.is_mainnet,
+            vault_address=self.config.vault_address,
+            expires_after=expires_after,
         )
         envelope = {
             "action": action,
             "nonce": nonce,
             "signature": signature,
             "vaultAddress": self.config.vault_address,
-            "expiresAfter": None,
+            "expiresAfter": expires_after,
         }
         return await self.http.exchange(envelope, batch_length)
 
@@ -339,7 +347,7 @@ class HyperliquidVenue:
             int(market.asset_id or 0), req.is_buy, price, size, req.reduce_only, tif, cloid
         )
         started = time.perf_counter()
-        reply = await self._send(order_action([wire]), 1)
+        reply = await self._send(order_action([wire]), 1, expires=True)
         result = self._order_result(reply, req.client_id, size)
         log.info(
             "order_placed",
