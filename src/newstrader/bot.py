@@ -169,8 +169,9 @@ class Bot:
     async def _build(self) -> None:
         from newstrader.venues.factory import build_venue
 
+        order_timeout_s = _get(_get(self.settings, "engine", None), "order_timeout_s", None)
         for cfg in _get(self.settings, "venues", []) or []:
-            venue = build_venue(cfg)
+            venue = build_venue(cfg, timeout_s=order_timeout_s)
             self.venues[str(_get(cfg, "name", getattr(venue, "name", "")))] = venue
         state = VenueCoinState()
         quarantine = Quarantine(

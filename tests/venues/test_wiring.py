@@ -35,6 +35,25 @@ def test_build_from_venue_settings_picks_adapter_and_default_urls() -> None:
         assert KEY[2:10] not in repr(venue) and KEY[2:10] not in repr(venue.config)
 
 
+def test_engine_order_timeout_reaches_both_adapters_and_orders_carry_a_validity_window() -> None:
+    """`[engine] order_timeout_s` must bound requests (it did nothing before); orders expire on the venue."""
+    for kind in ("hyperliquid", "aster"):
+        venue: Any = build_venue(VenueSettings(name=kind, kind=kind, secret=KEY), timeout_s=2.5)
+        assert venue.config.timeout_s == 2.5
+        assert 0 < venue.order_validity_s <= 10
+    hmac: Any = build_venue(
+        {
+            "name": "h",
+            "kind": "aster",
+            "auth": "hmac",
+            "account": "0x" + "22" * 20,
+            "api_key": "k",
+            "secret": "s" * 64,
+        }
+    )
+    assert hmac.order_validity_s == hmac.config.recv_window_ms / 1000
+
+
 def test_missing_secret_and_wrong_signer_are_clear_errors() -> None:
     with pytest.raises(AuthError, match="NEWSTRADER_NOKEY_SECRET"):
         build_venue({"name": "nokey", "kind": "hyperliquid", "account": "0x" + "11" * 20})

@@ -50,8 +50,11 @@ def default_url(kind: str, network: str) -> str:
     return urls[network]
 
 
-def build_venue(cfg: VenueSettings | Mapping[str, Any]) -> Venue:
-    """A ready (not yet connected) adapter for one `[[venues]]` entry; `cfg.url` overrides the default."""
+def build_venue(cfg: VenueSettings | Mapping[str, Any], *, timeout_s: float | None = None) -> Venue:
+    """A ready (not yet connected) adapter for one `[[venues]]` entry; `cfg.url` overrides the default.
+
+    `timeout_s` (the engine's `order_timeout_s`) bounds how long one request may take.
+    """
     kind = str(_get(cfg, "kind", ""))
     name = str(_get(cfg, "name", kind))
     network = str(_get(cfg, "network", "sim"))
@@ -64,7 +67,7 @@ def build_venue(cfg: VenueSettings | Mapping[str, Any]) -> Venue:
         if kind == "aster" and _get(cfg, "auth", "v3") == "hmac":
             raise ValueError(f"venues.account is required (venue {name!r})")
         account = L1Signer(secret).address  # the key trades its own account (user == signer)
-    timeout_s = float(_get(cfg, "timeout_s", 10.0))
+    timeout_s = float(timeout_s if timeout_s is not None else _get(cfg, "timeout_s", 10.0))
     if kind == "hyperliquid":
         return HyperliquidVenue(
             HyperliquidConfig(
