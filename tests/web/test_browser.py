@@ -1,11 +1,13 @@
 """The dashboard in Debian's Chromium (headless, through Playwright; no browser is downloaded).
 
 Log in; a wrong token is refused; post a headline and see the position appear with its drift
-state; press Flatten and see the simulator go flat. Screenshots go to docs/img/.
+state; press Flatten and see the simulator go flat. Screenshots go to tests/artifacts/screenshots/
+(docs/img/ with NEWSTRADER_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -29,7 +31,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+_ROOT = Path(__file__).resolve().parents[2]
+# Every run saves its screenshots; only a run asked to refresh the README's pictures writes them
+# into the tracked docs/img/ (NEWSTRADER_UPDATE_SCREENSHOTS=1 make test), so a plain test run
+# leaves the work tree clean.
+SHOTS = _ROOT / (
+    "docs/img" if os.environ.get("NEWSTRADER_UPDATE_SCREENSHOTS") else "tests/artifacts/screenshots"
+)
+SHOTS.mkdir(parents=True, exist_ok=True)
 UI_TIMEOUT_MS = 15_000
 
 
