@@ -116,6 +116,7 @@ class Bot:
         self.sizer = Sizer.from_settings(_get(settings, "sizing"))
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
+        self.telegram: Any = None
         self._started = False
 
     # ------------------------------------------------------------------ life cycle
@@ -142,6 +143,7 @@ class Bot:
             await self._start_sources()
             if self.serve_web:
                 await self._start_web()
+            await self._start_telegram(len(resolved), len(drift))
             stamps["serving"] = time.monotonic()
             self._started = True
             names = list(stamps)
@@ -261,8 +263,26 @@ class Bot:
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
 
+    async def _start_telegram(self, resolved: int, drift: int) -> None:
+        """Alerts and commands on Telegram when `[telegram]` is configured (never blocks on it)."""
+        settings = _get(self.settings, "telegram")
+        if settings is None:
+            return
+        from newstrader.telegram.service import TelegramService
+
+        text = (
+            f"newstrader started: venues {', '.join(sorted(self.venues))}; mode {self.engine_config.mode};"
+            f" {resolved} pending resolved, {drift} drift; {'PAUSED' if await self.paused() else 'trading'}"
+        )
+        self.telegram = TelegramService(settings, self, self.bus, self.journal, started_text=text)
+        await self.telegram.start()
+
     async def stop(self) -> None:
         """Stop serving, finish the loops, close venues and the journal (in that order)."""
+        if self.telegram is not None:
+            with contextlib.suppress(Exception):
+                await self.telegram.stop()
+            self.telegram = None
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.stop()
