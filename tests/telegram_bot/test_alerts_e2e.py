@@ -123,6 +123,21 @@ def test_a_telegram_outage_does_not_slow_trading(alerts_world: Any) -> None:
     wait_until(lambda: _messages(alerts_world, more_ids[-1]), timeout=60)
 
 
+def test_drift_pause_and_resume_are_alerted(alerts_world: Any) -> None:
+    bot = alerts_world.bot
+    # A trade made by hand on the exchange: the next signal finds the cache stale.
+    alerts_world.outside_trade("hyperliquid", "AAVE", "3")
+    bot.news("AAVE", "long")
+    drift = wait_until(lambda: _messages(alerts_world, "⚠️ drift hyperliquid AAVE:"), timeout=30)
+    assert "missing_local_adopted: exchange 3, cache -" in drift[0].text
+
+    assert bot.http.post("/api/control/pause").status_code == 200  # the dashboard's button
+    paused = wait_until(lambda: _messages(alerts_world, "⏸ paused:"), timeout=30)
+    assert bot.http.post("/api/control/resume").status_code == 200
+    wait_until(lambda: _messages(alerts_world, "▶️ resumed:"), timeout=30)
+    assert "newstrader · 1 control" in paused[0].text or "controls" in paused[0].text
+
+
 def test_the_token_appears_in_no_log(alerts_world: Any) -> None:
     standin = alerts_world.standin
     bot = alerts_world.bot

@@ -72,6 +72,7 @@ def test_flatten_from_the_allowed_chat_flattens_after_confirmation(tg_world: Any
 def test_commands_from_a_strangers_chat_do_nothing(tg_world: Any) -> None:
     world = tg_world
     standin = world.standin
+    standin.send_command(ALLOWED_CHAT, "/pause")  # typed while the bot was down: never acted on
     bot = world.start_telegram_bot()
     held = _open(world, "AVAX")
     prompt, confirm = _flatten_prompt(world)
