@@ -17,6 +17,7 @@ app = typer.Typer(
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config TOML file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+EXECUTE_WAIT_S = 30.0  # `signal --execute` waits this long for the venues' outcomes (the API's limit)
 
 
 @app.callback()
@@ -170,7 +171,7 @@ def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False)
 @app.command()
 def positions(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
     """Exchange positions next to the cache, per venue (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "GET", "/api/positions")
     if as_json:
@@ -182,7 +183,7 @@ def positions(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = Fa
 @app.command()
 def reconcile(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
     """Read every venue and record drift, without trading (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "POST", "/api/control/reconcile")
     if as_json:
@@ -246,11 +247,22 @@ def signal(
     if not execute:
         signal_command(text, as_json=as_json, rules=rules)
         return
-    # --execute: the running bot parses, filters and acts; print what it decided.
+    # --execute: the running bot parses, filters and acts; print what it decided, then (the
+    # webhook answers before the orders are done) what each venue did, once it is known.
     if not as_json:
         signal_command(text, as_json=False, rules=rules)
-    reply = _remote_call(config, "POST", "/api/news", {"title": text, "source": "cli"})
-    typer.echo(json.dumps(reply) if as_json else f"bot: {reply.get('reason')}")
+    reply = _remote_call(
+        config, "POST", f"/api/news?wait={EXECUTE_WAIT_S:g}", {"title": text, "source": "cli"}
+    )
+    if as_json:
+        typer.echo(json.dumps(reply))
+        return
+    typer.echo(f"bot: {reply.get('reason')}")
+    for outcome in reply.get("outcomes", []):
+        detail = f" ({outcome['reason']})" if outcome.get("reason") else ""
+        typer.echo(f"  {outcome['venue']}: {outcome['status']}{detail}")
+    if not reply.get("done"):
+        typer.echo(f"still executing after {EXECUTE_WAIT_S:g}s; see `newstrader history` for the outcomes")
 
 
 @app.command()
@@ -278,7 +290,7 @@ def history(
     limit: Annotated[int, typer.Option(help="Rows of each kind.")] = 20,
 ) -> None:
     """Recent news, signals and outcomes (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     news = _remote_call(config, "GET", f"/api/news?limit={limit}")["news"]
     signals = _remote_call(config, "GET", f"/api/signals?limit={limit}")["signals"]
@@ -297,7 +309,7 @@ def stats(
     ] = None,
 ) -> None:
     """Realized PnL, fees, win rate and latency from exchange fills (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "GET", "/api/stats")
     if csv_path is not None:
@@ -322,7 +334,7 @@ def _console() -> Any:
 
 def _remote_call(config: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Ask the running bot (operator verbs); a failure is one clear line and exit 1."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     try:
         with remote.BotClient(remote.resolve_endpoint(config)) as client:
@@ -333,7 +345,7 @@ def _remote_call(config: Path, method: str, path: str, body: dict[str, Any] | No
 
 
 def _remote_control(config: Path, action: str, as_json: bool, body: dict[str, Any] | None = None) -> None:
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "POST", f"/api/control/{action}", body)
     if as_json:
