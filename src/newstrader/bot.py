@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -31,6 +31,9 @@ from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer
 from newstrader.venues.base import Venue, VenueError
+
+if TYPE_CHECKING:
+    from newstrader.telegram.service import TelegramService
 
 log = structlog.get_logger("newstrader.bot")
 
@@ -121,7 +124,7 @@ class Bot:
         self.sizer = Sizer.from_settings(_get(settings, "sizing"))
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
-        self.telegram: Any = None
+        self.telegram: TelegramService | None = None
         self._started = False
 
     # ------------------------------------------------------------------ life cycle
@@ -280,7 +283,7 @@ class Bot:
             f"newstrader started: venues {', '.join(sorted(self.venues))}; mode {self.engine_config.mode};"
             f" {resolved} pending resolved, {drift} drift; {'PAUSED' if await self.paused() else 'trading'}"
         )
-        self.telegram = TelegramService(settings, self, self.bus, self.journal, started_text=text)
+        self.telegram = TelegramService(settings, self, started_text=text)
         await self.telegram.start()
 
     async def stop(self) -> None:

@@ -1,7 +1,8 @@
 """Commands from the phone, obeyed only from the configured chats.
 
-Every command calls the bot's `ControlApi`, the same methods the dashboard's buttons call, so
-an order placed from Telegram passes through the engine like any other. `/flatten` only asks:
+Every command calls the bot's `BotApi`, the seam the dashboard is typed against (and /stats the
+same summary as its `/api/stats`), so an order placed from Telegram passes through the engine
+like any other. `/flatten` only asks:
 it answers with a Confirm/Cancel keyboard whose button carries a one-time nonce for that chat;
 only pressing Confirm within `CONFIRM_TTL_S` flattens.
 
@@ -27,8 +28,8 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from newstrader.botapi import BotApi
 from newstrader.telegram.alerts import format_positions, format_result, format_stats
-from newstrader.telegram.ports import ControlApi
 
 log = structlog.get_logger("newstrader.telegram")
 
@@ -47,9 +48,9 @@ Context = ContextTypes.DEFAULT_TYPE
 
 
 class Commands:
-    """The handlers of one Telegram bot over one `ControlApi`."""
+    """The handlers of one Telegram bot over one running bot's `BotApi`."""
 
-    def __init__(self, api: ControlApi, chat_ids: Iterable[int]) -> None:
+    def __init__(self, api: BotApi, chat_ids: Iterable[int]) -> None:
         self.api = api
         self.allowed = frozenset(chat_ids)
         self._strangers: set[int] = set()
@@ -106,7 +107,9 @@ class Commands:
         await self._reply(update, format_positions(rows, await self.api.paused()))
 
     async def stats(self, update: Update, context: Context) -> None:
-        stats = await self.api.stats()
+        from newstrader.autotrade.stats import compute_stats
+
+        stats = await compute_stats(self.api.journal)
         await self._reply(update, format_stats(stats, await self.api.paused()))
 
     async def pause(self, update: Update, context: Context) -> None:

@@ -19,12 +19,12 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
+from newstrader.botapi import BotApi
 from newstrader.config import TelegramSettings
 from newstrader.domain import utcnow
 from newstrader.telegram import alerts
 from newstrader.telegram.commands import Commands
 from newstrader.telegram.outbox import ChatOutbox, RetryLater, SendFailed, SendRejected
-from newstrader.telegram.ports import ControlApi, EventFeed, JournalFeed
 
 log = structlog.get_logger("newstrader.telegram")
 
@@ -49,9 +49,7 @@ class TelegramService:
     def __init__(
         self,
         settings: TelegramSettings,
-        api: ControlApi,
-        bus: EventFeed,
-        journal: JournalFeed,
+        api: BotApi,
         *,
         started_text: str = "newstrader started",
     ) -> None:
@@ -59,8 +57,8 @@ class TelegramService:
             raise ValueError("[telegram] needs a token (env NEWSTRADER_TELEGRAM_TOKEN)")
         self.settings = settings
         self.categories = frozenset(settings.events)
-        self.bus = bus
-        self.journal = journal
+        self.bus = api.bus
+        self.journal = api.journal
         self.commands = Commands(api, settings.chat_ids)
         timeout = settings.request_timeout_s
         self.app: Application[Any, Any, Any, Any, Any, Any] = (
