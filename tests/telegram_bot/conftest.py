@@ -48,10 +48,12 @@ class TelegramWorld(World):  # type: ignore[misc,valid-type]
 
     standin: Any = None
     telegram_extra: str = ""
+    exits_extra: str = ""
 
     def config(self, **kwargs: Any) -> str:
+        base = super().config(**kwargs).replace("[exits]\n", f"[exits]\n{self.exits_extra}\n", 1)
         return (
-            super().config(**kwargs)
+            base
             + f"""
 [telegram]
 chat_ids = [{ALLOWED_CHAT}]

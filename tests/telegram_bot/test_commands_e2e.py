@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -99,3 +100,26 @@ def test_commands_from_a_strangers_chat_do_nothing(tg_world: Any) -> None:
     # The allowed chat's own button still works afterwards: the stranger did not use it up.
     standin.press(ALLOWED_CHAT, prompt, confirm)
     wait_until(lambda: all(v == 0 for v in world.positions("AVAX").values()), timeout=60)
+
+
+def test_an_exchange_stop_loss_and_the_daily_loss_limit_are_alerted(tg_world: Any) -> None:
+    world = tg_world
+    world.exits_extra = "daily_loss_limit_usd = 100"
+    world.start_telegram_bot(env={"NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S": "1"})
+    _open(world, "DOT")  # 200 DOT a venue at 5; its stop-loss rests on the exchange at 2.5
+    try:
+        world.sim.admin.set_price("DOT", "2.4")  # the stops fire on the exchange, not in the bot
+        wait_until(lambda: all(v == 0 for v in world.positions("DOT").values()), timeout=60)
+
+        def texts() -> str:
+            return "\n".join(m.text for m in world.standin.messages(ALLOWED_CHAT))
+
+        wait_until(lambda: "🛑 daily loss limit:" in texts() and "⏸ paused:" in texts(), timeout=60)
+        wait_until(lambda: texts().count("DOT: sold") >= 2, timeout=60)
+    finally:
+        world.sim.admin.set_price("DOT", "5")
+    # Hyperliquid's fill carries the trigger's client id; Aster's carries none.
+    assert "🎯 SL filled hyperliquid DOT: sold 200 @ " in texts()
+    assert "🎯 exit filled (TP/SL or by hand) aster DOT: sold 200 @ " in texts()
+    losses = re.findall(r"DOT: sold 200 @ [\d.]+, PnL (-[\d.]+) USD", texts())
+    assert len(losses) == 2 and all(Decimal(x) < -100 for x in losses), losses

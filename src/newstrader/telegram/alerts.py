@@ -120,20 +120,21 @@ def trigger_kind(fill: Fill) -> str | None:
     return None
 
 
-def from_fill(fill: Fill) -> Alert | None:
-    """A TP/SL fill with its realized PnL net of the fee, as the exchange reported them."""
+def from_fill(fill: Fill) -> Alert:
+    """An exit the exchange filled on its own, with the realized PnL net of the fee it reported.
+
+    TP or SL when the fill carries the auto trader's trigger client id (Hyperliquid); a fill of
+    no order the bot sent otherwise (Aster's fills carry no client id) is named for what it is.
+    """
     which = trigger_kind(fill)
-    if which is None:
-        return None
+    what = f"{which} filled" if which is not None else "exit filled (TP/SL or by hand)"
     net = fill.realized_pnl - fill.fee
     side = "bought" if fill.is_buy else "sold"
     part = (
         f"{side} {_num(fill.size)} @ {_num(fill.price)}, PnL {'+' if net >= 0 else ''}{_num(net)} USD"
         f" (fee {_num(fill.fee)})"
     )
-    return Alert(
-        "tpsl", f"fill:{fill.venue}:{fill.fill_id}", f"🎯 {which} filled {fill.venue} {fill.coin}:", [part]
-    )
+    return Alert("tpsl", f"fill:{fill.venue}:{fill.fill_id}", f"🎯 {what} {fill.venue} {fill.coin}:", [part])
 
 
 def lifecycle(text: str) -> Alert:

@@ -21,7 +21,7 @@ from telegram.request import HTTPXRequest
 
 from newstrader.botapi import BotApi
 from newstrader.config import TelegramSettings
-from newstrader.domain import utcnow
+from newstrader.domain import Fill, utcnow
 from newstrader.telegram import alerts
 from newstrader.telegram.commands import Commands
 from newstrader.telegram.outbox import ChatOutbox, RetryLater, SendFailed, SendRejected
@@ -34,6 +34,7 @@ POLL_TIMEOUT_S = 10  # getUpdates long-poll
 CONNECT_BACKOFF_MAX_S = 60.0
 SHUTDOWN_FLUSH_S = 3.0
 FILL_OVERLAP = timedelta(minutes=5)
+OWN_ORDERS_WINDOW = 2000  # the bot's newest orders, to tell its own fills from exits
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
@@ -182,8 +183,24 @@ class TelegramService:
             except Exception as exc:  # one odd event must not end the feed
                 log.warning("telegram_event_unreadable", event_type=event.get("type"), error=repr(exc))
 
+    async def _exchange_exits(self, fills: list[Fill]) -> list[Fill]:
+        """The fills that realized PnL on orders the bot did not send: its TP/SL triggers (or a
+        trade by hand). Every order the engine or a close sends is journaled before it is sent."""
+        exits = [f for f in fills if f.realized_pnl != 0]
+        if not any(alerts.trigger_kind(f) is None for f in exits):
+            return exits
+        orders = await self.journal.recent_orders(OWN_ORDERS_WINDOW)
+        own_ids = {str(o["client_id"]) for o in orders}
+        own_oids = {(str(o["venue"]), str(o["venue_order_id"])) for o in orders if o.get("venue_order_id")}
+        return [
+            f
+            for f in exits
+            if alerts.trigger_kind(f) is not None
+            or (f.client_id not in own_ids and (f.venue, str(f.venue_order_id)) not in own_oids)
+        ]
+
     async def _follow_journal(self) -> None:
-        """Tail the journal: control events (pause, loss limit, protection) and TP/SL fills."""
+        """Tail the journal: control events (pause, loss limit, protection) and exchange exits."""
         since = utcnow()
         newest = await self.journal.recent_events(1)
         last_id = int(newest[0]["id"]) if newest else 0
@@ -196,11 +213,10 @@ class TelegramService:
                     last_id = int(row["id"])
                     self.notify(alerts.from_journal_event(row))
                 fills = await self.journal.fills(since=since)
-                for fill in fills:
-                    key = (fill.venue, fill.fill_id)
-                    if key not in seen_fills and alerts.trigger_kind(fill) is not None:
-                        self.notify(alerts.from_fill(fill))
-                    seen_fills[key] = fill.time
+                fresh = [f for f in fills if (f.venue, f.fill_id) not in seen_fills]
+                for fill in await self._exchange_exits(fresh):
+                    self.notify(alerts.from_fill(fill))
+                seen_fills.update({(f.venue, f.fill_id): f.time for f in fresh})
                 if fills:  # read from a little before the newest fill: a venue may report late
                     since = max(since, max(f.time for f in fills) - FILL_OVERLAP)
                     seen_fills = {k: t for k, t in seen_fills.items() if t >= since}
