@@ -16,6 +16,10 @@ from typing import Any
 
 import pytest
 
+from .standin import BotApiStandIn, Fault
+
+__all__ = ["ALLOWED_CHAT", "STRANGER_CHAT", "Fault", "wait_until"]
+
 ALLOWED_CHAT = 424242
 STRANGER_CHAT = 666
 
@@ -33,10 +37,6 @@ def _load(relative: str, name: str) -> Any:
 
 
 engine = _load("engine/conftest.py", "newstrader_engine_conftest_for_telegram")
-standin_module = _load("telegram_bot/standin.py", "newstrader_telegram_standin")
-BotApiStandIn = standin_module.BotApiStandIn
-Fault = standin_module.Fault
-Sent = standin_module.Sent
 World = engine.World
 wait_until = engine.wait_until
 engine_sim = engine.engine_sim  # the engine harness's module-scoped simulator fixture

@@ -51,33 +51,6 @@ def test_a_trade_is_one_message_with_each_venue_and_its_latency(alerts_world: An
     assert len(_messages(alerts_world, signal_id)) == 1
 
 
-def test_a_burst_of_50_signals_is_a_bounded_number_of_messages(alerts_world: Any) -> None:
-    bot = alerts_world.bot
-    standin = alerts_world.standin
-    before = len(standin.messages(ALLOWED_CHAT))
-    # A headline storm on five coins: each coin's first signal opens it, the rest find the target
-    # reached. (Fifty flips would be rate-limited by the bot's own Hyperliquid request budget.)
-    coins = ["SOL", "AVAX", "LINK", "LTC", "BNB"]
-    jobs = [(coins[i % len(coins)], "long") for i in range(50)]
-    started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        decisions = list(pool.map(lambda job: bot.news(*job), jobs))
-    assert all(d["signal"] is not None for d in decisions)
-
-    def burst_messages() -> list[Any]:
-        return [m for m in standin.messages(ALLOWED_CHAT)[before:] if _trade_count(m.text)]
-
-    # Every signal is reported (a signal split across two windows counts twice, hence ≥).
-    wait_until(lambda: sum(_trade_count(m.text) for m in burst_messages()) >= 50, timeout=60)
-    took = time.monotonic() - started
-    messages = burst_messages()
-    # One message per 1 s (the per-chat limit) at most, plus the window still open at either end.
-    assert len(messages) <= took / 1.0 + 2, (len(messages), took)
-    assert len(messages) <= 15
-    gaps = [b.at - a.at for a, b in itertools.pairwise(messages)]
-    assert all(gap >= 0.9 for gap in gaps), gaps  # never faster than the Bot API's 1 message/s a chat
-
-
 def _aster_latencies(bot: Any, coin: str, n: int) -> tuple[list[float], list[str]]:
     """Trade `n` times; each signal's Aster latency (received → filled, ms) as the engine stamped it.
 
@@ -121,6 +94,33 @@ def test_a_telegram_outage_does_not_slow_trading(alerts_world: Any) -> None:
     # After the outage the queued alerts arrive: nothing the outbox kept was lost.
     standin.set_fault(None)
     wait_until(lambda: _messages(alerts_world, more_ids[-1]), timeout=60)
+
+
+def test_a_burst_of_50_signals_is_a_bounded_number_of_messages(alerts_world: Any) -> None:
+    bot = alerts_world.bot
+    standin = alerts_world.standin
+    before = len(standin.messages(ALLOWED_CHAT))
+    # A headline storm on five coins: each coin's first signal opens it, the rest find the target
+    # reached. (Fifty flips would be rate-limited by the bot's own Hyperliquid request budget.)
+    coins = ["SOL", "AVAX", "LINK", "LTC", "BNB"]
+    jobs = [(coins[i % len(coins)], "long") for i in range(50)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        decisions = list(pool.map(lambda job: bot.news(*job), jobs))
+    assert all(d["signal"] is not None for d in decisions)
+
+    def burst_messages() -> list[Any]:
+        return [m for m in standin.messages(ALLOWED_CHAT)[before:] if _trade_count(m.text)]
+
+    # Every signal is reported (a signal split across two windows counts twice, hence ≥).
+    wait_until(lambda: sum(_trade_count(m.text) for m in burst_messages()) >= 50, timeout=60)
+    took = time.monotonic() - started
+    messages = burst_messages()
+    # One message per 1 s (the per-chat limit) at most, plus the window still open at either end.
+    assert len(messages) <= took / 1.0 + 2, (len(messages), took)
+    assert len(messages) <= 15
+    gaps = [b.at - a.at for a, b in itertools.pairwise(messages)]
+    assert all(gap >= 0.9 for gap in gaps), gaps  # never faster than the Bot API's 1 message/s a chat
 
 
 def test_drift_pause_and_resume_are_alerted(alerts_world: Any) -> None:

@@ -143,3 +143,14 @@ def test_the_token_is_refused_in_the_file_and_required_from_env(monkeypatch: pyt
     settings = settings_from_mapping({"telegram": {"chat_ids": [5], "events": ["trade"]}})
     assert "7000000001:AAtesttokentesttoken" in settings.secrets()
     assert "7000000001:AAtesttokentesttoken" in secrets_from_env()
+
+
+def test_quarantine_and_release_events_become_alerts() -> None:
+    # The shapes the executor publishes (engine/executor.py: _announce_quarantine, _release).
+    held = alerts.from_event(
+        {"type": "alert", "kind": "venue_quarantined", "venue": "aster", "reason": "auth"}
+    )
+    freed = alerts.from_event({"type": "alert", "kind": "venue_released", "venue": "aster"})
+    assert held is not None and held.category == "quarantine" and held.line() == "⛔ aster quarantined: auth"
+    assert freed is not None and freed.line() == "✅ aster released: health read succeeded"
+    assert alerts.from_event({"type": "order", "venue": "aster"}) is None  # orders: the outcome says it

@@ -109,9 +109,7 @@ class TelegramService:
             await asyncio.gather(*(o.drain(SHUTDOWN_FLUSH_S) for o in self.outboxes))
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._queue is not None:
             self.bus.unsubscribe(self._queue)
