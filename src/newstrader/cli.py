@@ -111,6 +111,10 @@ def sim(
     walk_interval: Annotated[
         float, typer.Option(help="Seconds between random-walk steps of the marks (0 = still).")
     ] = 0.0,
+    network: Annotated[
+        str,
+        typer.Option(help="testnet | mainnet: accept only that network's Aster chain id and HL source."),
+    ] = "testnet",
 ) -> None:
     """Run the venue simulator (Hyperliquid + Aster APIs)."""
     from newstrader.sim.__main__ import serve
@@ -122,6 +126,7 @@ def sim(
         rate_limits=not no_rate_limits,
         markets_file=markets,
         walk_interval_s=walk_interval,
+        network=network,
     )
 
 
