@@ -647,6 +647,7 @@ class AsterApi:
                     "qty": _fmt(fill.size, spec.sz_decimals),
                     "quoteQty": _fmt(fill.size * fill.px, 8),
                     "realizedPnl": _fmt(fill.closed_pnl, 8),
+                    "marginAsset": "USDT",
                     "side": "BUY" if fill.is_buy else "SELL",
                     "positionSide": position_side,
                     "symbol": spec.symbol,
