@@ -147,7 +147,17 @@ def init(
 
 
 @app.command()
-def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
+def check(
+    config: ConfigOpt = Path("newstrader.toml"),
+    as_json: JsonOpt = False,
+    trade_test: Annotated[
+        bool,
+        typer.Option(
+            "--trade-test",
+            help="Also place and cancel one post-only order far from the market on each venue.",
+        ),
+    ] = False,
+) -> None:
     """Check config, connectivity, credentials and clock skew (exit 0 ok, 1 a venue fails, 2 bad config)."""
     import asyncio
     import json
@@ -160,7 +170,7 @@ def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False)
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
-    results = asyncio.run(check_all(settings))
+    results = asyncio.run(check_all(settings, trade_test=trade_test))
     if as_json:
         typer.echo(json.dumps({"config": str(config), "venues": [r.as_dict() for r in results]}))
     else:

@@ -503,6 +503,18 @@ class AsterVenue:
         log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
         return cancelled
 
+    async def cancel_by_client_id(self, coin: str, client_id: str) -> bool:
+        """DELETE order by origClientOrderId: works without the order id, so also after a lost reply."""
+        market = await self._market(coin)
+        params = [("symbol", market.symbol), ("origClientOrderId", aster_client_order_id(client_id))]
+        try:
+            await self.http.signed("DELETE", "order", params, is_order=True)
+        except Rejected as exc:
+            if exc.code in (-2011, -2013):  # none rests under that id (never arrived, filled, cancelled)
+                return False
+            raise
+        return True
+
     async def set_leverage(self, coin: str, leverage: int, cross: bool = True) -> None:
         """POST leverage, and the margin type (an unchanged margin type, -4046, is fine)."""
         await self._ensure_one_way()

@@ -501,6 +501,19 @@ class HyperliquidVenue:
         log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
         return cancelled
 
+    async def cancel_by_client_id(self, coin: str, client_id: str) -> bool:
+        """cancelByCloid: works without the order id, so also after a lost order reply."""
+        market = await self._market(coin)
+        cancel = {"asset": int(market.asset_id or 0), "cloid": cloid_for(client_id)}
+        reply = await self._send({"type": "cancelByCloid", "cancels": [cancel]}, 1)
+        (status,) = self._statuses(reply, 1)
+        if status == "success":
+            return True
+        text = str(status.get("error", status)) if isinstance(status, dict) else str(status)
+        if text.startswith("Order was never placed, already canceled, or filled"):
+            return False
+        raise classify_hyperliquid_text(text, venue=self.name, is_order=True)
+
     async def set_leverage(self, coin: str, leverage: int, cross: bool = True) -> None:
         """updateLeverage for `coin`."""
         market = await self._market(coin)
