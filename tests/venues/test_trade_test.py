@@ -15,6 +15,8 @@ from eth_account import Account
 from newstrader.config import settings_from_mapping
 from newstrader.preflight import VenueCheck, check_all
 
+from .live import live_trade_test
+
 KINDS = ("hyperliquid", "aster")
 
 
@@ -146,3 +148,17 @@ def test_cli_trade_test_reports_per_venue(tmp_path: Path, sim: Any) -> None:
     assert [line.split()[:2] for line in lines] == [["ok", "hyperliquid"], ["ok", "aster"]]
     assert all("trade test ok: post-only buy" in line for line in lines)
     _nothing_rests(sim, wallet.address)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_live_testnet_runner_against_the_testnet_simulator(
+    sim: Any, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What test_live_*_testnet.py run with real keys, here on the simulator (which plays testnet)."""
+    user, agent = Account.create(), Account.create()
+    sim.admin.create_account(user.address, usd=10_000, signers=[agent.address])
+    url = sim.hl_url if kind == "hyperliquid" else sim.aster_url
+    result = await live_trade_test(monkeypatch, kind, _key(agent), user.address, url=url)
+    assert result.ok and result.network == "testnet", result.problems
+    assert result.trade_test.startswith("ok: post-only buy")
+    _nothing_rests(sim, user.address)
