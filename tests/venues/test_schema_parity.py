@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from newstrader.domain import OrderRequest, OrderType, TimeInForce
 
@@ -172,36 +173,27 @@ async def _session(v: VenueUnderTest) -> None:
     await venue.cancel_triggers(COIN)
 
 
-async def test_aster_replies_have_the_real_shape(venue_factory: Any) -> None:
-    v = venue_factory("aster-v3")
-    recorder = Recorder(_aster_label)
+SESSIONS = {
+    "aster-v3": ("aster", _aster_label, ASTER_RECORDED, ASTER_UNCHECKED),
+    "hyperliquid": ("hyperliquid", _hl_label, HL_RECORDED, HL_UNCHECKED),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SESSIONS))
+async def test_simulator_replies_have_the_real_shape(venue_factory: Any, kind: str) -> None:
+    data_dir, label, recorded, unchecked = SESSIONS[kind]
+    v = venue_factory(kind)
+    recorder = Recorder(label)
     v.venue.http._client.event_hooks["response"].append(recorder)
     await _session(v)
     called = set(recorder.replies)
-    assert called - ASTER_UNCHECKED <= set(ASTER_RECORDED), called - set(ASTER_RECORDED)
+    assert called - unchecked <= set(recorded), called - set(recorded)  # every call has a recording
     problems = {
-        endpoint: check("aster", endpoint, ASTER_RECORDED[endpoint], recorder.replies[endpoint])
-        for endpoint in sorted(called - ASTER_UNCHECKED)
+        endpoint: check(data_dir, endpoint, recorded[endpoint], recorder.replies[endpoint])
+        for endpoint in sorted(called - unchecked)
     }
-    assert {k: p for k, p in problems.items() if p} == {}, json.dumps(
-        {k: p for k, p in problems.items() if p}, indent=1
-    )
-
-
-async def test_hyperliquid_replies_have_the_real_shape(venue_factory: Any) -> None:
-    v = venue_factory("hyperliquid")
-    recorder = Recorder(_hl_label)
-    v.venue.http._client.event_hooks["response"].append(recorder)
-    await _session(v)
-    called = set(recorder.replies)
-    assert called - HL_UNCHECKED <= set(HL_RECORDED), called - set(HL_RECORDED)
-    problems = {
-        endpoint: check("hyperliquid", endpoint, HL_RECORDED[endpoint], recorder.replies[endpoint])
-        for endpoint in sorted(called - HL_UNCHECKED)
-    }
-    assert {k: p for k, p in problems.items() if p} == {}, json.dumps(
-        {k: p for k, p in problems.items() if p}, indent=1
-    )
+    problems = {k: p for k, p in problems.items() if p}
+    assert problems == {}, json.dumps(problems, indent=1)
 
 
 def test_the_comparison_catches_drift() -> None:
