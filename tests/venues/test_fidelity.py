@@ -226,6 +226,12 @@ async def test_mainnet_sim_trades_mainnet_signing_and_refuses_testnet(
 ) -> None:
     """Mainnet-source signing end to end; a testnet adapter gets an AuthError naming the mismatch."""
     mainnet_sim.admin.reset()
+    settings = mainnet_sim.admin.state()["settings"]
+    assert (settings["network"], settings["hl_source"], settings["aster_chain_ids"]) == (
+        "mainnet",
+        "a",
+        [1666],
+    )
     url = mainnet_sim.hl_url if kind == "hyperliquid" else mainnet_sim.aster_url
     good, bad = Account.create(), Account.create()
     for wallet in (good, bad):
