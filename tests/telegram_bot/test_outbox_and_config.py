@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
-from newstrader.autotrade.closing import autotrade_client_id
 from newstrader.config import ConfigError, settings_from_mapping
 from newstrader.domain import Fill, utcnow
-from newstrader.engine.client_ids import client_id
 from newstrader.logging_setup import secrets_from_env
 from newstrader.telegram import alerts
 from newstrader.telegram.outbox import ChatOutbox, RetryLater, SendFailed
@@ -104,7 +102,7 @@ async def test_429_waits_retry_after_then_sends_once_and_failures_retry() -> Non
         task.cancel()
 
 
-def test_tp_and_sl_fills_carry_their_pnl_net_of_fees() -> None:
+def test_exchange_exits_are_named_and_carry_their_pnl_net_of_fees() -> None:
     fill = Fill(
         venue="aster",
         coin="ETH",
@@ -115,17 +113,17 @@ def test_tp_and_sl_fills_carry_their_pnl_net_of_fees() -> None:
         realized_pnl=Decimal("50"),
         time=utcnow(),
         fill_id="f1",
-        client_id=autotrade_client_id("tp", "aster", "ETH"),  # the id the auto trader gives a TP
+        client_id=None,  # Aster's fills carry no client id: the journaled order's leg tells
     )
-    alert = alerts.from_fill(fill)
-    assert alert.line() == "🎯 TP filled aster ETH: sold 0.5 @ 2100, PnL +49.5 USD (fee 0.5)"
-    stop = alerts.from_fill(replace(fill, client_id=autotrade_client_id("sl", "aster", "ETH")))
-    assert stop.head.startswith("🎯 SL filled")
-    # Aster's fills carry no client id: the service names an exit it did not send for what it is.
-    assert (
-        alerts.from_fill(replace(fill, client_id=None)).head == "🎯 exit filled (TP/SL or by hand) aster ETH:"
-    )
-    assert alerts.trigger_kind(replace(fill, client_id=client_id("op-1", "aster", "t0"))) is None
+    assert alerts.exit_kind(fill, "tp0") == "TP" and alerts.exit_kind(fill, "sl1") == "SL"
+    assert alerts.exit_kind(fill, "t0") is None  # the bot's own trade: no exit alert
+    assert alerts.exit_kind(fill, None) == "exit"  # no order the bot journaled
+    # A trigger the auto trader named itself (Hyperliquid's fills carry its client id).
+    assert alerts.exit_kind(replace(fill, client_id="nt-sl-209a508e0d9d2aebf699"), None) == "SL"
+    line = alerts.from_fill(fill, "TP").line()
+    assert line == "🎯 TP filled aster ETH: sold 0.5 @ 2100, PnL +49.5 USD (fee 0.5)"
+    unnamed = alerts.from_fill(fill, "exit")
+    assert unnamed.head == "🎯 exit filled (TP/SL or by hand) aster ETH:"
 
 
 def test_the_token_is_refused_in_the_file_and_required_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,7 +28,8 @@ JOURNAL_KINDS = {
     "protection_close": "tpsl",
     "time_exit": "tpsl",
 }
-# The auto trader's trigger orders carry these client-id prefixes (autotrade.closing).
+# Trigger orders the auto trader names itself (autotrade.closing) carry these client-id prefixes;
+# triggers the engine journals are known by their order's leg instead (tp…/sl…).
 TRIGGER_PREFIXES = {"nt-tp-": "TP", "nt-sl-": "SL"}
 _STATUS_MARK = {"ok": "✅", "failed": "❌", "skipped": "⏭"}
 _NOUNS = {
@@ -111,23 +112,22 @@ def from_journal_event(row: dict[str, Any]) -> Alert | None:
     return Alert(category, f"j:{row.get('id')}", f"{mark} {kind.replace('_', ' ')}{where}:", [detail])
 
 
-def trigger_kind(fill: Fill) -> str | None:
-    """'TP' or 'SL' when the fill is of one of the auto trader's trigger orders, else None."""
+def exit_kind(fill: Fill, leg: str | None) -> str | None:
+    """What kind of exit a fill that realized PnL is: 'TP', 'SL', 'exit' (of an order the bot
+    never journaled: a trigger it did not record, or a trade by hand), or None (the bot's own
+    entry, flip or close). `leg` is the journaled order's leg, None when no order matches."""
     client_id = fill.client_id or ""
     for prefix, name in TRIGGER_PREFIXES.items():
         if client_id.startswith(prefix):
             return name
-    return None
+    if leg is None:
+        return "exit"
+    return {"tp": "TP", "sl": "SL"}.get(leg[:2].lower())
 
 
-def from_fill(fill: Fill) -> Alert:
-    """An exit the exchange filled on its own, with the realized PnL net of the fee it reported.
-
-    TP or SL when the fill carries the auto trader's trigger client id (Hyperliquid); a fill of
-    no order the bot sent otherwise (Aster's fills carry no client id) is named for what it is.
-    """
-    which = trigger_kind(fill)
-    what = f"{which} filled" if which is not None else "exit filled (TP/SL or by hand)"
+def from_fill(fill: Fill, kind: str) -> Alert:
+    """An exit the exchange filled on its own, with the realized PnL net of the fee it reported."""
+    what = f"{kind} filled" if kind in ("TP", "SL") else "exit filled (TP/SL or by hand)"
     net = fill.realized_pnl - fill.fee
     side = "bought" if fill.is_buy else "sold"
     part = (

@@ -181,21 +181,29 @@ class TelegramService:
             except Exception as exc:  # one odd event must not end the feed
                 log.warning("telegram_event_unreadable", event_type=event.get("type"), error=repr(exc))
 
-    async def _exchange_exits(self, fills: list[Fill]) -> list[Fill]:
-        """The fills that realized PnL on orders the bot did not send: its TP/SL triggers (or a
-        trade by hand). Every order the engine or a close sends is journaled before it is sent."""
+    async def _exchange_exits(self, fills: list[Fill]) -> list[tuple[Fill, str]]:
+        """The fills that realized PnL on an exit the exchange filled by itself (a TP or SL
+        trigger, or a trade by hand), each with its kind; the bot's own trades are left out.
+
+        A fill is matched to the journaled order it filled (by client id, else by the venue's
+        order id: Aster's fills carry no client id); every order is journaled before it is sent."""
         exits = [f for f in fills if f.realized_pnl != 0]
-        if not any(alerts.trigger_kind(f) is None for f in exits):
-            return exits
+        if not exits:
+            return []
         orders = await self.journal.recent_orders(OWN_ORDERS_WINDOW)
-        own_ids = {str(o["client_id"]) for o in orders}
-        own_oids = {(str(o["venue"]), str(o["venue_order_id"])) for o in orders if o.get("venue_order_id")}
-        return [
-            f
-            for f in exits
-            if alerts.trigger_kind(f) is not None
-            or (f.client_id not in own_ids and (f.venue, str(f.venue_order_id)) not in own_oids)
-        ]
+        by_client = {str(o["client_id"]): str(o["leg"]) for o in orders}
+        by_order = {
+            (str(o["venue"]), str(o["venue_order_id"])): str(o["leg"])
+            for o in orders
+            if o.get("venue_order_id")
+        }
+        found = []
+        for fill in exits:
+            leg = by_client.get(fill.client_id or "") or by_order.get((fill.venue, str(fill.venue_order_id)))
+            kind = alerts.exit_kind(fill, leg)
+            if kind is not None:
+                found.append((fill, kind))
+        return found
 
     async def _follow_journal(self) -> None:
         """Tail the journal: control events (pause, loss limit, protection) and exchange exits."""
@@ -212,8 +220,8 @@ class TelegramService:
                     self.notify(alerts.from_journal_event(row))
                 fills = await self.journal.fills(since=since)
                 fresh = [f for f in fills if (f.venue, f.fill_id) not in seen_fills]
-                for fill in await self._exchange_exits(fresh):
-                    self.notify(alerts.from_fill(fill))
+                for fill, kind in await self._exchange_exits(fresh):
+                    self.notify(alerts.from_fill(fill, kind))
                 seen_fills.update({(f.venue, f.fill_id): f.time for f in fresh})
                 if fills:  # read from a little before the newest fill: a venue may report late
                     since = max(since, max(f.time for f in fills) - FILL_OVERLAP)
