@@ -20,7 +20,7 @@ from .conftest import ALLOWED_CHAT, Fault, wait_until
 
 pytestmark = pytest.mark.xdist_group("telegram")
 
-TRADES = re.compile(r"^newstrader · (\d+) trades?\b")
+TRADES = re.compile(r"\b(\d+) trades?\b")  # in the header line: `newstrader · 1 status · 2 trades`
 
 
 def _messages(world: Any, needle: str) -> list[Any]:
@@ -28,7 +28,8 @@ def _messages(world: Any, needle: str) -> list[Any]:
 
 
 def _trade_count(text: str) -> int:
-    found = TRADES.match(text)
+    header = text.split("\n", 1)[0]
+    found = TRADES.search(header) if header.startswith("newstrader · ") else None
     return int(found.group(1)) if found else 0
 
 
