@@ -264,11 +264,14 @@ def replay(
     rules: Annotated[
         Path | None, typer.Option("--rules", help="A rules TOML merged over the defaults.")
     ] = None,
+    live: Annotated[bool, typer.Option("--live", help="Allow mainnet venues (with --config).")] = False,
 ) -> None:
     """Replay a JSONL news file with its own timing: through the parser, or with --config a bot."""
     from newstrader.news.commands import replay_command
 
-    raise typer.Exit(replay_command(file, speed=speed, config=config, as_json=as_json, rules=rules))
+    raise typer.Exit(
+        replay_command(file, speed=speed, config=config, as_json=as_json, rules=rules, live=live)
+    )
 
 
 @app.command()

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -43,6 +44,12 @@ DEFAULT_URLS: dict[str, dict[str, str]] = {
         "mainnet": "https://fapi.asterdex.com",
     },
 }
+
+# Hosts that trade real money whatever a venue's `network` says: the label cannot downgrade them.
+MAINNET_HOSTS: frozenset[str] = frozenset(
+    urlsplit(urls["mainnet"]).hostname or "" for urls in DEFAULT_URLS.values()
+)
+MIN_WEB_TOKEN_LENGTH = 16
 
 _PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -215,6 +222,11 @@ class VenueSettings(_Section):
         """`url` when given, else the network's default for this kind of venue."""
         return self.url or DEFAULT_URLS[self.kind][self.network]
 
+    @property
+    def is_mainnet(self) -> bool:
+        """Real money: labelled mainnet, or a url on a mainnet host whatever the label says."""
+        return self.network == "mainnet" or (urlsplit(self.base_url).hostname or "").lower() in MAINNET_HOSTS
+
 
 class WebhookSource(_Section):
     """Accept news on the bot's ``POST /api/news`` under this source name."""
@@ -271,6 +283,12 @@ class WebSettings(_Section):
         from_env = os.environ.get(WEB_TOKEN_ENV, "").strip()
         if from_env:
             self.token = SecretStr(from_env)
+        if self.token is not None and len(self.token.get_secret_value()) < MIN_WEB_TOKEN_LENGTH:
+            where = f"env {WEB_TOKEN_ENV}" if from_env else "[web] token"
+            raise ValueError(
+                f"@token: too short ({where}): use at least {MIN_WEB_TOKEN_LENGTH} characters, "
+                "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+            )
         return self
 
 
@@ -499,15 +517,35 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings_from_mapping(data)
 
 
+class MainnetRefused(ConfigError):
+    """A mainnet venue without ``--live``: the bot is never built."""
+
+
 def require_live(settings: Settings, live: bool) -> None:
-    """Refuse mainnet venues unless the operator passed ``--live``."""
+    """Refuse mainnet venues (by label or by url) unless the operator passed ``--live``."""
     if live:
         return
     for index, venue in enumerate(settings.venues):
         if venue.network == "mainnet":
-            raise ConfigError(
+            raise MainnetRefused(
                 f"venues[{index}].network",
                 f'"mainnet" ({venue.name}) trades real money: pass --live to allow it',
+            )
+        if venue.is_mainnet:
+            raise MainnetRefused(
+                f"venues[{index}].url",
+                f"{venue.base_url} is a mainnet host ({venue.name} says network = "
+                f'"{venue.network}"): it trades real money; pass --live to allow it',
+            )
+
+
+def require_secrets(settings: Settings) -> None:
+    """Every venue the bot trades on needs its key; name the variable that would hold it."""
+    for index, venue in enumerate(settings.venues):
+        if venue.secret is None:
+            raise ConfigError(
+                f"venues[{index}]",
+                f"no key for {venue.name}: set env {venue.secret_env} or secret_file",
             )
 
 
