@@ -513,11 +513,12 @@ def run_bot(config_path: Any, live: bool) -> int:
     """
     import sys
 
-    from newstrader.config import ConfigError, load_settings, require_secrets
+    from newstrader.config import ConfigError, load_settings, require_live, require_secrets
     from newstrader.web.server import PortUnavailable
 
     try:
         settings = load_settings(config_path)  # also protects every loaded secret in the logs
+        require_live(settings, live)  # `Bot` checks again; first here so it is the first complaint
         require_secrets(settings)
         return _serve(settings, live)
     except ConfigError as exc:
