@@ -530,5 +530,11 @@ def run_bot(config_path: Any, live: bool) -> int:
 
 
 def _serve(settings: Any, live: bool) -> int:
+    import sys
+
+    from newstrader.sim.funding import fund_sim_accounts
+
+    for line in asyncio.run(fund_sim_accounts(settings)):  # `init --sim` configs only
+        print(f"newstrader run: {line}", file=sys.stderr, flush=True)
     asyncio.run(serve_until_signalled(settings, live=live))
     return 0

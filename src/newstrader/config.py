@@ -146,6 +146,7 @@ class VenueSettings(_Section):
     auth: Literal["v3", "hmac"] = "v3"
     secret_file: Path | None = None
     secret: SecretStr | None = None
+    sim_fund_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("name")
     @classmethod
@@ -176,6 +177,12 @@ class VenueSettings(_Section):
         path = value.expanduser()
         _read_secret_file(path)
         return path
+
+    @model_validator(mode="after")
+    def _sim_fund_only_on_the_sim(self) -> VenueSettings:
+        if self.sim_fund_usd is not None and self.network != "sim":
+            raise ValueError('@sim_fund_usd: only with network = "sim" (real accounts are funded by you)')
+        return self
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> VenueSettings:
@@ -551,7 +558,7 @@ def require_secrets(settings: Settings) -> None:
 
 # --------------------------------------------------------------------------- example config
 
-EXAMPLE_CONFIG = """\
+EXAMPLE_TEMPLATE = """\
 # newstrader configuration, written by `newstrader init`.
 # Every key is optional; the values shown are the defaults. Unknown keys are errors.
 # Env overrides any key: NEWSTRADER_<SECTION>__<KEY>, e.g. NEWSTRADER_SIZING__NOTIONAL_USD=50.
@@ -584,32 +591,12 @@ on_protection_failure = "close"  # TP/SL could not be placed: "close" the positi
 # dead_man_switch_s = 60
 
 # network = "sim" talks to the local simulator: start it first with `newstrader sim`
-# (http://127.0.0.1:8900). Simulator accounts are created and funded through its admin API:
-# `newstrader demo` does it with fresh keys; for your own key:
-#   curl -X POST http://127.0.0.1:8900/admin/accounts \\
-#        -d '{"venue": "all", "address": "0xYOUR_ADDRESS", "usd": 10000}'
-# network = "testnet" | "mainnet" uses the real exchange; mainnet also needs `run --live`.
+# (http://127.0.0.1:8900). `newstrader init --sim` writes this file with fresh keys in keys/
+# and `sim_fund_usd`, so `run` and `check` create and fund the accounts there by themselves.
+# network = "testnet" | "mainnet" uses the real exchange; mainnet also needs `run --live`
+# (a url on a mainnet host counts as mainnet whatever `network` says).
 
-[[venues]]
-name = "hyperliquid"
-kind = "hyperliquid"
-network = "sim"
-# url = "http://127.0.0.1:8900/hyperliquid"   # overrides the network's default
-# account = "0x..."                            # the trading address
-# key: env NEWSTRADER_HYPERLIQUID_SECRET (the account's or an approved agent's private key)
-# secret_file = "keys/hyperliquid.key"
-
-[[venues]]
-name = "aster"
-kind = "aster"
-network = "sim"
-auth = "v3"                # "v3": API-wallet signatures | "hmac": legacy API key + HMAC secret
-# account = "0x..."        # the user address
-# signer = "0x..."         # the API wallet that signs for it (v3)
-# api_key = "..."          # legacy HMAC key (auth = "hmac")
-# key: env NEWSTRADER_ASTER_SECRET (the API wallet's private key, or the HMAC secret)
-# secret_file = "keys/aster.key"
-
+{venues}
 [news]
 dedupe_window_s = 3600     # the same headline again within this window is ignored
 cooldown_s = 0             # minimum seconds between signals on one coin
@@ -638,9 +625,94 @@ url = "sqlite:///newstrader.db"   # any SQLAlchemy URL; SQLite runs in WAL mode
 """
 
 
-def write_example(path: Path, *, force: bool = False) -> None:
-    """Write the commented example config; refuses to overwrite unless `force`."""
+EXAMPLE_VENUES = """\
+[[venues]]
+name = "hyperliquid"
+kind = "hyperliquid"
+network = "sim"
+# url = "http://127.0.0.1:8900/hyperliquid"   # overrides the network's default
+# account = "0x..."                            # the trading address
+# key: env NEWSTRADER_HYPERLIQUID_SECRET (the account's or an approved agent's private key)
+# secret_file = "keys/hyperliquid.key"
+
+[[venues]]
+name = "aster"
+kind = "aster"
+network = "sim"
+auth = "v3"                # "v3": API-wallet signatures | "hmac": legacy API key + HMAC secret
+# url = "http://127.0.0.1:8900/aster"         # overrides the network's default
+# account = "0x..."                           # the user address
+# signer = "0x..."                            # the API wallet that signs for it (v3)
+# api_key = "..."                             # legacy HMAC key (auth = "hmac")
+# key: env NEWSTRADER_ASTER_SECRET (the API wallet's private key, or the HMAC secret)
+# secret_file = "keys/aster.key"
+"""
+
+SIM_VENUES = """\
+[[venues]]
+name = "hyperliquid"
+kind = "hyperliquid"
+network = "sim"
+url = "{sim_url}/hyperliquid"
+account = "{hl_account}"
+secret_file = "keys/hyperliquid.key"   # the account's private key (mode 0600), written by init --sim
+sim_fund_usd = 10000       # run/check create and fund this account on the simulator if missing
+
+[[venues]]
+name = "aster"
+kind = "aster"
+network = "sim"
+auth = "v3"                # "v3": API-wallet signatures | "hmac": legacy API key + HMAC secret
+url = "{sim_url}/aster"
+account = "{aster_account}"                  # the user address
+signer = "{aster_signer}"                   # the API wallet that signs for it
+secret_file = "keys/aster.key"         # the API wallet's private key (mode 0600), written by init --sim
+sim_fund_usd = 10000
+"""
+
+EXAMPLE_CONFIG = EXAMPLE_TEMPLATE.replace("{venues}", EXAMPLE_VENUES)
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists (use --force to overwrite)")
+
+
+def write_example(path: Path, *, force: bool = False) -> None:
+    """Write the commented example config; refuses to overwrite unless `force`."""
+    _refuse_overwrite(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600 from its creation, never briefly wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path.chmod(0o600)  # an existing file keeps its old mode through O_CREAT
+
+
+def write_sim_setup(path: Path, *, sim_url: str, force: bool = False) -> list[Path]:
+    """`init --sim`: the example config on simulator venues with fresh keys in `keys/` (0600).
+
+    `run` and `check` fund the accounts on the simulator (`sim_fund_usd`). Returns the key files."""
+    from eth_account import Account
+
+    keys = path.parent / "keys"
+    key_files = [keys / "hyperliquid.key", keys / "aster.key"]
+    for target in (path, *key_files):
+        _refuse_overwrite(target, force)
+    hl, aster_user, aster_signer = Account.create(), Account.create(), Account.create()
+    venues = SIM_VENUES.format(
+        sim_url=sim_url.rstrip("/"),
+        hl_account=hl.address,
+        aster_account=aster_user.address,
+        aster_signer=aster_signer.address,
+    )
+    write_private(key_files[0], "0x" + bytes(hl.key).hex() + "\n")
+    write_private(key_files[1], "0x" + bytes(aster_signer.key).hex() + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXAMPLE_TEMPLATE.replace("{venues}", venues), encoding="utf-8")
+    return key_files

@@ -37,6 +37,7 @@ class VenueCheck:
     clock_skew_s: float | None = None  # our clock minus the venue's
     clock_skew_uncertainty_s: float | None = None  # half the round trip (+0.5 s for a Date header)
     credentials: str = "not checked"
+    balance_usd: str | None = None  # the account's equity, read with its key (a decimal string)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -167,6 +168,10 @@ async def _remote_credentials(cfg: VenueSettings, result: VenueCheck) -> None:
     try:
         positions = await asyncio.wait_for(venue.positions(), PROBE_TIMEOUT_S)
         await asyncio.wait_for(venue.open_orders(), PROBE_TIMEOUT_S)
+        balance = await asyncio.wait_for(venue.equity(), PROBE_TIMEOUT_S)
+        result.balance_usd = f"{balance:.2f}"
+        if balance <= 0:
+            result.notes.append("balance is 0: fund the account, or every order will be refused")
     except AuthError as exc:
         result.problems.append(f"credentials refused: {exc}")
         result.credentials += " (refused)"
@@ -184,7 +189,7 @@ async def _remote_credentials(cfg: VenueSettings, result: VenueCheck) -> None:
 async def check_venue(cfg: VenueSettings) -> VenueCheck:
     """Every check for one venue; never raises."""
     result = VenueCheck(name=cfg.name, kind=cfg.kind, network=cfg.network, url=cfg.base_url)
-    if cfg.network == "mainnet":
+    if cfg.is_mainnet:
         result.notes.append("mainnet: `run` needs --live")
     async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
         await _probe(client, cfg, result)
@@ -210,6 +215,8 @@ def describe(check: VenueCheck) -> str:
                 f"clock skew {check.clock_skew_s:+.2f} ± {check.clock_skew_uncertainty_s or 0:.2f} s"
             )
     parts.append(f"credentials: {check.credentials}")
+    if check.balance_usd is not None:
+        parts.append(f"balance {check.balance_usd} USD")
     parts.extend(check.problems)
     parts.extend(f"note: {note}" for note in check.notes)
     return "; ".join(parts)

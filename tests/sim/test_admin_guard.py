@@ -78,6 +78,7 @@ def test_sim_on_a_busy_port_is_one_line_and_no_banner():
         )
     assert done.returncode == 1
     assert done.stdout == ""  # no banner announcing URLs that do not work
-    assert done.stderr.strip().splitlines() == [
-        f"newstrader sim: cannot listen on 127.0.0.1:{port}: Address already in use (choose another with --port)"
-    ]
+    (line,) = done.stderr.strip().splitlines()
+    assert line == f"newstrader sim: cannot listen on 127.0.0.1:{port}: Address already in use" + (
+        " (choose another with --port)"
+    )
