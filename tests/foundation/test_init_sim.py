@@ -1,4 +1,5 @@
-"""`newstrader init --sim` → `newstrader sim` → `newstrader run` trades, with no other step.
+"""`newstrader init --sim` → `newstrader sim` → `newstrader run` trades, with no other step; the
+journal and key files it writes are 0600.
 
 The CLI processes do the work; the truth is the simulator's own state.
 """
@@ -120,6 +121,9 @@ def test_init_sim_then_run_trades_with_no_other_step(tmp_path: Path, sim: Any) -
         for venue, account in accounts.items():
             _until(lambda v=venue, a=account: sim.admin.position(v, a, "BTC") != "0")
             assert float(sim.admin.position(venue, account, "BTC")) > 0
+        for name in ("newstrader.db", "newstrader.db-wal", "newstrader.db-shm"):  # while it runs
+            mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+            assert mode == 0o600, (name, oct(mode))
     finally:
         process.terminate()
         process.wait(timeout=30)
