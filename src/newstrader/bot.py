@@ -283,8 +283,13 @@ class Bot:
             token = secrets.token_urlsafe(24)
             print(f"web token (generated; set NEWSTRADER_WEB_TOKEN to fix it): {token}", flush=True)
         self.web_token = token
-        self.web_app = create_app(self, token=token)
         assert self._server is not None
+        self.web_app = create_app(
+            self,
+            token=token,
+            host=self._server.host,
+            allowed_hosts=[str(h) for h in _get(web, "allowed_hosts", []) or []],
+        )
         await self._server.start(self.web_app)
         print(f"newstrader listening on {self._server.url}", flush=True)
         self.web_url = self._server.url

@@ -284,6 +284,7 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     token: SecretStr | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host names besides loopback and `host`
 
     @model_validator(mode="after")
     def _token_from_env(self) -> WebSettings:
@@ -618,7 +619,8 @@ max_age_s = 300            # ignore news published longer ago than this
 [web]
 host = "127.0.0.1"
 port = 8080
-# token: env NEWSTRADER_WEB_TOKEN; generated and printed at start when unset
+# token: env NEWSTRADER_WEB_TOKEN (at least 16 characters); generated and printed at start when unset
+# allowed_hosts = ["bot.example.org"]  # Host names besides loopback and `host` (DNS rebinding guard)
 
 [journal]
 url = "sqlite:///newstrader.db"   # any SQLAlchemy URL; SQLite runs in WAL mode

@@ -118,6 +118,7 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     page.get_by_test_id("flatten").click()
     assert stack.wait_until(lambda: not stack.exchange_positions(), 15), stack.exchange_positions()
     page.get_by_test_id("run-state").filter(has_text="paused").wait_for()  # flatten is the kill switch
+    page.get_by_test_id("paused-reason").filter(has_text="flatten since").wait_for()  # why, and since when
     page.wait_for_function(
         '() => !document.querySelector(\'tr[data-venue="aster"][data-coin="ETH"]\')'
         ' || Number(document.querySelector(\'tr[data-venue="aster"][data-coin="ETH"] '
@@ -126,6 +127,7 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     page.screenshot(path=str(SHOTS / "dashboard-flat.png"), full_page=True)
     page.get_by_test_id("resume").click()
     page.get_by_test_id("run-state").filter(has_text="trading").wait_for()
+    assert page.get_by_test_id("paused-reason").inner_text() == ""
 
 
 def test_drift_badge_after_a_trade_outside_the_bot(page: Any, flat_stack: RunningStack) -> None:
