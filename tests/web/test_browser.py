@@ -8,6 +8,7 @@ state; press Flatten and see the simulator go flat. Screenshots go to tests/arti
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -90,6 +91,8 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     page.locator("#login").wait_for(state="hidden")
     page.get_by_test_id("live-state").filter(has_text="live").wait_for()
     assert stack.token not in page.content()
+    # A round mark: Hyperliquid's positionValue / size is Decimal("3.2E+3"); the page shows 3200.
+    stack.sim_admin("POST", "/price", {"coin": "ETH", "price": "3200"})
 
     # A TradingView-style alert typed into the dashboard's test-headline form.
     page.fill("#news-title", f"Browser test: ETH breaks out {uuid.uuid4().hex[:6]}")
@@ -110,6 +113,9 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     )
     assert Decimal(row.get_by_test_id("exchange-size").inner_text()) == truth
     assert row.get_by_test_id("drift-badge").inner_text() == "in sync"
+    hl_mark = page.locator('tr[data-venue="hyperliquid"][data-coin="ETH"] [data-testid=mark-price]')
+    assert hl_mark.inner_text() == "3200"  # plain, never 3.2E+3
+    assert not re.search(r"\d[eE][+-]?\d", page.locator("#positions").inner_text())
     page.locator("#signals tbody tr").first.wait_for()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)

@@ -65,6 +65,11 @@ def test_positions_after_a_liquidation_prints_the_drift_row(flat_stack: RunningS
     hl_row = next(line for line in done.stdout.splitlines() if "hyperliquid" in line and "ETH" in line)
     assert "3200" in hl_row  # the mark, plainly
     assert not EXPONENT.search(done.stdout), done.stdout
+    with stack.api() as api:  # the API answers plain decimals too (the CLI only prints them)
+        answer = api.get("/api/positions")
+        assert not EXPONENT.search(answer.text), answer.text
+        hl = next(p for p in answer.json()["positions"] if p["venue"] == "hyperliquid" and p["coin"] == "ETH")
+        assert hl["mark_price"] == "3200"
 
 
 def test_stats_money_has_two_decimals_and_one_label_per_figure(flat_stack: RunningStack) -> None:

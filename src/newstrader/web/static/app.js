@@ -145,7 +145,7 @@ async function refreshPositions() {
       el("td", { class: "num " + sideClass(cache), "data-testid": "cached-size" }, fmtNum(cache)),
       el("td", {}, badge),
       el("td", { class: "num" }, fmtNum(p.entry_price)),
-      el("td", { class: "num" }, fmtNum(p.mark_price)),
+      el("td", { class: "num", "data-testid": "mark-price" }, fmtNum(p.mark_price)),
       el("td", { class: "num " + sideClass(upnl) }, fmtNum(upnl, 2)),
       el("td", { class: "num" }, fmtNum(p.take_profit)),
       el("td", { class: "num" }, fmtNum(p.stop_loss)),
