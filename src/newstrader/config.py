@@ -294,7 +294,7 @@ class WebSettings(_Section):
         if self.token is not None and len(self.token.get_secret_value()) < MIN_WEB_TOKEN_LENGTH:
             where = f"env {WEB_TOKEN_ENV}" if from_env else "[web] token"
             raise ValueError(
-                f"@token: too short ({where}): use at least {MIN_WEB_TOKEN_LENGTH} characters, "
+                f"@web.token: too short ({where}): use at least {MIN_WEB_TOKEN_LENGTH} characters, "
                 "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`"
             )
         return self
@@ -414,7 +414,7 @@ def _error_from_validation(exc: ValidationError) -> ConfigError:
     if tagged:
         field = tagged["field"]
         problem = tagged["problem"]
-        if field.startswith("venues"):  # tagged from the root: the path is complete
+        if field.startswith(("venues", "web.")):  # tagged from the root: the path is complete
             return ConfigError(field, problem)
         loc.append(field)
     problem = _PLAIN_WORDS.sub(lambda m: "a table" if "dictionary" in m.group(0) else "an array", problem)
