@@ -63,6 +63,7 @@ def test_init_sim_writes_private_keys_and_check_funds_and_shows_balances(tmp_pat
     for name in ("hyperliquid.key", "aster.key"):
         mode = stat.S_IMODE((tmp_path / "keys" / name).stat().st_mode)
         assert mode == 0o600, oct(mode)
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
     key = (tmp_path / "keys" / "hyperliquid.key").read_text().strip()
     assert Account.from_key(key).address == _accounts(config)["hyperliquid"]
     assert key not in config.read_text() and key not in done.stdout + done.stderr
