@@ -136,25 +136,36 @@ def test_mainnet_without_live_exits_non_zero_naming_the_key_and_calls_nothing(
         assert probe.connect_ex(("127.0.0.1", web_port)) != 0  # nothing served
 
 
-def test_with_live_the_same_config_does_reach_out(tmp_path: Path, listener: Listener) -> None:
-    """The control: the listener sees the venues' calls once `--live` allows them."""
-    config, env, _ = _mainnet_config(tmp_path, listener)
+def _reaches_the_listener(argv: list[str], env: dict[str, str], cwd: Path, listener: Listener) -> None:
+    """Run a newstrader process until the listener sees a connection from it (then kill it)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "newstrader.cli", "run", "--config", str(config), "--live"],
+        [sys.executable, "-m", "newstrader.cli", *argv],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
         while listener.connections == 0:
-            assert process.poll() is None or listener.connections, "the bot exited without calling out"
+            assert process.poll() is None or listener.connections, f"{argv[0]} exited without calling out"
             assert time.monotonic() < deadline, "no call reached the listener"
             time.sleep(0.1)  # poll interval
     finally:
         process.kill()
         process.wait(timeout=20)
+
+
+def _news_file(tmp_path: Path) -> Path:
+    news = tmp_path / "news.jsonl"
+    news.write_text('{"t": 0, "id": "n1", "title": "x", "coin": "BTC", "side": "long"}\n')
+    return news
+
+
+def test_with_live_the_same_config_does_reach_out(tmp_path: Path, listener: Listener) -> None:
+    """The control: the listener sees the venues' calls once `--live` allows them."""
+    config, env, _ = _mainnet_config(tmp_path, listener)
+    _reaches_the_listener(["run", "--config", str(config), "--live"], env, tmp_path, listener)
 
 
 def _refused_without_calling_out(
@@ -169,8 +180,7 @@ def _refused_without_calling_out(
 def test_replay_with_a_mainnet_venue_refuses_without_live(tmp_path: Path, listener: Listener) -> None:
     """`replay --config` builds a bot too: the guard sits in `Bot`, so replay cannot skip it."""
     config, env, _ = _mainnet_config(tmp_path, listener)
-    news = tmp_path / "news.jsonl"
-    news.write_text('{"t": 0, "id": "n1", "title": "x", "coin": "BTC", "side": "long"}\n')
+    news = _news_file(tmp_path)
     done = subprocess.run(
         [
             sys.executable,
@@ -196,24 +206,8 @@ def test_replay_with_a_mainnet_venue_refuses_without_live(tmp_path: Path, listen
 def test_replay_with_live_does_reach_out(tmp_path: Path, listener: Listener) -> None:
     """The control for the replay case: `replay --live` builds the bot and calls the venues."""
     config, env, _ = _mainnet_config(tmp_path, listener)
-    news = tmp_path / "news.jsonl"
-    news.write_text('{"t": 0, "id": "n1", "title": "x", "coin": "BTC", "side": "long"}\n')
-    process = subprocess.Popen(
-        [sys.executable, "-m", "newstrader.cli", "replay", str(news), "--config", str(config), "--live"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while listener.connections == 0:
-            assert process.poll() is None or listener.connections, "replay exited without calling out"
-            assert time.monotonic() < deadline, "no call reached the listener"
-            time.sleep(0.1)  # poll interval
-    finally:
-        process.kill()
-        process.wait(timeout=20)
+    argv = ["replay", str(_news_file(tmp_path)), "--config", str(config), "--live"]
+    _reaches_the_listener(argv, env, tmp_path, listener)
 
 
 @pytest.mark.parametrize(
