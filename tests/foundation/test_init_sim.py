@@ -130,3 +130,16 @@ def test_init_sim_then_run_trades_with_no_other_step(tmp_path: Path, sim: Any) -
         process.wait(timeout=30)
         log.close()
     assert "funded" in (tmp_path / "run.log").read_text()
+
+
+def test_the_example_config_shows_url_and_account_for_each_venue(tmp_path: Path) -> None:
+    """`newstrader init`: the Aster table shows `url` and `account` like the Hyperliquid one."""
+    assert _cli("init", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "newstrader.toml").read_text()
+    tables = text.split("[[venues]]")[1:]
+    assert len(tables) == 2
+    for table in tables:
+        kind = re.search(r'^kind = "(\w+)"', table, re.MULTILINE)
+        assert kind is not None
+        assert re.search(rf'^# url = "http://127\.0\.0\.1:8900/{kind.group(1)}"', table, re.MULTILINE), table
+        assert re.search(r'^# account = "0x\.\.\."', table, re.MULTILINE), table
