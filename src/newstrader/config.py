@@ -8,6 +8,7 @@ a config file can be shared or committed without leaking a key. Every problem be
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -383,11 +384,13 @@ class Settings(BaseSettings):
 
 
 def _key_of(loc: Sequence[int | str]) -> str:
-    """``('venues', 0, 'network')`` → ``venues[0].network``."""
+    """``('venues', 0, 'network')`` → ``venues[0].network``; an odd key name is quoted (one line)."""
     key = ""
     for part in loc:
         if isinstance(part, int):
             key += f"[{part}]"
+        elif not re.fullmatch(r"[\w-]+", part):
+            key += f"[{json.dumps(part)}]"
         else:
             key += f".{part}" if key else str(part)
     return key or "config"
