@@ -168,6 +168,17 @@ def test_with_live_the_same_config_does_reach_out(tmp_path: Path, listener: List
     _reaches_the_listener(["run", "--config", str(config), "--live"], env, tmp_path, listener)
 
 
+def _newstrader(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newstrader.cli", *argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _refused_without_calling_out(
     done: subprocess.CompletedProcess[str], key: str, listener: Listener
 ) -> None:
@@ -181,24 +192,7 @@ def test_replay_with_a_mainnet_venue_refuses_without_live(tmp_path: Path, listen
     """`replay --config` builds a bot too: the guard sits in `Bot`, so replay cannot skip it."""
     config, env, _ = _mainnet_config(tmp_path, listener)
     news = _news_file(tmp_path)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "newstrader.cli",
-            "replay",
-            str(news),
-            "--speed",
-            "0",
-            "--config",
-            str(config),
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _newstrader(["replay", str(news), "--speed", "0", "--config", str(config)], env, tmp_path)
     _refused_without_calling_out(done, "venues[1].network", listener)
     assert not (tmp_path / "journal.db").exists()
 
@@ -238,14 +232,7 @@ def test_a_testnet_label_on_a_mainnet_url_is_mainnet(
         "ALL_PROXY": proxy,
         "NO_PROXY": "",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "newstrader.cli", "run", "--config", str(config)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _newstrader(["run", "--config", str(config)], env, tmp_path)
     _refused_without_calling_out(done, "venues[0].url", listener)
     assert url in done.stderr
     assert not (tmp_path / "journal.db").exists()
