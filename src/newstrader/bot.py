@@ -101,10 +101,14 @@ class Bot:
     """One running newstrader: the journal, the venues, the engine and the ways in.
 
     By default the bot serves its own API and dashboard on `[web] host:port` (`run`, the
-    demo); with `serve_web=False` a caller may serve `create_app(bot)` itself.
+    demo); with `serve_web=False` a caller may serve `create_app(bot)` itself. A mainnet venue
+    (by label or url) needs `live=True`: the guard is here so no entry point can skip it.
     """
 
-    def __init__(self, settings: Any, *, serve_web: bool = True) -> None:
+    def __init__(self, settings: Any, *, serve_web: bool = True, live: bool = False) -> None:
+        from newstrader.config import require_live
+
+        require_live(settings, live)  # raises MainnetRefused before anything is opened
         self.settings = settings
         self.serve_web = serve_web
         self.bus = Bus()
@@ -130,6 +134,8 @@ class Bot:
         from newstrader.journal import Journal
 
         stamps = {"begin": time.monotonic()}
+        if self.serve_web:
+            self._bind_web()  # a taken port fails here, before the journal or a venue is touched
         url = _get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db")
         self.journal = await Journal.open(str(url))
         try:
@@ -149,6 +155,7 @@ class Bot:
                 await self._start_web()
             stamps["serving"] = time.monotonic()
             self._started = True
+            await self._warn_if_paused()
             names = list(stamps)
             log.info(
                 "bot_started",
@@ -161,6 +168,25 @@ class Bot:
         except BaseException:
             await self.stop()
             raise
+
+    async def _warn_if_paused(self) -> None:
+        """A bot that starts paused says so once, with why and since when (it will not open trades)."""
+        if not await self.paused():
+            return
+        status = await self.pause_status()
+        log.warning(
+            "bot_paused_at_start",
+            reason=status.get("reason") or "unknown",
+            since=status.get("since") or "unknown",
+            message="no new positions until `newstrader resume`",
+        )
+
+    async def pause_status(self) -> dict[str, Any]:
+        """`{paused, reason, since}`: why the bot does not open positions, for the log and the page."""
+        if self.autotrader is not None:
+            result: dict[str, Any] = await self.autotrader.pause_status()
+            return result
+        return {"paused": await self.paused(), "reason": None, "since": None}
 
     async def _resume_unfinished_news(self) -> None:
         """What a crash left half-handled: accepted signals execute again (in the background,
@@ -248,21 +274,29 @@ class Bot:
         if starter is not None:
             await starter()
 
-    async def _start_web(self) -> None:
-        from newstrader.web.app import create_app
+    def _bind_web(self) -> None:
         from newstrader.web.server import LoopbackServer
 
         web = _get(self.settings, "web")
-        host = str(_get(web, "host", "127.0.0.1"))
-        port = int(_get(web, "port", 8080))
+        self._server = LoopbackServer(None, str(_get(web, "host", "127.0.0.1")), int(_get(web, "port", 8080)))
+
+    async def _start_web(self) -> None:
+        from newstrader.web.app import create_app
+
+        web = _get(self.settings, "web")
         token = _secret(_get(web, "token")) or os.environ.get("NEWSTRADER_WEB_TOKEN")
         if not token:
             token = secrets.token_urlsafe(24)
             print(f"web token (generated; set NEWSTRADER_WEB_TOKEN to fix it): {token}", flush=True)
         self.web_token = token
-        self.web_app = create_app(self, token=token)
-        self._server = LoopbackServer(self.web_app, host, port)
-        await self._server.start()
+        assert self._server is not None
+        self.web_app = create_app(
+            self,
+            token=token,
+            host=self._server.host,
+            allowed_hosts=[str(h) for h in _get(web, "allowed_hosts", []) or []],
+        )
+        await self._server.start(self.web_app)
         print(f"newstrader listening on {self._server.url}", flush=True)
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
@@ -473,7 +507,7 @@ def _outcome_row(o: VenueOutcome) -> dict[str, Any]:
     }
 
 
-async def serve_until_signalled(settings: Any) -> None:
+async def serve_until_signalled(settings: Any, *, live: bool = False) -> None:
     """Start a bot, run until SIGINT/SIGTERM, then stop it gracefully."""
     import signal as signals
 
@@ -482,7 +516,7 @@ async def serve_until_signalled(settings: Any) -> None:
     for sig in (signals.SIGINT, signals.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    bot = Bot(settings)
+    bot = Bot(settings, live=live)
     await bot.start()
     try:
         await stop.wait()
@@ -491,20 +525,35 @@ async def serve_until_signalled(settings: Any) -> None:
 
 
 def run_bot(config_path: Any, live: bool) -> int:
-    """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code."""
+    """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code.
+
+    What an operator can fix is one line on stderr, never a traceback: a config problem or a
+    missing key exits 2, a taken web port 1. Logging is the CLI's (`--log-json`, `--log-level`).
+    """
     import sys
 
-    from newstrader.config import ConfigError, load_settings, require_live
-    from newstrader.logging_setup import configure_logging
+    from newstrader.config import ConfigError, load_settings, require_live, require_secrets
+    from newstrader.web.server import PortUnavailable
 
-    configure_logging()  # env secrets are protected before the config is even read
     try:
-        settings = load_settings(config_path)
-        require_live(settings, live)
+        settings = load_settings(config_path)  # also protects every loaded secret in the logs
+        require_live(settings, live)  # `Bot` checks again; first here so it is the first complaint
+        require_secrets(settings)
+        return _serve(settings, live)
     except ConfigError as exc:
         print(f"newstrader run: {exc}", file=sys.stderr)
         return 2
-    configured = getattr(settings, "secrets", None)
-    configure_logging(secrets=list(configured() if callable(configured) else configured or []))
-    asyncio.run(serve_until_signalled(settings))
+    except PortUnavailable as exc:
+        print(f"newstrader run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Any, live: bool) -> int:
+    import sys
+
+    from newstrader.sim.funding import fund_sim_accounts
+
+    for line in asyncio.run(fund_sim_accounts(settings)):  # `init --sim` configs only
+        print(f"newstrader run: {line}", file=sys.stderr, flush=True)
+    asyncio.run(serve_until_signalled(settings, live=live))
     return 0

@@ -15,6 +15,11 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Dec
 ZERO = Decimal(0)
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as a person writes it: `3200`, `0.00000001`, never `3.2E+3` or `1E-8`."""
+    return format(value, "f")
+
+
 def utcnow() -> datetime:
     """Timezone-aware now; every timestamp in the system is UTC."""
     return datetime.now(UTC)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import re
 import threading
@@ -542,6 +543,15 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+def _owner_only(path: Path) -> None:
+    """The journal is the trading history: mode 0600 from its creation. SQLite gives the WAL
+    and SHM files the database file's mode, so those follow; older files are tightened too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            file.chmod(0o600)
+
+
 def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
     """WAL + FULL sync; the writer takes the write lock up front (BEGIN IMMEDIATE) so two
     processes never deadlock upgrading read locks, and savepoints work under pysqlite."""
@@ -576,6 +586,7 @@ def _make_engines(url: str) -> tuple[Engine, Engine | None]:
         _configure_sqlite(writer, writer=True)
         return writer, None
     path.parent.mkdir(parents=True, exist_ok=True)
+    _owner_only(path)
     writer = create_engine(url, connect_args=connect_args, pool_size=1, max_overflow=0)
     _configure_sqlite(writer, writer=True)
     reader = create_engine(url, connect_args=connect_args, pool_size=4, max_overflow=4)

@@ -132,7 +132,7 @@ def test_signal_execute_asks_the_running_bot(tmp_path: Path, monkeypatch: pytest
     config.write_text(
         f'[journal]\nurl = "sqlite:///{tmp_path / "j.db"}"\n[web]\nport = {port}\n', encoding="utf-8"
     )
-    monkeypatch.setenv("NEWSTRADER_WEB_TOKEN", "cli-test-token")
+    monkeypatch.setenv("NEWSTRADER_WEB_TOKEN", "cli-test-token-0123456789")
     # A real bot serving its HTTP API from a thread of this process (no venues needed to decide).
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)

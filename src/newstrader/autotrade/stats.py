@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from newstrader.autotrade.policy import fills_cursor_key
-from newstrader.domain import ZERO, Fill, utcnow
+from newstrader.domain import ZERO, Fill, plain, utcnow
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
@@ -124,9 +124,9 @@ class Trade:
             "side": self.side,
             "opened_at": self.opened_at.isoformat(),
             "closed_at": None if self.closed_at is None else self.closed_at.isoformat(),
-            "realized_pnl": str(self.realized_pnl),
-            "fees": str(self.fees),
-            "net_pnl": str(self.net),
+            "realized_pnl": plain(self.realized_pnl),
+            "fees": plain(self.fees),
+            "net_pnl": plain(self.net),
             "hold_s": self.hold_s,
         }
 
@@ -150,10 +150,10 @@ class Bucket:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "realized_pnl": str(self.realized_pnl),
-            "fees": str(self.fees),
-            "net_pnl": str(self.realized_pnl - self.fees),
-            "volume_usd": str(self.volume_usd),
+            "realized_pnl": plain(self.realized_pnl),
+            "fees": plain(self.fees),
+            "net_pnl": plain(self.realized_pnl - self.fees),
+            "volume_usd": plain(self.volume_usd),
             "fills": self.fills,
             "trades": self.trades,
             "wins": self.wins,

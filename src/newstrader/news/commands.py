@@ -104,17 +104,17 @@ async def _replay_standalone(file: Path, speed: float, rules: Path | None, as_js
     return 0
 
 
-async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool) -> int:
+async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool, live: bool) -> int:
     from newstrader.bot import Bot
     from newstrader.config import ConfigError, load_settings
     from newstrader.news.sources.replay import ReplaySource
 
     try:
         settings = load_settings(config)
+        bot = Bot(settings, serve_web=False, live=live)  # mainnet without --live stops here
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    bot = Bot(settings, serve_web=False)
     await bot.start()
     counts = {"items": 0, "traded": 0}
     try:
@@ -149,7 +149,13 @@ async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool
 
 
 def replay_command(
-    file: Path, *, speed: float, config: Path | None, as_json: bool = False, rules: Path | None = None
+    file: Path,
+    *,
+    speed: float,
+    config: Path | None,
+    as_json: bool = False,
+    rules: Path | None = None,
+    live: bool = False,
 ) -> int:
     """Run a JSONL file through the parser (standalone) or, with a config, through a bot."""
     from newstrader.news.sources.replay import ReplayFileError, read_replay_file
@@ -163,5 +169,5 @@ def replay_command(
         print(f"replay: {exc}", file=sys.stderr)
         return 2
     if config is not None:
-        return asyncio.run(_replay_with_bot(file, speed, config, as_json))
+        return asyncio.run(_replay_with_bot(file, speed, config, as_json, live))
     return asyncio.run(_replay_standalone(file, speed, rules, as_json))

@@ -124,7 +124,7 @@ function start() {
 
 async function refreshPositions() {
   const data = await api("/api/positions");
-  setRunState(data.paused);
+  setRunState(data.paused, data.paused_reason, data.paused_since);
   const rows = data.positions || [];
   $("#positions-empty").style.display = rows.length ? "none" : "";
   fillTable("#positions", rows, (p) => {
@@ -145,7 +145,7 @@ async function refreshPositions() {
       el("td", { class: "num " + sideClass(cache), "data-testid": "cached-size" }, fmtNum(cache)),
       el("td", {}, badge),
       el("td", { class: "num" }, fmtNum(p.entry_price)),
-      el("td", { class: "num" }, fmtNum(p.mark_price)),
+      el("td", { class: "num", "data-testid": "mark-price" }, fmtNum(p.mark_price)),
       el("td", { class: "num " + sideClass(upnl) }, fmtNum(upnl, 2)),
       el("td", { class: "num" }, fmtNum(p.take_profit)),
       el("td", { class: "num" }, fmtNum(p.stop_loss)),
@@ -287,10 +287,19 @@ function drawChart(points) {
     `${last >= 0 ? "+" : ""}${last.toFixed(2)} USD`;
 }
 
-function setRunState(paused) {
+// Why and since when come with /api/positions; other answers only say whether, so a known
+// reason stays shown while the bot stays paused.
+function setRunState(paused, reason, since) {
   const pill = $("#run-state");
   pill.textContent = paused ? "paused" : "trading";
   pill.className = "pill " + (paused ? "warn" : "ok");
+  const why = $("#paused-reason");
+  if (!paused) {
+    why.textContent = "";
+  } else if (reason !== undefined) {
+    const when = since ? " since " + since.replace("T", " ").replace("+00:00", " UTC") : "";
+    why.textContent = (reason || "reason unknown") + when;
+  }
 }
 
 function setLive(on) {
