@@ -191,7 +191,12 @@ class Bot:
             publish=self.bus.publish,
         )
         self.reconciler = Reconciler(
-            self.venues, self.journal, state=state, quarantine=quarantine, publish=self.bus.publish
+            self.venues,
+            self.journal,
+            state=state,
+            quarantine=quarantine,
+            publish=self.bus.publish,
+            config=self.engine_config,
         )
         self.pipeline = self._build_pipeline(await self._tradable_coins())
 
@@ -282,6 +287,8 @@ class Bot:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
+        if self.reconciler is not None:
+            await self.reconciler.aclose()
         for name, venue in self.venues.items():
             try:
                 await venue.close()

@@ -36,6 +36,7 @@ from newstrader.domain import (
     utcnow,
 )
 from newstrader.engine.client_ids import client_id as make_client_id
+from newstrader.engine.inflight import UNRESOLVED, InFlightRule, intent_status
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.ports import EngineConfig, EventSink, ExecutionJournal, NoHooks, TradeHooks
 from newstrader.engine.quarantine import Quarantine
@@ -66,14 +67,6 @@ def _side_name(size: Decimal | None) -> str | None:
         return None
     side = Side.of_size(size)
     return side.value if side is not None else "flat"
-
-
-def _intent_status(result: OrderResult) -> str:
-    if result.status is OrderStatus.REJECTED:
-        return "rejected"
-    if result.filled_size > 0:
-        return "filled"
-    return "acked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +143,7 @@ class Executor:
             probe_interval_s=self.config.quarantine_probe_s,
         )
         self.publish = publish
+        self.intents = InFlightRule(journal, self.state, self.config.in_flight_grace_s)
         self._readers = {
             name: PositionReader(v, self.config.position_cache_ttl_ms / 1000.0)
             for name, v in self.venues.items()
@@ -262,9 +256,24 @@ class Executor:
     async def _run_on_venue(self, name: str, op: Operation, received: float) -> VenueOutcome:
         # The outcome is journaled before the lock is released, so the journal's order of
         # outcomes on one (venue, coin) is the order in which they were executed.
-        async with self.state.hold(name, op.coin):
-            outcome, action = await self._attempt(name, op, received)
-            await self._finish(name, op, outcome, action)
+        try:
+            async with self.state.hold(name, op.coin, timeout=self.config.max_signal_age_s - self._age_s(op)):
+                outcome, action = await self._attempt(name, op, received)
+                await self._finish(name, op, outcome, action)
+        except TimeoutError:
+            # An order on this coin was still in flight (or another operation ran) for longer than
+            # this one may wait: it is dropped, nothing is sent.
+            outcome = VenueOutcome(
+                venue=name,
+                coin=op.coin,
+                status=OutcomeStatus.FAILED,
+                reason=(
+                    f"signal older than max_signal_age_s={self.config.max_signal_age_s:g}"
+                    f" while waiting for {op.coin} on {name} (an order in flight)"
+                ),
+            )
+            outcome.latency.mark("received", received)
+            await self._finish(name, op, outcome, "failed")
         return outcome
 
     async def _attempt(self, name: str, op: Operation, received: float) -> tuple[VenueOutcome, str]:
@@ -437,6 +446,7 @@ class Executor:
             req = OrderRequest(
                 coin=op.coin, is_buy=delta > 0, size=size, client_id=cid, reduce_only=reduce_only
             )
+            intent_at = utcnow()
             fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
             if fresh_intent is False:
                 # This leg was sent before (a redelivery, or a run that crashed): never resend it
@@ -444,7 +454,7 @@ class Executor:
                 log.warning(
                     "leg_already_sent", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
                 )
-                found = await self._resolve_ambiguous(name, venue, op, cid, grace=False)
+                found = await self._resolve_earlier(venue, op, cid)
                 if found is not None and found.avg_price is not None:
                     last_price = found.avg_price
                 current = await self._fresh_size(name, venue, op)
@@ -459,7 +469,7 @@ class Executor:
                 log.warning(
                     "order_ambiguous", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
                 )
-                found = await self._resolve_ambiguous(name, venue, op, cid, sent_at=sent_at)
+                found = await self.intents.resolve(venue, op.coin, cid, intent_at, signal_id=op.signal_id)
                 if found is not None:
                     outcome.orders.append(found)
                     if found.avg_price is not None:
@@ -496,7 +506,7 @@ class Executor:
                 os._exit(137)
             self.state.order_done(name, op.coin, answered)
             outcome.latency.mark("acked", answered)
-            await self.journal.update_intent(cid, _intent_status(result), result=result)
+            await self.journal.update_intent(cid, intent_status(result), result=result)
             outcome.orders.append(result)
             self._publish(
                 "order",
@@ -539,50 +549,12 @@ class Executor:
             )
             current = await self._fresh_size(name, venue, op)
 
-    async def _resolve_ambiguous(
-        self,
-        name: str,
-        venue: Venue,
-        op: Operation,
-        cid: str,
-        *,
-        grace: bool = True,
-        sent_at: float | None = None,
-    ) -> OrderResult | None:
-        """Ask the venue what became of `cid`, waiting while an order in flight could still land.
-
-        "Not found" is only final once the order's validity window (`venue.order_validity_s`
-        from `sent_at`) has passed: before that, a request delayed on the way may still execute,
-        and sending the missing size then would double the position.
-        """
-        deadline = time.monotonic() + (self.config.ambiguous_grace_s if grace else 0.0)
-        if grace and sent_at is not None:
-            validity = float(getattr(venue, "order_validity_s", 0.0) or 0.0)
-            deadline = max(deadline, sent_at + validity + self.config.ambiguous_grace_s)
-        delay = 0.05
-        while True:
-            try:
-                found = await venue.order_status(cid)
-            except (Transient, Ambiguous) as exc:
-                log.warning("order_status_failed", venue=name, coin=op.coin, client_id=cid, error=str(exc))
-                found = None
-            if found is not None:
-                await self.journal.update_intent(cid, _intent_status(found), result=found)
-                log.info(
-                    "ambiguous_resolved",
-                    venue=name,
-                    coin=op.coin,
-                    signal_id=op.signal_id,
-                    client_id=cid,
-                    status=found.status.value,
-                    filled=str(found.filled_size),
-                )
-                return found
-            if time.monotonic() >= deadline:
-                await self.journal.update_intent(cid, "failed", error="venue never saw the order")
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.4)
+    async def _resolve_earlier(self, venue: Venue, op: Operation, cid: str) -> OrderResult | None:
+        """What became of a leg an earlier run journaled, by the in-flight rule from its journal time."""
+        earlier = await self.journal.intent(cid)
+        if earlier is None or earlier.status not in UNRESOLVED:
+            return None  # already resolved: the fresh read that follows shows what it did
+        return await self.intents.resolve(venue, op.coin, cid, earlier.created_at, signal_id=op.signal_id)
 
     async def _fresh_size(self, name: str, venue: Venue, op: Operation) -> Decimal:
         started = time.monotonic()

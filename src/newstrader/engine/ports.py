@@ -6,8 +6,9 @@ typed strictly and built while those modules evolve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -21,6 +22,23 @@ class CachedPositionLike(Protocol):
     def size(self) -> Decimal: ...
 
 
+class IntentLike(Protocol):
+    """A journaled order intent, as the in-flight rule reads it."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def signal_id(self) -> str: ...
+    @property
+    def venue(self) -> str: ...
+    @property
+    def coin(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 class ExecutionJournal(Protocol):
     """The part of `journal.Journal` the engine writes to and reads from."""
 
@@ -32,7 +50,9 @@ class ExecutionJournal(Protocol):
         self, client_id: str, status: str, result: OrderResult | None = None, error: str | None = None
     ) -> Any: ...
 
-    async def pending_intents(self) -> list[Any]: ...
+    async def pending_intents(self) -> Sequence[IntentLike]: ...
+
+    async def intent(self, client_id: str) -> IntentLike | None: ...
 
     async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> Any: ...
 
@@ -91,9 +111,16 @@ class EngineConfig:
     backoff_base_s: float = 0.05
     backoff_max_s: float = 2.0
     ambiguous_grace_s: float = 1.0
+    order_timeout_s: float = 5.0
     rate_limit_quarantine_count: int = 5
     rate_limit_window_s: float = 10.0
     quarantine_probe_s: float = 5.0
+
+    @property
+    def in_flight_grace_s(self) -> float:
+        """Added to a venue's validity window: clock skew, plus the reads a venue may make
+        between our journaling the intent and stamping the order (each bounded by the timeout)."""
+        return self.ambiguous_grace_s + self.order_timeout_s
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -431,7 +431,7 @@ class HyperliquidVenue:
                 )
             )
             ids.append(client_id)
-        reply = await self._send(order_action(wires, "positionTpsl"), len(wires))
+        reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
         results = [
             self._one_result(status, client_id, size)
             for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
@@ -446,7 +446,7 @@ class HyperliquidVenue:
         if not triggers:
             return 0
         pairs = [(int(market.asset_id or 0), int(o.venue_order_id)) for o in triggers]
-        reply = await self._send(cancel_action(pairs), len(pairs))
+        reply = await self._send(cancel_action(pairs), len(pairs), expires=True)
         try:
             statuses = reply["response"]["data"]["statuses"]
         except (KeyError, TypeError) as exc:
