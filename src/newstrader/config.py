@@ -139,6 +139,19 @@ class VenueSettings(_Section):
     auth: Literal["v3", "hmac"] = "v3"
     secret_file: Path | None = None
     secret: SecretStr | None = None
+    # How long after sending an order may still execute (Hyperliquid `expiresAfter`, Aster HMAC
+    # `recvWindow`, ≤ 60 s there). Aster v3's window is the venue's fixed ±10 s nonce window.
+    # A lost order is "in flight" for this long (plus a grace): shorter means faster recovery.
+    order_validity_s: float | None = Field(default=None, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _validity_settable(self) -> VenueSettings:
+        if self.order_validity_s is not None and self.kind == "aster" and self.auth == "v3":
+            raise ValueError(
+                "order_validity_s: Aster v3 orders are valid for the venue's own 10 s nonce window;"
+                ' it can be set with auth = "hmac" (recvWindow) or on Hyperliquid'
+            )
+        return self
 
     @field_validator("name")
     @classmethod

@@ -229,7 +229,11 @@ class World:
         max_signal_age_s: float = 30,
         reconcile_interval_s: float = 3600,
         aster_signer: str | None = None,
+        venue_lines: dict[str, str] | None = None,
+        max_hold_s: float | None = None,
     ) -> str:
+        extra = venue_lines or {}
+        hold = "" if max_hold_s is None else f"max_hold_s = {max_hold_s}"
         return f"""
 [engine]
 mode = "{mode}"
@@ -244,6 +248,7 @@ leverage = 3
 [exits]
 take_profit_pct = 50
 stop_loss_pct = 50
+{hold}
 
 [[venues]]
 name = "hyperliquid"
@@ -251,6 +256,7 @@ kind = "hyperliquid"
 network = "sim"
 url = "{self.sim.hl_url}"
 account = "{self.keys.hl_address}"
+{extra.get("hyperliquid", "")}
 
 [[venues]]
 name = "aster"
@@ -259,6 +265,7 @@ network = "sim"
 url = "{self.sim.aster_url}"
 account = "{self.keys.aster_user}"
 signer = "{aster_signer or self.keys.aster_signer}"
+{extra.get("aster", "")}
 
 [news]
 dedupe_window_s = 0

@@ -152,7 +152,7 @@ class RecordingHooks:
         self.calls: list[tuple[str, str, Decimal, Decimal | None]] = []
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None:
         self.calls.append((venue, coin, position.size, fill_price))
 

@@ -26,8 +26,9 @@ log = structlog.get_logger("newstrader.engine")
 
 UNRESOLVED = ("pending", "ambiguous")
 NOT_SEEN = "venue never saw the order within its validity window"
-POLL_FIRST_S = 0.05
-POLL_MAX_S = 0.4
+# Asked again with backoff: every signed read spends venue budget (and, on Aster v3, a nonce).
+POLL_FIRST_S = 0.1
+POLL_MAX_S = 1.0
 
 
 def intent_status(result: OrderResult) -> str:
@@ -82,7 +83,7 @@ class InFlightRule:
         delay = POLL_FIRST_S
         while True:
             try:
-                found = await venue.order_status(client_id)
+                found = await venue.order_status(client_id, coin)
             except VenueError as exc:
                 log.warning(
                     "order_status_failed",

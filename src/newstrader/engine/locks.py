@@ -72,6 +72,10 @@ class VenueCoinState:
             if not ids:
                 del self._in_flight[(venue, coin)]
 
+    def in_flight_coins(self, venue: str) -> set[str]:
+        """The coins of `venue` with an order that may still land."""
+        return {coin for (name, coin) in self._in_flight if name == venue}
+
     def in_flight(self, venue: str, coin: str) -> bool:
         """True while an order on this coin may still land."""
         return (venue, coin) in self._in_flight

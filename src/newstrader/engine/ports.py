@@ -74,16 +74,21 @@ class ExecutionJournal(Protocol):
 
     async def clear_cached_position(self, venue: str, coin: str) -> Any: ...
 
+    async def get_control(self, key: str, default: Any = None) -> Any: ...
+
+    async def set_control(self, key: str, value: Any) -> None: ...
+
 
 class TradeHooks(Protocol):
     """Called after every change of a position (the auto trader replaces TP/SL here).
 
     `venue` is the venue's name; `position` is the position after the change (size 0 when
-    closed); `fill_price` the average price of the last fill, when known.
+    closed); `fill_price` the average price of the last fill, when known; `op_id` the id of
+    the operation that changed it (the hook's own orders derive their client ids from it).
     """
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None: ...
 
 
@@ -91,7 +96,7 @@ class NoHooks:
     """The default: nothing happens after a position change."""
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None:
         return None
 

@@ -78,8 +78,8 @@ class Venue(Protocol):
         """Send one order; market orders go as IOC limits capped by `req.max_slippage`."""
         ...
 
-    async def order_status(self, client_id: str) -> OrderResult | None:
-        """Look an order up by our client id; None when the venue never saw it."""
+    async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:
+        """Look an order up by our client id (and its coin, when known); None when the venue never saw it."""
         ...
 
     async def place_triggers(

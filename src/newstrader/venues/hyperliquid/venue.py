@@ -176,8 +176,8 @@ class HyperliquidVenue:
             return self._mids[req.coin]
         return await self.mark_price(req.coin)
 
-    async def order_status(self, client_id: str) -> OrderResult | None:
-        """orderStatus by our cloid; None when the venue never saw the order."""
+    async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:
+        """orderStatus by our cloid (unique per account: the coin is not needed); None when unseen."""
         cloid = cloid_for(client_id)
         reply = await self.http.info({"type": "orderStatus", "user": self.account, "oid": cloid})
         if reply.get("status") != "order":
