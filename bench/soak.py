@@ -50,7 +50,6 @@ FAULT_KINDS = ("latency_ms", "http_429", "http_5xx", "timeout", "drop_response_a
 # The in-flight restart: orders held this long inside the venue, within both venues' 10 s window.
 IN_FLIGHT_HOLD_MS = 6000
 IN_FLIGHT_WAIT_S = 10.0
-ORDER_ENDPOINTS = (("hyperliquid", "exchange:order"), ("aster", "POST /fapi/v3/order"))
 ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
 # A news item's outcome while it is still being handled; anything else is final.
 UNFINISHED_OUTCOMES = {"received", "accepted"}
@@ -389,8 +388,10 @@ class Soak:
 
     def _hold_orders(self) -> dict[str, int]:
         """Have each venue hold its next order request; the order counts before it."""
-        for venue, endpoint in ORDER_ENDPOINTS:
-            self.sim.admin.add_fault(venue, "latency_ms", count=1, ms=IN_FLIGHT_HOLD_MS, endpoint=endpoint)
+        for venue in VENUES:
+            self.sim.admin.add_fault(
+                venue, "latency_ms", count=1, ms=IN_FLIGHT_HOLD_MS, endpoint=ORDER_ENDPOINT[venue]
+            )
         return {v: self.world.orders_sent(v) for v in VENUES}
 
     def _wait_orders_held(self, before: dict[str, int]) -> None:

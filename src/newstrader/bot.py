@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import itertools
 import os
 import secrets
@@ -26,10 +25,11 @@ from newstrader.autotrade.trader import AutoTrader, exit_policy
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
-from newstrader.engine.ports import EngineConfig
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
-from newstrader.engine.risk import Sizer
+from newstrader.engine.risk import Sizer, SizingSettings
+from newstrader.engine.settings import EngineSettings
+from newstrader.news.pipeline import Pipeline, build_pipeline
 from newstrader.venues.base import Venue, VenueError
 
 log = structlog.get_logger("newstrader.bot")
@@ -108,13 +108,13 @@ class Bot:
         self.venues: dict[str, Venue] = {}
         self.executor: Executor | None = None
         self.reconciler: Reconciler | None = None
-        self.pipeline: Any = None
+        self.pipeline: Pipeline | None = None
         self.autotrader: AutoTrader | None = None
         self.web_app: Any = None
         self.web_url: str | None = None
         self.web_token: str | None = None
-        self.engine_config = EngineConfig.from_settings(_get(settings, "engine"))
-        self.sizer = Sizer.from_settings(_get(settings, "sizing"))
+        self.engine_config: EngineSettings = _get(settings, "engine", None) or EngineSettings()
+        self.sizer = Sizer.from_settings(_get(settings, "sizing", None) or SizingSettings())
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
         self._started = False
@@ -163,10 +163,9 @@ class Bot:
 
     async def _settle_interrupted_news(self) -> None:
         """Items a crash left half-handled get a final outcome now; a redelivery resumes them."""
-        interrupt = getattr(self.journal, "interrupt_unfinished_news", None)
-        if interrupt is None:
-            return
-        ids = await interrupt("the bot stopped while handling it; its orders were resolved at start-up")
+        ids = await self.journal.interrupt_unfinished_news(
+            "the bot stopped while handling it; its orders were resolved at start-up"
+        )
         for news_id in ids:
             log.warning("news_interrupted", news_id=news_id, message="resumed if delivered again")
 
@@ -219,29 +218,15 @@ class Bot:
                 coins.update(item)
         return coins or None
 
-    def _build_pipeline(self, tradable: set[str] | None) -> Any:
-        """The news pipeline when it is there; else coin+side items are acted on directly."""
-        try:
-            pipeline_mod = importlib.import_module("newstrader.news.pipeline")
-            parser_mod = importlib.import_module("newstrader.news.parser")
-        except ImportError:
-            return None
-        build = getattr(pipeline_mod, "build_pipeline", None)
-        if build is not None:
-            return build(
-                self.settings,
-                self.journal,
-                self._act,
-                parser_module=parser_mod,
-                tradable=tradable,
-                publish=self.bus.publish,
-            )
-        return None
+    def _build_pipeline(self, tradable: set[str] | None) -> Pipeline:
+        """The news pipeline: parser, filters and sources from the settings; it acts through `_act`."""
+        return build_pipeline(
+            self.settings, self.journal, self._act, tradable=tradable, publish=self.bus.publish
+        )
 
     async def _start_sources(self) -> None:
-        starter = getattr(self.pipeline, "start_sources", None)
-        if starter is not None:
-            await starter()
+        if self.pipeline is not None:
+            await self.pipeline.start_sources()
 
     async def _start_web(self) -> None:
         from newstrader.web.app import create_app
@@ -268,10 +253,9 @@ class Bot:
             with contextlib.suppress(Exception):
                 await self._server.stop()
             self._server = None
-        stop_sources = getattr(self.pipeline, "stop_sources", None)
-        if stop_sources is not None:
+        if self.pipeline is not None:
             with contextlib.suppress(Exception):
-                await stop_sources()
+                await self.pipeline.stop_sources()
         if self.autotrader is not None:
             try:
                 await self.autotrader.stop()

@@ -198,6 +198,16 @@ class World:
     def positions(self, coin: str) -> dict[str, Decimal]:
         return {v: self.position(v, coin) for v in VENUES}
 
+    def account(self, venue: str) -> dict[str, Any]:
+        """The simulator's view of our account on `venue` (positions, open orders, fill count)."""
+        accounts = self.sim.admin.state()["venues"][venue]["accounts"]
+        found: dict[str, Any] = accounts[self.keys.address(venue).lower()]
+        return found
+
+    def fills(self) -> dict[str, int]:
+        """Executions on each venue's account: what really traded, whoever sent it."""
+        return {v: int(self.account(v)["fills"]) for v in VENUES}
+
     def outside_trade(self, venue: str, coin: str, size: Decimal | str) -> None:
         """A trade made outside the bot (by hand on the exchange's site)."""
         self.sim.admin.set_position(venue, self.keys.address(venue), coin, str(size))

@@ -22,20 +22,9 @@ CRASH_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
 FAST_MONITOR = {"NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S": "0.5"}
 
 
-def account(world: World, venue: str) -> dict[str, Any]:
-    accounts = world.sim.admin.state()["venues"][venue]["accounts"]
-    found: dict[str, Any] = accounts[world.keys.address(venue).lower()]
-    return found
-
-
-def fills(world: World) -> dict[str, int]:
-    """Executions on each venue's account: what really traded, whoever sent it."""
-    return {v: int(account(world, v)["fills"]) for v in VENUES}
-
-
 def triggers(world: World, coin: str) -> dict[str, int]:
     return {
-        v: sum(1 for o in account(world, v)["open_orders"] if o["coin"] == coin and o["trigger"])
+        v: sum(1 for o in world.account(v)["open_orders"] if o["coin"] == coin and o["trigger"])
         for v in VENUES
     }
 
@@ -72,7 +61,7 @@ def test_crash_during_operator_close_or_flatten_finishes_after_restart(world: Wo
     wait_until(lambda: world.positions("ETH") == {v: Decimal(0) for v in VENUES}, timeout=60)
     wait_until(lambda: no_unresolved(restarted), timeout=60)
     # One open and one close per venue: the close sent before the crash was found, not resent.
-    assert fills(world) == {v: 2 for v in VENUES}
+    assert world.fills() == {v: 2 for v in VENUES}
     wait_until(
         lambda: restarted.rows("SELECT value FROM control WHERE key = 'operations'")[0]["value"] == "{}"
     )
@@ -89,7 +78,7 @@ def test_crash_during_a_time_exit_finishes_after_restart(world: World) -> None:
     restarted = world.start_bot(env=FAST_MONITOR, max_hold_s=2)
     wait_until(lambda: world.positions("SOL") == {v: Decimal(0) for v in VENUES}, timeout=60)
     wait_until(lambda: no_unresolved(restarted), timeout=60)
-    assert fills(world) == {v: 2 for v in VENUES}
+    assert world.fills() == {v: 2 for v in VENUES}
     assert [e["venue"] for e in restarted.events("time_exit")]
 
 
@@ -109,5 +98,5 @@ def test_crash_during_tpsl_placement_protects_once_after_restart(world: World) -
     wait_until(lambda: triggers(world, "AVAX") == {v: 2 for v in VENUES}, timeout=60)
     wait_until(lambda: no_unresolved(restarted), timeout=60)
     assert world.positions("AVAX") == {v: want for v in VENUES}
-    assert fills(world) == {v: 1 for v in VENUES}
+    assert world.fills() == {v: 1 for v in VENUES}
     assert triggers(world, "AVAX") == {v: 2 for v in VENUES}

@@ -87,19 +87,8 @@ def kill_while_held(world: World, coins: list[str], hold_ms: int, **options: Any
     assert {(r["venue"], r["coin"]) for r in pending} == {(v, c) for v in VENUES for c in coins}
     for coin in coins:
         assert world.positions(coin) == {v: Decimal(0) for v in VENUES}, "the orders must still be held"
-    assert fills(world) == {v: 0 for v in VENUES}
+    assert world.fills() == {v: 0 for v in VENUES}
     return sent_at
-
-
-def account(world: World, venue: str) -> dict[str, Any]:
-    accounts = world.sim.admin.state()["venues"][venue]["accounts"]
-    found: dict[str, Any] = accounts[world.keys.address(venue).lower()]
-    return found
-
-
-def fills(world: World) -> dict[str, int]:
-    """Executions on each venue's account: what really traded, whoever sent it."""
-    return {v: int(account(world, v)["fills"]) for v in VENUES}
 
 
 def wait_outcomes(bot: BotProcess, reply: dict[str, Any]) -> list[Any]:
@@ -134,7 +123,7 @@ def test_held_order_lands_after_a_kill_and_nothing_is_doubled(world: World) -> N
     assert world.positions("SOL") == {v: world.target("SOL", "long") for v in VENUES}
     assert world.positions("AVAX") == {v: Decimal(0) for v in VENUES}
     # One fill per coin and venue (the held order), plus the close of AVAX: nothing was resent.
-    assert fills(world) == {v: len(coins) + 1 for v in VENUES}
+    assert world.fills() == {v: len(coins) + 1 for v in VENUES}
 
 
 @pytest.mark.timeout(300)
@@ -148,8 +137,8 @@ def test_held_order_lands_after_a_kill_then_flatten_leaves_nothing(world: World)
     assert flattened.status_code == 200, flattened.text
     assert world.positions("LINK") == {v: Decimal(0) for v in VENUES}
     # The held order landed (one fill), and the flatten closed it (one more): nothing else traded.
-    assert fills(world) == {v: 2 for v in VENUES}
-    assert all(account(world, v)["open_orders"] == [] for v in VENUES)
+    assert world.fills() == {v: 2 for v in VENUES}
+    assert all(world.account(v)["open_orders"] == [] for v in VENUES)
 
 
 @pytest.mark.timeout(300)
@@ -168,7 +157,7 @@ def test_order_held_past_its_validity_is_refused_and_the_missing_size_sent_once(
     for coin in coins:
         assert world.positions(coin) == {v: world.target(coin, "long") for v in VENUES}, coin
     # Each coin: the held order was refused, one order sent the missing size.
-    assert fills(world) == {v: len(coins) for v in VENUES}
+    assert world.fills() == {v: len(coins) for v in VENUES}
     # Per venue and coin the journal holds the held order, never seen within its window, then
     # the one order that sent the missing size.
     rows = bot.rows("SELECT venue, coin, status, error FROM orders WHERE order_type != 'trigger' ORDER BY id")

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
@@ -43,17 +43,26 @@ from newstrader.engine.client_ids import client_id as make_client_id
 from newstrader.engine.inflight import UNRESOLVED, InFlightRule, intent_status
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.operations import OperationLog, new_operation_id
-from newstrader.engine.ports import EngineConfig, EventSink, ExecutionJournal, NoHooks, TradeHooks
+from newstrader.engine.ports import EventSink, ExecutionJournal, NoHooks, TradeHooks
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.risk import Sizer
-from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient, Venue, VenueError
+from newstrader.engine.settings import EngineSettings
+from newstrader.venues.base import (
+    Ambiguous,
+    AuthError,
+    RateLimited,
+    Rejected,
+    ReportsEquity,
+    Transient,
+    Venue,
+    VenueError,
+)
 
 log = structlog.get_logger("newstrader.engine")
 
 CRASH_AFTER_SEND_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
 TRIGGER_ATTEMPTS = 3  # TP/SL pairs tried per placement before the failure policy decides
 EQUITY_TTL_S = 30.0  # sizing.equity_fraction: equity moves slowly; one read per venue per 30 s
-T = TypeVar("T")
 
 
 class SkipVenue(Exception):
@@ -130,7 +139,7 @@ class Executor:
         self,
         venues: Mapping[str, Venue],
         journal: ExecutionJournal,
-        settings: Any = None,
+        settings: EngineSettings | None = None,
         sizing: Sizer | None = None,
         hooks: TradeHooks | None = None,
         *,
@@ -140,7 +149,7 @@ class Executor:
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
-        self.config = EngineConfig.from_settings(settings)
+        self.config = settings or EngineSettings()
         self.sizer = sizing or Sizer()
         self.hooks: TradeHooks = hooks or NoHooks()
         self.state = state or VenueCoinState()
@@ -524,13 +533,14 @@ class Executor:
     async def _reach_goal(
         self, name: str, venue: Venue, op: Operation, received: float, outcome: VenueOutcome
     ) -> str:
-        market = await self._retrying(name, op, lambda: self._market(name, venue, op.coin))
+        # Reads are retried by the venue's transport (venues/retry.py), never here as well.
+        market = await self._market(name, venue, op.coin)
         not_before = max(received, self.state.last_order_done(name, op.coin))
         # The cached size is a journal query: it overlaps the venue reads instead of following
         # them (under the (venue, coin) lock nothing else changes it meanwhile).
         positions, mark, cached = await asyncio.gather(
-            self._retrying(name, op, lambda: self._readers[name].read(not_before)),
-            self._retrying(name, op, lambda: venue.mark_price(op.coin)),
+            self._readers[name].read(not_before),
+            venue.mark_price(op.coin),
             self._cached_size(name, op.coin),
         )
         held = positions.get(op.coin)
@@ -750,40 +760,9 @@ class Executor:
 
     async def _fresh_size(self, name: str, venue: Venue, op: Operation) -> Decimal:
         started = time.monotonic()
-        positions = await self._retrying(name, op, lambda: self._readers[name].read(started))
+        positions = await self._readers[name].read(started)
         held = positions.get(op.coin)
         return held.size if held is not None else ZERO
-
-    async def _retrying(self, name: str, op: Operation, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a read, retrying transient errors with backoff while the operation is young."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await call()
-            except Ambiguous as exc:  # a read has no side effects: asking again is safe
-                err: Transient | Ambiguous = exc
-                retry_after: float | None = None
-            except RateLimited as exc:
-                if self.quarantine.note_rate_limited(name):
-                    await self._announce_quarantine(
-                        name, op.coin, self.quarantine.reason(name) or "rate limited"
-                    )
-                    raise GiveUp(f"venue quarantined: {self.quarantine.reason(name)}") from exc
-                err, retry_after = exc, exc.retry_after
-            except Transient as exc:
-                err, retry_after = exc, exc.retry_after
-            if attempt >= self.config.max_attempts:
-                raise GiveUp(f"read failed {attempt} times: {type(err).__name__}: {err}")
-            log.info(
-                "read_retry",
-                venue=name,
-                coin=op.coin,
-                signal_id=op.signal_id,
-                error=str(err),
-                attempt=attempt,
-            )
-            await self._backoff(op, attempt, retry_after)
 
     async def _backoff(self, op: Operation, attempt: int, retry_after: float | None) -> None:
         delay = min(self.config.backoff_base_s * (2 ** (attempt - 1)), self.config.backoff_max_s)
@@ -837,10 +816,10 @@ class Executor:
         cached = self._equity_seen.get(name)
         if cached is not None and time.monotonic() - cached[0] < EQUITY_TTL_S:
             return cached[1]
-        reader = getattr(self.venues[name], "equity", None)
-        if reader is None:
+        venue = self.venues[name]
+        if not isinstance(venue, ReportsEquity):
             return None  # the sizer skips with the reason
-        value = Decimal(str(await reader()))
+        value = await venue.equity()
         self._equity_seen[name] = (time.monotonic(), value)
         return value
 

@@ -7,7 +7,6 @@ typed strictly and built while those modules evolve.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -99,50 +98,3 @@ class NoHooks:
         self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None:
         return None
-
-
-MODES = ("target", "close_then_open")
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """The `[engine]` settings the executor and reconciler act on, with their defaults."""
-
-    mode: str = "target"
-    max_signal_age_s: float = 30.0
-    reconcile_interval_s: float = 60.0
-    position_cache_ttl_ms: float = 0.0
-    max_attempts: int = 25  # sends per signal and venue; the age limit usually ends it sooner
-    backoff_base_s: float = 0.05
-    backoff_max_s: float = 2.0
-    ambiguous_grace_s: float = 1.0
-    order_timeout_s: float = 5.0
-    rate_limit_quarantine_count: int = 5
-    rate_limit_window_s: float = 10.0
-    quarantine_probe_s: float = 5.0
-
-    @property
-    def in_flight_grace_s(self) -> float:
-        """Added to a venue's validity window: clock skew, plus the reads a venue may make
-        between our journaling the intent and stamping the order (each bounded by the timeout)."""
-        return self.ambiguous_grace_s + self.order_timeout_s
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"engine.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> EngineConfig:
-        """Read an `[engine]` settings object or dict; absent keys keep their defaults."""
-        if isinstance(settings, EngineConfig):
-            return settings
-        if settings is None:
-            return cls()
-        values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            raw = settings.get(name) if isinstance(settings, Mapping) else getattr(settings, name, None)
-            if raw is not None:
-                values[name] = raw
-        if "mode" in values:
-            values["mode"] = str(getattr(values["mode"], "value", values["mode"]))
-        return cls(**values)

@@ -19,8 +19,9 @@ import structlog
 from newstrader.domain import ZERO, OrderResult, Position
 from newstrader.engine.inflight import InFlightRule, intent_status
 from newstrader.engine.locks import VenueCoinState
-from newstrader.engine.ports import EngineConfig, EventSink, ExecutionJournal, IntentLike
+from newstrader.engine.ports import EventSink, ExecutionJournal, IntentLike
 from newstrader.engine.quarantine import Quarantine
+from newstrader.engine.settings import EngineSettings
 from newstrader.venues.base import Venue
 
 log = structlog.get_logger("newstrader.reconcile")
@@ -71,14 +72,14 @@ class Reconciler:
         state: VenueCoinState | None = None,
         quarantine: Quarantine | None = None,
         publish: EventSink | None = None,
-        config: EngineConfig | None = None,
+        config: EngineSettings | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
         self.state = state or VenueCoinState()
         self.quarantine = quarantine
         self.publish = publish
-        self.rule = InFlightRule(journal, self.state, (config or EngineConfig()).in_flight_grace_s)
+        self.rule = InFlightRule(journal, self.state, (config or EngineSettings()).in_flight_grace_s)
         self._background: set[asyncio.Task[None]] = set()
 
     async def run_once(self) -> list[DriftEvent]:

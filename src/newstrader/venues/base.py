@@ -112,3 +112,25 @@ class Venue(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+# Optional abilities: a venue declares one by having the method; callers test for the protocol
+# (`isinstance(venue, ReportsEquity)`), never probe attribute names.
+
+
+@runtime_checkable
+class ReportsEquity(Protocol):
+    """The venue reads the account's equity in USD (sizing by `equity_fraction` needs it)."""
+
+    async def equity(self) -> Decimal:
+        """The account's equity in USD."""
+        ...
+
+
+@runtime_checkable
+class SchedulesCancel(Protocol):
+    """The venue can cancel every open order at a time we keep pushing ahead (dead-man switch)."""
+
+    async def schedule_cancel(self, at: datetime | None) -> None:
+        """Cancel everything at `at`; None removes the schedule."""
+        ...
