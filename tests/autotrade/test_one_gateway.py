@@ -22,11 +22,15 @@ from newstrader.autotrade.trader import CHECK_INTERVAL_ENV
 
 VENUES = ("hyperliquid", "aster")
 Rig = Any  # tests/autotrade/conftest.py: the `rig` fixture
-ORDER_METHODS = frozenset({"place_order", "place_triggers", "cancel_triggers"})
+ORDER_METHODS = frozenset({"place_order", "place_triggers", "cancel_triggers", "cancel_by_client_id"})
+RUNTIME_METHODS = frozenset({"place_order", "place_triggers", "cancel_triggers"})  # what a bot sends
 SRC = Path(__file__).resolve().parents[2] / "src" / "newstrader"
 # Where those names may be called on a venue: the engine sends; adapters implement; the
 # simulator is the exchange itself.
 ALLOWED = ("engine", "venues", "sim")
+# `newstrader check --trade-test` runs before any bot exists (no journal, no engine): one post-only
+# bid far below the market, which cannot fill, cancelled by client id. The only exception.
+EXEMPT = frozenset({"preflight.py"})
 
 
 def _receiver(node: ast.Attribute) -> str:
@@ -38,7 +42,7 @@ def order_calls_outside_the_engine(root: Path = SRC) -> list[str]:
     found = []
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
-        if relative.parts[0] in ALLOWED:
+        if relative.parts[0] in ALLOWED or str(relative) in EXEMPT:
             continue
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
@@ -73,7 +77,7 @@ class RecordingVenue:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
-        if name not in ORDER_METHODS:
+        if name not in RUNTIME_METHODS:
             return value
         return self._recorded(name, value)
 
@@ -109,5 +113,5 @@ async def test_every_order_of_a_running_bot_comes_from_the_engine(
     result = await bot.flatten()
     assert result["flat"] is True, result
     kinds = {name for name, _ in callers}
-    assert kinds == ORDER_METHODS, callers
+    assert kinds == RUNTIME_METHODS, callers
     assert {module for _, module in callers} == {"newstrader.engine.executor"}, callers
