@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import itertools
 import os
 import secrets
@@ -22,14 +21,16 @@ from typing import Any
 
 import structlog
 
+from newstrader.autotrade.trader import AutoTrader, exit_policy
 from newstrader.botapi import Decision
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
-from newstrader.engine.ports import EngineConfig, NoHooks, TradeHooks
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
-from newstrader.engine.risk import Sizer
+from newstrader.engine.risk import Sizer, SizingSettings
+from newstrader.engine.settings import EngineSettings
+from newstrader.news.pipeline import Pipeline, build_pipeline
 from newstrader.venues.base import Venue, VenueError
 
 log = structlog.get_logger("newstrader.bot")
@@ -116,13 +117,13 @@ class Bot:
         self.venues: dict[str, Venue] = {}
         self.executor: Executor | None = None
         self.reconciler: Reconciler | None = None
-        self.pipeline: Any = None
-        self.autotrader: Any = None
+        self.pipeline: Pipeline | None = None
+        self.autotrader: AutoTrader | None = None
         self.web_app: Any = None
         self.web_url: str | None = None
         self.web_token: str | None = None
-        self.engine_config = EngineConfig.from_settings(_get(settings, "engine"))
-        self.sizer = Sizer.from_settings(_get(settings, "sizing"))
+        self.engine_config: EngineSettings = _get(settings, "engine", None) or EngineSettings()
+        self.sizer = Sizer.from_settings(_get(settings, "sizing", None) or SizingSettings())
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
         self._started = False
@@ -143,6 +144,8 @@ class Bot:
             stamps["built"] = time.monotonic()
             assert self.reconciler is not None
             resolved = await self.reconciler.resolve_pending()
+            assert self.executor is not None
+            resumed = await self.executor.resume_operations()
             drift = await self.reconciler.run_once()
             stamps["reconciled"] = time.monotonic()
             if self.autotrader is not None:
@@ -161,6 +164,7 @@ class Bot:
                 "bot_started",
                 venues=sorted(self.venues),
                 pending_resolved=len(resolved),
+                operations_resumed=len(resumed),
                 drift=len(drift),
                 mode=self.engine_config.mode,
                 **{f"{b}_ms": round((stamps[b] - stamps[a]) * 1000) for a, b in itertools.pairwise(names)},
@@ -211,19 +215,28 @@ class Bot:
             rate_limit_window_s=self.engine_config.rate_limit_window_s,
             probe_interval_s=self.engine_config.quarantine_probe_s,
         )
-        hooks = self._build_hooks()
         self.executor = Executor(
             self.venues,
             self.journal,
             self.engine_config,
             self.sizer,
-            hooks,
             state=state,
             quarantine=quarantine,
             publish=self.bus.publish,
         )
+        # The auto trader sends every order through the executor, and is the executor's hook
+        # (TP/SL after every position change).
+        self.autotrader = AutoTrader(
+            self.venues, self.journal, exit_policy(_get(self.settings, "exits")), self.executor
+        )
+        self.executor.hooks = self.autotrader
         self.reconciler = Reconciler(
-            self.venues, self.journal, state=state, quarantine=quarantine, publish=self.bus.publish
+            self.venues,
+            self.journal,
+            state=state,
+            quarantine=quarantine,
+            publish=self.bus.publish,
+            config=self.engine_config,
         )
         self.pipeline = self._build_pipeline(await self._tradable_coins())
 
@@ -238,41 +251,15 @@ class Bot:
                 coins.update(item)
         return coins or None
 
-    def _build_hooks(self) -> TradeHooks:
-        """The auto trader's hooks (TP/SL after every change) when that room provides them."""
-        try:
-            module = importlib.import_module("newstrader.autotrade.trader")
-        except ImportError:
-            return NoHooks()
-        factory = getattr(module, "build_autotrader", None)
-        if factory is None:
-            return NoHooks()
-        self.autotrader = factory(self)
-        return self.autotrader if hasattr(self.autotrader, "after_position_change") else NoHooks()
-
-    def _build_pipeline(self, tradable: set[str] | None) -> Any:
-        """The news pipeline when it is there; else coin+side items are acted on directly."""
-        try:
-            pipeline_mod = importlib.import_module("newstrader.news.pipeline")
-            parser_mod = importlib.import_module("newstrader.news.parser")
-        except ImportError:
-            return None
-        build = getattr(pipeline_mod, "build_pipeline", None)
-        if build is not None:
-            return build(
-                self.settings,
-                self.journal,
-                self._act,
-                parser_module=parser_mod,
-                tradable=tradable,
-                publish=self.bus.publish,
-            )
-        return None
+    def _build_pipeline(self, tradable: set[str] | None) -> Pipeline:
+        """The news pipeline: parser, filters and sources from the settings; it acts through `_act`."""
+        return build_pipeline(
+            self.settings, self.journal, self._act, tradable=tradable, publish=self.bus.publish
+        )
 
     async def _start_sources(self) -> None:
-        starter = getattr(self.pipeline, "start_sources", None)
-        if starter is not None:
-            await starter()
+        if self.pipeline is not None:
+            await self.pipeline.start_sources()
 
     def _bind_web(self) -> None:
         from newstrader.web.server import LoopbackServer
@@ -307,10 +294,9 @@ class Bot:
             with contextlib.suppress(Exception):
                 await self._server.stop()
             self._server = None
-        stop_sources = getattr(self.pipeline, "stop_sources", None)
-        if stop_sources is not None:
+        if self.pipeline is not None:
             with contextlib.suppress(Exception):
-                await stop_sources()
+                await self.pipeline.stop_sources()
         if self.pipeline is not None:  # executions accepted by the webhook finish (or resume later)
             await self.pipeline.drain(DRAIN_TIMEOUT_S)
         if self.autotrader is not None:
@@ -324,6 +310,10 @@ class Bot:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
+        if self.executor is not None:
+            await self.executor.aclose()
+        if self.reconciler is not None:
+            await self.reconciler.aclose()
         for name, venue in self.venues.items():
             try:
                 await venue.close()
@@ -431,22 +421,16 @@ class Bot:
         log.warning("resumed")
         return {"paused": False}
 
-    async def close(self, coin: str, venue: str | None = None) -> Any:
-        """Close one coin (on one venue or all) from what the exchange holds."""
-        assert self.executor is not None
+    async def close(self, coin: str, venue: str | None = None) -> dict[str, Any]:
+        """Close one coin (on one venue or all) from what the exchange holds; its triggers go too."""
+        assert self.executor is not None and self.autotrader is not None
         coin = await self.executor.resolve_coin(coin) or coin.upper()
-        if self.autotrader is not None:  # also cancels the coin's TP/SL triggers
-            return await self.autotrader.close(coin, venue)
-        outcomes = await self.executor.close(coin, venue)
-        return [_outcome_row(o) for o in outcomes]
+        return await self.autotrader.close(coin, venue)
 
-    async def flatten(self) -> Any:
+    async def flatten(self) -> dict[str, Any]:
         """Close every position on every venue and cancel every trigger (the kill switch)."""
-        assert self.executor is not None
-        if self.autotrader is not None:
-            return await self.autotrader.flatten()
-        outcomes = await self.executor.flatten()
-        return [_outcome_row(o) for o in outcomes]
+        assert self.autotrader is not None
+        return await self.autotrader.flatten()
 
     async def reconcile(self) -> list[dict[str, Any]]:
         """Read every venue now, record drift, update the cache; no trading."""
@@ -494,17 +478,6 @@ class Bot:
 
         groups = await asyncio.gather(*(one(n, v) for n, v in self.venues.items()))
         return [row for group in groups for row in group]
-
-
-def _outcome_row(o: VenueOutcome) -> dict[str, Any]:
-    return {
-        "venue": o.venue,
-        "coin": o.coin,
-        "status": o.status.value,
-        "reason": o.reason,
-        "exchange_size_before": o.exchange_size_before,
-        "exchange_size_after": o.exchange_size_after,
-    }
 
 
 async def serve_until_signalled(settings: Any, *, live: bool = False) -> None:

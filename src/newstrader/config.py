@@ -29,6 +29,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from newstrader.engine.risk import SizingSettings
+from newstrader.engine.settings import EngineSettings
+
 ENV_PREFIX = "NEWSTRADER_"
 WEB_TOKEN_ENV = "NEWSTRADER_WEB_TOKEN"
 
@@ -91,38 +94,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
-class EngineSettings(_Section):
-    """How signals become orders (see the design's "engine")."""
-
-    mode: Literal["target", "close_then_open"] = "target"
-    max_signal_age_s: float = Field(default=30.0, gt=0)
-    reconcile_interval_s: float = Field(default=30.0, gt=0)
-    position_cache_ttl_ms: float = Field(default=0.0, ge=0)
-    conflict_window_s: float = Field(default=0.0, ge=0)
-    order_timeout_s: float = Field(default=5.0, gt=0)
-
-
-class CoinSizing(_Section):
-    """Per-coin overrides of the default size and leverage."""
-
-    notional_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
-    leverage: int | None = Field(default=None, ge=1, le=200)
-
-
-class SizingSettings(_Section):
-    """How large a position a signal opens."""
-
-    notional_usd: Decimal = Field(default=Decimal(100), gt=0, allow_inf_nan=False)
-    leverage: int = Field(default=3, ge=1, le=200)
-    equity_fraction: Decimal | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
-    per_coin: dict[str, CoinSizing] = Field(default_factory=dict)
-
-    @field_validator("per_coin")
-    @classmethod
-    def _upper_coins(cls, value: dict[str, CoinSizing]) -> dict[str, CoinSizing]:
-        return {coin.upper(): sizing for coin, sizing in value.items()}
-
-
 class ExitsSettings(_Section):
     """Exchange-side take-profit/stop-loss and time/loss exits."""
 
@@ -148,6 +119,19 @@ class VenueSettings(_Section):
     secret_file: Path | None = None
     secret: SecretStr | None = None
     sim_fund_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # How long after sending an order may still execute (Hyperliquid `expiresAfter`, Aster HMAC
+    # `recvWindow`, ≤ 60 s there). Aster v3's window is the venue's fixed ±10 s nonce window.
+    # A lost order is "in flight" for this long (plus a grace): shorter means faster recovery.
+    order_validity_s: float | None = Field(default=None, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _validity_settable(self) -> VenueSettings:
+        if self.order_validity_s is not None and self.kind == "aster" and self.auth == "v3":
+            raise ValueError(
+                "order_validity_s: Aster v3 orders are valid for the venue's own 10 s nonce window;"
+                ' it can be set with auth = "hmac" (recvWindow) or on Hyperliquid'
+            )
+        return self
 
     @field_validator("name")
     @classmethod

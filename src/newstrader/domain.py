@@ -52,6 +52,7 @@ class Side(enum.StrEnum):
 class OrderType(enum.StrEnum):
     MARKET = "market"  # sent as IOC with a slippage cap from the mark
     LIMIT = "limit"
+    TRIGGER = "trigger"  # a reduce-only TP/SL resting on the venue (`Venue.place_triggers`)
 
 
 class TimeInForce(enum.StrEnum):
