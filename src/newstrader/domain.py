@@ -105,6 +105,7 @@ class Signal:
     side: Side
     confidence: float = 1.0
     terms: tuple[str, ...] = ()
+    why: tuple[str, ...] = ()  # the parser's rules that made this signal (shown wherever it is)
     notional_usd: Decimal | None = None  # overrides the configured sizing when set
     leverage: int | None = None
     created_at: datetime = field(default_factory=utcnow)
