@@ -83,8 +83,11 @@ class NewsItem:
     source: str = "unknown"
     body: str = ""
     url: str | None = None
-    published_at: datetime | None = None
+    published_at: datetime | None = None  # the source's publication time, when it gives one
     received_at: datetime = field(default_factory=utcnow)
+    # `time.monotonic()` when the edge (webhook handler, feed reader) got the bytes: where
+    # the latency ledger starts. None: the pipeline stamps it on arrival.
+    received_mono: float | None = None
     coin: str | None = None  # given directly by TradingView-style alerts
     side: Side | None = None
 
@@ -110,6 +113,8 @@ class Signal:
     leverage: int | None = None
     created_at: datetime = field(default_factory=utcnow)
     source: str = "unknown"
+    # The latency ledger's first stamps (stage, monotonic seconds): published, received, parsed.
+    stamps: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

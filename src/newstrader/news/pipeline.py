@@ -1,4 +1,9 @@
-"""News item → journal → parse → filters → act: every item is recorded before anything happens.
+"""News item → journal → parse → filters → act: every item is recorded, and durable before any order.
+
+The item's record is *queued* on arrival and the decision goes on at once: the journal
+commits in queue order, so the first order intent (awaited before anything is sent) cannot
+be durable without the item and its signal. Duplicates are caught before acting from one
+journal read plus this process's own memory of ids and headlines in flight.
 
 Filters run in a fixed order: dedupe (same id; same normalised headline from another
 source within `dedupe_window_s`, looked up in the journal so it survives restarts),
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,40 +33,63 @@ from newstrader.news.parser import Parser, ParseResult, load_rules
 
 log = structlog.get_logger("newstrader.news")
 
-# Final outcomes of a news item in the journal.
-OUTCOME_RECEIVED = "received"
-OUTCOME_TRADED = "traded"
-OUTCOME_IGNORED = "ignored"  # no signal in it
-OUTCOME_SKIPPED = "skipped"  # a signal, stopped by a filter
-OUTCOME_DUPLICATE = "duplicate"
-OUTCOME_FAILED = "failed"
+
+class NewsOutcome(enum.StrEnum):
+    """What became of a news item (also its journal `outcome`)."""
+
+    RECEIVED = "received"  # still being handled
+    TRADED = "traded"
+    IGNORED = "ignored"  # no signal in it
+    SKIPPED = "skipped"  # a signal, stopped by a filter (stale, confidence, cooldown, paused, superseded)
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+# The journal's strings, kept for callers that still compare them.
+OUTCOME_RECEIVED = NewsOutcome.RECEIVED
+OUTCOME_TRADED = NewsOutcome.TRADED
+OUTCOME_IGNORED = NewsOutcome.IGNORED
+OUTCOME_SKIPPED = NewsOutcome.SKIPPED
+OUTCOME_DUPLICATE = NewsOutcome.DUPLICATE
+OUTCOME_FAILED = NewsOutcome.FAILED
 
 Act = Callable[[Signal], Awaitable[Any]]
+
+
+class Gate(Protocol):
+    outcome: str | None
+    headline_seen: bool
+    paused: bool
 
 
 class NewsJournal(Protocol):
     """The part of `journal.Journal` the pipeline uses."""
 
-    async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool: ...
+    def queue_news(self, item: NewsItem, outcome: str, reason: str = "") -> asyncio.Future[bool]: ...
+    async def news_gate(self, news_id: str, norm_title: str, since: datetime | None) -> Gate: ...
     async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None: ...
-    async def recent_headline_seen(
-        self, norm_title: str, since: datetime, *, exclude_id: str | None = None
-    ) -> bool: ...
+    def queue_signal(self, signal: Signal, status: str, reason: str = "") -> asyncio.Future[bool]: ...
     async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool: ...
     async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None: ...
-    async def get_control(self, key: str, default: Any = None) -> Any: ...
     async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class NewsDecision:
-    """What became of one news item: its signal (or None) and why."""
+    """What became of one news item: its signal (or None), the outcome and why.
+
+    Travels unchanged from the pipeline to every caller (bot, web, CLI): callers branch on
+    `outcome`, never on the wording of `reason`."""
 
     news_id: str
     signal: Signal | None
     reason: str
-    outcome: str = ""
+    outcome: NewsOutcome = NewsOutcome.RECEIVED
     parse: ParseResult | None = None
+
+    @property
+    def traded(self) -> bool:
+        return self.outcome is NewsOutcome.TRADED
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +144,39 @@ class _Tracked:
     superseded_by: str | None = None
 
 
-async def _false() -> bool:
-    return False
+DUPLICATE_ID = "duplicate: this news id was already handled"
+DUPLICATE_HEADLINE = "duplicate: same headline seen within dedupe window"
+NEWS_INTERRUPTED = "interrupted"  # journal outcome of an item a crash cut short (resumable)
+_TITLE_MEMORY = 10_000  # headlines remembered before the old ones are pruned
+
+
+def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], ...]:
+    """The first latency-ledger stamps of an item (monotonic seconds): published, received, parsed.
+
+    `received` is the edge's stamp (webhook handler, feed reader); `published` is the source's
+    publication time moved onto the monotonic clock through the receipt's wall time."""
+    received = item.received_mono if item.received_mono is not None else parsed_at
+    stamps: list[tuple[str, float]] = []
+    if item.published_at is not None:
+        published = item.published_at if item.published_at.tzinfo else item.published_at.replace(tzinfo=UTC)
+        stamps.append(("published", received - (item.received_at - published).total_seconds()))
+    stamps.append(("received", received))
+    stamps.append(("parsed", parsed_at))
+    return tuple(stamps)
+
+
+def _settle(recorded: asyncio.Future[bool], write: asyncio.Future[bool]) -> None:
+    if recorded.done():
+        return
+    if write.cancelled() or write.exception() is not None:
+        recorded.set_result(False)
+    else:
+        recorded.set_result(bool(write.result()))
+
+
+def _log_failed_write(write: asyncio.Future[bool]) -> None:
+    if not write.cancelled() and write.exception() is not None:
+        log.error("journal_write_failed", error=repr(write.exception()))
 
 
 def summarize(result: Any) -> tuple[str, bool]:
@@ -147,6 +208,9 @@ class Pipeline:
     _arrivals: int = 0
     _in_flight: dict[str, dict[int, asyncio.Future[None]]] = field(default_factory=dict)
     _normalize: Callable[[str], str] = str
+    _claimed: set[str] = field(default_factory=set)  # ids being handled by this process
+    _records: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
+    _titles: dict[str, datetime] = field(default_factory=dict)  # headlines handled here, when
 
     def __post_init__(self) -> None:
         # The journal's own normaliser, so our look-ups match what it stored (imported here:
@@ -164,26 +228,32 @@ class Pipeline:
 
     # -- the one way in ----------------------------------------------------------------
 
-    async def submit(self, item: NewsItem) -> NewsDecision:
+    async def submit(self, item: NewsItem, *, recorded: asyncio.Future[bool] | None = None) -> NewsDecision:
         """Journal `item`, run the filters, act; the final outcome is journaled either way.
 
         Signals on one coin act in the order their items arrived here, even when their journal
         calls finish in another order: the parse (pure, microseconds) comes first so the coin is
         known, and an item waits for every earlier item on its coin to finish before it acts.
+        `recorded`, when given, is settled once the item is durably journaled (True) or found
+        to be a duplicate (False): what a webhook waits for before it answers.
         """
         started = time.perf_counter()
         self._arrivals += 1
         seq = self._arrivals
         now = self.clock()
         parsed = self.parser.parse(item)
+        if parsed.signal is not None:
+            parsed.signal = dataclasses.replace(parsed.signal, stamps=ledger_start(item, time.monotonic()))
         coin = parsed.signal.coin if parsed.signal is not None else None
         done: asyncio.Future[None] | None = None
         if coin is not None:
             done = asyncio.get_running_loop().create_future()
             self._in_flight.setdefault(coin, {})[seq] = done
         try:
-            return await self._submit(item, seq, now, parsed, started)
+            return await self._submit(item, seq, now, parsed, started, recorded)
         finally:
+            if recorded is not None and not recorded.done():
+                recorded.set_result(False)
             if coin is not None and done is not None:
                 flights = self._in_flight.get(coin, {})
                 flights.pop(seq, None)
@@ -192,37 +262,82 @@ class Pipeline:
                 if not done.done():
                     done.set_result(None)
 
+    async def accept(self, item: NewsItem) -> asyncio.Task[NewsDecision]:
+        """Start handling `item`; return once it is durably journaled (or known as a duplicate).
+
+        The decision and any orders go on in the returned task: a webhook answers as soon as
+        the item is safe, without waiting for the trade."""
+        recorded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self.submit(item, recorded=recorded))
+        await asyncio.wait([recorded, task], return_when=asyncio.FIRST_COMPLETED)
+        return task
+
     async def _submit(
-        self, item: NewsItem, seq: int, now: datetime, parsed: ParseResult, started: float
+        self,
+        item: NewsItem,
+        seq: int,
+        now: datetime,
+        parsed: ParseResult,
+        started: float,
+        recorded: asyncio.Future[bool] | None,
     ) -> NewsDecision:
         cfg = self.config
         check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
         norm_title = self._normalize(item.title)
         async with self._title_lock(norm_title):
             # Copies of one headline pass the dedupe check one at a time, so of two arriving
-            # together exactly one passes. The record, the headline look-up (which excludes this id)
-            # and the pause switch are independent, so they go to the journal together.
-            recorded, seen, paused = await asyncio.gather(
-                self.journal.record_news(item, OUTCOME_RECEIVED),
-                self.journal.recent_headline_seen(
-                    norm_title,
-                    now - timedelta(seconds=cfg.dedupe_window_s),
-                    exclude_id=item.id,
-                )
-                if check_headline
-                else _false(),
-                self.journal.get_control("paused", False),
-            )
-            if not recorded:
+            # together exactly one passes. One journal read answers the id, the headline (other
+            # ids) and the pause switch; ids and headlines still in flight here are in memory,
+            # since their records may not be committed yet.
+            if item.id in self._claimed:
                 log.info("news_duplicate", news_id=item.id, source=item.source)
-                return NewsDecision(
-                    item.id, None, "duplicate: this news id was already handled", OUTCOME_DUPLICATE
-                )
+                return NewsDecision(item.id, None, DUPLICATE_ID, NewsOutcome.DUPLICATE)
+            since = now - timedelta(seconds=cfg.dedupe_window_s) if check_headline else None
+            gate = await self.journal.news_gate(item.id, norm_title, since)
+            if gate.outcome is not None and gate.outcome != NEWS_INTERRUPTED:
+                log.info("news_duplicate", news_id=item.id, source=item.source)
+                return NewsDecision(item.id, None, DUPLICATE_ID, NewsOutcome.DUPLICATE)
+            self._claimed.add(item.id)
+            record = self.journal.queue_news(item, NewsOutcome.RECEIVED)
+            if recorded is not None:
+                record.add_done_callback(lambda done: _settle(recorded, done))
+            self._records[item.id] = record
+            seen = gate.headline_seen or self._seen_title(norm_title, now, cfg.dedupe_window_s)
+            if check_headline:
+                self._titles[norm_title] = now
+            paused = gate.paused
             self._emit({"type": "news", "id": item.id, "title": item.title, "source": item.source})
-            if seen:
-                return await self._finish(
-                    item, None, OUTCOME_DUPLICATE, "duplicate: same headline seen within dedupe window"
-                )
+        try:
+            return await self._decide(item, seq, now, parsed, started, seen, paused)
+        finally:
+            self._claimed.discard(item.id)
+            self._records.pop(item.id, None)
+            try:
+                await record
+            except Exception as exc:  # the item's own record failed: say so, loudly
+                log.error("news_not_journaled", news_id=item.id, error=repr(exc))
+
+    def _seen_title(self, norm_title: str, now: datetime, window_s: float) -> bool:
+        """Whether this process handled the headline within the window (its row may be in flight)."""
+        if len(self._titles) > _TITLE_MEMORY:
+            cutoff = now - timedelta(seconds=window_s)
+            self._titles = {t: at for t, at in self._titles.items() if at >= cutoff}
+        at = self._titles.get(norm_title)
+        return at is not None and (now - at).total_seconds() <= window_s
+
+    async def _decide(
+        self,
+        item: NewsItem,
+        seq: int,
+        now: datetime,
+        parsed: ParseResult,
+        started: float,
+        seen: bool,
+        paused: bool,
+    ) -> NewsDecision:
+        cfg = self.config
+        if seen:
+            return await self._finish(item, None, OUTCOME_DUPLICATE, DUPLICATE_HEADLINE)
 
         if item.published_at is not None and cfg.max_age_s > 0:
             published = (
@@ -267,7 +382,9 @@ class Pipeline:
         tracked = _Tracked(signal, now, seq)
         await self._apply_conflict_rule(tracked)
         self._last_accepted[signal.coin] = now
-        await self.journal.record_signal(signal, "accepted")
+        # Queued, not awaited: durable before the first order intent (see the module doc).
+        accepted = self.journal.queue_signal(signal, "accepted")
+        accepted.add_done_callback(_log_failed_write)
         self._emit(
             {
                 "type": "signal",
