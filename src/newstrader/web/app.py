@@ -370,6 +370,7 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
     )
     async def post_news(request: Request) -> NewsAccepted:
         """Submit one headline: `coin`+`side` given → used as is, else parsed."""
+        received = time.monotonic()  # the edge: the latency ledger starts before the body is read
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_NEWS_BYTES:
             raise HTTPException(status_code=413, detail=f"body over {MAX_NEWS_BYTES} bytes")
@@ -388,7 +389,7 @@ def create_app(bot: Any, *, token: str | None = None) -> FastAPI:
         if not isinstance(payload, dict):
             raise HTTPException(status_code=422, detail="body must be a JSON object")
         try:
-            item = WebhookNews.model_validate(payload).to_news_item()
+            item = WebhookNews.model_validate(payload).to_news_item(received_mono=received)
         except ValidationError as exc:
             raise HTTPException(status_code=422, detail=_validation_reason(exc)) from exc
         except ValueError as exc:
