@@ -55,6 +55,7 @@ _WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION, _NUM, _OPEN, _CLOSE = range(8)  # t
 _SYMBOL_SUFFIXES = ("usdt", "usdc", "-perp", "perp")
 _PAREN_TICKER_RE = re.compile(r"[A-Z][A-Z0-9]{1,11}")
 _MAY_BE_COIN, _MAY_BE_SYMBOL, _MAY_BE_TERM = 1, 2, 4  # what a word may start (cached per token)
+_MOVED_BOTH_WAYS = object()  # a headline whose price moves contradict each other
 # "binance:btcusdt.p", "eth-perp", "sol/usdt", "1000pepeusdt": exchange prefix, base, quote, perp suffix.
 _ALERT_SYMBOL_RE = re.compile(
     r"(?:[a-z0-9_]+:)?(?P<base>[a-z0-9]+?)[-_/]?(?:usdt|usdc|usd|busd|fdusd|perp)?"
@@ -829,33 +830,26 @@ class Parser:
         move_weight = rules.move_weight
         longs: list[float] = []
         shorts: list[float] = []
-        ups: list[float] = []
-        downs: list[float] = []
+        moves: dict[tuple[Side, bool], list[float]] = {}  # (side, with a level/percentage) → weights
         for h in live:
             term = h.term
             weight = max(term.weight, move_weight) if h.boosted else term.weight
-            if term.side is Side.LONG:
-                longs.append(weight)
-                if term.move:
-                    ups.append(weight)
-            else:
-                shorts.append(weight)
-                if term.move:
-                    downs.append(weight)
+            (longs if term.side is Side.LONG else shorts).append(weight)
+            if term.move and term.side is not None:
+                moves.setdefault((term.side, bool(h.boosted)), []).append(weight)
             why.append(h.explain(move_weight))
         bull, bear = self._strength(longs), self._strength(shorts)
-        up, down = self._strength(ups), self._strength(downs)
         terms = tuple(dict.fromkeys(h.text for h in live))
         strong, weak = max(bull, bear), min(bull, bear)
-        if up > 0 and down > 0 and min(up, down) >= rules.conflict_ratio * max(up, down):
-            why.append(f"conflict: the price moved both ways (up {up:.2f}, down {down:.2f})")
+        effect = self._effect(moves)
+        if effect is _MOVED_BOTH_WAYS:
+            why.append("conflict: the price moved both ways")
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
-        if weak > 0 and (up > 0 or down > 0):
+        if weak > 0 and isinstance(effect, Side):
             # Cause and effect disagree ("SEC drops appeal, XRP surges"): the price move decides.
-            side = Side.LONG if up > down else Side.SHORT
-            confidence = round(min(1.0, bull if side is Side.LONG else bear), 3)
+            confidence = round(min(1.0, bull if effect is Side.LONG else bear), 3)
             why.append(f"decided by {DECIDED_BY_EFFECT}: the price move outweighs the opposing cause")
-            return REASON_MATCHED, subject, side, confidence, terms, None, tuple(why)
+            return REASON_MATCHED, subject, effect, confidence, terms, None, tuple(why)
         if weak > 0 and weak >= rules.conflict_ratio * strong:
             why.append(f"conflict: long {bull:.2f} vs short {bear:.2f}")
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
@@ -863,6 +857,24 @@ class Parser:
         confidence = round(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)), 3)
         why.append(f"decided by {DECIDED_BY_STRENGTH}: long {bull:.2f} vs short {bear:.2f}")
         return REASON_MATCHED, subject, side, confidence, terms, None, tuple(why)
+
+    def _effect(self, moves: dict[tuple[Side, bool], list[float]]) -> Side | object | None:
+        """The side the price moved, `_MOVED_BOTH_WAYS`, or None when no move says.
+
+        Moves backed by a level or percentage count over bare ones ("… as BTC lags"); two
+        backed moves of about equal strength the other way round are a real conflict."""
+        up = self._strength(moves.get((Side.LONG, True), []))
+        down = self._strength(moves.get((Side.SHORT, True), []))
+        if up and down:
+            if min(up, down) >= self.rules.conflict_ratio * max(up, down):
+                return _MOVED_BOTH_WAYS
+            return Side.LONG if up > down else Side.SHORT
+        if up or down:
+            return Side.LONG if up else Side.SHORT
+        bare_up, bare_down = (Side.LONG, False) in moves, (Side.SHORT, False) in moves
+        if bare_up != bare_down:
+            return Side.LONG if bare_up else Side.SHORT
+        return None
 
     def _strength(self, weights: list[float]) -> float:
         """The strongest term plus a share of the others (capped at 1)."""
