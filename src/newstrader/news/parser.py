@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import re
+import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,7 @@ _WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION, _NUM, _OPEN, _CLOSE = range(8)  # t
 # A trading symbol in prose ("FARTCOINUSDT", "HYPE-PERP"): the base is the coin.
 _SYMBOL_SUFFIXES = ("usdt", "usdc", "-perp", "perp")
 _PAREN_TICKER_RE = re.compile(r"[A-Z][A-Z0-9]{1,11}")
-_MAY_BE_COIN, _MAY_BE_SYMBOL, _MAY_BE_TERM = 1, 2, 4  # what a word may start (cached per token)
+_MAY_BE_COIN, _MAY_BE_SYMBOL, _MAY_BE_TERM, _MAY_BE_METRIC = 1, 2, 4, 8  # what a word may start
 _MOVED_BOTH_WAYS = object()  # a headline whose price moves contradict each other
 # "binance:btcusdt.p", "eth-perp", "sol/usdt", "1000pepeusdt": exchange prefix, base, quote, perp suffix.
 _ALERT_SYMBOL_RE = re.compile(
@@ -72,6 +74,19 @@ _CLAUSE_ENDERS = frozenset({"but", "while", "although", "however", "yet", "where
 
 class RulesError(ValueError):
     """A rules file is malformed; the message names the key."""
+
+
+_TWO_DECIMALS: dict[float, str] = {}
+
+
+def _two(value: float) -> str:
+    """`f"{value:.2f}"`, remembered: a few strengths recur across every headline."""
+    text = _TWO_DECIMALS.get(value)
+    if text is None:
+        text = f"{value:.2f}"
+        if len(_TWO_DECIMALS) < 10_000:
+            _TWO_DECIMALS[value] = text
+    return text
 
 
 def stem(word: str) -> str:
@@ -141,10 +156,13 @@ class Rules:
     move_min_percent: float = 5.0
     hedges: frozenset[str] = frozenset()
     metrics: frozenset[str] = frozenset()
+    metric_words: frozenset[str] = frozenset()  # the first word of each metric
     # First word → the lengths (in words, longest first) of the names/phrases starting with it,
     # so a word that starts nothing costs one look-up.
     coin_lengths: dict[str, tuple[int, ...]] = field(default_factory=dict)
     term_lengths: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The first two words of every longer phrase: a word pair that starts none skips them all.
+    term_pairs: frozenset[str] = frozenset()
 
 
 def _default_rules_text() -> str:
@@ -345,8 +363,10 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
         move_min_percent=number("move_min_percent", 5.0, 0, 1000),
         hedges=frozenset(hedge),
         metrics=metrics,
+        metric_words=frozenset(m.split(" ")[0] for m in metrics),
         coin_lengths=_lengths_by_first_word(coin_keys),
         term_lengths=_lengths_by_first_word(phrase_keys),
+        term_pairs=frozenset(" ".join(k.split(" ")[:2]) for k in phrase_keys if " " in k),
     )
 
 
@@ -398,25 +418,45 @@ class ParseResult:
         return {"signal": signal, "reason": self.reason, "why": list(self.why)}
 
 
+def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], ...]:
+    """The first latency-ledger stamps of an item (monotonic seconds): published, received, parsed.
+
+    `received` is the edge's stamp (webhook handler, feed reader); `published` is the source's
+    publication time moved onto the monotonic clock through the receipt's wall time."""
+    received = item.received_mono if item.received_mono is not None else parsed_at
+    stamps: list[tuple[str, float]] = []
+    if item.published_at is not None:
+        published = item.published_at
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        stamps.append(("published", received - (item.received_at - published).total_seconds()))
+    stamps.append(("received", received))
+    stamps.append(("parsed", parsed_at))
+    return tuple(stamps)
+
+
 def signal_id_for(news_id: str) -> str:
     """Deterministic: the same news item always maps to the same signal (and so the same orders)."""
     return "s-" + hashlib.sha256(news_id.encode()).hexdigest()[:24]
 
 
-@dataclass(slots=True)
 class _Words:
     """A tokenized headline as parallel lists (cheaper than one object per word)."""
 
-    # Per word the cached token tuple (kind, raw, low, stem, marked): raw keeps the case (possessive
-    # stripped), low is lower case, stem is folded. One list, so a word costs one append.
-    info: list[tuple[int, str, str, str, int]] = field(default_factory=list)
-    # Per word its clause: sentence << 20 | segment (segments are numbered across sentences, so
-    # equal positions mean the same clause; `>> 20` gives the sentence).
-    pos: list[int] = field(default_factory=list)
-    questions: set[int] = field(default_factory=set)  # sentences ending in "?"
-    numbers: list[tuple[int, int, str]] = field(default_factory=list)  # (next word, segment, token)
-    parens: list[int] = field(default_factory=list)  # words standing alone in parentheses
-    marked: list[int] = field(default_factory=list)  # words that may start a coin or a phrase
+    __slots__ = ("info", "marked", "metric_at", "numbers", "parens", "pos", "questions")
+
+    def __init__(self) -> None:
+        # Per word the cached token tuple (kind, raw, low, stem, marks): raw keeps the case
+        # (possessive stripped), low is lower case, stem is folded. One list: one append a word.
+        self.info: list[tuple[int, str, str, str, int]] = []
+        # Per word its clause: sentence << 20 | segment (segments are numbered across sentences,
+        # so equal positions mean the same clause; `>> 20` gives the sentence).
+        self.pos: list[int] = []
+        self.questions: set[int] = set()  # sentences ending in "?"
+        self.numbers: list[tuple[int, int, str]] = []  # (next word, clause, token)
+        self.parens: list[int] = []  # words standing alone in parentheses
+        self.marked: list[int] = []  # words that may start a coin or a phrase
+        self.metric_at: list[int] = []  # words that may start a metric
 
 
 @dataclass(slots=True)
@@ -508,6 +548,7 @@ class Parser:
             leverage=leverage,
             source=item.source,
             why=why,
+            stamps=ledger_start(item, time.monotonic()),
         )
         return ParseResult(signal, reason, confidence, terms, coin, side, why)
 
@@ -548,6 +589,8 @@ class Parser:
                 marks |= _MAY_BE_SYMBOL
             if stemmed in self.rules.term_lengths:
                 marks |= _MAY_BE_TERM
+            if low in self.rules.metric_words:
+                marks |= _MAY_BE_METRIC
             return _WORD, raw, low, stemmed, marks
         if first.isdigit() or first == "$":
             return _NUM, token, "", "", 0  # no direction; levels and percentages strengthen moves
@@ -577,7 +620,10 @@ class Parser:
             kind = info[0]
             if kind == _WORD:
                 if info[4]:
-                    marked.append(len(infos))
+                    if info[4] & _MAY_BE_METRIC:
+                        words.metric_at.append(len(infos))
+                    if info[4] != _MAY_BE_METRIC:
+                        marked.append(len(infos))
                 infos.append(info)
                 positions.append(sentence << 20 | segment)
             elif kind == _SKIP:
@@ -645,8 +691,9 @@ class Parser:
         info = words.info
         first = info[i][3]
         left = len(info) - i
+        pair = left > 1 and f"{first} {info[i + 1][3]}" in rules.term_pairs
         for n in rules.term_lengths.get(first, ()):
-            if n > left:
+            if n > left or (n > 1 and not pair):
                 continue
             if n > 1 and words.pos[i + n - 1] >> 20 != words.pos[i] >> 20:
                 continue
@@ -691,8 +738,8 @@ class Parser:
         metrics = self.rules.metrics
         segment = words.pos[i]
         info = words.info
-        for j in range(max(0, i - 6), i):
-            if words.pos[j] != segment:
+        for j in words.metric_at:
+            if not (i - 6 <= j < i and words.pos[j] == segment):
                 continue
             if info[j][2] in metrics or (j + 1 < i and f"{info[j][2]} {info[j + 1][2]}" in metrics):
                 return True
@@ -780,7 +827,7 @@ class Parser:
             return REASON_NO_COIN, None, None, 0.0, (), None, ()
         if words.numbers and hits:
             self._boost_moves(words, hits)
-        if rules.metrics:
+        if words.metric_at:
             for hit in hits:
                 if hit.term.move and self._after_metric(words, hit.index):
                     hit.dropped = True
@@ -808,7 +855,11 @@ class Parser:
         ]
         why: list[str] = []
         subject = coins[0][0]
-        listing = next((h for h in live if h.term.object), None)
+        listing = None
+        for h in live:
+            if h.term.object:
+                listing = h
+                break
         if listing is not None:
             named = self._object_coin(words, coins, listing.index)
             if named is not None and named != subject:
@@ -830,18 +881,27 @@ class Parser:
         move_weight = rules.move_weight
         longs: list[float] = []
         shorts: list[float] = []
-        moves: dict[tuple[Side, bool], list[float]] = {}  # (side, with a level/percentage) → weights
+        moves: list[tuple[Side, bool, float]] = []  # (side, with a level/percentage, weight)
+        texts: list[str] = []
         for h in live:
             term = h.term
-            weight = max(term.weight, move_weight) if h.boosted else term.weight
-            (longs if term.side is Side.LONG else shorts).append(weight)
-            if term.move and term.side is not None:
-                moves.setdefault((term.side, bool(h.boosted)), []).append(weight)
-            why.append(h.explain(move_weight))
+            if h.boosted:
+                weight = max(term.weight, move_weight)
+                why.append(h.explain(move_weight))
+            else:
+                weight = term.weight
+                why.append(f"{term.kind} '{h.text}'{term.note}")
+            if term.side is Side.LONG:
+                longs.append(weight)
+            else:
+                shorts.append(weight)
+            if term.move:
+                moves.append((term.side, bool(h.boosted), weight))  # type: ignore[arg-type]
+            texts.append(h.text)
         bull, bear = self._strength(longs), self._strength(shorts)
-        terms = tuple(dict.fromkeys(h.text for h in live))
-        strong, weak = max(bull, bear), min(bull, bear)
-        effect = self._effect(moves)
+        terms = tuple(dict.fromkeys(texts))
+        strong, weak = (bull, bear) if bull >= bear else (bear, bull)
+        effect = self._effect(moves) if moves else None
         if effect is _MOVED_BOTH_WAYS:
             why.append("conflict: the price moved both ways")
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
@@ -851,34 +911,35 @@ class Parser:
             why.append(f"decided by {DECIDED_BY_EFFECT}: the price move outweighs the opposing cause")
             return REASON_MATCHED, subject, effect, confidence, terms, None, tuple(why)
         if weak > 0 and weak >= rules.conflict_ratio * strong:
-            why.append(f"conflict: long {bull:.2f} vs short {bear:.2f}")
+            why.append(f"conflict: long {_two(bull)} vs short {_two(bear)}")
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
         side = Side.LONG if bull > bear else Side.SHORT
         confidence = round(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)), 3)
-        why.append(f"decided by {DECIDED_BY_STRENGTH}: long {bull:.2f} vs short {bear:.2f}")
+        why.append(f"decided by {DECIDED_BY_STRENGTH}: long {_two(bull)} vs short {_two(bear)}")
         return REASON_MATCHED, subject, side, confidence, terms, None, tuple(why)
 
-    def _effect(self, moves: dict[tuple[Side, bool], list[float]]) -> Side | object | None:
+    def _effect(self, moves: list[tuple[Side, bool, float]]) -> Side | object | None:
         """The side the price moved, `_MOVED_BOTH_WAYS`, or None when no move says.
 
         Moves backed by a level or percentage count over bare ones ("… as BTC lags"); two
         backed moves of about equal strength the other way round are a real conflict."""
-        up = self._strength(moves.get((Side.LONG, True), []))
-        down = self._strength(moves.get((Side.SHORT, True), []))
+        up = self._strength([w for side, backed, w in moves if backed and side is Side.LONG])
+        down = self._strength([w for side, backed, w in moves if backed and side is Side.SHORT])
         if up and down:
             if min(up, down) >= self.rules.conflict_ratio * max(up, down):
                 return _MOVED_BOTH_WAYS
             return Side.LONG if up > down else Side.SHORT
         if up or down:
             return Side.LONG if up else Side.SHORT
-        bare_up, bare_down = (Side.LONG, False) in moves, (Side.SHORT, False) in moves
+        bare_up = any(side is Side.LONG for side, _, _ in moves)
+        bare_down = any(side is Side.SHORT for side, _, _ in moves)
         if bare_up != bare_down:
             return Side.LONG if bare_up else Side.SHORT
         return None
 
     def _strength(self, weights: list[float]) -> float:
         """The strongest term plus a share of the others (capped at 1)."""
-        if not weights:
-            return 0.0
+        if len(weights) < 2:
+            return weights[0] if weights else 0.0
         strongest = max(weights)
         return min(1.0, strongest + self.rules.extra_term_factor * (sum(weights) - strongest))

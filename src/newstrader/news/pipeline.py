@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import enum
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -150,21 +149,6 @@ NEWS_INTERRUPTED = "interrupted"  # journal outcome of an item a crash cut short
 _TITLE_MEMORY = 10_000  # headlines remembered before the old ones are pruned
 
 
-def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], ...]:
-    """The first latency-ledger stamps of an item (monotonic seconds): published, received, parsed.
-
-    `received` is the edge's stamp (webhook handler, feed reader); `published` is the source's
-    publication time moved onto the monotonic clock through the receipt's wall time."""
-    received = item.received_mono if item.received_mono is not None else parsed_at
-    stamps: list[tuple[str, float]] = []
-    if item.published_at is not None:
-        published = item.published_at if item.published_at.tzinfo else item.published_at.replace(tzinfo=UTC)
-        stamps.append(("published", received - (item.received_at - published).total_seconds()))
-    stamps.append(("received", received))
-    stamps.append(("parsed", parsed_at))
-    return tuple(stamps)
-
-
 def _settle(recorded: asyncio.Future[bool], write: asyncio.Future[bool]) -> None:
     if recorded.done():
         return
@@ -241,9 +225,7 @@ class Pipeline:
         self._arrivals += 1
         seq = self._arrivals
         now = self.clock()
-        parsed = self.parser.parse(item)
-        if parsed.signal is not None:
-            parsed.signal = dataclasses.replace(parsed.signal, stamps=ledger_start(item, time.monotonic()))
+        parsed = self.parser.parse(item)  # its signal carries the ledger's first stamps
         coin = parsed.signal.coin if parsed.signal is not None else None
         done: asyncio.Future[None] | None = None
         if coin is not None:
