@@ -88,6 +88,7 @@ class NewsDesk:
         self.pipeline = pipeline
         self.journal = journal
         self.bus = Bus()
+        self.venues: dict[str, Any] = {}
         self.decisions: list[NewsDecision] = []
 
     async def submit_news(self, item: NewsItem) -> NewsDecision:
