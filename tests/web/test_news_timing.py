@@ -127,6 +127,8 @@ def test_a_feed_items_publication_to_fill_time_is_on_api_stats(flat_stack: Runni
         assert 1.9 <= stamps["received"] - stamps["published"] <= 10  # publication, then our receipt
     with stack.api() as api:
         summary = api.get("/api/stats").json()["summary"]
+        metrics = api.get("/metrics").text
+    assert 'newstrader_stage_latency_seconds_count{stage="published_to_filled"' in metrics
     assert summary["published_to_fill_samples"] >= len(outcomes)
     assert summary["published_to_fill_ms_p50"] >= 1900
     assert summary["news_to_fill_ms_p50"] is not None and summary["news_to_fill_ms_p50"] < 1900
