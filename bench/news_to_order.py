@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from newstrader.domain import NewsItem
+from newstrader.domain import NewsItem, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.ports import EngineConfig
 from newstrader.engine.risk import Sizer
@@ -151,7 +151,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for name, transport in trader.transports.items():
         transport.inner = wires[name]  # type: ignore[assignment]
     executor = Executor(trader.venues, journal, EngineConfig(), Sizer())
-    pipeline = Pipeline(Parser(), journal, PipelineSettings(), executor.execute)
+    acted: list[list[VenueOutcome]] = []
+
+    async def act(signal: Signal) -> list[VenueOutcome]:
+        outcomes = await executor.execute(signal)
+        acted.append(outcomes)
+        return outcomes
+
+    pipeline = Pipeline(Parser(), journal, PipelineSettings(), act)
     desk = NewsDesk(pipeline, journal)
     server, serving, port = await serve(create_app(desk, token="bench-token"))
     rows: dict[str, list[float]] = {"receipt": [], "client": [], "own": [], "read_wait": []}
@@ -188,8 +195,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rows["client"].append((first - sent) * 1000)
                 rows["read_wait"].append(read_wait * 1000)
                 rows["own"].append((first - received - read_wait) * 1000)
-                ledger = dict(decision.signal.stamps)
-                stages.setdefault("received_to_parsed", []).append((ledger["parsed"] - received) * 1000)
+                # The ledger of the venue that sent first: where the time went.
+                ledger = min(
+                    (o.latency.stamps for o in acted[-1] if "sent" in o.latency.stamps),
+                    key=lambda st: st["sent"],
+                )
+                for start, end in (("received", "parsed"), ("parsed", "decided"), ("decided", "sent")):
+                    stages.setdefault(f"{start}_to_{end}", []).append((ledger[end] - ledger[start]) * 1000)
+                stages.setdefault("sent_to_order_bytes", []).append((first - ledger["sent"]) * 1000)
     finally:
         server.should_exit = True
         await serving
@@ -233,8 +246,9 @@ def main() -> None:
         ("client send → order bytes", "client_send_to_order_bytes_ms"),
         ("  of which venue reads (waiting)", "venue_read_wait_ms"),
         ("  our own (receipt → bytes − reads)", "own_ms"),
+        *((f"  stage {name}", name) for name in result["stages_ms"]),
     ):
-        row = result[key]
+        row = result[key] if key in result else result["stages_ms"][key]
         cells = "".join(f"{row.get(k, '-'):>10}" for k in ("p50", "p99", "max"))
         print(f"{label:<36}{row.get('n', 0):>6}{cells}")
     print(json.dumps(result))
