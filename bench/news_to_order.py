@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -33,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
+import parser as parser_bench  # bench/parser.py: its stand-in bot for the web app
 from newstrader.domain import NewsItem, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.ports import EngineConfig
@@ -79,20 +78,15 @@ class Wire(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-class NewsDesk:
-    """What the web app's news route needs of a bot: a journal, a bus and `submit_news`."""
+class NewsDesk(parser_bench.NewsDesk):
+    """`bench/parser.py`'s stand-in bot for the web app, remembering each decision."""
 
     def __init__(self, pipeline: Pipeline, journal: Journal) -> None:
-        from newstrader.bot import Bus
-
-        self.pipeline = pipeline
-        self.journal = journal
-        self.bus = Bus()
-        self.venues: dict[str, Any] = {}
+        super().__init__(pipeline, journal)
         self.decisions: list[NewsDecision] = []
 
     async def submit_news(self, item: NewsItem) -> NewsDecision:
-        decision = await self.pipeline.submit(item)
+        decision: NewsDecision = await self.pipeline.submit(item)
         self.decisions.append(decision)
         return decision
 
@@ -109,12 +103,6 @@ def summary_ms(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def headline(i: int, coins: list[str]) -> str:
     """Alternates each coin between long and short, so every item needs an order everywhere."""
     coin = coins[i % len(coins)]
@@ -122,20 +110,6 @@ def headline(i: int, coins: list[str]) -> str:
     if (i // len(coins)) % 2 == 0:
         return f"Coinbase will list {coin} perpetual futures ({tag})"
     return f"Binance will delist {coin} spot pairs ({tag})"
-
-
-async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("web app did not start")
-        await asyncio.sleep(0.01)
-    return server, task, port
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,7 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     pipeline = Pipeline(Parser(), journal, PipelineSettings(), act)
     desk = NewsDesk(pipeline, journal)
-    server, serving, port = await serve(create_app(desk, token="bench-token"))
+    server, serving, port = await parser_bench.serve(create_app(desk, token="bench-token"))
     rows: dict[str, list[float]] = {"receipt": [], "client": [], "own": [], "read_wait": []}
     stages: dict[str, list[float]] = {}
     outcomes: dict[str, int] = {}

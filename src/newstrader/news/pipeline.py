@@ -132,6 +132,17 @@ def _get(source: Any, key: str) -> Any:
     return getattr(source, key, None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """One item as `submit` took it in: its arrival number, wall time, parse and timer start."""
+
+    item: NewsItem
+    seq: int
+    now: datetime
+    parsed: ParseResult
+    started: float
+
+
 @dataclass(slots=True)
 class _Tracked:
     """The latest accepted signal of one coin, for the conflict rule."""
@@ -232,7 +243,7 @@ class Pipeline:
             done = asyncio.get_running_loop().create_future()
             self._in_flight.setdefault(coin, {})[seq] = done
         try:
-            return await self._submit(item, seq, now, parsed, started, recorded)
+            return await self._submit(_Arrival(item, seq, now, parsed, started), recorded)
         finally:
             if recorded is not None and not recorded.done():
                 recorded.set_result(False)
@@ -254,15 +265,8 @@ class Pipeline:
         await asyncio.wait([recorded, task], return_when=asyncio.FIRST_COMPLETED)
         return task
 
-    async def _submit(
-        self,
-        item: NewsItem,
-        seq: int,
-        now: datetime,
-        parsed: ParseResult,
-        started: float,
-        recorded: asyncio.Future[bool] | None,
-    ) -> NewsDecision:
+    async def _submit(self, arrival: _Arrival, recorded: asyncio.Future[bool] | None) -> NewsDecision:
+        item, now = arrival.item, arrival.now
         cfg = self.config
         check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
         norm_title = self._normalize(item.title)
@@ -290,7 +294,7 @@ class Pipeline:
             paused = gate.paused
             self._emit({"type": "news", "id": item.id, "title": item.title, "source": item.source})
         try:
-            return await self._decide(item, seq, now, parsed, started, seen, paused)
+            return await self._decide(arrival, seen, paused)
         finally:
             self._claimed.discard(item.id)
             self._records.pop(item.id, None)
@@ -307,16 +311,14 @@ class Pipeline:
         at = self._titles.get(norm_title)
         return at is not None and (now - at).total_seconds() <= window_s
 
-    async def _decide(
-        self,
-        item: NewsItem,
-        seq: int,
-        now: datetime,
-        parsed: ParseResult,
-        started: float,
-        seen: bool,
-        paused: bool,
-    ) -> NewsDecision:
+    async def _decide(self, arrival: _Arrival, seen: bool, paused: bool) -> NewsDecision:
+        item, seq, now, parsed, started = (
+            arrival.item,
+            arrival.seq,
+            arrival.now,
+            arrival.parsed,
+            arrival.started,
+        )
         cfg = self.config
         if seen:
             return await self._finish(item, None, OUTCOME_DUPLICATE, DUPLICATE_HEADLINE)
