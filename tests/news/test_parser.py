@@ -365,3 +365,22 @@ def test_the_why_names_rules_subject_and_decision() -> None:
     )
     listing = PARSER.parse_text("Hyperliquid lists dogwifhat (WIF) perpetual")
     assert listing.why[0] == "coin WIF: named after 'lists', not before it"
+
+
+def test_no_phrase_of_the_default_rules_is_defined_twice() -> None:
+    """A phrase listed under two kinds silently keeps only the later one ("dumped" once turned
+    the 0.55 "dump" of selling into a 0.35 price move)."""
+    import tomllib
+
+    from newstrader.news.parser import _default_rules_text, _norm_word, _words, stem
+
+    seen: dict[str, str] = {}
+    twice = []
+    for group in tomllib.loads(_default_rules_text())["terms"]:
+        for entry in group["phrases"]:
+            phrase = entry["phrase"] if isinstance(entry, dict) else entry
+            key = " ".join(stem(_norm_word(t)) for t in _words(phrase))
+            if key in seen and seen[key] != group["kind"]:
+                twice.append(f"{phrase!r}: {seen[key]} and {group['kind']}")
+            seen[key] = group["kind"]
+    assert twice == []
