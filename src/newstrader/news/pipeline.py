@@ -255,16 +255,6 @@ class Pipeline:
                 if not done.done():
                     done.set_result(None)
 
-    async def accept(self, item: NewsItem) -> asyncio.Task[NewsDecision]:
-        """Start handling `item`; return once it is durably journaled (or known as a duplicate).
-
-        The decision and any orders go on in the returned task: a webhook answers as soon as
-        the item is safe, without waiting for the trade."""
-        recorded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(self.submit(item, recorded=recorded))
-        await asyncio.wait([recorded, task], return_when=asyncio.FIRST_COMPLETED)
-        return task
-
     async def _submit(self, arrival: _Arrival, recorded: asyncio.Future[bool] | None) -> NewsDecision:
         item, now = arrival.item, arrival.now
         cfg = self.config
