@@ -132,3 +132,29 @@ def test_a_feed_items_publication_to_fill_time_is_on_api_stats(flat_stack: Runni
     assert summary["published_to_fill_samples"] >= len(outcomes)
     assert summary["published_to_fill_ms_p50"] >= 1900
     assert summary["news_to_fill_ms_p50"] is not None and summary["news_to_fill_ms_p50"] < 1900
+
+
+@pytest.mark.parametrize(
+    ("headline", "coin", "sign"),
+    [
+        ("Bitcoin crashes below 90k", "BTC", -1),
+        ("XRP surges 20% as ETF inflows pour in", "XRP", 1),
+        ("Ripple lawsuit: SEC drops appeal, XRP surges", "XRP", 1),
+    ],
+)
+def test_the_issues_three_headlines_trade(
+    flat_stack: RunningStack, headline: str, coin: str, sign: int
+) -> None:
+    """The headlines issue 18 opened with, through the webhook of a running bot: each opens its
+    coin on the exchanges (the simulator's truth) on the side the headline calls."""
+    stack = flat_stack
+    with stack.api() as api:
+        accepted = api.post("/api/news", json={"title": f"{headline} ({uuid.uuid4().hex[:6]})"}).json()
+    assert accepted["signal"] is not None, accepted
+    assert accepted["signal"]["coin"] == coin and accepted["outcome"] == "traded", accepted
+    assert accepted["signal"]["why"][-1].startswith("decided by"), accepted["signal"]["why"]
+    held = stack.wait_until(
+        lambda: {v: s for (v, c), s in stack.exchange_positions().items() if c == coin and s != 0}, 20
+    )
+    assert set(held) == {"hyperliquid", "aster"}, held
+    assert all((size > 0) == (sign > 0) for size in held.values()), held
