@@ -114,7 +114,8 @@ class Signal:
     created_at: datetime = field(default_factory=utcnow)
     source: str = "unknown"
     # The latency ledger's first stamps (stage, monotonic seconds): published, received, parsed.
-    stamps: tuple[tuple[str, float], ...] = ()
+    # Timing of this process only (not journaled), so not part of what the signal is.
+    stamps: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,7 +149,11 @@ def test_the_issues_three_headlines_trade(
     coin on the exchanges (the simulator's truth) on the side the headline calls."""
     stack = flat_stack
     with stack.api() as api:
-        accepted = api.post("/api/news", json={"title": f"{headline} ({uuid.uuid4().hex[:6]})"}).json()
+        answer = api.post(
+            "/api/news", params={"wait": 30}, json={"title": f"{headline} ({uuid.uuid4().hex[:6]})"}
+        )
+        accepted = answer.json()
+    assert answer.status_code == 200 and accepted["done"], accepted  # ?wait: answered with the outcomes
     assert accepted["signal"] is not None, accepted
     assert accepted["signal"]["coin"] == coin and accepted["outcome"] == "traded", accepted
     assert accepted["signal"]["why"][-1].startswith("decided by"), accepted["signal"]["why"]

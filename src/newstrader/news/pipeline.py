@@ -1,9 +1,4 @@
-"""News item → journal → parse → filters → act: every item is recorded, and durable before any order.
-
-The item's record is *queued* on arrival and the decision goes on at once: the journal
-commits in queue order, so the first order intent (awaited before anything is sent) cannot
-be durable without the item and its signal. Duplicates are caught before acting from one
-journal read plus this process's own memory of ids and headlines in flight.
+"""News item → journal → parse → filters → act: every item is recorded before anything happens.
 
 Filters run in a fixed order: dedupe (same id; same normalised headline from another
 source within `dedupe_window_s`, looked up in the journal so it survives restarts),
@@ -11,6 +6,11 @@ staleness (`max_age_s` by `published_at`), minimum confidence, per-coin cooldown
 opposite-signal conflict rule (`conflict_window_s`: the newer wins, the older is journaled
 as superseded and, if it has not started yet, never acts), and the pause switch (journal
 control key `paused`). Whatever happens, the item's final outcome and reason are journaled.
+
+The item's record is *queued* on arrival and the decision goes on at once: the journal
+commits in queue order, so the first order intent (awaited before anything is sent) cannot
+be durable without the item and its signal. Duplicates are caught before acting from one
+journal read (`news_gate`) plus this process's own memory of ids and headlines in flight.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ log = structlog.get_logger("newstrader.news")
 
 
 class NewsOutcome(enum.StrEnum):
-    """What became of a news item (also its journal `outcome`)."""
+    """What became of a news item (also its journal `outcome`, but for ACCEPTED)."""
 
     RECEIVED = "received"  # still being handled
     TRADED = "traded"
@@ -42,6 +43,9 @@ class NewsOutcome(enum.StrEnum):
     SKIPPED = "skipped"  # a signal, stopped by a filter (stale, confidence, cooldown, paused, superseded)
     DUPLICATE = "duplicate"
     FAILED = "failed"
+    # A decision only, never journaled as the item's outcome: its signal is executing in the
+    # background (the item stays `received` until the execution journals how it ended).
+    ACCEPTED = "accepted"
 
 
 # The journal's strings, kept for callers that still compare them.
@@ -51,6 +55,8 @@ OUTCOME_IGNORED = NewsOutcome.IGNORED
 OUTCOME_SKIPPED = NewsOutcome.SKIPPED
 OUTCOME_DUPLICATE = NewsOutcome.DUPLICATE
 OUTCOME_FAILED = NewsOutcome.FAILED
+OUTCOME_ACCEPTED = NewsOutcome.ACCEPTED
+ACCEPTED_REASON = "accepted: executing on the venues"
 
 Act = Callable[[Signal], Awaitable[Any]]
 
@@ -71,6 +77,8 @@ class NewsJournal(Protocol):
     async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool: ...
     async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None: ...
     async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]: ...
+    async def unfinished_signals(self) -> list[Signal]: ...
+    async def interrupt_unfinished_news(self, reason: str, *, keep: Collection[str] = ()) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +86,16 @@ class NewsDecision:
     """What became of one news item: its signal (or None), the outcome and why.
 
     Travels unchanged from the pipeline to every caller (bot, web, CLI): callers branch on
-    `outcome`, never on the wording of `reason`."""
+    `outcome`, never on the wording of `reason`. With outcome `accepted` the signal is still
+    executing: `execution` ends with the final decision (`Pipeline.accept`); every other
+    decision is final."""
 
     news_id: str
     signal: Signal | None
     reason: str
     outcome: NewsOutcome = NewsOutcome.RECEIVED
     parse: ParseResult | None = None
+    execution: asyncio.Task[NewsDecision] | None = field(default=None, compare=False, repr=False)
 
     @property
     def traded(self) -> bool:
@@ -132,17 +143,6 @@ def _get(source: Any, key: str) -> Any:
     return getattr(source, key, None)
 
 
-@dataclass(frozen=True, slots=True)
-class _Arrival:
-    """One item as `submit` took it in: its arrival number, wall time, parse and timer start."""
-
-    item: NewsItem
-    seq: int
-    now: datetime
-    parsed: ParseResult
-    started: float
-
-
 @dataclass(slots=True)
 class _Tracked:
     """The latest accepted signal of one coin, for the conflict rule."""
@@ -160,18 +160,15 @@ NEWS_INTERRUPTED = "interrupted"  # journal outcome of an item a crash cut short
 _TITLE_MEMORY = 10_000  # headlines remembered before the old ones are pruned
 
 
-def _settle(recorded: asyncio.Future[bool], write: asyncio.Future[bool]) -> None:
-    if recorded.done():
-        return
-    if write.cancelled() or write.exception() is not None:
-        recorded.set_result(False)
-    else:
-        recorded.set_result(bool(write.result()))
-
-
 def _log_failed_write(write: asyncio.Future[bool]) -> None:
     if not write.cancelled() and write.exception() is not None:
         log.error("journal_write_failed", error=repr(write.exception()))
+
+
+def _log_unexpected_end(task: asyncio.Task[Any]) -> None:
+    """An execution that raised past `_act`'s own handling (a journal failure): say so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("signal_execution_crashed", task=task.get_name(), error=repr(task.exception()))
 
 
 def summarize(result: Any) -> tuple[str, bool]:
@@ -202,9 +199,9 @@ class Pipeline:
     _seeded: bool = False
     _arrivals: int = 0
     _in_flight: dict[str, dict[int, asyncio.Future[None]]] = field(default_factory=dict)
+    _executions: set[asyncio.Task[NewsDecision]] = field(default_factory=set)
     _normalize: Callable[[str], str] = str
-    _claimed: set[str] = field(default_factory=set)  # ids being handled by this process
-    _records: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
+    _claimed: set[str] = field(default_factory=set)  # ids in flight here, until their record commits
     _titles: dict[str, datetime] = field(default_factory=dict)  # headlines handled here, when
 
     def __post_init__(self) -> None:
@@ -223,14 +220,22 @@ class Pipeline:
 
     # -- the one way in ----------------------------------------------------------------
 
-    async def submit(self, item: NewsItem, *, recorded: asyncio.Future[bool] | None = None) -> NewsDecision:
-        """Journal `item`, run the filters, act; the final outcome is journaled either way.
+    async def submit(self, item: NewsItem) -> NewsDecision:
+        """`accept`, then wait for the execution: the final decision (sources, the CLI)."""
+        decision = await self.accept(item)
+        if decision.execution is None:
+            return decision
+        # Shielded: a caller that stops waiting never cancels the orders (`drain` does, at stop).
+        return await asyncio.shield(decision.execution)
 
-        Signals on one coin act in the order their items arrived here, even when their journal
-        calls finish in another order: the parse (pure, microseconds) comes first so the coin is
-        known, and an item waits for every earlier item on its coin to finish before it acts.
-        `recorded`, when given, is settled once the item is durably journaled (True) or found
-        to be a duplicate (False): what a webhook waits for before it answers.
+    async def accept(self, item: NewsItem) -> NewsDecision:
+        """Journal `item`, run the filters and decide; an accepted signal executes in the background.
+
+        The answer comes once the item and its decision are journaled; the execution is
+        `decision.execution`, and journals the final outcome either way. Signals on one coin
+        act in the order their items arrived here, even when their journal calls finish in
+        another order: the parse (pure, microseconds) comes first so the coin is known, and an
+        item waits for every earlier item on its coin to finish before it acts.
         """
         started = time.perf_counter()
         self._arrivals += 1
@@ -238,25 +243,101 @@ class Pipeline:
         now = self.clock()
         parsed = self.parser.parse(item)  # its signal carries the ledger's first stamps
         coin = parsed.signal.coin if parsed.signal is not None else None
-        done: asyncio.Future[None] | None = None
-        if coin is not None:
-            done = asyncio.get_running_loop().create_future()
-            self._in_flight.setdefault(coin, {})[seq] = done
+        if coin is None:
+            return await self._submit(item, seq, now, parsed, started)
+        done = self._enter_flight(coin, seq)
         try:
-            return await self._submit(_Arrival(item, seq, now, parsed, started), recorded)
-        finally:
-            if recorded is not None and not recorded.done():
-                recorded.set_result(False)
-            if coin is not None and done is not None:
-                flights = self._in_flight.get(coin, {})
-                flights.pop(seq, None)
-                if not flights:
-                    self._in_flight.pop(coin, None)
-                if not done.done():
-                    done.set_result(None)
+            decision = await self._submit(item, seq, now, parsed, started)
+        except BaseException:
+            self._leave_flight(coin, seq, done)
+            raise
+        if decision.execution is None:
+            self._leave_flight(coin, seq, done)
+        else:
+            decision.execution.add_done_callback(functools.partial(self._leave_flight, coin, seq, done))
+        return decision
 
-    async def _submit(self, arrival: _Arrival, recorded: asyncio.Future[bool] | None) -> NewsDecision:
-        item, now = arrival.item, arrival.now
+    def _enter_flight(self, coin: str, seq: int) -> asyncio.Future[None]:
+        """Register arrival `seq` on `coin`: later arrivals on the coin act after it is done."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight.setdefault(coin, {})[seq] = done
+        return done
+
+    def _leave_flight(self, coin: str, seq: int, done: asyncio.Future[None], _: object = None) -> None:
+        flights = self._in_flight.get(coin, {})
+        flights.pop(seq, None)
+        if not flights:
+            self._in_flight.pop(coin, None)
+        if not done.done():
+            done.set_result(None)
+
+    def _start_execution(
+        self, news_id: str, signal: Signal, tracked: _Tracked, parsed: ParseResult | None
+    ) -> NewsDecision:
+        """Act on `signal` in a task the pipeline keeps (see `drain`); the `accepted` decision."""
+        task = asyncio.create_task(self._act(news_id, signal, tracked, parsed), name=f"act-{signal.id}")
+        self._executions.add(task)
+        task.add_done_callback(self._executions.discard)
+        task.add_done_callback(_log_unexpected_end)
+        return NewsDecision(news_id, signal, ACCEPTED_REASON, OUTCOME_ACCEPTED, parsed, task)
+
+    async def drain(self, timeout_s: float) -> int:
+        """At stop: wait up to `timeout_s` for executions in flight, then cancel the rest.
+
+        A cancelled execution leaves its item `received` and its signal `accepted`; its orders
+        are journaled intents. The next start-up resolves those and resumes the signal
+        (`resume_unfinished`). Returns how many were cancelled."""
+        pending = set(self._executions)
+        if not pending:
+            return 0
+        _, late = await asyncio.wait(pending, timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        if late:
+            log.warning("executions_cancelled_at_stop", count=len(late), timeout_s=timeout_s)
+        return len(late)
+
+    async def resume_unfinished(self, interrupted_reason: str) -> tuple[list[str], list[str]]:
+        """At start-up: resume what a crash cut short; the ids (resumed, interrupted).
+
+        A signal accepted (so its sender got a 202) whose item never finished executes again,
+        in the background and in its original order per coin; orders it already sent are found
+        by their client ids, never sent twice. One older than `max_age_s` is not: like an item
+        that never reached a decision, it is marked `interrupted` (a redelivery resumes it)."""
+        now = self.clock()
+        max_age = self.config.max_age_s
+        resumed: list[str] = []
+        for signal in await self.journal.unfinished_signals():
+            age = (now - signal.created_at).total_seconds()
+            if max_age > 0 and age > max_age:
+                log.warning(
+                    "signal_too_old_to_resume", signal_id=signal.id, news_id=signal.news_id, age_s=age
+                )
+                continue
+            self._arrivals += 1
+            seq = self._arrivals
+            done = self._enter_flight(signal.coin, seq)
+            tracked = _Tracked(signal, signal.created_at, seq)
+            self._tracked[signal.coin] = tracked
+            self._last_accepted[signal.coin] = max(
+                signal.created_at, self._last_accepted.get(signal.coin, signal.created_at)
+            )
+            decision = self._start_execution(signal.news_id, signal, tracked, None)
+            assert decision.execution is not None
+            decision.execution.add_done_callback(
+                functools.partial(self._leave_flight, signal.coin, seq, done)
+            )
+            log.warning("signal_resumed", signal_id=signal.id, news_id=signal.news_id, coin=signal.coin)
+            resumed.append(signal.news_id)
+        interrupted = await self.journal.interrupt_unfinished_news(interrupted_reason, keep=resumed)
+        for news_id in interrupted:
+            log.warning("news_interrupted", news_id=news_id, message="resumed if delivered again")
+        return resumed, interrupted
+
+    async def _submit(
+        self, item: NewsItem, seq: int, now: datetime, parsed: ParseResult, started: float
+    ) -> NewsDecision:
         cfg = self.config
         check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
         norm_title = self._normalize(item.title)
@@ -267,51 +348,24 @@ class Pipeline:
             # since their records may not be committed yet.
             if item.id in self._claimed:
                 log.info("news_duplicate", news_id=item.id, source=item.source)
-                return NewsDecision(item.id, None, DUPLICATE_ID, NewsOutcome.DUPLICATE)
+                return NewsDecision(item.id, None, DUPLICATE_ID, OUTCOME_DUPLICATE)
             since = now - timedelta(seconds=cfg.dedupe_window_s) if check_headline else None
             gate = await self.journal.news_gate(item.id, norm_title, since)
             if gate.outcome is not None and gate.outcome != NEWS_INTERRUPTED:
                 log.info("news_duplicate", news_id=item.id, source=item.source)
-                return NewsDecision(item.id, None, DUPLICATE_ID, NewsOutcome.DUPLICATE)
+                return NewsDecision(item.id, None, DUPLICATE_ID, OUTCOME_DUPLICATE)
             self._claimed.add(item.id)
-            record = self.journal.queue_news(item, NewsOutcome.RECEIVED)
-            if recorded is not None:
-                record.add_done_callback(lambda done: _settle(recorded, done))
-            self._records[item.id] = record
+            # Queued, not awaited: durable before the first order intent (see the module doc).
+            record = self.journal.queue_news(item, OUTCOME_RECEIVED)
+            record.add_done_callback(lambda _: self._claimed.discard(item.id))
+            record.add_done_callback(_log_failed_write)
             seen = gate.headline_seen or self._seen_title(norm_title, now, cfg.dedupe_window_s)
             if check_headline:
                 self._titles[norm_title] = now
             paused = gate.paused
             self._emit({"type": "news", "id": item.id, "title": item.title, "source": item.source})
-        try:
-            return await self._decide(arrival, seen, paused)
-        finally:
-            self._claimed.discard(item.id)
-            self._records.pop(item.id, None)
-            try:
-                await record
-            except Exception as exc:  # the item's own record failed: say so, loudly
-                log.error("news_not_journaled", news_id=item.id, error=repr(exc))
-
-    def _seen_title(self, norm_title: str, now: datetime, window_s: float) -> bool:
-        """Whether this process handled the headline within the window (its row may be in flight)."""
-        if len(self._titles) > _TITLE_MEMORY:
-            cutoff = now - timedelta(seconds=window_s)
-            self._titles = {t: at for t, at in self._titles.items() if at >= cutoff}
-        at = self._titles.get(norm_title)
-        return at is not None and (now - at).total_seconds() <= window_s
-
-    async def _decide(self, arrival: _Arrival, seen: bool, paused: bool) -> NewsDecision:
-        item, seq, now, parsed, started = (
-            arrival.item,
-            arrival.seq,
-            arrival.now,
-            arrival.parsed,
-            arrival.started,
-        )
-        cfg = self.config
-        if seen:
-            return await self._finish(item, None, OUTCOME_DUPLICATE, DUPLICATE_HEADLINE)
+            if seen:
+                return await self._finish(item, None, OUTCOME_DUPLICATE, DUPLICATE_HEADLINE)
 
         if item.published_at is not None and cfg.max_age_s > 0:
             published = (
@@ -356,9 +410,7 @@ class Pipeline:
         tracked = _Tracked(signal, now, seq)
         await self._apply_conflict_rule(tracked)
         self._last_accepted[signal.coin] = now
-        # Queued, not awaited: durable before the first order intent (see the module doc).
-        accepted = self.journal.queue_signal(signal, "accepted")
-        accepted.add_done_callback(_log_failed_write)
+        accepted = self.journal.queue_signal(signal, "accepted")  # durable before any order intent
         self._emit(
             {
                 "type": "signal",
@@ -370,7 +422,19 @@ class Pipeline:
                 "source": signal.source,
             }
         )
-        return await self._act(item, signal, tracked, parsed)
+        decision = self._start_execution(item.id, signal, tracked, parsed)
+        # The orders are on their way; the answer waits until the item and its accepted signal
+        # are durable, so a crash after it is resumed at start-up (`resume_unfinished`).
+        await asyncio.gather(record, accepted)
+        return decision
+
+    def _seen_title(self, norm_title: str, now: datetime, window_s: float) -> bool:
+        """Whether this process handled the headline within the window (its row may be in flight)."""
+        if len(self._titles) > _TITLE_MEMORY:
+            cutoff = now - timedelta(seconds=window_s)
+            self._titles = {t: at for t, at in self._titles.items() if at >= cutoff}
+        at = self._titles.get(norm_title)
+        return at is not None and (now - at).total_seconds() <= window_s
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -419,7 +483,7 @@ class Pipeline:
         )
 
     async def _act(
-        self, item: NewsItem, signal: Signal, tracked: _Tracked, parsed: ParseResult
+        self, news_id: str, signal: Signal, tracked: _Tracked, parsed: ParseResult | None
     ) -> NewsDecision:
         earlier = [f for s, f in self._in_flight.get(signal.coin, {}).items() if s < tracked.seq]
         if earlier:  # arrival order per coin; shielded so our cancellation never ends theirs
@@ -430,29 +494,38 @@ class Pipeline:
                 reason = f"superseded by newer opposite signal {tracked.superseded_by}"
                 # Also here: the signal row may have been written after the supersede was recorded.
                 await asyncio.gather(
-                    self.journal.update_news(item.id, OUTCOME_SKIPPED, reason),
+                    self.journal.update_news(news_id, OUTCOME_SKIPPED, reason),
                     self.journal.update_signal(signal.id, "superseded", f"{reason} (before it acted)"),
                 )
-                return NewsDecision(item.id, signal, reason, OUTCOME_SKIPPED, parsed)
+                return NewsDecision(news_id, signal, reason, OUTCOME_SKIPPED, parsed)
             tracked.started = True
             try:
                 result = await self.act(signal)
             except Exception as exc:  # the item is journaled as failed; the pipeline lives on
                 reason = f"failed: {type(exc).__name__}: {exc}"[:500]
                 log.error(
-                    "signal_act_failed", news_id=item.id, signal_id=signal.id, coin=signal.coin, error=reason
+                    "signal_act_failed", news_id=news_id, signal_id=signal.id, coin=signal.coin, error=reason
                 )
                 await self.journal.update_signal(signal.id, "failed", reason)
-                await self.journal.update_news(item.id, OUTCOME_FAILED, reason)
-                return NewsDecision(item.id, signal, reason, OUTCOME_FAILED, parsed)
+                await self.journal.update_news(news_id, OUTCOME_FAILED, reason)
+                return NewsDecision(news_id, signal, reason, OUTCOME_FAILED, parsed)
         reason, ok = summarize(result)
         outcome = OUTCOME_SKIPPED if result == [] else OUTCOME_TRADED  # no venue to act on
-        writes = [self.journal.update_news(item.id, outcome, reason)]
+        writes = [self.journal.update_news(news_id, outcome, reason)]
         if tracked.superseded_by is None:
             writes.append(self.journal.update_signal(signal.id, "executed" if ok else "partial", reason))
         await asyncio.gather(*writes)  # one group commit
-        log.info("news_acted", news_id=item.id, signal_id=signal.id, coin=signal.coin, reason=reason)
-        return NewsDecision(item.id, signal, reason, outcome, parsed)
+        log.info("news_acted", news_id=news_id, signal_id=signal.id, coin=signal.coin, reason=reason)
+        self._emit(
+            {
+                "type": "decision",
+                "news_id": news_id,
+                "signal_id": signal.id,
+                "outcome": outcome,
+                "reason": reason,
+            }
+        )
+        return NewsDecision(news_id, signal, reason, outcome, parsed)
 
     async def _skip_signal(
         self, item: NewsItem, signal: Signal, reason: str, parsed: ParseResult
@@ -547,6 +620,7 @@ def build_pipeline(
 
 
 __all__ = [
+    "OUTCOME_ACCEPTED",
     "NewsDecision",
     "Pipeline",
     "PipelineSettings",
