@@ -79,15 +79,19 @@ class Wire(httpx.AsyncBaseTransport):
 
 
 class NewsDesk(parser_bench.NewsDesk):
-    """`bench/parser.py`'s stand-in bot for the web app, remembering each decision."""
+    """`bench/parser.py`'s stand-in bot for the web app, remembering each final decision (the
+    webhook answers once decided; the orders finish behind the answer)."""
 
     def __init__(self, pipeline: Pipeline, journal: Journal) -> None:
         super().__init__(pipeline, journal)
         self.decisions: list[NewsDecision] = []
 
-    async def submit_news(self, item: NewsItem) -> NewsDecision:
-        decision: NewsDecision = await self.pipeline.submit(item)
-        self.decisions.append(decision)
+    async def accept_news(self, item: NewsItem) -> NewsDecision:
+        decision: NewsDecision = await self.pipeline.accept(item)
+        if decision.execution is None:
+            self.decisions.append(decision)
+        else:
+            decision.execution.add_done_callback(lambda done: self.decisions.append(done.result()))
         return decision
 
 
