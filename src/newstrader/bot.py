@@ -15,7 +15,6 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +29,7 @@ from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer, SizingSettings
 from newstrader.engine.settings import EngineSettings
-from newstrader.news.pipeline import Pipeline, build_pipeline
+from newstrader.news.pipeline import DUPLICATE_ID, NewsDecision, NewsOutcome, Pipeline, build_pipeline
 from newstrader.venues.base import Venue, VenueError
 
 log = structlog.get_logger("newstrader.bot")
@@ -78,15 +77,6 @@ class Bus:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait(event)
-
-
-@dataclass(frozen=True, slots=True)
-class NewsDecision:
-    """What became of one news item: its signal (or None) and why."""
-
-    news_id: str
-    signal: Signal | None
-    reason: str
 
 
 def summarize(outcomes: list[VenueOutcome]) -> str:
@@ -353,18 +343,20 @@ class Bot:
         """Journal the item first, then act on it; a redelivered id is acted on once."""
         received = time.monotonic()
         if self.pipeline is not None:
-            decision: Any = await self.pipeline.submit(item)
-            return NewsDecision(decision.news_id, decision.signal, decision.reason)
+            decision: NewsDecision = await self.pipeline.submit(item)
+            return decision  # unchanged: callers branch on its outcome
         self.bus.publish({"type": "news", "id": item.id, "title": item.title, "source": item.source})
         if not await self.journal.record_news(item, "received"):
             log.info("news_duplicate", news_id=item.id)
-            return NewsDecision(item.id, None, "duplicate: this news id was already handled")
+            return NewsDecision(item.id, None, DUPLICATE_ID, NewsOutcome.DUPLICATE)
         if item.coin is None or item.side is None:
             await self.journal.update_news(item.id, "ignored", "no parser yet: coin and side must be given")
-            return NewsDecision(item.id, None, "no parser yet: coin and side must be given")
+            return NewsDecision(
+                item.id, None, "no parser yet: coin and side must be given", NewsOutcome.IGNORED
+            )
         if await self.paused():
             await self.journal.update_news(item.id, "skipped", "paused")
-            return NewsDecision(item.id, None, "paused")
+            return NewsDecision(item.id, None, "paused", NewsOutcome.SKIPPED)
         signal = Signal(
             id=f"s-{item.id}",
             news_id=item.id,
@@ -389,7 +381,7 @@ class Bot:
         status = "executed" if all(o.status is not OutcomeStatus.FAILED for o in outcomes) else "partial"
         await self.journal.update_signal(signal.id, status, reason)
         await self.journal.update_news(item.id, "traded", reason)
-        return NewsDecision(item.id, signal, reason)
+        return NewsDecision(item.id, signal, reason, NewsOutcome.TRADED)
 
     async def paused(self) -> bool:
         return bool(await self.journal.get_control("paused", False))

@@ -238,6 +238,7 @@ class WebsocketSource(_Section):
     """Read JSON messages from a WebSocket; `fields` maps our names to the message's keys."""
 
     url: str
+    preset: Literal["treeofalpha", "bwenews", "announcements"] | None = None  # a known feed's field map
     fields: dict[str, str] = Field(default_factory=dict)
     name: str | None = None
 
@@ -598,6 +599,7 @@ max_age_s = 300            # ignore news published longer ago than this
 # interval_s = 60
 # [[news.websocket]]
 # url = "wss://example.com/stream"
+# preset = "treeofalpha"   # or "bwenews", "announcements"; fields below override it
 # fields = { title = "headline", body = "text", id = "id", published_at = "time" }
 # [[news.replay]]
 # path = "news.jsonl"

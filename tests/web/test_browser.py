@@ -120,6 +120,11 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     assert hl_mark.inner_text() == "3200"  # plain, never 3.2E+3
     assert not re.search(r"\d[eE][+-]?\d", page.locator("#positions").inner_text())
     page.locator("#signals tbody tr").first.wait_for()
+    # Every signal says why (here: the alert gave coin and side), and news→fill counts from receipt.
+    page.locator("#signals tbody tr").first.get_by_test_id("why").filter(
+        has_text="given by the source"
+    ).wait_for()
+    page.get_by_test_id("news-to-fill").filter(has_text=" ms from receipt").wait_for()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from newstrader.domain import NewsItem
 from newstrader.news.parser import Parser, ParseResult, RulesError, load_rules
-from newstrader.news.pipeline import PipelineSettings
+from newstrader.news.pipeline import NewsOutcome, PipelineSettings
 
 _DEFAULT_MIN_CONFIDENCE = PipelineSettings().min_confidence
 
@@ -25,6 +25,7 @@ def decide(parsed: ParseResult, min_confidence: float = _DEFAULT_MIN_CONFIDENCE)
         return {
             "signal": None,
             "reason": f"low confidence: {parsed.confidence:.2f} < min_confidence {min_confidence:g}",
+            "why": list(parsed.why),
         }
     return parsed.as_dict()
 
@@ -54,6 +55,7 @@ def signal_command(text: str, *, as_json: bool, rules: Path | None = None) -> di
     table.add_row("side", parsed.side.value if parsed.side else "-")
     table.add_row("confidence", f"{parsed.confidence:.2f}")
     table.add_row("terms", ", ".join(parsed.terms) or "-")
+    table.add_row("why", "\n".join(parsed.why) or "-")
     table.add_row("parse", parsed.reason)
     verdict = "trade" if decision["signal"] else "no trade"
     table.add_row("decision", f"{verdict}: {decision['reason']}")
@@ -122,15 +124,16 @@ async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool
         async def submit(item: NewsItem) -> None:
             decision = await bot.submit_news(item)
             counts["items"] += 1
-            counts["traded"] += decision.signal is not None and not decision.reason.startswith(
-                ("duplicate", "stale", "low confidence", "cooldown", "paused", "superseded")
-            )
+            counts["traded"] += decision.outcome is NewsOutcome.TRADED
             signal = decision.signal
             if as_json:
                 payload = {
                     "news_id": decision.news_id,
                     "title": item.title,
-                    "signal": None if signal is None else {"coin": signal.coin, "side": signal.side.value},
+                    "outcome": decision.outcome.value,
+                    "signal": None
+                    if signal is None
+                    else {"coin": signal.coin, "side": signal.side.value, "why": list(signal.why)},
                     "reason": decision.reason,
                 }
                 print(json.dumps(payload), flush=True)

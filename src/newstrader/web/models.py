@@ -27,6 +27,7 @@ class SignalOut(BaseModel):
     side: str
     confidence: float = 1.0
     terms: list[str] = []
+    why: list[str] = []  # the parser's rules behind the signal
     source: str = "unknown"
     created_at: datetime | None = None
 
@@ -41,6 +42,7 @@ class SignalOut(BaseModel):
             side=str(signal.side),
             confidence=float(signal.confidence),
             terms=list(signal.terms),
+            why=list(signal.why),
             source=signal.source,
             created_at=signal.created_at,
         )
@@ -52,6 +54,7 @@ class NewsAccepted(BaseModel):
     news_id: str
     signal: SignalOut | None
     reason: str
+    outcome: str = ""  # the pipeline's NewsOutcome: traded, ignored, skipped, duplicate, failed
     done: bool = Field(
         description="False while the signal executes: its per-venue outcomes then arrive on "
         "GET /api/signals/{id} and the stream (or in this answer, with ?wait)."

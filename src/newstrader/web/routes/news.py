@@ -101,6 +101,7 @@ def router(bot: BotApi) -> APIRouter:
 
         Answers 202 once the item is journaled and decided; a signal executes behind the
         answer, its outcomes on `GET /api/signals/{id}` and the stream."""
+        received = time.monotonic()  # the edge: the latency ledger starts before the body is read
         raw = await _read_body(request)
         try:
             payload = json.loads(raw)
@@ -118,7 +119,7 @@ def router(bot: BotApi) -> APIRouter:
                 "(the size comes from [sizing] in the bot's config)",
             )
         try:
-            item = WebhookNews.model_validate(payload).to_news_item()
+            item = WebhookNews.model_validate(payload).to_news_item(received_mono=received)
         except ValidationError as exc:
             raise HTTPException(status_code=422, detail=errors_reason(exc.errors())) from exc
         except ValueError as exc:
@@ -143,6 +144,7 @@ def router(bot: BotApi) -> APIRouter:
             news_id=decision.news_id,
             signal=SignalOut.of(decision.signal),
             reason=decision.reason,
+            outcome=str(decision.outcome),
             done=execution is None,
         )
         if wait is not None and answer.done:
