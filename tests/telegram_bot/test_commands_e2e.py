@@ -118,8 +118,8 @@ def test_an_exchange_stop_loss_and_the_daily_loss_limit_are_alerted(tg_world: An
         wait_until(lambda: texts().count("DOT: sold") >= 2, timeout=60)
     finally:
         world.sim.admin.set_price("DOT", "5")
-    # Hyperliquid's fill carries the trigger's client id; Aster's carries none.
+    # Each fill is matched to the journaled trigger order it filled (Aster's by its order id).
     assert "🎯 SL filled hyperliquid DOT: sold 200 @ " in texts()
-    assert "🎯 exit filled (TP/SL or by hand) aster DOT: sold 200 @ " in texts()
+    assert "🎯 SL filled aster DOT: sold 200 @ " in texts()
     losses = re.findall(r"DOT: sold 200 @ [\d.]+, PnL (-[\d.]+) USD", texts())
     assert len(losses) == 2 and all(Decimal(x) < -100 for x in losses), losses

@@ -28,9 +28,6 @@ JOURNAL_KINDS = {
     "protection_close": "tpsl",
     "time_exit": "tpsl",
 }
-# Trigger orders the auto trader names itself (autotrade.closing) carry these client-id prefixes;
-# triggers the engine journals are known by their order's leg instead (tp…/sl…).
-TRIGGER_PREFIXES = {"nt-tp-": "TP", "nt-sl-": "SL"}
 _STATUS_MARK = {"ok": "✅", "failed": "❌", "skipped": "⏭"}
 _NOUNS = {
     "trade": ("trade", "trades"),
@@ -112,14 +109,11 @@ def from_journal_event(row: dict[str, Any]) -> Alert | None:
     return Alert(category, f"j:{row.get('id')}", f"{mark} {kind.replace('_', ' ')}{where}:", [detail])
 
 
-def exit_kind(fill: Fill, leg: str | None) -> str | None:
-    """What kind of exit a fill that realized PnL is: 'TP', 'SL', 'exit' (of an order the bot
-    never journaled: a trigger it did not record, or a trade by hand), or None (the bot's own
-    entry, flip or close). `leg` is the journaled order's leg, None when no order matches."""
-    client_id = fill.client_id or ""
-    for prefix, name in TRIGGER_PREFIXES.items():
-        if client_id.startswith(prefix):
-            return name
+def exit_kind(leg: str | None) -> str | None:
+    """What a fill that realized PnL was, from the leg of the journaled order it filled: 'TP' or
+    'SL' (the engine's trigger legs `tp0`, `sl1`, …), 'exit' when it filled no order the bot
+    journaled (a trade by hand: every order the bot sends is journaled first), or None for the
+    bot's own entries, flips and closes."""
     if leg is None:
         return "exit"
     return {"tp": "TP", "sl": "SL"}.get(leg[:2].lower())
@@ -127,7 +121,7 @@ def exit_kind(fill: Fill, leg: str | None) -> str | None:
 
 def from_fill(fill: Fill, kind: str) -> Alert:
     """An exit the exchange filled on its own, with the realized PnL net of the fee it reported."""
-    what = f"{kind} filled" if kind in ("TP", "SL") else "exit filled (TP/SL or by hand)"
+    what = f"{kind} filled" if kind in ("TP", "SL") else "exit filled (not a bot order: by hand?)"
     net = fill.realized_pnl - fill.fee
     side = "bought" if fill.is_buy else "sold"
     part = (

@@ -183,7 +183,7 @@ class TelegramService:
 
     async def _exchange_exits(self, fills: list[Fill]) -> list[tuple[Fill, str]]:
         """The fills that realized PnL on an exit the exchange filled by itself (a TP or SL
-        trigger, or a trade by hand), each with its kind; the bot's own trades are left out.
+        trigger, or a trade made by hand), each with its kind; the bot's own trades are left out.
 
         A fill is matched to the journaled order it filled (by client id, else by the venue's
         order id: Aster's fills carry no client id); every order is journaled before it is sent."""
@@ -200,7 +200,7 @@ class TelegramService:
         found = []
         for fill in exits:
             leg = by_client.get(fill.client_id or "") or by_order.get((fill.venue, str(fill.venue_order_id)))
-            kind = alerts.exit_kind(fill, leg)
+            kind = alerts.exit_kind(leg)
             if kind is not None:
                 found.append((fill, kind))
         return found
