@@ -149,3 +149,17 @@ def test_quarantine_and_release_events_become_alerts() -> None:
     assert held is not None and held.category == "quarantine" and held.line() == "⛔ aster quarantined: auth"
     assert freed is not None and freed.line() == "✅ aster released: health read succeeded"
     assert alerts.from_event({"type": "order", "venue": "aster"}) is None  # orders: the outcome says it
+
+
+def test_a_trade_waits_for_every_venue_then_goes_out_whole_or_late() -> None:
+    trades = alerts.TradeAssembler(["aster", "hyperliquid"], wait_s=5.0)
+    first = alerts.from_event(_outcome("s-1", "hyperliquid"))
+    second = alerts.from_event(_outcome("s-1", "aster"))
+    assert first is not None and second is not None
+    assert trades.add(first, "hyperliquid", now=0.0) == []  # Aster has not answered yet
+    (whole,) = trades.add(second, "aster", now=1.0)
+    assert whole.line().count("✅ ok") == 2
+    lone = alerts.from_event(_outcome("s-2", "hyperliquid"))
+    assert lone is not None and trades.add(lone, "hyperliquid", now=2.0) == []
+    assert trades.next_deadline() == 7.0 and trades.expired(now=6.9) == []
+    assert [a.key for a in trades.expired(now=7.0)] == ["trade:s-2"]  # sent with what came

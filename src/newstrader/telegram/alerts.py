@@ -9,6 +9,7 @@ one line. `render` turns a batch into one message whose first line counts what i
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -53,6 +54,41 @@ class Alert:
 
     def line(self) -> str:
         return f"{self.head} {'; '.join(self.parts)}".strip()[:MAX_LINE_CHARS]
+
+
+class TradeAssembler:
+    """Holds a signal's per-venue outcomes until every venue has reported (or `wait_s` passed),
+    so a trade is one line even when one venue answers after the outbox's coalescing window."""
+
+    def __init__(self, venues: Iterable[str], *, wait_s: float = 10.0, max_open: int = 1000) -> None:
+        self.venues = frozenset(venues)
+        self.wait_s = wait_s
+        self.max_open = max_open
+        self._open: dict[str, tuple[Alert, set[str], float]] = {}  # key → (alert, venues seen, deadline)
+
+    def add(self, alert: Alert, venue: str, now: float) -> list[Alert]:
+        """File one venue's outcome; returns the alerts ready to send (this trade when complete)."""
+        held = self._open.get(alert.key)
+        if held is None:
+            held = (alert, set(), now + self.wait_s)
+            self._open[alert.key] = held
+        else:
+            held[0].merge(alert)
+        held[1].add(venue)
+        ready = []
+        if held[1] >= self.venues:
+            ready.append(self._open.pop(alert.key)[0])
+        while len(self._open) > self.max_open:  # bounded: the oldest goes out as it is
+            ready.append(self._open.pop(next(iter(self._open)))[0])
+        return ready
+
+    def expired(self, now: float) -> list[Alert]:
+        """The trades some venue never reported within `wait_s`: sent with what came."""
+        late = [key for key, (_, _, deadline) in self._open.items() if deadline <= now]
+        return [self._open.pop(key)[0] for key in late]
+
+    def next_deadline(self) -> float | None:
+        return min((deadline for _, _, deadline in self._open.values()), default=None)
 
 
 def _num(value: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import warnings
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ JOURNAL_BATCH = 200
 POLL_TIMEOUT_S = 10  # getUpdates long-poll
 CONNECT_BACKOFF_MAX_S = 60.0
 SHUTDOWN_FLUSH_S = 3.0
+TRADE_WAIT_S = 10.0  # a venue's outcome later than this goes out on a line of its own
 FILL_OVERLAP = timedelta(minutes=5)
 OWN_ORDERS_WINDOW = 2000  # the bot's newest orders, to tell its own fills from exits
 
@@ -59,6 +61,7 @@ class TelegramService:
         self.settings = settings
         self.categories = frozenset(settings.events)
         self.bus = api.bus
+        self.venue_names = sorted(api.venues)
         self.journal = api.journal
         self.commands = Commands(api, settings.chat_ids)
         timeout = settings.request_timeout_s
@@ -174,10 +177,26 @@ class TelegramService:
             raise SendFailed(f"{type(exc).__name__}: {exc}") from exc
 
     async def _follow_bus(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Bus events → alerts; a trade waits (at most `TRADE_WAIT_S`) for every venue's outcome."""
+        trades = alerts.TradeAssembler(self.venue_names, wait_s=TRADE_WAIT_S)
         while True:
-            event = await queue.get()
+            deadline = trades.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                self.notify(alerts.from_event(event))
+                event: dict[str, Any] | None = await asyncio.wait_for(queue.get(), timeout)
+            except TimeoutError:
+                event = None
+            for late in trades.expired(time.monotonic()):
+                self.notify(late)
+            if event is None:
+                continue
+            try:
+                alert = alerts.from_event(event)
+                if alert is not None and alert.category == "trade":
+                    for ready in trades.add(alert, str(event.get("venue")), time.monotonic()):
+                        self.notify(ready)
+                else:
+                    self.notify(alert)
             except Exception as exc:  # one odd event must not end the feed
                 log.warning("telegram_event_unreadable", event_type=event.get("type"), error=repr(exc))
 
