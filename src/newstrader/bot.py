@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -31,6 +31,9 @@ from newstrader.engine.risk import Sizer, SizingSettings
 from newstrader.engine.settings import EngineSettings
 from newstrader.news.pipeline import DUPLICATE_ID, NewsDecision, NewsOutcome, Pipeline, build_pipeline
 from newstrader.venues.base import Venue, VenueError
+
+if TYPE_CHECKING:
+    from newstrader.telegram.service import TelegramService
 
 log = structlog.get_logger("newstrader.bot")
 
@@ -116,6 +119,7 @@ class Bot:
         self.sizer = Sizer.from_settings(_get(settings, "sizing", None) or SizingSettings())
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
+        self.telegram: TelegramService | None = None
         self._started = False
 
     # ------------------------------------------------------------------ life cycle
@@ -146,6 +150,7 @@ class Bot:
             await self._start_sources()
             if self.serve_web:
                 await self._start_web()
+            await self._start_telegram(len(resolved), len(drift))
             stamps["serving"] = time.monotonic()
             self._started = True
             await self._warn_if_paused()
@@ -278,8 +283,26 @@ class Bot:
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
 
+    async def _start_telegram(self, resolved: int, drift: int) -> None:
+        """Alerts and commands on Telegram when `[telegram]` is configured (never blocks on it)."""
+        settings = _get(self.settings, "telegram")
+        if settings is None:
+            return
+        from newstrader.telegram.service import TelegramService
+
+        text = (
+            f"newstrader started: venues {', '.join(sorted(self.venues))}; mode {self.engine_config.mode};"
+            f" {resolved} pending resolved, {drift} drift; {'PAUSED' if await self.paused() else 'trading'}"
+        )
+        self.telegram = TelegramService(settings, self, started_text=text)
+        await self.telegram.start()
+
     async def stop(self) -> None:
         """Stop serving, finish the loops, close venues and the journal (in that order)."""
+        if self.telegram is not None:
+            with contextlib.suppress(Exception):
+                await self.telegram.stop()
+            self.telegram = None
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.stop()

@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -34,6 +34,9 @@ from newstrader.engine.settings import EngineSettings
 
 ENV_PREFIX = "NEWSTRADER_"
 WEB_TOKEN_ENV = "NEWSTRADER_WEB_TOKEN"
+TELEGRAM_TOKEN_ENV = "NEWSTRADER_TELEGRAM_TOKEN"
+TelegramEvent = Literal["trade", "drift", "quarantine", "tpsl", "pause", "lifecycle"]
+TELEGRAM_EVENTS: tuple[TelegramEvent, ...] = get_args(TelegramEvent)
 
 # Default base URLs per venue kind and network; `url` in a venue overrides them.
 DEFAULT_URLS: dict[str, dict[str, str]] = {
@@ -286,6 +289,29 @@ class WebSettings(_Section):
         return self
 
 
+class TelegramSettings(_Section):
+    """Alerts to, and commands from, the configured Telegram chats; the token comes only from
+    env ``NEWSTRADER_TELEGRAM_TOKEN`` (see `newstrader.telegram`)."""
+
+    chat_ids: list[int] = Field(min_length=1)
+    events: list[TelegramEvent] = Field(default_factory=lambda: list(TELEGRAM_EVENTS))
+    api_url: str = "https://api.telegram.org/bot"  # the Bot API (or a local Bot API server)
+    min_interval_s: float = Field(default=1.0, ge=0)  # per chat: the Bot API allows ~1 message/s
+    coalesce_s: float = Field(default=0.5, ge=0)  # events within this window share one message
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    queue_size: int = Field(default=500, ge=10, le=100_000)
+    token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _token_from_env(self) -> TelegramSettings:
+        from_env = os.environ.get(TELEGRAM_TOKEN_ENV, "").strip()
+        if from_env:
+            self.token = SecretStr(from_env)
+        if self.token is None:
+            raise ValueError(f"@token: set env {TELEGRAM_TOKEN_ENV} (the token BotFather gave you)")
+        return self
+
+
 class JournalSettings(_Section):
     """Where the journal lives: any SQLAlchemy URL; SQLite runs in WAL mode."""
 
@@ -323,6 +349,7 @@ class Settings(BaseSettings):
     news: NewsSettings = Field(default_factory=NewsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     journal: JournalSettings = Field(default_factory=JournalSettings)
+    telegram: TelegramSettings | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -355,6 +382,8 @@ class Settings(BaseSettings):
                 values.append(venue.api_key)
         if self.web.token is not None:
             values.append(self.web.token.get_secret_value())
+        if self.telegram is not None and self.telegram.token is not None:
+            values.append(self.telegram.token.get_secret_value())
         return [v for v in values if v]
 
     def venue(self, name: str) -> VenueSettings:
@@ -414,6 +443,11 @@ def _error_from_validation(exc: ValidationError) -> ConfigError:
 
 
 def _refuse_secrets_in_file(data: Mapping[str, Any]) -> None:
+    telegram = data.get("telegram")
+    if isinstance(telegram, Mapping) and "token" in telegram:
+        raise ConfigError(
+            "telegram.token", f"the bot token is not allowed in the config file; set env {TELEGRAM_TOKEN_ENV}"
+        )
     venues = data.get("venues")
     if not isinstance(venues, list):
         return
@@ -613,6 +647,11 @@ port = 8080
 
 [journal]
 url = "sqlite:///newstrader.db"   # any SQLAlchemy URL; SQLite runs in WAL mode
+
+# Alerts and commands on Telegram (README: "Telegram"). The token: env NEWSTRADER_TELEGRAM_TOKEN.
+# [telegram]
+# chat_ids = [123456789]     # only these chats get alerts and are obeyed
+# events = ["trade", "drift", "quarantine", "tpsl", "pause", "lifecycle"]
 """
 
 

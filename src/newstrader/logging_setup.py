@@ -29,7 +29,7 @@ from structlog.typing import EventDict, WrappedLogger
 
 REDACTED: Final = "***"
 MIN_SECRET_LENGTH: Final = 4  # shorter strings are not secrets, and redacting them would shred logs
-SECRET_ENV_PATTERN: Final = re.compile(r"^NEWSTRADER_(?:.+_SECRET|WEB_TOKEN)$")
+SECRET_ENV_PATTERN: Final = re.compile(r"^NEWSTRADER_(?:.+_SECRET|WEB_TOKEN|TELEGRAM_TOKEN)$")
 _HEX_KEY = re.compile(r"^(0x)?([0-9a-fA-F]{40,})$")
 _SAFE_TYPES = (int, float, bool, Decimal, datetime, date, type(None))
 
@@ -113,7 +113,7 @@ def add_secrets(secrets: Iterable[str]) -> None:
 
 
 def secrets_from_env(environ: MutableMapping[str, str] | None = None) -> list[str]:
-    """Values of ``NEWSTRADER_*_SECRET`` and ``NEWSTRADER_WEB_TOKEN``: protected before any config loads."""
+    """``NEWSTRADER_*_SECRET`` and the web and Telegram tokens: protected before any config loads."""
     env = os.environ if environ is None else environ
     return [value for key, value in env.items() if SECRET_ENV_PATTERN.match(key.upper()) and value]
 
@@ -172,16 +172,26 @@ class _NewstraderHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler we own, so reconfiguring replaces it instead of stacking another."""
 
 
-def configure_logging(json: bool = False, level: str = "info", secrets: Iterable[str] = ()) -> None:
+_current: dict[str, Any] = {"json": False, "level": "info"}
+
+
+def configure_logging(
+    json: bool | None = None, level: str | None = None, secrets: Iterable[str] = ()
+) -> None:
     """Route structlog and stdlib logging to stderr, redacting `secrets` and env secrets everywhere.
 
-    Secrets accumulate: reconfiguring never stops protecting a value protected before."""
+    Secrets accumulate: reconfiguring never stops protecting a value protected before. `json` and
+    `level` left out keep what the last call chose (at first: console, info), so a verb that only
+    adds secrets does not undo the CLI's ``--log-level`` / ``--log-json``."""
+    json = _current["json"] if json is None else json
+    level = _current["level"] if level is None else level
     REDACTOR.add([*secrets, *secrets_from_env()])
     _install_record_factory()
 
     numeric_level = logging.getLevelName(level.upper())
     if not isinstance(numeric_level, int):
         raise ValueError(f"unknown log level {level!r}; use debug, info, warning or error")
+    _current.update(json=json, level=level)
 
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[Any] = [

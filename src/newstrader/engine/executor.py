@@ -987,6 +987,8 @@ class Executor:
             reason=outcome.reason,
             action=action,
             exchange_size_after=_fmt(outcome.exchange_size_after),
+            ack_ms=ledger.ms_between("received", "acked"),
+            fill_ms=ledger.ms_between("received", "filled"),
         )
 
     def _publish(self, event_type: str, **fields: Any) -> None:
