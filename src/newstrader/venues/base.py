@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from newstrader.domain import Fill, Market, OpenOrder, OrderRequest, OrderResult, Position
+
+if TYPE_CHECKING:
+    from newstrader.venues.account import AccountStream
 
 
 class VenueError(Exception):
@@ -112,3 +115,13 @@ class Venue(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+@runtime_checkable
+class Streaming(Protocol):
+    """Optional capability: the venue keeps an account stream (venues/account.py).
+
+    `stream.state` is the pushed `AccountState`; `stream.start()` dials it, `stream.stop()` ends it.
+    """
+
+    stream: AccountStream

@@ -94,11 +94,15 @@ class AsterVenue:
         self._mode_checked = False
         self._max_leverage_cache: dict[str, int] | None = None
         self._ready_lock = asyncio.Lock()
+        from newstrader.venues.aster.stream import AsterStream  # it reads this module's parsers
+
+        self.stream = AsterStream(self)  # declared capability (venues/base.py `Streaming`)
 
     def __repr__(self) -> str:
         return f"AsterVenue({self.name}, user={self.config.account}, auth={self.config.auth})"
 
     async def close(self) -> None:
+        await self.stream.stop()
         await self.http.close()
 
     async def _ensure_one_way(self) -> None:
