@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from newstrader.domain import Fill, OpenOrder, Position
+from newstrader.venues.limits import Priority, request_priority
 
 log = structlog.get_logger(__name__)
 
@@ -316,7 +317,9 @@ class AccountStream:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=f"account-stream-{self.state.venue}")
+            # Everything the stream spends (listenKey, snapshots) ranks after orders and pre-trade reads.
+            with request_priority(Priority.RECONCILE):
+                self._task = asyncio.create_task(self._run(), name=f"account-stream-{self.state.venue}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None

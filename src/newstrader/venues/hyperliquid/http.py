@@ -24,9 +24,11 @@ from newstrader.venues.errors import (
 from newstrader.venues.limits import (
     REGISTRY,
     LimitRegistry,
+    Priority,
     RateLimiter,
     hyperliquid_exchange_weight,
     hyperliquid_info_weight,
+    hyperliquid_items_weight,
 )
 
 log = structlog.get_logger(__name__)
@@ -70,7 +72,7 @@ class HyperliquidHttp:
         last: VenueError | None = None
         for attempt in range(READ_ATTEMPTS):
             try:
-                return await self._post("/info", body, weight, is_order=False)
+                data = await self._post("/info", body, weight, is_order=False)
             except Transient as exc:
                 last = exc
                 log.info(
@@ -80,6 +82,10 @@ class HyperliquidHttp:
                     report_retried_error(self.venue, exc)
                 if not isinstance(exc, RateLimited):  # a 429 already held the bucket
                     await asyncio.sleep(exc.retry_after or 0.05 * 2**attempt)
+            else:
+                if isinstance(data, list):  # userFills & co. weigh +1 per 20 items, known only now
+                    self.ip_bucket.charge(hyperliquid_items_weight(str(body.get("type", "")), len(data)))
+                return data
         assert last is not None
         raise last
 
@@ -96,7 +102,7 @@ class HyperliquidHttp:
         raise AssertionError("unreachable")
 
     async def _post(self, path: str, body: dict[str, Any], weight: int, *, is_order: bool) -> Any:
-        await self.limiter.acquire([(self.ip_bucket, weight)])
+        await self.limiter.acquire([(self.ip_bucket, weight)], Priority.ORDER if is_order else None)
         try:
             response = await self._client.post(path, content=json.dumps(body, separators=(",", ":")))
         except httpx.HTTPError as exc:
