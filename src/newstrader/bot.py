@@ -22,14 +22,15 @@ from typing import Any
 
 import structlog
 
-from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
+from newstrader.domain import NewsItem, OutcomeStatus, Signal, TriggerKind, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.ports import EngineConfig, NoHooks, TradeHooks
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer
-from newstrader.venues.base import Venue, VenueError
+from newstrader.venues.account import AccountView
+from newstrader.venues.base import Streaming, Venue, VenueError
 
 log = structlog.get_logger("newstrader.bot")
 
@@ -105,6 +106,7 @@ class Bot:
         self.bus = Bus()
         self.journal: Any = None
         self.venues: dict[str, Venue] = {}
+        self.views: dict[str, AccountView] = {}  # what observers read: the stream, or bounded REST
         self.executor: Executor | None = None
         self.reconciler: Reconciler | None = None
         self.pipeline: Any = None
@@ -173,6 +175,7 @@ class Bot:
         for cfg in _get(self.settings, "venues", []) or []:
             venue = build_venue(cfg, timeout_s=order_timeout_s)
             self.venues[str(_get(cfg, "name", getattr(venue, "name", "")))] = venue
+        self._start_streams()
         state = VenueCoinState()
         quarantine = Quarantine(
             rate_limit_count=self.engine_config.rate_limit_quarantine_count,
@@ -260,6 +263,16 @@ class Bot:
         print(f"newstrader listening on {self._server.url}", flush=True)
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
+
+    def _start_streams(self) -> None:
+        """Dial every venue's account stream (a declared capability); observers read the views."""
+        silence_s = float(_get(_get(self.settings, "engine"), "stream_max_silence_ms", 5000.0)) / 1000
+        for name, venue in self.venues.items():
+            if isinstance(venue, Streaming):
+                venue.stream.state.max_silence_s = silence_s
+                venue.stream.ping_interval_s = max(0.5, silence_s / 3)
+                venue.stream.start()
+            self.views[name] = AccountView(venue)
 
     async def stop(self) -> None:
         """Stop serving, finish the loops, close venues and the journal (in that order)."""
@@ -415,14 +428,24 @@ class Bot:
         ]
 
     async def positions_view(self) -> list[dict[str, Any]]:
-        """Per venue and coin: exchange size (fresh read), cached size, drift, entry, mark, uPnL."""
+        """Per venue and coin: exchange size, cached size, drift, entry, mark, uPnL, TP/SL.
+
+        Read from the venue's account stream while it is current (no request per page view), else
+        from a REST snapshot refreshed at a bounded rate; `source` and `stream` say which.
+        """
         cache = await self.journal.cached_positions()
 
-        async def one(name: str, venue: Venue) -> list[dict[str, Any]]:
+        async def one(name: str, view: AccountView) -> list[dict[str, Any]]:
             try:
-                held = await venue.positions()
+                seen = await view.read()
             except VenueError as exc:
                 return [{"venue": name, "coin": "*", "error": str(exc), "drift": False}]
+            held = seen.positions
+            triggers: dict[str, dict[str, Decimal]] = {}
+            for order in seen.open_orders:
+                if order.trigger_kind is not None and order.trigger_price is not None:
+                    key = "take_profit" if order.trigger_kind is TriggerKind.TAKE_PROFIT else "stop_loss"
+                    triggers.setdefault(order.coin, {})[key] = order.trigger_price
             coins = sorted(set(held) | {c for (v, c) in cache if v == name})
             rows = []
             for coin in coins:
@@ -440,11 +463,14 @@ class Bot:
                         "entry_price": pos.entry_price if pos is not None else None,
                         "mark_price": pos.mark_price if pos is not None else None,
                         "unrealized_pnl": pos.unrealized_pnl if pos is not None else None,
+                        "source": seen.source,
+                        "stream": seen.note,
+                        **triggers.get(coin, {}),
                     }
                 )
             return rows
 
-        groups = await asyncio.gather(*(one(n, v) for n, v in self.venues.items()))
+        groups = await asyncio.gather(*(one(n, v) for n, v in self.views.items()))
         return [row for group in groups for row in group]
 
 

@@ -92,6 +92,9 @@ class EngineSettings(_Section):
     position_cache_ttl_ms: float = Field(default=0.0, ge=0)
     conflict_window_s: float = Field(default=0.0, ge=0)
     order_timeout_s: float = Field(default=5.0, gt=0)
+    # The venues' account streams (positions view, dashboard) count as current only while heard
+    # from within this long.
+    stream_max_silence_ms: float = Field(default=5000.0, gt=0)  # longer without a message: not current
 
 
 class CoinSizing(_Section):
@@ -528,6 +531,7 @@ reconcile_interval_s = 30  # read every venue and journal drift (manual trades, 
 position_cache_ttl_ms = 0  # 0 = always read the exchange position before acting
 conflict_window_s = 0      # opposite signals on one coin within this window: the newer wins
 order_timeout_s = 5
+stream_max_silence_ms = 5000  # a stream silent this long is not current (REST until it resyncs)
 
 [sizing]
 notional_usd = 100         # position size in USD per signal

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -33,6 +33,9 @@ from websockets.exceptions import WebSocketException
 
 from newstrader.domain import Fill, OpenOrder, Position
 from newstrader.venues.limits import Priority, request_priority
+
+if TYPE_CHECKING:
+    from newstrader.venues.base import Venue
 
 log = structlog.get_logger(__name__)
 
@@ -414,3 +417,56 @@ class AccountStream:
         finally:
             with contextlib.suppress(Exception):
                 await ws.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What an observer (dashboard, CLI, /metrics) is shown for one venue, and where it came from."""
+
+    positions: dict[str, Position]
+    open_orders: list[OpenOrder]
+    source: Literal["stream", "rest"]
+    note: str  # "stream current" or "stream down (…), showing REST snapshot from 3 s ago"
+    age_s: float  # age of what is shown (0 for a current stream)
+
+
+class AccountView:
+    """Observers' reads of one venue: the stream's state when it is current, never a REST request
+    per page view. When the stream is not current (or the venue has none), a REST snapshot is
+    read at most once per `refresh_s` (one read in flight at a time, at background priority) and
+    shown with its age."""
+
+    def __init__(
+        self, venue: Venue, refresh_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.venue = venue
+        self.refresh_s = refresh_s
+        self._clock = clock
+        self._rest: tuple[dict[str, Position], list[OpenOrder]] | None = None
+        self._rest_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.rest_reads = 0
+
+    @property
+    def state(self) -> AccountState | None:
+        from newstrader.venues.base import Streaming  # base imports this module for typing only
+
+        return self.venue.stream.state if isinstance(self.venue, Streaming) else None
+
+    async def read(self) -> Observed:
+        state = self.state
+        if state is not None and state.is_current():
+            return Observed(
+                dict(state.positions), list(state.open_orders.values()), "stream", "stream current", 0.0
+            )
+        async with self._lock:  # single flight: concurrent page views share one read
+            if self._rest is None or self._clock() - self._rest_at >= self.refresh_s:
+                with request_priority(Priority.BACKGROUND):
+                    positions, orders = await asyncio.gather(self.venue.positions(), self.venue.open_orders())
+                self._rest, self._rest_at = (positions, orders), self._clock()
+                self.rest_reads += 1
+            positions, orders = self._rest
+        age = self._clock() - self._rest_at
+        reason = state.status().reason if state is not None else "no stream"
+        note = f"stream down ({reason}), showing REST snapshot from {age:.0f} s ago"
+        return Observed(dict(positions), list(orders), "rest", note, age)
