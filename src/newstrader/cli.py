@@ -17,6 +17,7 @@ app = typer.Typer(
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config TOML file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+EXECUTE_WAIT_S = 30.0  # `signal --execute` waits this long for the venues' outcomes (the API's limit)
 
 
 @app.callback()
@@ -246,11 +247,22 @@ def signal(
     if not execute:
         signal_command(text, as_json=as_json, rules=rules)
         return
-    # --execute: the running bot parses, filters and acts; print what it decided.
+    # --execute: the running bot parses, filters and acts; print what it decided, then (the
+    # webhook answers before the orders are done) what each venue did, once it is known.
     if not as_json:
         signal_command(text, as_json=False, rules=rules)
-    reply = _remote_call(config, "POST", "/api/news", {"title": text, "source": "cli"})
-    typer.echo(json.dumps(reply) if as_json else f"bot: {reply.get('reason')}")
+    reply = _remote_call(
+        config, "POST", f"/api/news?wait={EXECUTE_WAIT_S:g}", {"title": text, "source": "cli"}
+    )
+    if as_json:
+        typer.echo(json.dumps(reply))
+        return
+    typer.echo(f"bot: {reply.get('reason')}")
+    for outcome in reply.get("outcomes", []):
+        detail = f" ({outcome['reason']})" if outcome.get("reason") else ""
+        typer.echo(f"  {outcome['venue']}: {outcome['status']}{detail}")
+    if not reply.get("done"):
+        typer.echo(f"still executing after {EXECUTE_WAIT_S:g}s; see `newstrader history` for the outcomes")
 
 
 @app.command()
