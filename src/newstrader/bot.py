@@ -30,7 +30,7 @@ from newstrader.engine.ports import EngineConfig, NoHooks, TradeHooks
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer
-from newstrader.venues.account import AccountView
+from newstrader.venues.account import AccountState, AccountView, PositionListener
 from newstrader.venues.base import Streaming, Venue, VenueError
 
 log = structlog.get_logger("newstrader.bot")
@@ -275,10 +275,43 @@ class Bot:
         silence_s = float(_get(_get(self.settings, "engine"), "stream_max_silence_ms", 5000.0)) / 1000
         for name, venue in self.venues.items():
             if isinstance(venue, Streaming):
-                venue.stream.state.max_silence_s = silence_s
+                state = venue.stream.state
+                state.max_silence_s = silence_s
                 venue.stream.ping_interval_s = max(0.5, silence_s / 3)
+                state.on_position(self._on_pushed_position(name, state))
                 venue.stream.start()
             self.views[name] = AccountView(venue)
+
+    def _on_pushed_position(self, name: str, state: AccountState) -> PositionListener:
+        """A pushed position change (a liquidation, an outside trade, our own fill) is reconciled
+        against the cache at once, from the pushed state: drift shows within a second. One run at a
+        time per venue; a change during a run schedules one more."""
+        running: list[asyncio.Task[Any]] = []
+        again = [False]
+
+        async def run() -> None:
+            while True:
+                again[0] = False
+                if self.reconciler is not None and state.is_current():
+                    try:
+                        await self.reconciler.reconcile_pushed(name, dict(state.positions))
+                    except Exception as exc:  # the periodic reconcile still runs
+                        log.warning("push_reconcile_failed", venue=name, error=repr(exc))
+                if not again[0]:
+                    return
+
+        def listener(coin: str, before: Any, after: Any, source: str) -> None:
+            if source != "push":
+                return
+            if running and not running[0].done():
+                again[0] = True
+                return
+            task = asyncio.create_task(run(), name=f"push-reconcile-{name}")
+            running[:] = [task]
+            self._tasks.append(task)
+            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+        return listener
 
     async def stop(self) -> None:
         """Stop serving, finish the loops, close venues and the journal (in that order)."""

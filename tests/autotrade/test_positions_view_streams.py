@@ -102,3 +102,48 @@ async def test_stalled_stream_shows_a_bounded_rest_snapshot_and_says_so(rig: Rig
     assert all(r["source"] == "stream" for r in aster)  # the other venue's stream is unaffected
     await asyncio.to_thread(rig.sim.admin.clear_faults)
     await rig.wait_for(lambda: view.state is not None and view.state.is_current(), 30)  # resynced
+
+
+async def _drift(bot: Bot, venue: str, kind: str, after_id: int) -> bool:
+    events = await bot.journal.recent_events(50)
+    return any(
+        e["id"] > after_id and e["venue"] == venue and e["kind"] == kind and e["detail"] == "stream"
+        for e in events
+    )
+
+
+async def test_outside_trade_and_liquidation_are_drift_events_within_a_second(rig: Rig) -> None:
+    bot = await _start(rig)
+    last = max((e["id"] for e in await bot.journal.recent_events(1)), default=0)
+    for venue in VENUES:
+        await asyncio.to_thread(rig.sim.admin.set_position, venue, rig.address(venue), "SOL", "2")
+    start = time.monotonic()
+    await rig.wait_for(lambda: all_drift(bot, "missing_local_adopted", last), 5)
+    assert time.monotonic() - start < 1.0
+
+    last = max(e["id"] for e in await bot.journal.recent_events(1))
+    for venue in VENUES:
+        await asyncio.to_thread(rig.sim.admin.liquidate, venue, rig.address(venue), "SOL")
+    start = time.monotonic()
+    await rig.wait_for(lambda: all_drift(bot, "stale_local_cleared", last), 5)
+    assert time.monotonic() - start < 1.0
+    rows = await bot.positions_view()
+    assert not [r for r in rows if r["coin"] == "SOL" and r["exchange_size"] != 0]
+
+
+async def all_drift(bot: Bot, kind: str, after_id: int) -> bool:
+    return all([await _drift(bot, venue, kind, after_id) for venue in VENUES])
+
+
+async def test_our_own_fills_pushed_are_not_drift(rig: Rig) -> None:
+    bot = await _start(rig)
+    last = max((e["id"] for e in await bot.journal.recent_events(1)), default=0)
+    await rig.news(bot, "ETH", "long")
+    await rig.wait_for(lambda: all(size > 0 for size in rig.positions("ETH").values()), 10)
+    views = bot.views.values()
+    await rig.wait_for(
+        lambda: all(v.state is not None and v.state.position("ETH") is not None for v in views), 5
+    )
+    await rig.wait_for(lambda: not [t for t in bot._tasks if t.get_name().startswith("push-reconcile")], 5)
+    events = [e for e in await bot.journal.recent_events(50) if e["id"] > last]
+    assert events == []

@@ -71,12 +71,13 @@ class Priority(enum.IntEnum):
     BACKGROUND = 3
 
 
-# Fraction of a bucket's capacity each priority must leave unspent: the reserve kept for orders
-# (and, less of it, for the pre-trade reads that precede them).
+# Fraction of a bucket's capacity each priority must leave unspent: the reserve kept for trading.
+# Pre-trade reads share it with the orders they precede (after a 429 empties the bucket they must
+# not wait for a reserve to refill: that would age the signal); they still queue behind orders.
 RESERVE: dict[Priority, float] = {
     Priority.ORDER: 0.0,
-    Priority.PRE_TRADE: 0.1,
-    Priority.RECONCILE: 0.2,
+    Priority.PRE_TRADE: 0.0,
+    Priority.RECONCILE: 0.15,
     Priority.BACKGROUND: 0.3,
 }
 HEAD_NAP_S = 0.25  # a waiting head re-checks this often whether a higher priority arrived
