@@ -47,7 +47,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENUES = ("hyperliquid", "aster")
-FAULT_KINDS = ("latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute")
+FAULT_KINDS = (
+    "latency_ms",
+    "http_429",
+    "http_5xx",
+    "timeout",
+    "drop_response_after_execute",
+    # the account streams: a dropped socket, a stalled feed, a lost push
+    "ws_disconnect",
+    "ws_stall_ms",
+    "ws_drop_message",
+)
 ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
 # A news item's outcome while it is still being handled; anything else is final.
 UNFINISHED_OUTCOMES = {"received", "accepted"}
@@ -157,6 +167,10 @@ def _draw_fault(rng: random.Random, cfg: SoakConfig) -> dict[str, Any]:
     # Most faults hit the order send (where an ambiguous outcome hurts); the rest any request.
     on_orders = kind == "drop_response_after_execute" or rng.random() < 0.7
     spec: dict[str, Any] = {"venue": venue, "kind": kind, "count": rng.choice((1, 1, 2))}
+    if kind.startswith("ws_"):  # they act on pushes, whatever the channel
+        if kind == "ws_stall_ms":
+            spec["ms"] = rng.randint(500, 8000)
+        return spec
     if on_orders:
         spec["endpoint"] = ORDER_ENDPOINT[venue]
     if kind == "latency_ms":

@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 VENUES = {"hyperliquid", "aster"}
-FAULT_KINDS = {"latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute"}
+FAULT_KINDS = {
+    "latency_ms",
+    "http_429",
+    "http_5xx",
+    "timeout",
+    "drop_response_after_execute",
+    "ws_disconnect",
+    "ws_stall_ms",
+    "ws_drop_message",
+}
 
 
 def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any) -> None:
