@@ -45,19 +45,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from newstrader.sim import faults
+
 ROOT = Path(__file__).resolve().parents[1]
 VENUES = ("hyperliquid", "aster")
-FAULT_KINDS = (
-    "latency_ms",
-    "http_429",
-    "http_5xx",
-    "timeout",
-    "drop_response_after_execute",
-    # the account streams: a dropped socket, a stalled feed, a lost push
-    "ws_disconnect",
-    "ws_stall_ms",
-    "ws_drop_message",
-)
+FAULT_KINDS = faults.FAULT_KINDS  # every kind the simulator has, the stream faults included
 ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
 # A news item's outcome while it is still being handled; anything else is final.
 UNFINISHED_OUTCOMES = {"received", "accepted"}

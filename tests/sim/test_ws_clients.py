@@ -7,6 +7,7 @@ an outside trade (`/admin/position`) within one second of the change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import time
 from collections.abc import AsyncIterator, Callable
@@ -65,6 +66,17 @@ def _has_position(exchange: Any, symbol: str, size: str) -> Callable[[], bool]:
     )
 
 
+@contextlib.asynccontextmanager
+async def _loaded(exchange: Any, sim: Any, venue: str) -> AsyncIterator[None]:
+    """ETH at 3200, markets loaded; the client closed at the end."""
+    await asyncio.to_thread(sim.admin.set_price, "ETH", "3200", venue)
+    await exchange.load_markets()
+    try:
+        yield
+    finally:
+        await exchange.close()
+
+
 @pytest.fixture
 async def hl_pro(sim: Any, funded_account: Any) -> AsyncIterator[ccxt.pro.hyperliquid]:
     exchange = ccxt.pro.hyperliquid(
@@ -80,12 +92,8 @@ async def hl_pro(sim: Any, funded_account: Any) -> AsyncIterator[ccxt.pro.hyperl
         "private": sim.hl_url,
         "ws": {"public": f"{_ws_base(sim)}/hyperliquid/ws"},
     }
-    await asyncio.to_thread(sim.admin.set_price, "ETH", "3200", "hyperliquid")
-    await exchange.load_markets()
-    try:
+    async with _loaded(exchange, sim, "hyperliquid"):
         yield exchange
-    finally:
-        await exchange.close()
 
 
 @pytest.fixture
@@ -111,12 +119,8 @@ async def aster_pro(sim: Any, funded_account: Any) -> AsyncIterator[ccxt.pro.ast
     # ccxt 4.5.90's handle_balance raises KeyError('swap') on the first ACCOUNT_UPDATE and kills
     # its receive loop (venue-aster.md W6); this documented workaround leaves the class unmodified.
     exchange.balance["swap"] = {}
-    await asyncio.to_thread(sim.admin.set_price, "ETH", "3200", "aster")
-    await exchange.load_markets()
-    try:
+    async with _loaded(exchange, sim, "aster"):
         yield exchange
-    finally:
-        await exchange.close()
 
 
 async def test_ccxt_pro_hyperliquid_watch_positions_sees_fill_and_outside_trade(
