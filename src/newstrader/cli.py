@@ -112,6 +112,10 @@ def sim(
     walk_interval: Annotated[
         float, typer.Option(help="Seconds between random-walk steps of the marks (0 = still).")
     ] = 0.0,
+    network: Annotated[
+        str,
+        typer.Option(help="testnet | mainnet: accept only that network's Aster chain id and HL source."),
+    ] = "testnet",
 ) -> None:
     """Run the venue simulator (Hyperliquid + Aster APIs)."""
     from newstrader.sim.__main__ import serve
@@ -123,6 +127,7 @@ def sim(
         rate_limits=not no_rate_limits,
         markets_file=markets,
         walk_interval_s=walk_interval,
+        network=network,
     )
 
 
@@ -143,7 +148,17 @@ def init(
 
 
 @app.command()
-def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
+def check(
+    config: ConfigOpt = Path("newstrader.toml"),
+    as_json: JsonOpt = False,
+    trade_test: Annotated[
+        bool,
+        typer.Option(
+            "--trade-test",
+            help="Also place and cancel one post-only order far from the market on each venue.",
+        ),
+    ] = False,
+) -> None:
     """Check config, connectivity, credentials and clock skew (exit 0 ok, 1 a venue fails, 2 bad config)."""
     import asyncio
     import json
@@ -156,7 +171,7 @@ def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False)
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
-    results = asyncio.run(check_all(settings))
+    results = asyncio.run(check_all(settings, trade_test=trade_test))
     if as_json:
         typer.echo(json.dumps({"config": str(config), "venues": [r.as_dict() for r in results]}))
     else:

@@ -190,3 +190,25 @@ def test_accepted_signal_is_resumed_at_start_up_after_sigkill(world: Any) -> Non
     again = restarted.post_news(body)
     assert again["signal"] is None and "duplicate" in again["reason"]
     assert world.positions("ETH") == {v: want for v in VENUES}
+
+
+@pytest.mark.timeout(400)  # two bot starts on a loaded box
+def test_killed_right_after_the_202_before_any_order_is_still_resumed(world: Any) -> None:
+    """The 202 promises the item is safe: killed before either venue was even read (so before any
+    order intent could make earlier writes durable), the restart still finds and finishes it."""
+    bot = world.start_bot()
+    world.sim.admin.add_fault("hyperliquid", "latency_ms", probability=1.0, ms=20_000, endpoint="info:")
+    world.sim.admin.add_fault("aster", "latency_ms", probability=1.0, ms=20_000, endpoint="GET ")
+    body = {"id": "resume-2", "title": "resume: LINK long", "coin": "LINK", "side": "long", "source": "test"}
+    answer = bot.post_news(body)
+    assert answer["done"] is False and answer["signal"] is not None, answer
+    bot.process.kill()  # SIGKILL at once: the venues' reads are still held
+    bot.process.wait(timeout=10)
+    world.sim.admin.clear_faults()
+    assert bot.rows("SELECT * FROM orders") == []  # nothing was sent
+
+    restarted = world.start_bot()
+    view = restarted.signal_done(answer["signal"]["id"], 60)
+    assert {o["venue"]: o["status"] for o in view["outcomes"]} == {v: "ok" for v in VENUES}, view
+    want = world.target("LINK", "long")
+    assert world.positions("LINK") == {v: want for v in VENUES}

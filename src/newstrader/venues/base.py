@@ -125,3 +125,12 @@ class Streaming(Protocol):
     """
 
     stream: AccountStream
+
+
+@runtime_checkable
+class CancelsByClientId(Protocol):
+    """Optional capability: cancel one order by our client id, even one whose reply was lost."""
+
+    async def cancel_by_client_id(self, coin: str, client_id: str) -> bool:
+        """True when a resting order with that client id was cancelled; False when none rests."""
+        ...
