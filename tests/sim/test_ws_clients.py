@@ -102,7 +102,8 @@ async def aster_pro(sim: Any, funded_account: Any) -> AsyncIterator[ccxt.pro.ast
         {
             "privateKey": funded_account.private_key,
             "walletAddress": funded_account.address,
-            "options": {"builderFee": False},
+            # the simulator plays testnet (chain id 714); ccxt signs for mainnet (1666) by default
+            "options": {"builderFee": False, "v3ChainId": 714},
             "enableRateLimit": False,
         }
     )
