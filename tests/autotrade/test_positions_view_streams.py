@@ -31,7 +31,8 @@ def _rest_reads(rig: Rig) -> int:
 
 async def _start(rig: Rig, silence_ms: float = 5000) -> Bot:
     settings = rig.settings()
-    settings.engine.stream_max_silence_ms = silence_ms
+    engine = settings.engine.model_copy(update={"stream_max_silence_ms": silence_ms})
+    settings = settings.model_copy(update={"engine": engine})
     bot = Bot(settings, serve_web=False)
     await bot.start()
     rig.bots.append(bot)

@@ -23,8 +23,12 @@ def router(bot: BotApi) -> APIRouter:
         """Per venue and coin: the exchange's position (its account stream while current, else a
         REST snapshot refreshed at a bounded rate: `source`/`stream` say which), the cache, drift."""
         rows = jsonable_rows(await bot.positions_view())
+        status = await bot.pause_status()
         return PositionsOut(
-            paused=await bot.paused(), positions=[PositionRow.model_validate(r) for r in rows]
+            paused=bool(status.get("paused")),
+            paused_reason=status.get("reason"),
+            paused_since=status.get("since"),
+            positions=[PositionRow.model_validate(r) for r in rows],
         )
 
     @routes.get("/api/orders", response_model=OrdersOut)
