@@ -45,9 +45,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from newstrader.sim import faults
+
 ROOT = Path(__file__).resolve().parents[1]
 VENUES = ("hyperliquid", "aster")
-FAULT_KINDS = ("latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute")
+FAULT_KINDS = faults.FAULT_KINDS  # every kind the simulator has, the stream faults included
 # The in-flight restart: orders held this long inside the venue, within both venues' 10 s window.
 IN_FLIGHT_HOLD_MS = 6000
 IN_FLIGHT_WAIT_S = 10.0
@@ -170,6 +172,10 @@ def _draw_fault(rng: random.Random, cfg: SoakConfig) -> dict[str, Any]:
     # Most faults hit the order send (where an ambiguous outcome hurts); the rest any request.
     on_orders = kind == "drop_response_after_execute" or rng.random() < 0.7
     spec: dict[str, Any] = {"venue": venue, "kind": kind, "count": rng.choice((1, 1, 2))}
+    if kind.startswith("ws_"):  # they act on pushes, whatever the channel
+        if kind == "ws_stall_ms":
+            spec["ms"] = rng.randint(500, 8000)
+        return spec
     if on_orders:
         spec["endpoint"] = ORDER_ENDPOINT[venue]
     if kind == "latency_ms":

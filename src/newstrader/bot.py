@@ -22,7 +22,7 @@ import structlog
 
 from newstrader.autotrade.trader import AutoTrader, exit_policy
 from newstrader.botapi import Decision
-from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
+from newstrader.domain import NewsItem, OutcomeStatus, Signal, TriggerKind, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.quarantine import Quarantine
@@ -30,7 +30,8 @@ from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer, SizingSettings
 from newstrader.engine.settings import EngineSettings
 from newstrader.news.pipeline import DUPLICATE_ID, NewsDecision, NewsOutcome, Pipeline, build_pipeline
-from newstrader.venues.base import Venue, VenueError
+from newstrader.venues.account import AccountState, AccountView, PositionListener
+from newstrader.venues.base import Streaming, Venue, VenueError
 
 if TYPE_CHECKING:
     from newstrader.telegram.service import TelegramService
@@ -108,6 +109,7 @@ class Bot:
         self.bus = Bus()
         self.journal: Any = None
         self.venues: dict[str, Venue] = {}
+        self.views: dict[str, AccountView] = {}  # what observers read: the stream, or bounded REST
         self.executor: Executor | None = None
         self.reconciler: Reconciler | None = None
         self.pipeline: Pipeline | None = None
@@ -204,6 +206,7 @@ class Bot:
         for cfg in _get(self.settings, "venues", []) or []:
             venue = build_venue(cfg, timeout_s=order_timeout_s)
             self.venues[str(_get(cfg, "name", getattr(venue, "name", "")))] = venue
+        self._start_streams()
         state = VenueCoinState()
         quarantine = Quarantine(
             rate_limit_count=self.engine_config.rate_limit_quarantine_count,
@@ -296,6 +299,49 @@ class Bot:
         )
         self.telegram = TelegramService(settings, self, started_text=text)
         await self.telegram.start()
+
+    def _start_streams(self) -> None:
+        """Dial every venue's account stream (a declared capability); observers read the views."""
+        silence_s = self.engine_config.stream_max_silence_ms / 1000
+        for name, venue in self.venues.items():
+            if isinstance(venue, Streaming):
+                state = venue.stream.state
+                state.max_silence_s = silence_s
+                venue.stream.ping_interval_s = max(0.5, silence_s / 3)
+                state.on_position(self._on_pushed_position(name, state))
+                venue.stream.start()
+            self.views[name] = AccountView(venue)
+
+    def _on_pushed_position(self, name: str, state: AccountState) -> PositionListener:
+        """A pushed position change (a liquidation, an outside trade, our own fill) is reconciled
+        against the cache at once, from the pushed state: drift shows within a second. One run at a
+        time per venue; a change during a run schedules one more."""
+        running: list[asyncio.Task[Any]] = []
+        again = [False]
+
+        async def run() -> None:
+            while True:
+                again[0] = False
+                if self.reconciler is not None and state.is_current():
+                    try:
+                        await self.reconciler.reconcile_pushed(name, dict(state.positions))
+                    except Exception as exc:  # the periodic reconcile still runs
+                        log.warning("push_reconcile_failed", venue=name, error=repr(exc))
+                if not again[0]:
+                    return
+
+        def listener(coin: str, before: Any, after: Any, source: str) -> None:
+            if source != "push":
+                return
+            if running and not running[0].done():
+                again[0] = True
+                return
+            task = asyncio.create_task(run(), name=f"push-reconcile-{name}")
+            running[:] = [task]
+            self._tasks.append(task)
+            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+        return listener
 
     async def stop(self) -> None:
         """Stop serving, finish the loops, close venues and the journal (in that order)."""
@@ -462,14 +508,24 @@ class Bot:
         ]
 
     async def positions_view(self) -> list[dict[str, Any]]:
-        """Per venue and coin: exchange size (fresh read), cached size, drift, entry, mark, uPnL."""
+        """Per venue and coin: exchange size, cached size, drift, entry, mark, uPnL, TP/SL.
+
+        Read from the venue's account stream while it is current (no request per page view), else
+        from a REST snapshot refreshed at a bounded rate; `source` and `stream` say which.
+        """
         cache = await self.journal.cached_positions()
 
-        async def one(name: str, venue: Venue) -> list[dict[str, Any]]:
+        async def one(name: str, view: AccountView) -> list[dict[str, Any]]:
             try:
-                held = await venue.positions()
+                seen = await view.read()
             except VenueError as exc:
                 return [{"venue": name, "coin": "*", "error": str(exc), "drift": False}]
+            held = seen.positions
+            triggers: dict[str, dict[str, Decimal]] = {}
+            for order in seen.open_orders:
+                if order.trigger_kind is not None and order.trigger_price is not None:
+                    key = "take_profit" if order.trigger_kind is TriggerKind.TAKE_PROFIT else "stop_loss"
+                    triggers.setdefault(order.coin, {})[key] = order.trigger_price
             coins = sorted(set(held) | {c for (v, c) in cache if v == name})
             rows = []
             for coin in coins:
@@ -487,11 +543,14 @@ class Bot:
                         "entry_price": pos.entry_price if pos is not None else None,
                         "mark_price": pos.mark_price if pos is not None else None,
                         "unrealized_pnl": pos.unrealized_pnl if pos is not None else None,
+                        "source": seen.source,
+                        "stream": seen.note,
+                        **triggers.get(coin, {}),
                     }
                 )
             return rows
 
-        groups = await asyncio.gather(*(one(n, v) for n, v in self.venues.items()))
+        groups = await asyncio.gather(*(one(n, v) for n, v in self.views.items()))
         return [row for group in groups for row in group]
 
 

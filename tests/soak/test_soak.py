@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from newstrader.sim.faults import FAULT_KINDS as SIM_FAULT_KINDS
+
 VENUES = {"hyperliquid", "aster"}
-FAULT_KINDS = {"latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute"}
+FAULT_KINDS = set(SIM_FAULT_KINDS)  # the plan covers every kind the simulator has
 
 
 def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any) -> None:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from newstrader.domain import OrderRequest, OrderStatus, OrderType, TimeInForce
+from newstrader.venues.aster.signing import hmac_signature
 from newstrader.venues.base import RateLimited
 from newstrader.venues.limits import (
+    Priority,
     RateLimiter,
     TokenBucket,
     aster_request_weight,
     hyperliquid_exchange_weight,
     hyperliquid_info_weight,
+    hyperliquid_items_weight,
+    request_priority,
 )
 
 from .conftest import make_venue
@@ -54,7 +59,7 @@ async def test_bucket_paces_so_no_window_exceeds_the_limit(monkeypatch: pytest.M
 
     monkeypatch.setattr("newstrader.venues.limits.asyncio.sleep", fake_sleep)
     for _ in range(300):
-        await limiter.acquire([(bucket, 20)])
+        await limiter.acquire([(bucket, 20)], Priority.ORDER)  # orders may spend the whole bucket
         spent_at.append((clock.now, 20))
     # every sliding 60 s window holds at most 1200 weight, and the limiter waited rather than failed
     for start, _ in spent_at:
@@ -74,7 +79,7 @@ async def test_retry_after_holds_every_caller(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr("newstrader.venues.limits.asyncio.sleep", fake_sleep)
     bucket.hold(7.0)
-    await RateLimiter("test").acquire([(bucket, 1)])
+    await RateLimiter("test").acquire([(bucket, 1)], Priority.ORDER)
     assert clock.now >= 7.0 and bucket.throttled == 1 and bucket.snapshot()["waits"] == 1
 
 
@@ -115,3 +120,81 @@ async def test_burst_of_100_orders_draws_no_429(sim: Any, kind: str) -> None:
         assert sum(n for label, n in requests.items() if "order" in label.lower()) >= 100
     finally:
         await v.venue.close()
+
+
+async def test_priorities_orders_first_and_a_reserve_kept_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Background reads stop at their reserve; waiters are served orders → pre-trade → reconcile → rest."""
+    clock = FakeClock()
+    bucket = TokenBucket.per_minute("test", 1200, clock=clock)  # 600 burst, 10 weight/s
+    limiter = RateLimiter("test")
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(seconds: float) -> None:
+        clock.now += seconds
+        await real_sleep(0)
+
+    monkeypatch.setattr("newstrader.venues.limits.asyncio.sleep", fake_sleep)
+    with request_priority(Priority.BACKGROUND):
+        for _ in range(21):  # 420 of 600: the 30 % reserve (180) is left
+            assert await limiter.acquire([(bucket, 20)]) == 0
+        background = asyncio.create_task(limiter.acquire([(bucket, 20)]))
+    await real_sleep(0)
+    assert not background.done() and bucket.tokens < 180 + 20  # waits for its reserve + its weight
+    assert await limiter.acquire([(bucket, 20)], Priority.ORDER) == 0  # the reserve is the order's
+    while bucket.tokens >= 20:  # orders may drain it all: now every priority must wait
+        await limiter.acquire([(bucket, 20)], Priority.ORDER)
+
+    served: list[str] = []
+
+    async def read(priority: Priority, name: str) -> None:
+        await limiter.acquire([(bucket, 20)], priority)
+        served.append(name)
+
+    background.add_done_callback(lambda _: served.append("background"))
+    waiting = [
+        asyncio.create_task(read(Priority.RECONCILE, "reconcile")),
+        asyncio.create_task(read(Priority.PRE_TRADE, "pre-trade")),
+        asyncio.create_task(read(Priority.ORDER, "order")),
+    ]
+    await asyncio.gather(background, *waiting)
+    assert served == ["order", "pre-trade", "reconcile", "background"]
+    assert limiter.served[Priority.BACKGROUND] == 22 and limiter.served[Priority.RECONCILE] == 1
+
+
+def test_per_item_weight_of_fill_reads() -> None:
+    assert hyperliquid_items_weight("userFills", 19) == 0 and hyperliquid_items_weight("userFills", 45) == 2
+    assert hyperliquid_items_weight("historicalOrders", 2000) == 100
+    assert hyperliquid_items_weight("userFillsByTime", 40) == 2 and hyperliquid_items_weight("meta", 400) == 0
+
+
+async def test_hyperliquid_charges_per_item_weight_after_the_reply(sim: Any) -> None:
+    v = make_venue(sim, "hyperliquid")
+    try:
+        for i in range(41):  # 41 outside trades: 41 fills
+            sim.admin.set_position("hyperliquid", v.account, "ETH", str(Decimal("0.01") * (i % 2 + 1)))
+        bucket = v.venue.http.ip_bucket
+        before = bucket.spent
+        rows = await v.venue.http.info({"type": "userFills", "user": v.account.lower()})
+        assert len(rows) == 41 and bucket.spent - before == 20 + 2
+    finally:
+        await v.venue.close()
+
+
+async def test_aster_follows_the_venues_used_weight(sim: Any) -> None:
+    """Another client on the same IP spent 1400 weight: our bucket believes the venue, not itself."""
+    sim.admin.settings(rate_limits=True)
+    ours, other = make_venue(sim, "aster-v3"), make_venue(sim, "aster-hmac")
+    try:
+        config = other.venue.config
+        for _ in range(35):  # openOrders without a symbol weighs 40
+            query = f"recvWindow=60000&timestamp={int(time.time() * 1000)}"
+            signed = f"{query}&signature={hmac_signature(config.secret, query)}"
+            reply = sim.http.get(
+                f"{sim.aster_url}/fapi/v1/openOrders?{signed}", headers={"X-MBX-APIKEY": config.api_key}
+            )
+            assert reply.status_code == 200, reply.text
+        await ours.venue.http.public("GET", "time")
+        assert ours.venue.http.ip_bucket.tokens <= 2400 - 1400
+    finally:
+        await ours.venue.close()
+        await other.venue.close()

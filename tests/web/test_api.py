@@ -172,10 +172,16 @@ def test_drift_from_a_trade_outside_the_bot_is_reported(flat_stack: RunningStack
     account = stack.stack.accounts.address_of("aster")
     stack.sim_admin("POST", "/position", {"venue": "aster", "account": account, "coin": "SOL", "size": "3"})
     with stack.api() as api:
+
+        def reported() -> bool:
+            events = api.get("/api/events?limit=10").json()["events"]
+            return any(e["venue"] == "aster" and e["coin"] == "SOL" for e in events)
+
+        # The venue pushes the trade and it is reconciled as drift within a second (issue 15);
+        # a manual reconcile then finds the cache already in step.
+        assert stack.wait_until(reported, 5, 0.05)
         found = api.post("/api/control/reconcile").json()["detail"]
-        assert any(e["venue"] == "aster" and e["coin"] == "SOL" for e in found), found
-        events = api.get("/api/events?limit=10").json()["events"]
-        assert any(e["venue"] == "aster" and e["coin"] == "SOL" for e in events)
+        assert not any(e["venue"] == "aster" and e["coin"] == "SOL" for e in found), found
 
 
 def test_pause_resume_and_metrics(flat_stack: RunningStack) -> None:

@@ -24,6 +24,7 @@ from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.settings import EngineSettings
 from newstrader.venues.base import Venue
 
+PUSH_SETTLE_S = 2.0
 log = structlog.get_logger("newstrader.reconcile")
 
 
@@ -97,10 +98,17 @@ class Reconciler:
             events.extend(item)
         return events
 
-    async def _venue(self, name: str) -> list[DriftEvent]:
-        started = time.monotonic()
-        held = await self.venues[name].positions()
-        if self.quarantine is not None and self.quarantine.release(name):
+    async def reconcile_pushed(self, name: str, held: Mapping[str, Position]) -> list[DriftEvent]:
+        """Reconcile one venue against the positions its account stream just pushed (no REST read):
+        a liquidation or an outside trade becomes a drift event within a second, not at the next
+        `reconcile_interval_s`. Coins we are trading, or traded within `PUSH_SETTLE_S` (a push
+        from before our fill may still be on its way), are left to the periodic check."""
+        return await self._venue(name, held)
+
+    async def _venue(self, name: str, pushed: Mapping[str, Position] | None = None) -> list[DriftEvent]:
+        started = time.monotonic() - (PUSH_SETTLE_S if pushed is not None else 0.0)
+        held = dict(pushed) if pushed is not None else await self.venues[name].positions()
+        if pushed is None and self.quarantine is not None and self.quarantine.release(name):
             log.warning("venue_released", venue=name, message="health read succeeded")
             await self.journal.record_event(
                 "venue_released", name, "", None, None, detail="reconcile read succeeded"
@@ -116,13 +124,14 @@ class Reconciler:
                     # We traded this coin after our read began; the executor updated the cache.
                     continue
                 cached_row = (await self.journal.cached_positions(name)).get((name, coin))
-                event = await self._coin(name, coin, held.get(coin), cached_row)
+                source = "reconcile" if pushed is None else "stream"
+                event = await self._coin(name, coin, held.get(coin), cached_row, source)
                 if event is not None:
                     events.append(event)
         return events
 
     async def _coin(
-        self, name: str, coin: str, position: Position | None, cached_row: Any
+        self, name: str, coin: str, position: Position | None, cached_row: Any, source: str = "reconcile"
     ) -> DriftEvent | None:
         exchange = position.size if position is not None else ZERO
         raw = getattr(cached_row, "size", None) if cached_row is not None else None
@@ -135,14 +144,14 @@ class Reconciler:
         else:
             entry = position.entry_price if position is not None else ZERO
             await self.journal.set_cached_position(name, coin, exchange, entry)
-        await self.journal.record_event(kind, name, coin, exchange, cached, detail="reconcile")
+        await self.journal.record_event(kind, name, coin, exchange, cached, detail=source)
         log.warning(
             kind,
             venue=name,
             coin=coin,
             exchange_size=str(exchange),
             cached_size=None if cached is None else str(cached),
-            source="reconcile",
+            source=source,
         )
         if self.publish is not None:
             self.publish(

@@ -22,6 +22,9 @@ class EngineSettings(BaseModel):
     position_cache_ttl_ms: float = Field(default=0.0, ge=0)
     conflict_window_s: float = Field(default=0.0, ge=0)
     order_timeout_s: float = Field(default=5.0, gt=0)
+    # The venues' account streams (positions view, dashboard, drift from pushes) count as current
+    # only while heard from within this long.
+    stream_max_silence_ms: float = Field(default=5000.0, gt=0)
     # Advanced: how hard one operation tries. Sends per operation and venue (the age limit
     # usually ends it sooner), the backoff between sends after a transient refusal, and the
     # grace added to a venue's order validity window before an unseen order counts as never sent.

@@ -5,6 +5,8 @@
 - `/hyperliquid/info`, `/hyperliquid/exchange` — `newstrader.sim.hyperliquid_api.build_router(sim)`.
 - `/aster/...` — `newstrader.sim.aster_api.build_router(sim)` when that module exists.
 - `/admin/...` — `newstrader.sim.admin.build_router(sim)`.
+- websockets: `/hyperliquid/ws` (`hyperliquid_ws`), `/aster/fstream/...` and the listenKey REST
+  paths (`aster_ws`); every exchange change is pushed through `push.PushHub`.
 
 Contract for a venue API module: `build_router(sim: Sim) -> fastapi.APIRouter`, its paths relative
 to the venue prefix (e.g. `/fapi/v3/order`). It trades through `sim.exchanges[venue]`
@@ -26,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from fastapi import FastAPI
@@ -34,6 +36,9 @@ from fastapi import FastAPI
 from newstrader.sim.faults import DEFAULT_TIMEOUT_MS, Fault, FaultTable
 from newstrader.sim.limits import WeightLimiter
 from newstrader.sim.market import Exchange, ExchangeConfig, MarketSpec, VenueName
+
+if TYPE_CHECKING:
+    from newstrader.sim.aster_api import AsterApi
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,6 +78,9 @@ class SimConfig:
     markets: dict[str, dict[str, MarketSpec]] = field(default_factory=dict)  # venue → coin → spec override
     clock: Callable[[], int] | None = None  # ms; inject a fake clock for fully repeatable runs
     walk_interval_s: float = 0.0  # > 0: marks take a seeded random-walk step this often (paper trading)
+    hl_ws_idle_timeout_s: float = 60.0  # Hyperliquid closes a socket the client left silent this long
+    aster_listen_key_ttl_ms: int = 3_600_000  # a listenKey lives 60 min after its last POST/PUT
+    aster_ws_max_lifetime_s: float = 86_400.0  # Aster cuts every connection at 24 h
 
     def hl_sources(self) -> tuple[str, ...]:
         """The phantom-agent sources whose signatures are accepted."""
@@ -125,6 +133,7 @@ class Sim:
         self._limiters: list[WeightLimiter] = []
         self._reset_hooks: list[Callable[[], None]] = []
         self.exchanges: dict[str, Exchange] = {}
+        self.aster_api: AsterApi | None = None  # set by aster_api.build_router; the websocket side reuses it
         self._build_exchanges()
 
     def _build_exchanges(self) -> None:
@@ -349,9 +358,11 @@ def create_app(seed: int = 1, config: SimConfig | None = None) -> FastAPI:
         title="newstrader venue simulator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.sim = sim
-    from newstrader.sim import admin, hyperliquid_api
+    from newstrader.sim import admin, aster_ws, hyperliquid_api, hyperliquid_ws
 
     app.include_router(hyperliquid_api.build_router(sim), prefix="/hyperliquid")
+    app.include_router(hyperliquid_ws.build_router(sim), prefix="/hyperliquid")
+    app.include_router(aster_ws.build_router(sim), prefix="/aster")  # before aster_api's catch-all
     try:
         aster_api = importlib.import_module("newstrader.sim.aster_api")
     except ModuleNotFoundError as exc:

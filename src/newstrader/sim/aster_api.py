@@ -1054,6 +1054,7 @@ def _json_response(status: int, payload: Any, headers: dict[str, str]) -> Respon
 def build_router(sim: Sim) -> APIRouter:
     """The `/aster` router: one catch-all route that dispatches by method, generation and path."""
     api = AsterApi(sim)
+    sim.aster_api = api
     router = APIRouter()
 
     async def handle(subpath: str, request: Request) -> Response:

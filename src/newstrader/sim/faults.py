@@ -13,6 +13,14 @@ Kinds (set through `POST /admin/faults`):
   goes out and the body never does) or answer 502 with an empty body (`mode="502"`). Either way
   the client cannot know the outcome.
 
+Websocket kinds (they act on what the simulator pushes, never on HTTP requests; `endpoint`
+matches the message label `ws:<channel>`, e.g. `ws:orderUpdates`, `ws:ORDER_TRADE_UPDATE`):
+
+- `ws_disconnect`: close the connection instead of sending the matching message.
+- `ws_stall_ms`: hold that message and everything after it on the connection for `ms`
+  (pongs included, so the client sees silence), then send them in order.
+- `ws_drop_message`: never send the matching message (a gap the client cannot see).
+
 A fault fires with `probability` (seeded, so runs repeat) or for the next `count` matching
 requests. `endpoint` narrows it: a substring of the request label (`exchange:order`,
 `info:clearinghouseState`, `POST /fapi/v3/order`). `venue` is `hyperliquid`, `aster` or `all`.
@@ -24,7 +32,9 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FAULT_KINDS = ("latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute")
+HTTP_FAULT_KINDS = ("latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute")
+WS_FAULT_KINDS = ("ws_disconnect", "ws_stall_ms", "ws_drop_message")
+FAULT_KINDS = HTTP_FAULT_KINDS + WS_FAULT_KINDS
 VENUES = ("hyperliquid", "aster", "all")
 DEFAULT_TIMEOUT_MS = 30_000
 
@@ -85,8 +95,8 @@ class FaultTable:
         ms = spec.get("ms")
         if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 0):
             raise FaultError("ms must be a non-negative integer")
-        if kind == "latency_ms" and ms is None:
-            raise FaultError("latency_ms needs ms")
+        if kind in ("latency_ms", "ws_stall_ms") and ms is None:
+            raise FaultError(f"{kind} needs ms")
         status = spec.get("status")
         if status is not None and (not isinstance(status, int) or not 500 <= status <= 599):
             raise FaultError("status must be a 5xx code")
@@ -126,16 +136,18 @@ class FaultTable:
         self.rng = random.Random(self._seed * 7919 + 17)
         self._next_id = 1
 
-    def pick(self, venue: str, label: str) -> list[Fault]:
+    def pick(self, venue: str, label: str, transport: str = "http") -> list[Fault]:
         """The faults that fire for this request (consuming counts), in the order they were added.
 
         Every matching latency fault applies; of the others (which decide the reply) only the
         first that fires does, so two `count=1` faults spoil the next two requests, one each.
+        `transport="ws"` picks among the websocket kinds for one pushed message instead.
         """
+        kinds = WS_FAULT_KINDS if transport == "ws" else HTTP_FAULT_KINDS
         fired: list[Fault] = []
         decided = False
         for fault in self.faults:
-            if fault.venue not in (venue, "all"):
+            if fault.venue not in (venue, "all") or fault.kind not in kinds:
                 continue
             if decided and fault.kind != "latency_ms":
                 continue

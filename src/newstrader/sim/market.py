@@ -417,10 +417,16 @@ def _direction(start: Decimal, is_buy: bool, size: Decimal) -> str:
     return "Close Short" if is_buy else "Close Long"
 
 
+ChangeKind = Literal["order", "fill", "mark", "account"]
+# kind, then the OrderRecord / FillRecord / coin / account address that changed
+ChangeListener = Callable[[ChangeKind, "OrderRecord | FillRecord | str"], None]
+
+
 class Exchange:
     """One simulated venue: markets, marks, accounts, orders and fills. Deterministic per seed.
 
     All methods are synchronous and run on the server's event loop, so each call is atomic.
+    `on_change`, when set, hears every state change (the websocket push hub listens there).
     """
 
     def __init__(
@@ -453,6 +459,11 @@ class Exchange:
         self._next_oid = 1_000_000 + (seed % 1000) * 1000 + venue_salt * 500_000_000
         self._next_tid = 1
         self._by_client_id: dict[tuple[str, str], int] = {}
+        self.on_change: ChangeListener | None = None
+
+    def _changed(self, kind: ChangeKind, item: OrderRecord | FillRecord | str) -> None:
+        if self.on_change is not None:
+            self.on_change(kind, item)
 
     # ----- clock, lookups -------------------------------------------------------------
 
@@ -555,6 +566,7 @@ class Exchange:
                 raise InvalidRequest("api_key needs a secret")
             account.api_keys[api_key] = secret
             self.api_key_owner[api_key] = addr
+        self._changed("account", addr)
         return account
 
     def account(self, address: str) -> Account:
@@ -597,6 +609,7 @@ class Exchange:
             raise InvalidRequest(f"leverage {leverage} outside 1..{spec.max_leverage} for {coin}")
         account.leverage[coin] = leverage
         account.cross[coin] = cross
+        self._changed("account", account.address)
 
     def leverage_of(self, account: Account, coin: str) -> int:
         spec = self.market(coin)
@@ -720,12 +733,16 @@ class Exchange:
         self._maybe_open[order.oid] = order
         reason = self._validate(acct, spec, order)
         if reason is not None:
-            return self._reject(order, reason)
-        if client_id is not None:
-            self._by_client_id[(acct.address, client_id)] = order.oid
-        if trigger is not None:
-            return self._place_trigger(acct, order)
-        return self._execute(acct, spec, order)
+            self._reject(order, reason)
+        else:
+            if client_id is not None:
+                self._by_client_id[(acct.address, client_id)] = order.oid
+            if trigger is not None:
+                self._place_trigger(acct, order)
+            else:
+                self._execute(acct, spec, order)
+        self._changed("order", order)
+        return order
 
     def _validate(self, acct: Account, spec: MarketSpec, order: OrderRecord) -> str | None:
         if order.client_id is not None:
@@ -918,6 +935,7 @@ class Exchange:
             order.fill_ids.append(tid)
         if end == 0:
             del acct.positions[coin]
+        self._changed("fill", fill)
         self._after_position_change(acct, coin)
         return fill
 
@@ -952,6 +970,7 @@ class Exchange:
         order.status = status
         order.remaining = ZERO
         order.status_ms = self.now_ms()
+        self._changed("order", order)
         return order
 
     def release_client_id(self, account: str, client_id: str) -> None:
@@ -1008,6 +1027,7 @@ class Exchange:
         if px <= 0:
             raise InvalidRequest("price must be positive")
         self.marks[coin] = spec.round_price(px) if spec.price_rule == "sigfig" else px
+        self._changed("mark", coin)
         self._on_mark_move(coin)
 
     def _on_mark_move(self, coin: str) -> None:
@@ -1038,6 +1058,7 @@ class Exchange:
         if order.remaining == 0 and order.is_open:
             order.status = FILLED
             order.status_ms = self.now_ms()
+        self._changed("order", order)
 
     @staticmethod
     def _trigger_hit(order: OrderRecord, mark: Decimal) -> bool:
@@ -1071,6 +1092,7 @@ class Exchange:
         else:
             self._cancel(order, CANCELED)
         order.status_ms = self.now_ms()
+        self._changed("order", order)
 
     def _check_liquidations(self) -> None:
         for acct in list(self.accounts.values()):

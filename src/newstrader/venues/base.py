@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from newstrader.domain import Fill, Market, OpenOrder, OrderRequest, OrderResult, Position
+
+if TYPE_CHECKING:
+    from newstrader.venues.account import AccountStream
 
 
 class VenueError(Exception):
@@ -134,6 +137,16 @@ class SchedulesCancel(Protocol):
     async def schedule_cancel(self, at: datetime | None) -> None:
         """Cancel everything at `at`; None removes the schedule."""
         ...
+
+
+@runtime_checkable
+class Streaming(Protocol):
+    """Optional capability: the venue keeps an account stream (venues/account.py).
+
+    `stream.state` is the pushed `AccountState`; `stream.start()` dials it, `stream.stop()` ends it.
+    """
+
+    stream: AccountStream
 
 
 @runtime_checkable

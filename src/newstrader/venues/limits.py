@@ -3,13 +3,25 @@
 A `TokenBucket` holds half the venue's per-minute budget and refills the other half over the
 minute, so no 60-second window (sliding or fixed) ever sees more than the published limit. A caller
 over budget waits, it never fails; a 429's Retry-After empties the bucket and holds every caller.
+
+Observation never starves execution: every request has a `Priority` (orders, then pre-trade reads,
+then reconciliation, then the rest). Waiters are served highest priority first (FIFO within one),
+and each priority below orders must leave a reserve of the bucket untouched (`RESERVE`), so a
+burst of dashboard or reconciliation reads can never spend what the next order needs. Orders are
+`Priority.ORDER` by construction; a read takes the priority of the `request_priority(...)` block
+it runs in (default `PRE_TRADE`, so an unmarked read is never demoted below reconciliation).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
+import heapq
+import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import structlog
@@ -43,6 +55,52 @@ _ASTER_WEIGHTS = {
     "userTrades": 5,
     "leverageBracket": 1,
 }
+
+
+# Info replies whose weight grows with their length: +1 per 20 items, charged after the reply.
+HL_PER_ITEM_INFO = frozenset({"userFills", "userFillsByTime", "historicalOrders"})
+HL_ITEMS_PER_WEIGHT = 20
+
+
+class Priority(enum.IntEnum):
+    """Who may spend a venue's request budget first (lower value first)."""
+
+    ORDER = 0
+    PRE_TRADE = 1
+    RECONCILE = 2
+    BACKGROUND = 3
+
+
+# Fraction of a bucket's capacity each priority must leave unspent: the reserve kept for trading.
+# Pre-trade reads share it with the orders they precede (after a 429 empties the bucket they must
+# not wait for a reserve to refill: that would age the signal); they still queue behind orders.
+RESERVE: dict[Priority, float] = {
+    Priority.ORDER: 0.0,
+    Priority.PRE_TRADE: 0.0,
+    Priority.RECONCILE: 0.15,
+    Priority.BACKGROUND: 0.3,
+}
+HEAD_NAP_S = 0.25  # a waiting head re-checks this often whether a higher priority arrived
+_PRIORITY: ContextVar[Priority] = ContextVar("request_priority", default=Priority.PRE_TRADE)
+
+
+@contextlib.contextmanager
+def request_priority(priority: Priority) -> Iterator[None]:
+    """Reads made inside this block (in this task) spend the budget at `priority`."""
+    token = _PRIORITY.set(priority)
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+
+def current_priority() -> Priority:
+    return _PRIORITY.get()
+
+
+def hyperliquid_items_weight(request_type: str, items: int) -> int:
+    """The extra weight of a per-item info reply (`userFills` & co.): +1 per 20 items."""
+    return items // HL_ITEMS_PER_WEIGHT if request_type in HL_PER_ITEM_INFO else 0
 
 
 def hyperliquid_info_weight(request_type: str) -> int:
@@ -105,13 +163,30 @@ class TokenBucket:
         self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.refill_per_s)
         self._stamp = now
 
-    def delay_for(self, weight: float) -> float:
-        """Seconds until `weight` tokens are available (0 when they are now)."""
+    def delay_for(self, weight: float, priority: Priority = Priority.ORDER) -> float:
+        """Seconds until `weight` tokens are available at `priority`, its reserve left untouched."""
         now = self.clock()
         self._refill(now)
         blocked = max(0.0, self._blocked_until - now)
-        need = min(weight, self.capacity) - self._tokens
+        reserve = self.capacity * RESERVE[priority]
+        need = min(weight + reserve, self.capacity) - self._tokens
         return max(blocked, need / self.refill_per_s if need > 0 else 0.0)
+
+    def charge(self, weight: float) -> None:
+        """Pay weight known only after the reply (Hyperliquid's per-item info weight)."""
+        if weight > 0:
+            self.take(weight)
+
+    def observe_used(self, used: float, limit: float) -> None:
+        """The venue said how much of this minute's `limit` is used (Aster `X-MBX-USED-WEIGHT-1M`):
+        never believe in more tokens than the venue has left (others may share the IP)."""
+        self._refill(self.clock())
+        self._tokens = min(self._tokens, max(0.0, limit - used))
+
+    @property
+    def tokens(self) -> float:
+        self._refill(self.clock())
+        return self._tokens
 
     def take(self, weight: float) -> None:
         self._refill(self.clock())
@@ -137,29 +212,58 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """Spends from several buckets at once (e.g. IP weight and account orders), in arrival order."""
+    """Spends from several buckets at once (e.g. IP weight and account orders), by priority.
+
+    Waiters are served one at a time, highest priority first and in arrival order within one
+    priority (a heavy request is not starved by a stream of light ones of its own rank).
+    """
 
     def __init__(self, venue: str) -> None:
         self.venue = venue
-        self._lock = asyncio.Lock()
+        self._cond = asyncio.Condition()
+        self._queue: list[tuple[int, int]] = []
+        self._seq = itertools.count()
+        self.served: dict[Priority, int] = dict.fromkeys(Priority, 0)
 
-    async def acquire(self, costs: Sequence[tuple[TokenBucket, float]]) -> float:
-        """Wait until every bucket can pay its cost, then pay; returns the seconds waited."""
+    async def acquire(
+        self, costs: Sequence[tuple[TokenBucket, float]], priority: Priority | None = None
+    ) -> float:
+        """Wait until every bucket can pay its cost at `priority` (default: the context's), then pay;
+        returns the seconds waited."""
+        rank = current_priority() if priority is None else priority
+        entry = (int(rank), next(self._seq))
+        async with self._cond:
+            heapq.heappush(self._queue, entry)
+        held: set[int] = set()  # buckets that made this request wait (counted once)
         waited = 0.0
-        async with self._lock:  # FIFO: a heavy request is not starved by a stream of light ones
+        try:
             while True:
-                delay = max((bucket.delay_for(weight) for bucket, weight in costs), default=0.0)
+                if self._queue[0] != entry:
+                    async with self._cond:
+                        await self._cond.wait_for(lambda: self._queue[0] == entry)
+                delay = max((bucket.delay_for(weight, rank) for bucket, weight in costs), default=0.0)
                 if delay <= 0:
                     break
-                for bucket, weight in costs:
-                    if bucket.delay_for(weight) > 0:
+                for i, (bucket, weight) in enumerate(costs):
+                    if i not in held and bucket.delay_for(weight, rank) > 0:
+                        held.add(i)
                         bucket.waits += 1
-                        bucket.wait_seconds += delay
-                log.info("rate_limit_wait", venue=self.venue, seconds=round(delay, 3))
-                await asyncio.sleep(delay)
-                waited += delay
-            for bucket, weight in costs:
+                if not waited:
+                    log.info("rate_limit_wait", venue=self.venue, seconds=round(delay, 3), priority=rank.name)
+                # Nap in short steps: a higher priority that arrives meanwhile takes the head.
+                nap = min(delay, HEAD_NAP_S)
+                await asyncio.sleep(nap)
+                waited += nap
+            for i, (bucket, weight) in enumerate(costs):  # no await between the check and the payment
+                if i in held:
+                    bucket.wait_seconds += waited
                 bucket.take(weight)
+            self.served[rank] += 1
+        finally:
+            async with self._cond:
+                self._queue.remove(entry)
+                heapq.heapify(self._queue)
+                self._cond.notify_all()
         return waited
 
 

@@ -18,6 +18,7 @@ from newstrader.venues.errors import classify_aster, classify_http, classify_tra
 from newstrader.venues.limits import (
     REGISTRY,
     LimitRegistry,
+    Priority,
     RateLimiter,
     aster_is_order,
     aster_request_weight,
@@ -162,7 +163,7 @@ class AsterHttp:
         costs = [(self.ip_bucket, weight)]
         if aster_is_order(path, method):
             costs.append((self.order_bucket, 1))
-        await self.limiter.acquire(costs)
+        await self.limiter.acquire(costs, Priority.ORDER if is_order else None)
         headers = {"X-MBX-APIKEY": self.config.api_key} if self.v3 is None and self.config.api_key else {}
         try:
             if method == "POST":
@@ -176,6 +177,9 @@ class AsterHttp:
         return self._parse(response, is_order=is_order)
 
     def _parse(self, response: httpx.Response, *, is_order: bool) -> Any:
+        used = response.headers.get("x-mbx-used-weight-1m")
+        if used is not None and used.isdigit():  # stay in step with the venue's own count
+            self.ip_bucket.observe_used(float(used), self.config.ip_weight_per_min)
         try:
             data = json.loads(response.content, parse_float=Decimal) if response.content else None
         except ValueError:

@@ -103,11 +103,15 @@ class AsterVenue:
         # Symbol → PERCENT_PRICE (multiplierDown, multiplierUp): the band a limit price must keep to.
         self._price_band: dict[str, tuple[Decimal, Decimal]] = {}
         self._marks: dict[str, tuple[Decimal, float]] = {}  # coin → (mark, monotonic time read)
+        from newstrader.venues.aster.stream import AsterStream  # it reads this module's parsers
+
+        self.stream = AsterStream(self)  # declared capability (venues/base.py `Streaming`)
 
     def __repr__(self) -> str:
         return f"AsterVenue({self.name}, user={self.config.account}, auth={self.config.auth})"
 
     async def close(self) -> None:
+        await self.stream.stop()
         await self.http.close()
 
     async def _ensure_one_way(self) -> None:

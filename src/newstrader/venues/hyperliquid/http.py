@@ -21,9 +21,11 @@ from newstrader.venues.errors import (
 from newstrader.venues.limits import (
     REGISTRY,
     LimitRegistry,
+    Priority,
     RateLimiter,
     hyperliquid_exchange_weight,
     hyperliquid_info_weight,
+    hyperliquid_items_weight,
 )
 from newstrader.venues.retry import read_retries
 
@@ -63,7 +65,10 @@ class HyperliquidHttp:
         weight = hyperliquid_info_weight(str(body.get("type", "")))
         async for attempt in read_retries():
             with attempt:
-                return await self._post("/info", body, weight, is_order=False)
+                data = await self._post("/info", body, weight, is_order=False)
+                if isinstance(data, list):  # userFills & co. weigh +1 per 20 items, known only now
+                    self.ip_bucket.charge(hyperliquid_items_weight(str(body.get("type", "")), len(data)))
+                return data
         raise AssertionError("unreachable: the last attempt raises")
 
     async def exchange(self, envelope: dict[str, Any], batch_length: int) -> Any:
@@ -73,7 +78,7 @@ class HyperliquidHttp:
         )
 
     async def _post(self, path: str, body: dict[str, Any], weight: int, *, is_order: bool) -> Any:
-        await self.limiter.acquire([(self.ip_bucket, weight)])
+        await self.limiter.acquire([(self.ip_bucket, weight)], Priority.ORDER if is_order else None)
         try:
             response = await self._client.post(path, content=json.dumps(body, separators=(",", ":")))
         except httpx.HTTPError as exc:

@@ -72,6 +72,31 @@ def _ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def positions_from_state(venue: str, state: dict[str, Any]) -> dict[str, Position]:
+    """Positions from a `clearinghouseState` (REST reply or websocket push); flat coins are absent."""
+    positions: dict[str, Position] = {}
+    for entry in state.get("assetPositions", []):
+        raw = entry.get("position", entry)
+        size = _dec(raw["szi"])
+        if size == 0:
+            continue
+        leverage = raw.get("leverage") or {}
+        liq = raw.get("liquidationPx")
+        value = raw.get("positionValue")
+        positions[raw["coin"]] = Position(
+            venue=venue,
+            coin=raw["coin"],
+            size=size,
+            entry_price=_dec(raw.get("entryPx") or 0),
+            # positionValue is |szi| × mark: the mark comes with the read at no extra cost.
+            mark_price=_dec(value) / abs(size) if value not in (None, "") else None,
+            unrealized_pnl=_dec(raw["unrealizedPnl"]) if raw.get("unrealizedPnl") is not None else None,
+            leverage=int(leverage["value"]) if isinstance(leverage, dict) and "value" in leverage else None,
+            liquidation_price=_dec(liq) if liq not in (None, "") else None,
+        )
+    return positions
+
+
 class HyperliquidVenue:
     """A Hyperliquid perps account, traded by `secret` (the account itself or an approved agent wallet)."""
 
@@ -92,11 +117,15 @@ class HyperliquidVenue:
         self._cloid_to_client: dict[str, str] = {}
         self._mids: dict[str, Decimal] = {}
         self._mids_at = float("-inf")
+        from newstrader.venues.hyperliquid.stream import HyperliquidStream  # it reads this module's parsers
+
+        self.stream = HyperliquidStream(self)  # declared capability (venues/base.py `Streaming`)
 
     def __repr__(self) -> str:
         return f"HyperliquidVenue({self.name}, account={self.account}, signer={self.signer.address})"
 
     async def close(self) -> None:
+        await self.stream.stop()
         await self.http.close()
 
     # --- reads ---------------------------------------------------------------------------------
@@ -134,29 +163,11 @@ class HyperliquidVenue:
     async def positions(self) -> dict[str, Position]:
         """A fresh clearinghouseState of the account; a coin missing from assetPositions is flat."""
         state = await self.http.info({"type": "clearinghouseState", "user": self.account})
-        positions: dict[str, Position] = {}
-        for entry in state.get("assetPositions", []):
-            raw = entry.get("position", entry)
-            size = _dec(raw["szi"])
-            if size == 0:
-                continue
-            leverage = raw.get("leverage") or {}
-            liq = raw.get("liquidationPx")
-            value = raw.get("positionValue")
-            positions[raw["coin"]] = Position(
-                venue=self.name,
-                coin=raw["coin"],
-                size=size,
-                entry_price=_dec(raw.get("entryPx") or 0),
-                # positionValue is |szi| × mark: the mark comes with the read at no extra cost.
-                mark_price=_dec(value) / abs(size) if value not in (None, "") else None,
-                unrealized_pnl=_dec(raw["unrealizedPnl"]) if raw.get("unrealizedPnl") is not None else None,
-                leverage=int(leverage["value"])
-                if isinstance(leverage, dict) and "value" in leverage
-                else None,
-                liquidation_price=_dec(liq) if liq not in (None, "") else None,
-            )
-        return positions
+        return positions_from_state(self.name, state)
+
+    def client_id_of(self, cloid: str) -> str:
+        """Our client id for a cloid we sent (the cloid itself for orders placed elsewhere)."""
+        return self._cloid_to_client.get(cloid, cloid)
 
     async def equity(self) -> Decimal:
         """The account's value in USD: the base of `equity_fraction`.

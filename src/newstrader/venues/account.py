@@ -1,0 +1,472 @@
+"""`AccountState`: one venue account as its websocket pushes it, and the loop that keeps it fed.
+
+The exchange is the truth; this is a view of it that the venue keeps current by pushing. It holds
+positions, open orders and triggers (ours and others'), recent fills and mark prices. It is
+*current* only while all of these hold:
+
+- a REST snapshot was applied since the socket last (re)connected, with no gap since then (a
+  disconnect, a failed keepalive or an expired listenKey each open a gap until the next snapshot);
+- the last message or pong is younger than `max_silence_s` (`[engine] stream_max_silence_ms`);
+- every order we sent has been reported by the stream (`expect_order` / `order_reported`).
+
+`AccountStream` runs one connection per adapter: connect, subscribe, REST snapshot, then deltas;
+a heartbeat; reconnect with capped exponential backoff. The venue modules (`hyperliquid/stream.py`,
+`aster/stream.py`) say how to subscribe, snapshot and read their messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from newstrader.domain import Fill, OpenOrder, Position
+from newstrader.venues.limits import Priority, request_priority
+
+if TYPE_CHECKING:
+    from newstrader.venues.base import Venue
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_MAX_SILENCE_S = 5.0
+RECENT_FILLS = 500
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 10.0
+# Orders we sent that the stream has not reported after this long open a gap: a push was lost.
+ORDER_REPORT_GRACE_S = 5.0
+
+PositionSource = Literal["push", "snapshot"]
+PositionListener = Callable[[str, Position | None, Position | None, PositionSource], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """What a page or the engine needs to know about a venue's stream."""
+
+    venue: str
+    connected: bool
+    current: bool
+    reason: str  # why it is not current ("" when it is)
+    snapshot_age_s: float | None  # since the last REST snapshot
+    silence_s: float | None  # since the last message or pong
+
+    def describe(self) -> str:
+        """One line for a page: current, or what is shown instead."""
+        if self.current:
+            return "stream current"
+        age = (
+            "no snapshot yet"
+            if self.snapshot_age_s is None
+            else f"REST snapshot from {self.snapshot_age_s:.0f} s ago"
+        )
+        return f"stream down ({self.reason}), showing {age}"
+
+
+class AccountState:
+    """One account on one venue, kept by its stream (and REST snapshots); read by everyone else."""
+
+    def __init__(
+        self,
+        venue: str,
+        max_silence_s: float = DEFAULT_MAX_SILENCE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.venue = venue
+        self.max_silence_s = max_silence_s
+        self._clock = clock
+        self.positions: dict[str, Position] = {}
+        self.open_orders: dict[str, OpenOrder] = {}  # venue order id → order
+        self.fills: deque[Fill] = deque(maxlen=RECENT_FILLS)
+        self._fill_ids: set[str] = set()
+        self.marks: dict[str, Decimal] = {}
+        self.connected = False
+        self.snapshot_at: float | None = None
+        self.heard_at: float | None = None
+        self._gap: str | None = "not connected"
+        self._expected: dict[str, float] = {}  # client id → when we sent it
+        self._final_orders: set[str] = set()  # venue order ids that reached a final status
+        self._listeners: list[PositionListener] = []
+        # Pushed while a snapshot read is in flight: newer than (or as new as) what it returns.
+        self._pushed_coins: set[str] = set()
+        self._pushed_orders: dict[str, OpenOrder | None] = {}
+        self._changed = asyncio.Event()
+        self.version = 0
+
+    # ----- reading ----------------------------------------------------------------------------
+
+    def status(self) -> StreamStatus:
+        now = self._clock()
+        silence = None if self.heard_at is None else now - self.heard_at
+        return StreamStatus(
+            venue=self.venue,
+            connected=self.connected,
+            current=self._reason(now) == "",
+            reason=self._reason(now),
+            snapshot_age_s=None if self.snapshot_at is None else now - self.snapshot_at,
+            silence_s=silence,
+        )
+
+    def is_current(self) -> bool:
+        return self._reason(self._clock()) == ""
+
+    def _reason(self, now: float) -> str:
+        if self._gap is not None:
+            return self._gap
+        if self.heard_at is None or now - self.heard_at > self.max_silence_s:
+            return "silent"
+        if self._expected:
+            oldest = min(self._expected.values())
+            return (
+                "order not reported yet" if now - oldest <= ORDER_REPORT_GRACE_S else "order never reported"
+            )
+        return ""
+
+    def position(self, coin: str) -> Position | None:
+        return self.positions.get(coin)
+
+    def triggers(self, coin: str | None = None) -> list[OpenOrder]:
+        """Resting TP/SL triggers (ours and others'), optionally of one coin."""
+        return [
+            o
+            for o in self.open_orders.values()
+            if o.trigger_kind is not None and (coin is None or o.coin == coin)
+        ]
+
+    def on_position(self, listener: PositionListener) -> None:
+        """Hear every position change: (coin, before, after, 'push' | 'snapshot')."""
+        self._listeners.append(listener)
+
+    async def wait_changed(self, timeout_s: float) -> bool:
+        """Wait for the next change; False on timeout."""
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # ----- our own orders ---------------------------------------------------------------------
+
+    def expect_order(self, client_id: str) -> None:
+        """We are sending this order: the state is not current until the stream reports it."""
+        self._expected[client_id] = self._clock()
+
+    def order_reported(self, client_id: str | None) -> None:
+        if client_id is not None and self._expected.pop(client_id, None) is not None:
+            self._bump()
+
+    # ----- feeding ----------------------------------------------------------------------------
+
+    def heard(self) -> None:
+        """A message or a pong arrived."""
+        self.heard_at = self._clock()
+
+    def mark_gap(self, reason: str) -> None:
+        """Something may have been missed: not current until the next snapshot."""
+        if self._gap is None:
+            log.warning("stream_gap", venue=self.venue, reason=reason)
+        self._gap = reason
+        self._bump()
+
+    def set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        if not connected:
+            self.mark_gap("disconnected")
+
+    def begin_snapshot(self) -> None:
+        """A REST read is about to go out: pushes from now on win over what it returns."""
+        self._pushed_coins = set()
+        self._pushed_orders = {}
+
+    def apply_snapshot(
+        self,
+        positions: dict[str, Position],
+        open_orders: Iterable[OpenOrder],
+        fills: Iterable[Fill] = (),
+        marks: dict[str, Decimal] | None = None,
+    ) -> None:
+        """A fresh REST read (started at `begin_snapshot`): replace positions and orders, except
+        what was pushed meanwhile; the gap (if any) is closed."""
+        for coin in (set(self.positions) | set(positions)) - self._pushed_coins:
+            self._set_position(coin, positions.get(coin), "snapshot")
+        orders = {o.venue_order_id: o for o in open_orders if o.venue_order_id not in self._final_orders}
+        for oid, pushed in self._pushed_orders.items():
+            if pushed is None:
+                orders.pop(oid, None)
+            else:
+                orders[oid] = pushed
+        self.open_orders = orders
+        for order in self.open_orders.values():
+            self.order_reported(order.client_id)
+        for fill in fills:
+            self.add_fill(fill)
+        if marks:
+            self.marks.update(marks)
+        self.snapshot_at = self._clock()
+        self.heard()
+        if self._gap is not None:
+            log.info("stream_resynced", venue=self.venue, after=self._gap)
+        self._gap = None
+        self._bump()
+
+    def set_position(self, coin: str, position: Position | None) -> None:
+        """A pushed position (None or size 0: flat)."""
+        self._pushed_coins.add(coin)
+        self._set_position(coin, position, "push")
+        self._bump()
+
+    def _set_position(self, coin: str, position: Position | None, source: PositionSource) -> None:
+        if position is not None and position.size == 0:
+            position = None
+        before = self.positions.get(coin)
+        if position is None:
+            self.positions.pop(coin, None)
+        else:
+            self.positions[coin] = position
+        if (before.size if before else Decimal(0)) != (position.size if position else Decimal(0)):
+            for listener in self._listeners:
+                listener(coin, before, position, source)
+
+    def order_update(self, venue_order_id: str, order: OpenOrder | None, client_id: str | None) -> None:
+        """An order's new state: resting (`order`) or gone (None: filled, cancelled, rejected)."""
+        if venue_order_id in self._final_orders:
+            return  # never move an order out of a final status
+        self._pushed_orders[venue_order_id] = order
+        if order is None:
+            self._final_orders.add(venue_order_id)
+            self.open_orders.pop(venue_order_id, None)
+        else:
+            self.open_orders[venue_order_id] = order
+        self.order_reported(client_id)
+        self._bump()
+
+    def add_fill(self, fill: Fill) -> bool:
+        """Record a fill once (deduplicated by id); True when it was new."""
+        if fill.fill_id in self._fill_ids:
+            return False
+        if len(self.fills) == self.fills.maxlen:
+            self._fill_ids.discard(self.fills[0].fill_id)
+        self.fills.append(fill)
+        self._fill_ids.add(fill.fill_id)
+        self.order_reported(fill.client_id)
+        self._bump()
+        return True
+
+    def set_marks(self, marks: dict[str, Decimal]) -> None:
+        self.marks.update(marks)
+
+    def _bump(self) -> None:
+        self.version += 1
+        self._changed.set()
+
+
+class AccountStream:
+    """One websocket connection feeding an `AccountState`: connect, subscribe, snapshot, deltas.
+
+    Subclasses give `url()`, `subscribe(ws)`, `snapshot()`, `handle(message)` and optionally
+    `heartbeat(ws)` and `keepalive()`; this class runs the loop, the reconnects and the silence
+    watch. `start()` returns at once; `wait_current()` waits for the first snapshot.
+    """
+
+    def __init__(self, state: AccountState, ping_interval_s: float | None = None) -> None:
+        self.state = state
+        self.ping_interval_s = ping_interval_s or max(0.5, state.max_silence_s / 3)
+        self._task: asyncio.Task[None] | None = None
+        self._ws: ClientConnection | None = None
+        self.connects = 0
+        self._rng = random.Random()
+
+    # ----- what a venue provides ------------------------------------------------------------------
+
+    async def url(self) -> str:
+        raise NotImplementedError
+
+    async def subscribe(self, ws: ClientConnection) -> None:
+        """Send the subscriptions (before the snapshot, so nothing after it is missed)."""
+
+    async def snapshot(self) -> None:
+        """Read the account over REST and `state.apply_snapshot(...)` it."""
+        raise NotImplementedError
+
+    def handle(self, message: Any) -> None:
+        """Apply one decoded message to the state."""
+        raise NotImplementedError
+
+    async def heartbeat(self, ws: ClientConnection) -> None:
+        """Prove the connection alive once per `ping_interval_s` (default: a protocol ping).
+
+        A protocol pong comes from the server's socket layer, not from the feed, so it does not
+        count as heard: a venue using this default must push something at least as often as
+        `max_silence_s` (Aster: the 1 s mark-price stream).
+        """
+        pong = await ws.ping()
+        await asyncio.wait_for(pong, self.state.max_silence_s)
+
+    async def keepalive(self) -> None:
+        """Called once per `ping_interval_s` beside the heartbeat (Aster: the listenKey PUT)."""
+
+    # ----- the loop ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            # Everything the stream spends (listenKey, snapshots) ranks after orders and pre-trade reads.
+            with request_priority(Priority.RECONCILE):
+                self._task = asyncio.create_task(self._run(), name=f"account-stream-{self.state.venue}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.state.set_connected(False)
+
+    async def wait_current(self, timeout_s: float) -> bool:
+        """Wait until the state is current (e.g. after start or a fault); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while not self.state.is_current():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await self.state.wait_changed(min(left, 0.05))
+        return True
+
+    async def reconnect(self) -> None:
+        """Drop the connection now (e.g. the engine saw a stale state); the loop dials again."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_FIRST_S
+        while True:
+            try:
+                await self._session()
+                backoff = BACKOFF_FIRST_S
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: count it, back off, dial again
+                log.warning(
+                    "stream_failed", venue=self.state.venue, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
+            self.state.set_connected(False)
+            await asyncio.sleep(backoff * (0.5 + self._rng.random()))
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _session(self) -> None:
+        url = await self.url()
+        async with connect(url, ping_interval=None, max_size=2**24, open_timeout=10) as ws:
+            self._ws = ws
+            self.connects += 1
+            self.state.connected = True
+            self.state.mark_gap("resyncing")
+            self.state.heard()
+            reader = asyncio.create_task(self._read(ws))
+            tasks = [reader]
+            try:
+                await self.subscribe(ws)
+                self.state.begin_snapshot()
+                await self.snapshot()
+                log.info("stream_current", venue=self.state.venue, connects=self.connects)
+                tasks.append(asyncio.create_task(self._watch(ws)))
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            finally:
+                self._ws = None
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            self.state.heard()
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            try:
+                message = json.loads(text)
+            except ValueError:
+                continue  # e.g. HL's "Websocket connection established."
+            self.handle(message)
+
+    async def _watch(self, ws: ClientConnection) -> None:
+        """Heartbeat and keepalive; a silence past `max_silence_s` (a stall) ends the session."""
+        try:
+            while True:
+                await asyncio.sleep(self.ping_interval_s)
+                await self.keepalive()
+                await self.heartbeat(ws)
+                status = self.state.status()
+                if status.silence_s is not None and status.silence_s > self.state.max_silence_s:
+                    raise TimeoutError(f"silent for {status.silence_s:.1f} s")
+                if status.reason == "order never reported":
+                    raise TimeoutError("an order we sent was never reported")
+        except (TimeoutError, WebSocketException) as exc:
+            self.state.mark_gap("silent" if isinstance(exc, TimeoutError) else "disconnected")
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What an observer (dashboard, CLI, /metrics) is shown for one venue, and where it came from."""
+
+    positions: dict[str, Position]
+    open_orders: list[OpenOrder]
+    source: Literal["stream", "rest"]
+    note: str  # "stream current" or "stream down (…), showing REST snapshot from 3 s ago"
+    age_s: float  # age of what is shown (0 for a current stream)
+
+
+class AccountView:
+    """Observers' reads of one venue: the stream's state when it is current, never a REST request
+    per page view. When the stream is not current (or the venue has none), a REST snapshot is
+    read at most once per `refresh_s` (one read in flight at a time, at background priority) and
+    shown with its age."""
+
+    def __init__(
+        self, venue: Venue, refresh_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.venue = venue
+        self.refresh_s = refresh_s
+        self._clock = clock
+        self._rest: tuple[dict[str, Position], list[OpenOrder]] | None = None
+        self._rest_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.rest_reads = 0
+
+    @property
+    def state(self) -> AccountState | None:
+        from newstrader.venues.base import Streaming  # base imports this module for typing only
+
+        return self.venue.stream.state if isinstance(self.venue, Streaming) else None
+
+    async def read(self) -> Observed:
+        state = self.state
+        if state is not None and state.is_current():
+            return Observed(
+                dict(state.positions), list(state.open_orders.values()), "stream", "stream current", 0.0
+            )
+        async with self._lock:  # single flight: concurrent page views share one read
+            if self._rest is None or self._clock() - self._rest_at >= self.refresh_s:
+                with request_priority(Priority.BACKGROUND):
+                    positions, orders = await asyncio.gather(self.venue.positions(), self.venue.open_orders())
+                self._rest, self._rest_at = (positions, orders), self._clock()
+                self.rest_reads += 1
+            positions, orders = self._rest
+        age = self._clock() - self._rest_at
+        reason = state.status().reason if state is not None else "no stream"
+        note = f"stream down ({reason}), showing REST snapshot from {age:.0f} s ago"
+        return Observed(dict(positions), list(orders), "rest", note, age)
