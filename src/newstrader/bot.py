@@ -15,7 +15,6 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +29,7 @@ from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer, SizingSettings
 from newstrader.engine.settings import EngineSettings
-from newstrader.news.pipeline import Pipeline, build_pipeline
+from newstrader.news.pipeline import DUPLICATE_ID, NewsDecision, NewsOutcome, Pipeline, build_pipeline
 from newstrader.venues.base import Venue, VenueError
 
 log = structlog.get_logger("newstrader.bot")
@@ -80,15 +79,6 @@ class Bus:
             queue.put_nowait(event)
 
 
-@dataclass(frozen=True, slots=True)
-class NewsDecision:
-    """What became of one news item: its signal (or None) and why."""
-
-    news_id: str
-    signal: Signal | None
-    reason: str
-
-
 def summarize(outcomes: list[VenueOutcome]) -> str:
     """`hl: ok (opened); aster: failed (auth error …)` for a news item's final reason."""
     parts = []
@@ -102,10 +92,14 @@ class Bot:
     """One running newstrader: the journal, the venues, the engine and the ways in.
 
     By default the bot serves its own API and dashboard on `[web] host:port` (`run`, the
-    demo); with `serve_web=False` a caller may serve `create_app(bot)` itself.
+    demo); with `serve_web=False` a caller may serve `create_app(bot)` itself. A mainnet venue
+    (by label or url) needs `live=True`: the guard is here so no entry point can skip it.
     """
 
-    def __init__(self, settings: Any, *, serve_web: bool = True) -> None:
+    def __init__(self, settings: Any, *, serve_web: bool = True, live: bool = False) -> None:
+        from newstrader.config import require_live
+
+        require_live(settings, live)  # raises MainnetRefused before anything is opened
         self.settings = settings
         self.serve_web = serve_web
         self.bus = Bus()
@@ -131,6 +125,8 @@ class Bot:
         from newstrader.journal import Journal
 
         stamps = {"begin": time.monotonic()}
+        if self.serve_web:
+            self._bind_web()  # a taken port fails here, before the journal or a venue is touched
         url = _get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db")
         self.journal = await Journal.open(str(url))
         try:
@@ -152,6 +148,7 @@ class Bot:
                 await self._start_web()
             stamps["serving"] = time.monotonic()
             self._started = True
+            await self._warn_if_paused()
             names = list(stamps)
             log.info(
                 "bot_started",
@@ -165,6 +162,25 @@ class Bot:
         except BaseException:
             await self.stop()
             raise
+
+    async def _warn_if_paused(self) -> None:
+        """A bot that starts paused says so once, with why and since when (it will not open trades)."""
+        if not await self.paused():
+            return
+        status = await self.pause_status()
+        log.warning(
+            "bot_paused_at_start",
+            reason=status.get("reason") or "unknown",
+            since=status.get("since") or "unknown",
+            message="no new positions until `newstrader resume`",
+        )
+
+    async def pause_status(self) -> dict[str, Any]:
+        """`{paused, reason, since}`: why the bot does not open positions, for the log and the page."""
+        if self.autotrader is not None:
+            result: dict[str, Any] = await self.autotrader.pause_status()
+            return result
+        return {"paused": await self.paused(), "reason": None, "since": None}
 
     async def _resume_unfinished_news(self) -> None:
         """What a crash left half-handled: accepted signals execute again (in the background,
@@ -235,21 +251,29 @@ class Bot:
         if self.pipeline is not None:
             await self.pipeline.start_sources()
 
-    async def _start_web(self) -> None:
-        from newstrader.web.app import create_app
+    def _bind_web(self) -> None:
         from newstrader.web.server import LoopbackServer
 
         web = _get(self.settings, "web")
-        host = str(_get(web, "host", "127.0.0.1"))
-        port = int(_get(web, "port", 8080))
+        self._server = LoopbackServer(None, str(_get(web, "host", "127.0.0.1")), int(_get(web, "port", 8080)))
+
+    async def _start_web(self) -> None:
+        from newstrader.web.app import create_app
+
+        web = _get(self.settings, "web")
         token = _secret(_get(web, "token")) or os.environ.get("NEWSTRADER_WEB_TOKEN")
         if not token:
             token = secrets.token_urlsafe(24)
             print(f"web token (generated; set NEWSTRADER_WEB_TOKEN to fix it): {token}", flush=True)
         self.web_token = token
-        self.web_app = create_app(self, token=token)
-        self._server = LoopbackServer(self.web_app, host, port)
-        await self._server.start()
+        assert self._server is not None
+        self.web_app = create_app(
+            self,
+            token=token,
+            host=self._server.host,
+            allowed_hosts=[str(h) for h in _get(web, "allowed_hosts", []) or []],
+        )
+        await self._server.start(self.web_app)
         print(f"newstrader listening on {self._server.url}", flush=True)
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
@@ -319,18 +343,20 @@ class Bot:
         """Journal the item first, then act on it; a redelivered id is acted on once."""
         received = time.monotonic()
         if self.pipeline is not None:
-            decision: Any = await self.pipeline.submit(item)
-            return NewsDecision(decision.news_id, decision.signal, decision.reason)
+            decision: NewsDecision = await self.pipeline.submit(item)
+            return decision  # unchanged: callers branch on its outcome
         self.bus.publish({"type": "news", "id": item.id, "title": item.title, "source": item.source})
         if not await self.journal.record_news(item, "received"):
             log.info("news_duplicate", news_id=item.id)
-            return NewsDecision(item.id, None, "duplicate: this news id was already handled")
+            return NewsDecision(item.id, None, DUPLICATE_ID, NewsOutcome.DUPLICATE)
         if item.coin is None or item.side is None:
             await self.journal.update_news(item.id, "ignored", "no parser yet: coin and side must be given")
-            return NewsDecision(item.id, None, "no parser yet: coin and side must be given")
+            return NewsDecision(
+                item.id, None, "no parser yet: coin and side must be given", NewsOutcome.IGNORED
+            )
         if await self.paused():
             await self.journal.update_news(item.id, "skipped", "paused")
-            return NewsDecision(item.id, None, "paused")
+            return NewsDecision(item.id, None, "paused", NewsOutcome.SKIPPED)
         signal = Signal(
             id=f"s-{item.id}",
             news_id=item.id,
@@ -355,7 +381,7 @@ class Bot:
         status = "executed" if all(o.status is not OutcomeStatus.FAILED for o in outcomes) else "partial"
         await self.journal.update_signal(signal.id, status, reason)
         await self.journal.update_news(item.id, "traded", reason)
-        return NewsDecision(item.id, signal, reason)
+        return NewsDecision(item.id, signal, reason, NewsOutcome.TRADED)
 
     async def paused(self) -> bool:
         return bool(await self.journal.get_control("paused", False))
@@ -446,7 +472,7 @@ class Bot:
         return [row for group in groups for row in group]
 
 
-async def serve_until_signalled(settings: Any) -> None:
+async def serve_until_signalled(settings: Any, *, live: bool = False) -> None:
     """Start a bot, run until SIGINT/SIGTERM, then stop it gracefully."""
     import signal as signals
 
@@ -455,7 +481,7 @@ async def serve_until_signalled(settings: Any) -> None:
     for sig in (signals.SIGINT, signals.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    bot = Bot(settings)
+    bot = Bot(settings, live=live)
     await bot.start()
     try:
         await stop.wait()
@@ -464,20 +490,35 @@ async def serve_until_signalled(settings: Any) -> None:
 
 
 def run_bot(config_path: Any, live: bool) -> int:
-    """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code."""
+    """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code.
+
+    What an operator can fix is one line on stderr, never a traceback: a config problem or a
+    missing key exits 2, a taken web port 1. Logging is the CLI's (`--log-json`, `--log-level`).
+    """
     import sys
 
-    from newstrader.config import ConfigError, load_settings, require_live
-    from newstrader.logging_setup import configure_logging
+    from newstrader.config import ConfigError, load_settings, require_live, require_secrets
+    from newstrader.web.server import PortUnavailable
 
-    configure_logging()  # env secrets are protected before the config is even read
     try:
-        settings = load_settings(config_path)
-        require_live(settings, live)
+        settings = load_settings(config_path)  # also protects every loaded secret in the logs
+        require_live(settings, live)  # `Bot` checks again; first here so it is the first complaint
+        require_secrets(settings)
+        return _serve(settings, live)
     except ConfigError as exc:
         print(f"newstrader run: {exc}", file=sys.stderr)
         return 2
-    configured = getattr(settings, "secrets", None)
-    configure_logging(secrets=list(configured() if callable(configured) else configured or []))
-    asyncio.run(serve_until_signalled(settings))
+    except PortUnavailable as exc:
+        print(f"newstrader run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Any, live: bool) -> int:
+    import sys
+
+    from newstrader.sim.funding import fund_sim_accounts
+
+    for line in asyncio.run(fund_sim_accounts(settings)):  # `init --sim` configs only
+        print(f"newstrader run: {line}", file=sys.stderr, flush=True)
+    asyncio.run(serve_until_signalled(settings, live=live))
     return 0

@@ -18,8 +18,11 @@ def signal(**kw: Any) -> Signal:
 
 
 def test_equity_fraction_sizes_from_the_account_and_overrides_still_win() -> None:
-    section = {"notional_usd": 100, "equity_fraction": "0.1", "per_coin": {"BTC": {"notional_usd": 50}}}
-    sizer = Sizer.from_settings(SizingSettings.model_validate(section))
+    sizer = Sizer.from_settings(
+        SizingSettings.model_validate(
+            {"notional_usd": 100, "equity_fraction": "0.1", "per_coin": {"BTC": {"notional_usd": 50}}}
+        )
+    )
     plan = sizer.plan(signal(), ETH, D(2000), equity=D(30_000))
     assert plan.notional_usd == D(3000) and plan.target_size == D("-1.500") and plan.skip_reason is None
     # A signal's own notional and a per-coin notional are explicit: they beat the fraction.

@@ -324,6 +324,7 @@ url = "sqlite:///{journal_path}"
         aster_signer_key: str | None = None,
         aster_signer: str | None = None,
         wait: bool = True,
+        cli_args: tuple[str, ...] = (),
         **config: Any,
     ) -> BotProcess:
         """Spawn `newstrader run` on a fresh config; with `wait`, return once it answers /healthz."""
@@ -347,7 +348,7 @@ url = "sqlite:///{journal_path}"
         }
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "newstrader.cli", "run", "--config", str(config_path)],
+                [sys.executable, "-m", "newstrader.cli", *cli_args, "run", "--config", str(config_path)],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=run_env,

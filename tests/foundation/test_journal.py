@@ -101,6 +101,7 @@ async def test_signal_round_trip(journal: Journal) -> None:
         side=Side.SHORT,
         confidence=0.75,
         terms=("hack", "exploit"),
+        why=("hack 'hack': short 0.90", "decided by strength: long 0.00 vs short 0.90"),
         notional_usd=Decimal("123.45"),
         leverage=5,
         created_at=T0,
@@ -117,6 +118,7 @@ async def test_signal_round_trip(journal: Journal) -> None:
         "side": "short",
         "confidence": 0.75,
         "terms": ["hack", "exploit"],
+        "why": ["hack 'hack': short 0.90", "decided by strength: long 0.00 vs short 0.90"],
         "notional_usd": "123.45",
         "leverage": 5,
         "source": "webhook",
@@ -346,7 +348,8 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_reopen_after_kill_keeps_every_committed_write(tmp_path: Path) -> None:
-    """A process writing as fast as it can is SIGKILLed; everything it reported committed is there."""
+    """A process writing as fast as it can is SIGKILLed; everything it reported committed is there,
+    including news items it only queued before awaiting their order intents (the pipeline's way)."""
     db = tmp_path / "killed.db"
     script = Path(__file__).with_name("journal_writer_proc.py")
     proc = subprocess.Popen(
@@ -393,3 +396,58 @@ def test_reopen_after_kill_keeps_every_committed_write(tmp_path: Path) -> None:
     missing_orders = [c for _, c in reported if c not in orders]
     assert missing_news == []
     assert missing_orders == []
+    assert any(int(n.split("-")[1]) % 2 for n, _ in reported), "no queued-only lane reported"
+
+
+async def test_a_queued_write_is_durable_before_any_write_queued_after_it(tmp_path: Path) -> None:
+    """The pipeline queues the news item and its signal without waiting, then awaits the order
+    intent: once that returns, another connection (a restarted process) sees all three."""
+    journal = await Journal.open(_url(tmp_path / "fifo.db"))
+    try:
+        for n in range(50):
+            news = journal.queue_news(NewsItem(id=f"q-{n}", title=f"queued {n}"), "received")
+            signal = journal.queue_signal(
+                Signal(id=f"s-{n}", news_id=f"q-{n}", coin="ETH", side=Side.LONG), "accepted"
+            )
+            req = OrderRequest(coin="ETH", is_buy=True, size=Decimal("1"), client_id=f"c-{n}")
+            await journal.record_intent(f"s-{n}", "sim", "ETH", "open", f"c-{n}", req)
+            con = sqlite3.connect(tmp_path / "fifo.db")
+            try:
+                assert con.execute("SELECT count(*) FROM news WHERE id = ?", (f"q-{n}",)).fetchone()[0] == 1
+                assert (
+                    con.execute("SELECT count(*) FROM signals WHERE id = ?", (f"s-{n}",)).fetchone()[0] == 1
+                )
+            finally:
+                con.close()
+            assert news.done() and signal.done() and news.result() and signal.result()
+    finally:
+        await journal.close()
+
+
+async def test_an_old_journal_gains_the_why_column(tmp_path: Path) -> None:
+    """Schema 1 (before signals.why) is brought up to date in place, its rows kept."""
+    db = tmp_path / "v1.db"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at VARCHAR(32) NOT NULL);"
+        "INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00.000000+00:00');"
+        "CREATE TABLE signals (id VARCHAR(200) PRIMARY KEY, news_id VARCHAR(200) NOT NULL,"
+        " coin VARCHAR(40) NOT NULL, side VARCHAR(8) NOT NULL, confidence FLOAT NOT NULL,"
+        " terms TEXT NOT NULL,"
+        " notional_usd VARCHAR(64), leverage INTEGER, source VARCHAR(200) NOT NULL,"
+        " created_at VARCHAR(32) NOT NULL, status VARCHAR(40) NOT NULL,"
+        " reason TEXT NOT NULL, updated_at VARCHAR(32) NOT NULL);"
+        "INSERT INTO signals VALUES ('s-old', 'n-old', 'BTC', 'long', 1.0, '[]', NULL, NULL, 'x',"
+        " '2026-01-01T00:00:00.000000+00:00', 'executed', '', '2026-01-01T00:00:00.000000+00:00');"
+    )
+    con.commit()
+    con.close()
+    journal = await Journal.open(_url(db))
+    try:
+        await journal.record_signal(
+            Signal(id="s-new", news_id="n-new", coin="ETH", side=Side.SHORT, why=("r",)), "accepted"
+        )
+        rows = {r["id"]: r for r in await journal.recent_signals(10)}
+        assert rows["s-old"]["why"] is None and rows["s-new"]["why"] == ["r"]
+    finally:
+        await journal.close()

@@ -22,6 +22,7 @@ from newstrader.autotrade.policy import (
     LOSS_RESUME_BASELINE_KEY,
     PAUSED_KEY,
     PAUSED_REASON_KEY,
+    PAUSED_SINCE_KEY,
     ExitPolicy,
     hold_deadline_key,
 )
@@ -100,6 +101,7 @@ class KillSwitch:
         """Stop opening positions (existing ones and their triggers stay)."""
         await self.journal.set_control(PAUSED_KEY, True)
         await self.journal.set_control(PAUSED_REASON_KEY, reason)
+        await self.journal.set_control(PAUSED_SINCE_KEY, utcnow().isoformat(timespec="seconds"))
         await self._event("paused", detail=reason)
         log.warning("autotrade_paused", reason=reason)
         return {"paused": True, "reason": reason}
@@ -116,6 +118,7 @@ class KillSwitch:
                 )
         await self.journal.set_control(PAUSED_KEY, False)
         await self.journal.set_control(PAUSED_REASON_KEY, None)
+        await self.journal.set_control(PAUSED_SINCE_KEY, None)
         await self._event("resumed", detail="operator")
         log.warning("autotrade_resumed")
         return {"paused": False, "reason": None}
@@ -124,6 +127,7 @@ class KillSwitch:
         return {
             "paused": await self.is_paused(),
             "reason": await self.journal.get_control(PAUSED_REASON_KEY, None),
+            "since": await self.journal.get_control(PAUSED_SINCE_KEY, None),
         }
 
     # -- daily loss limit -------------------------------------------------------------

@@ -236,6 +236,10 @@ class AutoTrader:
     async def is_paused(self) -> bool:
         return await self.kill_switch.is_paused()
 
+    async def pause_status(self) -> dict[str, Any]:
+        """`{paused, reason, since}` (since: ISO UTC time of the pause)."""
+        return await self.kill_switch.status()
+
     async def stats(self, since: datetime | None = None) -> dict[str, Any]:
         """Ingest the newest exchange fills (at most every 2 s), then summarise (`stats.compute_stats`)."""
         await self.fills.ingest()

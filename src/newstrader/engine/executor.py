@@ -175,8 +175,12 @@ class Executor:
     # ------------------------------------------------------------------ public API
 
     async def execute(self, signal: Signal, *, received_at: float | None = None) -> list[VenueOutcome]:
-        """Reach `signal`'s target on every venue in parallel; one outcome per venue."""
-        received = time.monotonic() if received_at is None else received_at
+        """Reach `signal`'s target on every venue in parallel; one outcome per venue.
+
+        The latency ledger starts with the signal's own stamps (published, received at the
+        edge, parsed), so news-to-fill counts from receipt, not from here."""
+        stamps = dict(signal.stamps)
+        received = stamps.get("received", time.monotonic() if received_at is None else received_at)
 
         async def goal(market: Market, mark: Decimal, venue: str) -> Decimal:
             equity = await self._equity(venue) if self.sizer.needs_equity(signal) else None
@@ -479,6 +483,9 @@ class Executor:
     async def _attempt(self, name: str, op: Operation, received: float) -> tuple[VenueOutcome, str]:
         """Run `op` on one venue (lock held); the outcome and the action taken, errors included."""
         outcome = VenueOutcome(venue=name, coin=op.coin, status=OutcomeStatus.OK)
+        if op.signal is not None:
+            for stage, at in op.signal.stamps:
+                outcome.latency.mark(stage, at)
         outcome.latency.mark("received", received)
         venue = self.venues[name]
         action = "none"

@@ -48,6 +48,7 @@ LEDGER_STAGES: tuple[tuple[str, str], ...] = (
     ("sent", "acked"),
     ("acked", "filled"),
     ("received", "filled"),
+    ("published", "filled"),
 )
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
