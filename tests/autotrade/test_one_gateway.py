@@ -105,7 +105,10 @@ async def test_every_order_of_a_running_bot_comes_from_the_engine(
     # a time exit by the monitor, and a flatten.
     await rig.news(bot, "ETH", "long")
     await rig.news(bot, "SOL", "short")
-    assert all(rig.position(v, "ETH") > 0 and len(rig.triggers(v, "ETH")) == 2 for v in VENUES)
+    await rig.wait_for(
+        lambda: all(rig.position(v, "ETH") > 0 and len(rig.triggers(v, "ETH")) == 2 for v in VENUES),
+        timeout=30,
+    )
     await bot.close("ETH")
     assert rig.positions("ETH") == {v: Decimal(0) for v in VENUES}
     await rig.wait_for(lambda: all(rig.position(v, "SOL") == 0 for v in VENUES), timeout=15)

@@ -17,6 +17,7 @@ from newstrader.venues.errors import (
     classify_hyperliquid_text,
     classify_transport,
 )
+from newstrader.venues.retry import READ_ATTEMPTS
 
 from .conftest import VenueUnderTest
 from .test_errors import read_endpoint
@@ -175,6 +176,8 @@ async def test_dropped_response_on_a_read_is_retried_then_transient(vut: VenueUn
     await vut.venue.positions()
     sim.admin.add_fault(vut.sim_venue, "drop_response_after_execute", count=1, endpoint=read_endpoint(vut))
     assert await vut.venue.positions() == {}  # a read is safe to repeat: the retry succeeds
-    sim.admin.add_fault(vut.sim_venue, "drop_response_after_execute", count=3, endpoint=read_endpoint(vut))
+    sim.admin.add_fault(
+        vut.sim_venue, "drop_response_after_execute", count=READ_ATTEMPTS, endpoint=read_endpoint(vut)
+    )
     with pytest.raises(Transient):  # after the retries, the read fails as Transient (never Ambiguous)
         await vut.venue.positions()

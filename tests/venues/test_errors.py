@@ -10,6 +10,7 @@ import pytest
 from newstrader.domain import OrderRequest, OrderStatus
 from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient
 from newstrader.venues.factory import build_venue
+from newstrader.venues.retry import READ_ATTEMPTS
 
 from .conftest import KINDS, VenueUnderTest
 
@@ -45,7 +46,7 @@ async def test_5xx_on_order_is_ambiguous_and_nothing_ran(vut: VenueUnderTest, si
 
 async def test_5xx_on_read_is_transient_after_retries(vut: VenueUnderTest, sim: Any) -> None:
     await _ready(vut)
-    sim.admin.add_fault(vut.sim_venue, "http_5xx", count=3, endpoint=read_endpoint(vut))
+    sim.admin.add_fault(vut.sim_venue, "http_5xx", count=READ_ATTEMPTS, endpoint=read_endpoint(vut))
     with pytest.raises(Transient) as caught:
         await vut.venue.positions()
     assert not isinstance(caught.value, RateLimited)

@@ -18,9 +18,11 @@ import stamina
 
 from newstrader.venues.base import RateLimited, Transient
 
-READ_ATTEMPTS = 3
+# A read is harmless to repeat, and the engine no longer repeats it: the transport carries the
+# whole budget (≈ 6 s of backoff over 10 attempts), well inside a signal's age limit.
+READ_ATTEMPTS = 10
 READ_WAIT_INITIAL_S = 0.05
-READ_WAIT_MAX_S = 2.0
+READ_WAIT_MAX_S = 1.0
 RATE_LIMITED_WAIT_S = 0.001  # the address bucket already holds for the Retry-After
 
 
