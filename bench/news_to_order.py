@@ -36,8 +36,8 @@ import httpx
 import parser as parser_bench  # bench/parser.py: its stand-in bot for the web app
 from newstrader.domain import NewsItem, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
-from newstrader.engine.ports import EngineConfig
 from newstrader.engine.risk import Sizer
+from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
 from newstrader.news.parser import Parser
@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     wires = {name: Wire(transport.inner) for name, transport in trader.transports.items()}
     for name, transport in trader.transports.items():
         transport.inner = wires[name]  # type: ignore[assignment]
-    executor = Executor(trader.venues, journal, EngineConfig(), Sizer())
+    executor = Executor(trader.venues, journal, EngineSettings(), Sizer())
     acted: list[list[VenueOutcome]] = []
 
     async def act(signal: Signal) -> list[VenueOutcome]:
