@@ -100,7 +100,8 @@ def test_crash_during_tpsl_placement_protects_once_after_restart(world: World) -
     restarted = world.start_bot(env=FAST_MONITOR)
     # The monitor protects what is held without triggers, after the in-flight pair is resolved:
     # exactly one TP/SL pair per venue, never two.
-    wait_until(lambda: triggers(world, "AVAX") == {v: 2 for v in VENUES}, timeout=60)
+    # Resolving the crashed pair waits out its validity window (+ grace): slow on a loaded box.
+    wait_until(lambda: triggers(world, "AVAX") == {v: 2 for v in VENUES}, timeout=120)
     wait_until(lambda: no_unresolved(restarted), timeout=60)
     assert world.positions("AVAX") == {v: want for v in VENUES}
     assert world.fills() == {v: 1 for v in VENUES}
