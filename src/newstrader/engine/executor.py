@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,7 +37,16 @@ from newstrader.domain import (
 )
 from newstrader.engine.client_ids import client_id as make_client_id
 from newstrader.engine.locks import VenueCoinState
-from newstrader.engine.ports import EngineConfig, EventSink, ExecutionJournal, NoHooks, TradeHooks
+from newstrader.engine.ports import (
+    EngineConfig,
+    EventSink,
+    ExecutionJournal,
+    NoFence,
+    NoHooks,
+    NotOwner,
+    SendFence,
+    TradeHooks,
+)
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.risk import Sizer
 from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient, Venue, VenueError
@@ -137,8 +146,10 @@ class Executor:
         state: VenueCoinState | None = None,
         quarantine: Quarantine | None = None,
         publish: EventSink | None = None,
+        fence: SendFence | None = None,
     ) -> None:
         self.venues = dict(venues)
+        self.fence: SendFence = fence or NoFence()
         self.journal = journal
         self.config = EngineConfig.from_settings(settings)
         self.sizer = sizing or Sizer()
@@ -162,8 +173,11 @@ class Executor:
 
     # ------------------------------------------------------------------ public API
 
-    async def execute(self, signal: Signal, *, received_at: float | None = None) -> list[VenueOutcome]:
-        """Reach `signal`'s target on every venue in parallel; one outcome per venue."""
+    async def execute(
+        self, signal: Signal, *, received_at: float | None = None, venues: Sequence[str] | None = None
+    ) -> list[VenueOutcome]:
+        """Reach `signal`'s target on every venue this instance owns (or on `venues`) in
+        parallel; one outcome per venue."""
         received = time.monotonic() if received_at is None else received_at
 
         async def goal(market: Market, mark: Decimal, venue: str) -> Decimal:
@@ -183,7 +197,8 @@ class Executor:
             action_name=f"{signal.side.value} {signal.coin}",
             signal=signal,
         )
-        return await self._run_everywhere(op, list(self.venues), received)
+        names = [n for n in (self.venues if venues is None else venues) if self.fence.owns(n)]
+        return await self._run_everywhere(op, names, received)
 
     async def close(
         self, coin: str, venue: str | None = None, *, op_id: str | None = None
@@ -243,7 +258,7 @@ class Executor:
         outcomes: list[VenueOutcome] = []
         for name, item in zip(names, gathered, strict=True):
             if isinstance(item, BaseException):
-                if isinstance(item, asyncio.CancelledError):
+                if isinstance(item, asyncio.CancelledError | NotOwner):
                     raise item
                 log.error(
                     "engine_internal_error",
@@ -437,6 +452,7 @@ class Executor:
             req = OrderRequest(
                 coin=op.coin, is_buy=delta > 0, size=size, client_id=cid, reduce_only=reduce_only
             )
+            await self.fence.ensure_owner(name)  # a bot that lost the account journals nothing
             fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
             if fresh_intent is False:
                 # This leg was sent before (a redelivery, or a run that crashed): never resend it
@@ -449,6 +465,11 @@ class Executor:
                     last_price = found.avg_price
                 current = await self._fresh_size(name, venue, op)
                 continue
+            try:
+                await self.fence.ensure_owner(name)  # fencing: still ours at the moment of sending
+            except NotOwner:
+                await self.journal.update_intent(cid, "failed", error="fenced: never sent, the account moved")
+                raise
             sent_at = time.monotonic()
             outcome.latency.mark("sent", sent_at)
             try:
