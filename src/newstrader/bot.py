@@ -109,6 +109,7 @@ class Bot:
         self.reconciler: Reconciler | None = None
         self.pipeline: Any = None
         self.autotrader: Any = None
+        self.cluster: Any = None  # a ClusterNode when the journal is PostgreSQL (shared by bots)
         self.web_app: Any = None
         self.web_url: str | None = None
         self.web_token: str | None = None
@@ -125,15 +126,20 @@ class Bot:
         from newstrader.journal import Journal
 
         stamps = {"begin": time.monotonic()}
-        url = _get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db")
-        self.journal = await Journal.open(str(url))
+        url = str(_get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db"))
+        instance = _cluster_instance(self.settings, url)
+        self.journal = await Journal.open(url, instance=instance)
         try:
             await self._build()
             stamps["built"] = time.monotonic()
             assert self.reconciler is not None
-            resolved = await self.reconciler.resolve_pending()
-            await self._settle_interrupted_news()
-            drift = await self.reconciler.run_once()
+            resolved, drift = [], []
+            if instance is not None:  # shared journal: each account is settled when it is acquired
+                await self._start_cluster(instance)
+            else:
+                resolved = await self.reconciler.resolve_pending()
+                await self._settle_interrupted_news()
+                drift = await self.reconciler.run_once()
             stamps["reconciled"] = time.monotonic()
             if self.autotrader is not None:
                 await self.autotrader.start()
@@ -156,6 +162,21 @@ class Bot:
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_cluster(self, instance: str) -> None:
+        """Trade only owned accounts: fence the executor, feed own sources to the owned lanes."""
+        from newstrader.cluster.node import ClusterNode
+        from newstrader.news.sources import build_sources
+
+        assert self.executor is not None
+        self.cluster = ClusterNode(self, instance)
+        self.executor.fence = self.cluster.ownership
+        if self.pipeline is not None:
+            self.pipeline.sources = build_sources(_get(self.settings, "news"), self._submit_own, self.journal)
+        await self.cluster.start()
+
+    async def _submit_own(self, item: NewsItem) -> Any:
+        return await self.submit_news(item)
 
     async def _settle_interrupted_news(self) -> None:
         """Items a crash left half-handled get a final outcome now; a redelivery resumes them."""
@@ -276,6 +297,9 @@ class Bot:
                 await self.autotrader.stop()
             except Exception as exc:
                 log.warning("autotrader_stop_failed", error=repr(exc))
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                await self.cluster.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -300,7 +324,10 @@ class Bot:
             await asyncio.sleep(interval)
             try:
                 assert self.reconciler is not None
-                await self.reconciler.run_once()
+                if self.cluster is not None:
+                    await self.cluster.reconcile_owned()
+                else:
+                    await self.reconciler.run_once()
             except Exception as exc:
                 log.warning("reconcile_failed", error=repr(exc))
 
@@ -314,6 +341,11 @@ class Bot:
     async def submit_news(self, item: NewsItem) -> NewsDecision:
         """Journal the item first, then act on it; a redelivered id is acted on once."""
         received = time.monotonic()
+        if self.cluster is not None:  # each owned account handles it in its own lane
+            decisions = await self.cluster.submit(item)
+            signal = next((d.signal for d in decisions if d.signal is not None), None)
+            reason = "; ".join(d.reason for d in decisions) or "no account owned by this instance"
+            return NewsDecision(item.id, signal, reason)
         if self.pipeline is not None:
             decision: Any = await self.pipeline.submit(item)
             return NewsDecision(decision.news_id, decision.signal, decision.reason)
@@ -446,6 +478,15 @@ class Bot:
 
         groups = await asyncio.gather(*(one(n, v) for n, v in self.venues.items()))
         return [row for group in groups for row in group]
+
+
+def _cluster_instance(settings: Any, journal_url: str) -> str | None:
+    """This bot's instance name when it shares a PostgreSQL journal with others, else None."""
+    if not journal_url.startswith("postgresql"):
+        return None
+    from newstrader.cluster.node import default_instance
+
+    return _get(_get(settings, "cluster"), "instance") or default_instance()
 
 
 def _outcome_row(o: VenueOutcome) -> dict[str, Any]:

@@ -692,15 +692,18 @@ class Journal:
         }
         return await self._write(lambda conn: _insert_or_resume_news(conn, values))
 
-    async def interrupt_unfinished_news(self, reason: str) -> list[str]:
+    async def interrupt_unfinished_news(self, reason: str, *, id_suffix: str | None = None) -> list[str]:
         """Mark items a crash left half-handled (still `received`) as `interrupted`; their ids.
 
         Called at start-up, when nothing of this process is in flight: the item then has a
         final outcome even if it never comes again, and a redelivery resumes it (see
-        `record_news`), its orders found again by their client ids."""
+        `record_news`), its orders found again by their client ids. With `id_suffix`, only
+        ids ending so (one account's items, when several bots share the journal)."""
 
         def mark(conn: Connection) -> list[str]:
             where = news_table.c.outcome == NEWS_UNFINISHED
+            if id_suffix is not None:
+                where = where & news_table.c.id.endswith(id_suffix, autoescape=True)
             ids = [row[0] for row in conn.execute(select(news_table.c.id).where(where))]
             if ids:
                 conn.execute(

@@ -101,6 +101,7 @@ class AccountOwnership:
         self.on_lost = on_lost
         self._claims = {venue: _Claim(Account(venue, key)) for venue, key in accounts.items()}
         self._stopping = False
+        self._callbacks: set[asyncio.Task[None]] = set()
 
     # ---- the SendFence protocol
 
@@ -118,10 +119,10 @@ class AccountOwnership:
             async with claim.lock:
                 held = await asyncio.wait_for(_holds(claim.conn, claim.account.key), CHECK_TIMEOUT_S)
         except (psycopg.Error, OSError, TimeoutError) as exc:
-            await self._lose(claim, f"fencing check failed: {type(exc).__name__}")
+            self._lose(claim, f"fencing check failed: {type(exc).__name__}")
             raise NotOwner(f"{self.instance} lost {venue}: {exc}") from None
         if not held:
-            await self._lose(claim, "the server says the lock is not ours")
+            self._lose(claim, "the server says the lock is not ours")
             raise NotOwner(f"{self.instance} lost {venue}")
 
     # ---- life cycle
@@ -182,8 +183,7 @@ class AccountOwnership:
                 claim.owned = True
                 claim.acquired_at = time.monotonic()
                 log.info("account_acquired", venue=venue, instance=self.instance)
-                if self.on_acquired is not None:
-                    await self.on_acquired(venue)
+                self._notify(self.on_acquired, venue)
                 while claim.owned:
                     await asyncio.sleep(self.heartbeat_s)
                     async with claim.lock:
@@ -192,19 +192,27 @@ class AccountOwnership:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the session ended: we are no longer the owner, wait again
-                await self._lose(claim, f"{type(exc).__name__}: {exc}")
+                self._lose(claim, f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(RETRY_S)
             finally:
                 if not claim.owned:
                     await self._close(claim)
 
-    async def _lose(self, claim: _Claim, reason: str) -> None:
+    def _lose(self, claim: _Claim, reason: str) -> None:
         if not claim.owned:
             return
         claim.owned = False
         log.warning("account_lost", venue=claim.account.venue, instance=self.instance, reason=reason)
-        if self.on_lost is not None:
-            await self.on_lost(claim.account.venue)
+        self._notify(self.on_lost, claim.account.venue)
+
+    def _notify(self, callback: OwnershipCallback | None, venue: str) -> None:
+        """Run a callback as its own task: the heartbeat must not wait for it (a silent session
+        is ended by the server), and a callback may stop the very task that noticed the loss."""
+        if callback is None:
+            return
+        task = asyncio.create_task(callback(venue), name=f"ownership-{venue}")
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
 
     async def _close(self, claim: _Claim) -> None:
         conn, claim.conn = claim.conn, None

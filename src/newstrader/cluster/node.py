@@ -1,0 +1,234 @@
+"""A bot as one node of several: it trades only the accounts it owns, each through its own lane.
+
+When the journal is PostgreSQL, every configured account is claimed (see `ownership`). For each
+account this node owns there is a lane: a news pipeline whose items are journaled under
+``<news id>@<venue>`` and which acts on that one account. Items come from the account's durable
+consumer on the news stream (`[bus] url`), and from the bot's own sources and webhook, which
+feed every owned lane. Per-account ids are what make a takeover exact: the new owner's
+redelivered or replayed items are deduped (or resumed) by the same ids the old owner journaled.
+
+On acquiring an account, before its lane starts, the node settles what the previous owner may
+have left: its pending orders are asked about by client id, its half-handled items become
+`interrupted` (a redelivery resumes them), and the account is reconciled with the exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from newstrader.cluster.ownership import AccountOwnership, libpq_dsn, lock_key
+from newstrader.cluster.stream import NewsStream
+from newstrader.domain import NewsItem, Signal, VenueOutcome
+from newstrader.engine.ports import NotOwner
+from newstrader.engine.reconcile import Reconciler
+from newstrader.journal import Journal, normalize_title
+from newstrader.news.pipeline import NewsDecision, Pipeline
+
+if TYPE_CHECKING:
+    from newstrader.bot import Bot
+
+log = structlog.get_logger("newstrader.cluster")
+
+
+def default_instance() -> str:
+    """This process's instance name when `[cluster] instance` is not set: host and pid."""
+    return f"{socket.gethostname()[:24]}-{os.getpid()}"
+
+
+def lane_news_id(news_id: str, venue: str) -> str:
+    """The id one account's lane journals an item under."""
+    return f"{news_id}@{venue}"
+
+
+class AccountNewsJournal:
+    """The journal as one account's pipeline sees it: headline dedupe within that account only
+    (the other accounts' copies of a headline are not duplicates of it)."""
+
+    def __init__(self, journal: Journal, venue: str) -> None:
+        self.journal = journal
+        self.prefix = f"{venue}|"
+
+    async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool:
+        norm = self.prefix + normalize_title(item.title)
+        return await self.journal.record_news(item, outcome, reason, norm_title=norm)
+
+    async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None:
+        await self.journal.update_news(news_id, outcome, reason)
+
+    async def recent_headline_seen(
+        self, norm_title: str, since: datetime, *, exclude_id: str | None = None
+    ) -> bool:
+        return await self.journal.recent_headline_seen(self.prefix + norm_title, since, exclude_id=exclude_id)
+
+    async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool:
+        return await self.journal.record_signal(signal, status, reason)
+
+    async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None:
+        await self.journal.update_signal(signal_id, status, reason)
+
+    async def get_control(self, key: str, default: Any = None) -> Any:
+        return await self.journal.get_control(key, default)
+
+    async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.journal.recent_signals(limit)
+
+
+@dataclass(slots=True)
+class Lane:
+    """One owned account: its pipeline and, with a bus, its consumer."""
+
+    venue: str
+    pipeline: Pipeline
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: NewsItem) -> NewsDecision:
+        return await self.pipeline.submit(replace(item, id=lane_news_id(item.id, self.venue)))
+
+
+class ClusterNode:
+    """Ownership, lanes and the news stream of one bot that shares its journal with others."""
+
+    def __init__(self, bot: Bot, instance: str) -> None:
+        self.bot = bot
+        self.instance = instance
+        cluster = bot.settings.cluster
+        bus = bot.settings.bus
+        accounts = {
+            venue.name: lock_key(venue.kind, venue.account or venue.name) for venue in bot.settings.venues
+        }
+        self.ownership = AccountOwnership(
+            libpq_dsn(bot.journal.url),
+            instance,
+            accounts,
+            heartbeat_s=cluster.heartbeat_s,
+            session_timeout_s=cluster.session_timeout_s,
+            on_acquired=self._acquired,
+            on_lost=self._lost,
+        )
+        self.stream: NewsStream | None = None
+        if bus.url:
+            self.stream = NewsStream(
+                bus.url,
+                stream=bus.stream,
+                subject=bus.subject,
+                ack_wait_s=bus.ack_wait_s,
+                duplicate_window_s=bus.duplicate_window_s,
+            )
+        self.lanes: dict[str, Lane] = {}
+
+    async def start(self) -> None:
+        """Connect to the stream, then claim the accounts (standbys wait in the background)."""
+        if self.stream is not None:
+            await self.stream.connect()
+        await self.ownership.start()
+        log.info("cluster_node_started", instance=self.instance, bus=self.stream is not None)
+
+    async def stop(self) -> None:
+        """Stop the lanes, release the accounts, close the stream."""
+        for venue in list(self.lanes):
+            await self._stop_lane(venue)
+        await self.ownership.stop()
+        if self.stream is not None:
+            await self.stream.close()
+
+    async def submit(self, item: NewsItem) -> list[NewsDecision]:
+        """An item from the bot's own sources or webhook: handled by every owned lane."""
+        lanes = list(self.lanes.values())
+        return list(await asyncio.gather(*(lane.submit(item) for lane in lanes)))
+
+    async def reconcile_owned(self) -> None:
+        """The periodic reconcile, on the accounts this instance owns only."""
+        for venue in self.ownership.owned():
+            await self._reconciler(venue).run_once()
+
+    def _reconciler(self, venue: str) -> Reconciler:
+        bot = self.bot
+        assert bot.executor is not None
+        return Reconciler(
+            {venue: bot.venues[venue]},
+            bot.journal,
+            state=bot.executor.state,
+            quarantine=bot.executor.quarantine,
+            publish=bot.bus.publish,
+        )
+
+    async def bus_lag(self) -> dict[str, int]:
+        """Per owned account: items on the stream not yet acked by its lane."""
+        if self.stream is None:
+            return {}
+        lags = {venue: await self.stream.lag(venue) for venue in self.ownership.owned()}
+        return {venue: lag for venue, lag in lags.items() if lag is not None}
+
+    # ---- ownership callbacks
+
+    async def _acquired(self, venue: str) -> None:
+        bot = self.bot
+        reconciler = self._reconciler(venue)
+        try:
+            resolved = await reconciler.resolve_pending()
+            interrupted = await bot.journal.interrupt_unfinished_news(
+                f"{venue} changed owner while the item was handled; resumed if delivered again",
+                id_suffix=f"@{venue}",
+            )
+            await reconciler.run_once()
+        except Exception as exc:  # the lane does not start on an unsettled account
+            log.error("account_settle_failed", venue=venue, instance=self.instance, error=repr(exc))
+            return
+        if not self.ownership.owns(venue):
+            return
+        pipeline = Pipeline(
+            bot.pipeline.parser,
+            AccountNewsJournal(bot.journal, venue),
+            bot.pipeline.settings,
+            lambda signal: self._act(venue, signal),
+            publish=bot.bus.publish,
+        )
+        lane = Lane(venue, pipeline)
+        self.lanes[venue] = lane
+        if self.stream is not None:
+            lane.task = asyncio.create_task(self._consume(lane), name=f"lane-{venue}")
+        log.info(
+            "lane_started",
+            venue=venue,
+            instance=self.instance,
+            pending_resolved=len(resolved),
+            interrupted=len(interrupted),
+        )
+
+    async def _lost(self, venue: str) -> None:
+        await self._stop_lane(venue)
+
+    async def _stop_lane(self, venue: str) -> None:
+        lane = self.lanes.pop(venue, None)
+        if lane is None:
+            return
+        lane.stop.set()
+        if lane.task is not None:
+            lane.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await lane.task
+        log.info("lane_stopped", venue=venue, instance=self.instance)
+
+    async def _act(self, venue: str, signal: Signal) -> list[VenueOutcome]:
+        assert self.bot.executor is not None
+        return await self.bot.executor.execute(signal, venues=[venue])
+
+    async def _consume(self, lane: Lane) -> None:
+        assert self.stream is not None
+        while not lane.stop.is_set():
+            try:
+                await self.stream.consume(lane.venue, lane.submit, lane.stop)
+            except asyncio.CancelledError:
+                raise
+            except (Exception, NotOwner) as exc:  # on NotOwner the ownership task stops the lane
+                log.warning("lane_consume_failed", venue=lane.venue, instance=self.instance, error=repr(exc))
+                await asyncio.sleep(0.5)
