@@ -171,6 +171,8 @@ class Bot:
         assert self.executor is not None
         self.cluster = ClusterNode(self, instance)
         self.executor.fence = self.cluster.ownership
+        if self.autotrader is not None:
+            self.autotrader.owns = self.cluster.ownership.owns
         if self.pipeline is not None:
             self.pipeline.sources = build_sources(_get(self.settings, "news"), self._submit_own, self.journal)
         await self.cluster.start()

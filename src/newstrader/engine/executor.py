@@ -279,6 +279,9 @@ class Executor:
         # outcomes on one (venue, coin) is the order in which they were executed.
         async with self.state.hold(name, op.coin):
             outcome, action = await self._attempt(name, op, received)
+            # An owner paused mid-order and woken after a takeover must not journal an outcome
+            # beside the new owner's: the item is the new owner's to finish.
+            await self.fence.ensure_owner(name)
             await self._finish(name, op, outcome, action)
         return outcome
 
