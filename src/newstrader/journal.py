@@ -75,6 +75,7 @@ T = TypeVar("T")
 SCHEMA_VERSION: Final = 2  # the schema_version row the newest migration writes
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 MAX_GROUP_COMMIT: Final = 512
+PG_IDLE_TX_TIMEOUT_MS: Final = 5000  # a journal transaction never idles this long unless its bot stopped
 
 INTENT_STATUSES: Final = frozenset({"pending", "acked", "filled", "rejected", "failed", "ambiguous"})
 UNRESOLVED_INTENT_STATUSES: Final = ("pending", "ambiguous")
@@ -573,7 +574,10 @@ def _make_engines(url: str) -> tuple[Engine, Engine | None]:
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
         # Durable before return whatever the server's default: a commit waits for its WAL flush.
-        args = {"options": "-c synchronous_commit=on", "connect_timeout": 10}
+        # A transaction left open by a paused or cut-off bot is ended by the server, so its
+        # uncommitted rows never block the bot that took its accounts over.
+        options = f"-c synchronous_commit=on -c idle_in_transaction_session_timeout={PG_IDLE_TX_TIMEOUT_MS}"
+        args = {"options": options, "connect_timeout": 10}
         writer = create_engine(url, connect_args=args, pool_size=1, max_overflow=0, pool_pre_ping=True)
         reader = create_engine(url, connect_args=args, pool_size=4, max_overflow=4, pool_pre_ping=True)
         return writer, reader

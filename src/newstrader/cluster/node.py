@@ -57,8 +57,18 @@ class AccountNewsJournal:
         self.prefix = f"{venue}|"
 
     async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool:
+        """Claim the item for this account; a row a previous owner left unfinished is resumed.
+
+        Only the account's owner writes its lane ids, and a lane handles one item at a time, so
+        an id still `received` here was left by an owner that lost the account mid-item (paused,
+        then fenced): possibly after this owner's settle step ran, so it is checked again here."""
         norm = self.prefix + normalize_title(item.title)
-        return await self.journal.record_news(item, outcome, reason, norm_title=norm)
+        if await self.journal.record_news(item, outcome, reason, norm_title=norm):
+            return True
+        left = await self.journal.interrupt_unfinished_news(
+            "the previous owner of the account stopped while handling it", id_suffix=item.id
+        )
+        return bool(left) and await self.journal.record_news(item, outcome, reason, norm_title=norm)
 
     async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None:
         await self.journal.update_news(news_id, outcome, reason)
