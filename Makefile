@@ -46,7 +46,7 @@ demo: $(VENV)/.synced
 
 test: setup
 	$(RUN) ruff check src tests bench
-	$(RUN) mypy --strict src/newstrader/domain.py src/newstrader/engine src/newstrader/venues/base.py
+	$(RUN) mypy --strict src/newstrader/domain.py src/newstrader/engine src/newstrader/venues/base.py src/newstrader/botapi.py src/newstrader/web src/newstrader/bot.py
 	$(RUN) pytest -n 2 --dist loadgroup -q
 
 bench: $(VENV)/.synced
@@ -64,7 +64,7 @@ format: $(VENV)/.synced
 	$(RUN) ruff check --fix src tests bench
 
 typecheck: $(VENV)/.synced
-	$(RUN) mypy --strict src/newstrader/domain.py src/newstrader/engine src/newstrader/venues/base.py
+	$(RUN) mypy --strict src/newstrader/domain.py src/newstrader/engine src/newstrader/venues/base.py src/newstrader/botapi.py src/newstrader/web src/newstrader/bot.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -79,7 +79,7 @@ def bench_parser(total: int) -> dict[str, Any]:
 
 
 class NewsDesk:
-    """The part of a bot the web app's news route needs: a journal, a bus and `submit_news`."""
+    """The part of a bot the web app's news route needs: a journal, a bus, no venues and `submit_news`."""
 
     def __init__(self, pipeline: Any, journal: Any) -> None:
         from newstrader.bot import Bus
@@ -87,6 +87,7 @@ class NewsDesk:
         self.pipeline = pipeline
         self.journal = journal
         self.bus = Bus()
+        self.venues: dict[str, Any] = {}
 
     async def submit_news(self, item: Any) -> Any:
         return await self.pipeline.submit(item)

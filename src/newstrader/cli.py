@@ -186,7 +186,7 @@ def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False)
 @app.command()
 def positions(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
     """Exchange positions next to the cache, per venue (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "GET", "/api/positions")
     if as_json:
@@ -198,7 +198,7 @@ def positions(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = Fa
 @app.command()
 def reconcile(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
     """Read every venue and record drift, without trading (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "POST", "/api/control/reconcile")
     if as_json:
@@ -294,7 +294,7 @@ def history(
     limit: Annotated[int, typer.Option(help="Rows of each kind.")] = 20,
 ) -> None:
     """Recent news, signals and outcomes (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     news = _remote_call(config, "GET", f"/api/news?limit={limit}")["news"]
     signals = _remote_call(config, "GET", f"/api/signals?limit={limit}")["signals"]
@@ -313,7 +313,7 @@ def stats(
     ] = None,
 ) -> None:
     """Realized PnL, fees, win rate and latency from exchange fills (asks the running bot)."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "GET", "/api/stats")
     if csv_path is not None:
@@ -338,7 +338,7 @@ def _console() -> Any:
 
 def _remote_call(config: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Ask the running bot (operator verbs); a failure is one clear line and exit 1."""
-    from newstrader.web import remote
+    from newstrader import remote
 
     try:
         with remote.BotClient(remote.resolve_endpoint(config)) as client:
@@ -349,7 +349,7 @@ def _remote_call(config: Path, method: str, path: str, body: dict[str, Any] | No
 
 
 def _remote_control(config: Path, action: str, as_json: bool, body: dict[str, Any] | None = None) -> None:
-    from newstrader.web import remote
+    from newstrader import remote
 
     data = _remote_call(config, "POST", f"/api/control/{action}", body)
     if as_json:

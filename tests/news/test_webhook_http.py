@@ -23,7 +23,7 @@ TOKEN = "test-token"
 
 
 class NewsDesk:
-    """What the web app's news route uses of a bot: a journal, a bus and `submit_news`."""
+    """What the web app's news route uses of a bot: a journal, a bus, no venues and `submit_news`."""
 
     def __init__(self, pipeline: Pipeline, journal: Journal) -> None:
         from newstrader.bot import Bus
@@ -31,6 +31,7 @@ class NewsDesk:
         self.pipeline = pipeline
         self.journal = journal
         self.bus = Bus()
+        self.venues: dict[str, Any] = {}
 
     async def submit_news(self, item: NewsItem) -> NewsDecision:
         return await self.pipeline.submit(item)

@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 
 from newstrader.config import settings_from_mapping
 from newstrader.web.app import STATIC_DIR, create_app
+from newstrader.web.errors import flat_routes
 from newstrader.web.server import LoopbackServer
 
 pytestmark = [
@@ -56,10 +57,10 @@ def leaks(blob: bytes, forms: dict[str, list[bytes]]) -> list[str]:
 
 def _app_routes() -> list[tuple[str, str]]:
     """(method, path) of every route the web app defines, documented or not, but the public ones."""
-    app = create_app(SimpleNamespace(bus=None, settings=None), token="route-listing-only")
+    app = create_app(SimpleNamespace(bus=None, venues={}), token="route-listing-only")
     found: list[tuple[str, str]] = []
     paths: set[str] = set()
-    for route in app.routes:
+    for route in flat_routes(app.routes):
         if isinstance(route, Mount):
             paths.add(route.path)
             continue

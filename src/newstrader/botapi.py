@@ -1,0 +1,76 @@
+"""What the web app (and any other way in) may ask of a running bot: the `BotApi` protocol.
+
+The web app is typed against this seam, not against `bot.Bot`, so it never reaches into the
+engine; `Bot` implements it: `Bot._start_web` passes itself to `create_app`, and `make typecheck`
+checks that call with mypy --strict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from newstrader.domain import NewsItem, Signal
+from newstrader.venues.base import Venue
+
+if TYPE_CHECKING:
+    from newstrader.journal import Journal
+
+Event = dict[str, Any]
+
+
+class EventBus(Protocol):
+    """In-process fan-out of dict events; each subscriber gets its own bounded queue."""
+
+    def subscribe(self) -> asyncio.Queue[Event]: ...
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None: ...
+
+    def publish(self, event: Event) -> None: ...
+
+
+class Decision(Protocol):
+    """What became of one news item: its signal (or None) and why."""
+
+    @property
+    def news_id(self) -> str: ...
+
+    @property
+    def signal(self) -> Signal | None: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class BotApi(Protocol):
+    """Everything the operator can do to a running bot, and what it reads."""
+
+    @property
+    def bus(self) -> EventBus: ...
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def venues(self) -> Mapping[str, Venue]: ...
+
+    async def submit_news(self, item: NewsItem) -> Decision:
+        """Journal the item, decide it and act on it; a redelivered id is acted on once."""
+        ...
+
+    async def paused(self) -> bool: ...
+
+    async def pause(self, reason: str = "operator") -> Any: ...
+
+    async def resume(self) -> Any: ...
+
+    async def close(self, coin: str, venue: str | None = None) -> Any: ...
+
+    async def flatten(self) -> Any: ...
+
+    async def reconcile(self) -> Any: ...
+
+    async def positions_view(self) -> list[dict[str, Any]]:
+        """Per venue and coin: exchange size (fresh read), cached size, drift, entry, mark, uPnL."""
+        ...

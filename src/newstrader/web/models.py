@@ -1,0 +1,128 @@
+"""Request and response models of the bot's API. Amounts are Decimals (strings on the wire)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from newstrader.domain import Signal
+
+
+class Row(BaseModel):
+    """One journal row; the known fields are typed, the rest pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class SignalOut(BaseModel):
+    id: str
+    news_id: str
+    coin: str
+    side: str
+    confidence: float = 1.0
+    terms: list[str] = []
+    source: str = "unknown"
+    created_at: datetime | None = None
+
+    @classmethod
+    def of(cls, signal: Signal | None) -> SignalOut | None:
+        if signal is None:
+            return None
+        return cls(
+            id=signal.id,
+            news_id=signal.news_id,
+            coin=signal.coin,
+            side=str(signal.side),
+            confidence=float(signal.confidence),
+            terms=list(signal.terms),
+            source=signal.source,
+            created_at=signal.created_at,
+        )
+
+
+class NewsAccepted(BaseModel):
+    news_id: str
+    signal: SignalOut | None
+    reason: str
+
+
+class PositionRow(BaseModel):
+    """One coin on one venue: what the exchange holds next to what we cached."""
+
+    model_config = ConfigDict(extra="allow")
+    venue: str
+    coin: str
+    exchange_size: Decimal | None = None
+    cached_size: Decimal | None = None
+    drift: bool = False
+    entry_price: Decimal | None = None
+    mark_price: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+
+
+class PositionsOut(BaseModel):
+    paused: bool
+    positions: list[PositionRow]
+
+
+class SignalsOut(BaseModel):
+    signals: list[Row]
+
+
+class NewsListOut(BaseModel):
+    news: list[Row]
+
+
+class OrdersOut(BaseModel):
+    orders: list[Row]
+    fills: list[Row]
+
+
+class EventsOut(BaseModel):
+    events: list[Row]
+
+
+class PnlPoint(BaseModel):
+    time: datetime
+    venue: str
+    realized_pnl: Decimal = Field(description="Cumulative realized PnL net of fees, all venues.")
+
+
+class StatsOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    paused: bool
+    fills: int
+    realized_pnl: Decimal
+    fees: Decimal
+    pnl_curve: list[PnlPoint]
+    summary: dict[str, Any] = {}
+
+
+class ControlOut(BaseModel):
+    ok: bool
+    action: str
+    paused: bool
+    detail: Any = None
+
+
+class CloseIn(BaseModel):
+    coin: str = Field(min_length=1, max_length=32)
+    venue: str | None = None
+
+
+class LoginIn(BaseModel):
+    token: str = Field(min_length=1, max_length=512)
+
+
+class Health(BaseModel):
+    status: str
+    time: datetime
+
+
+class ErrorOut(BaseModel):
+    detail: Any

@@ -1,0 +1,123 @@
+"""The webhook (`POST /api/news`) and the news and signal history."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import ValidationError
+
+from newstrader.botapi import BotApi
+from newstrader.news.webhook_model import WebhookNews
+from newstrader.web.errors import errors_reason
+from newstrader.web.models import ErrorOut, NewsAccepted, NewsListOut, Row, SignalOut, SignalsOut
+from newstrader.web.routes import LimitQ, jsonable_rows
+
+log = structlog.get_logger(__name__)
+
+MAX_NEWS_BYTES = 64 * 1024
+
+
+def news_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """`WebhookNews`'s JSON schema with the rules it checks in code, and its `$defs` (for components)."""
+    schema = WebhookNews.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    properties = schema.get("properties", {})
+    if "title" in properties:
+        properties["title"]["pattern"] = r"[^\s\x00]"
+    for branch in properties.get("published_at", {}).get("anyOf", []):
+        if branch.get("type") == "string":  # nothing was published before 2009 (or after tomorrow)
+            branch["pattern"] = r"^20(09|[1-9][0-9])-"
+    schema["anyOf"] = [
+        {"properties": {"coin": {"type": "null"}, "side": {"type": "null"}}},
+        {
+            "required": ["coin", "side"],
+            "properties": {"coin": {"type": "string", "pattern": r"[^\s\x00]"}, "side": {"type": "string"}},
+        },
+    ]
+    return schema, defs
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused with 413 once it passes the limit (a huge body is never buffered)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_NEWS_BYTES:
+        raise HTTPException(status_code=413, detail=f"body over {MAX_NEWS_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_NEWS_BYTES:
+            raise HTTPException(status_code=413, detail=f"body over {MAX_NEWS_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def router(bot: BotApi) -> APIRouter:
+    routes = APIRouter()
+    schema, _ = news_schema()
+
+    @routes.post(
+        "/api/news",
+        status_code=202,
+        response_model=NewsAccepted,
+        responses={
+            413: {"model": ErrorOut, "description": "Body over 64 KiB"},
+            422: {"model": ErrorOut, "description": "Invalid body, with the reason"},
+        },
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
+        },
+    )
+    async def post_news(request: Request) -> NewsAccepted:
+        """Submit one headline: `coin`+`side` given → used as is, else parsed."""
+        raw = await _read_body(request)
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPException(status_code=422, detail=f"body is not JSON: {exc}") from exc
+        if not isinstance(payload, dict):
+            raise HTTPException(status_code=422, detail="body must be a JSON object")
+        try:
+            item = WebhookNews.model_validate(payload).to_news_item()
+        except ValidationError as exc:
+            raise HTTPException(status_code=422, detail=errors_reason(exc.errors())) from exc
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        started = time.perf_counter()
+        decision = await bot.submit_news(item)
+        log.info(
+            "web_news",
+            news_id=decision.news_id,
+            signal_id=decision.signal.id if decision.signal is not None else None,
+            reason=decision.reason,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return NewsAccepted(
+            news_id=decision.news_id, signal=SignalOut.of(decision.signal), reason=decision.reason
+        )
+
+    @routes.get("/api/news", response_model=NewsListOut)
+    async def get_news(limit: LimitQ = 50) -> NewsListOut:
+        """Recent news items with the pipeline's decision."""
+        return NewsListOut(
+            news=[Row.model_validate(r) for r in jsonable_rows(await bot.journal.recent_news(limit))]
+        )
+
+    @routes.get("/api/signals", response_model=SignalsOut)
+    async def get_signals(limit: LimitQ = 50) -> SignalsOut:
+        """Recent signals, each with its per-venue outcomes and latencies."""
+        signals = jsonable_rows(await bot.journal.recent_signals(limit))
+        outcomes = jsonable_rows(await bot.journal.recent_outcomes(limit * 4))
+        by_signal: dict[str, list[dict[str, Any]]] = {}
+        for outcome in outcomes:
+            by_signal.setdefault(str(outcome.get("signal_id")), []).append(outcome)
+        for sig in signals:
+            sig_id = str(sig.get("id") or sig.get("signal_id"))
+            sig.setdefault("outcomes", by_signal.get(sig_id, []))
+        return SignalsOut(signals=[Row.model_validate(s) for s in signals])
+
+    return routes
