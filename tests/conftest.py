@@ -305,11 +305,11 @@ class PgServer:
 
 
 def _pg_bindir() -> Path:
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
-    )
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
     if not found:
-        raise RuntimeError("PostgreSQL server binaries not found: run `make setup` (apt-get install postgresql)")
+        raise RuntimeError(
+            "PostgreSQL server binaries not found: run `make setup` (apt-get install postgresql)"
+        )
     return found[-1].parent
 
 
@@ -355,11 +355,16 @@ def start_pg_server() -> PgServer:
         process = subprocess.Popen(
             [
                 str(bindir / "postgres"),
-                "-D", str(data),
-                "-p", str(port),
-                "-h", "127.0.0.1",
-                "-k", str(root),
-                "-c", "max_connections=200",
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(root),
+                "-c",
+                "max_connections=200",
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from newstrader.botapi import ClusterState
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
@@ -148,6 +149,8 @@ class Bot:
             await self._start_sources()
             if self.serve_web:
                 await self._start_web()
+            if self.cluster is not None:  # last: the claim's heartbeat must not wait on start-up work
+                await self.cluster.start()
             stamps["serving"] = time.monotonic()
             self._started = True
             names = list(stamps)
@@ -164,7 +167,8 @@ class Bot:
             raise
 
     async def _start_cluster(self, instance: str) -> None:
-        """Trade only owned accounts: fence the executor, feed own sources to the owned lanes."""
+        """Trade only owned accounts: fence the executor, feed own sources to the owned lanes
+        (nothing is owned until `cluster.start()` claims the accounts)."""
         from newstrader.cluster.node import ClusterNode
         from newstrader.news.sources import build_sources
 
@@ -175,7 +179,6 @@ class Bot:
             self.autotrader.owns = self.cluster.ownership.owns
         if self.pipeline is not None:
             self.pipeline.sources = build_sources(_get(self.settings, "news"), self._submit_own, self.journal)
-        await self.cluster.start()
 
     async def _submit_own(self, item: NewsItem) -> Any:
         return await self.submit_news(item)
@@ -386,6 +389,17 @@ class Bot:
         await self.journal.update_signal(signal.id, status, reason)
         await self.journal.update_news(item.id, "traded", reason)
         return NewsDecision(item.id, signal, reason)
+
+    async def cluster_state(self) -> ClusterState | None:
+        """This instance, its owned accounts and its bus lag when it shares the journal."""
+        if self.cluster is None:
+            return None
+        return ClusterState(
+            instance=self.cluster.instance,
+            configured=tuple(self.venues),
+            owned=tuple(self.cluster.ownership.owned()),
+            bus_lag=await self.cluster.bus_lag(),
+        )
 
     async def paused(self) -> bool:
         return bool(await self.journal.get_control("paused", False))

@@ -63,6 +63,7 @@ from newstrader.domain import (
     OrderRequest,
     OrderResult,
     OrderType,
+    OutcomeStatus,
     Signal,
     TimeInForce,
     VenueOutcome,
@@ -860,6 +861,30 @@ class Journal:
             "created_at": _now(),
         }
         await self._write(lambda conn: conn.execute(insert(outcomes_table).values(**values)))
+
+    async def venue_outcome(self, signal_id: str, venue: str) -> VenueOutcome | None:
+        """The journaled outcome of a signal on one venue (the first), or None: an operation
+        resumed after a crash or a takeover is done there already when this is not None."""
+        table = outcomes_table
+        stmt = (
+            select(table)
+            .where(table.c.signal_id == signal_id, table.c.venue == venue)
+            .order_by(table.c.id)
+            .limit(1)
+        )
+        row = await self._read(lambda conn: conn.execute(stmt).mappings().first())
+        if row is None:
+            return None
+        return VenueOutcome(
+            venue=row["venue"],
+            coin=row["coin"],
+            status=OutcomeStatus(row["status"]),
+            reason=row["reason"],
+            exchange_size_before=row["exchange_size_before"],
+            cached_size_before=row["cached_size_before"],
+            target_size=row["target_size"],
+            exchange_size_after=row["exchange_size_after"],
+        )
 
     # ---- reconciliation events
 

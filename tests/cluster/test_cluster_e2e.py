@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from eth_account import Account
@@ -41,6 +43,12 @@ MARKS = {"BTC": Decimal(50_000), "ETH": Decimal(2_000), "SOL": Decimal(100)}
 ITEMS, TRADABLE = 200, 40
 GAP_S = 0.06  # between items at ingest: 200 items in 12 s
 TAKEOVER_LIMIT_S = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -120,6 +128,35 @@ class Proc:
                 self.proc.wait(timeout=10)
 
 
+def _operations(config: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`newstrader history/positions/cluster --json` and GET /metrics against one bot."""
+
+    def cli(*args: str) -> Any:
+        result = subprocess.run(
+            [sys.executable, "-m", "newstrader.cli", *args, "--config", str(config), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    port = int(config.read_text().split("[web]\nport = ")[1].split()[0])
+    reply = httpx.get(
+        f"http://127.0.0.1:{port}/metrics",
+        headers={"Authorization": f"Bearer {env['NEWSTRADER_WEB_TOKEN']}"},
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
+    return {
+        "history": cli("history", "--limit", "1000"),
+        "positions": cli("positions"),
+        "cluster": cli("cluster"),
+        "metrics": reply.text,
+    }
+
+
 @pytest.fixture
 def procs() -> Iterator[list[Proc]]:
     started: list[Proc] = []
@@ -176,8 +213,6 @@ stream = "T{tag}"
 subject = "t{tag}.news"
 ack_wait_s = 2
 
-[web]
-port = 0
 """
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")},
@@ -191,12 +226,16 @@ port = 0
             by_name[n].toml(sim.hl_url if by_name[n].kind == "hyperliquid" else sim.aster_url) for n in names
         )
         cluster = f'\n[cluster]\ninstance = "bot-{bot}"\nheartbeat_s = 0.3\nsession_timeout_s = 2\n'
+        cluster += f"\n[web]\nport = {free_port()}\n"
         configs[bot] = tmp_path / f"{bot}.toml"
         configs[bot].write_text(common + cluster + venues)
     rows = _news_file(tmp_path / "news.jsonl")
     tradable_titles = sorted(r["title"] for i, r in enumerate(rows) if i % 5 == 4)
     ingest_config = tmp_path / "ingest.toml"
-    ingest_config.write_text(common + f'\n[[news.replay]]\npath = "{tmp_path / "news.jsonl"}"\nspeed = 1\n')
+    ingest_config.write_text(
+        common
+        + f'\n[web]\nport = {free_port()}\n[[news.replay]]\npath = "{tmp_path / "news.jsonl"}"\nspeed = 1\n'
+    )
 
     dsn = libpq_dsn(pg_url)
 
@@ -306,6 +345,22 @@ port = 0
         state = sim.admin.state()["venues"]
         for acct in accounts:
             assert state[acct.kind]["accounts"][acct.address.lower()]["fills"] == filled[acct.name], acct.name
+
+        # ---- operations, asked of C: the shared journal across instances, ownership, metrics
+        ops = _operations(configs["C"], env)
+        # every account's signals, those A and B journaled before they went too
+        assert len(ops["history"]["signals"]) == TRADABLE * len(accounts)
+        sizes = {
+            (p["venue"], p["coin"]): Decimal(p["exchange_size"] or 0) for p in ops["positions"]["positions"]
+        }
+        assert {k: v for k, v in sizes.items() if v} == {k: v for k, v in last_target.items() if v}
+        assert {row["venue"]: row["owner"] for row in ops["cluster"]["accounts"]} == {
+            n: "bot-C" for n in by_name
+        }
+        assert ops["cluster"]["instances"]["bot-C"] == sorted(by_name)
+        for name in by_name:
+            assert f'newstrader_account_owned{{instance="bot-C",venue="{name}"}} 1.0' in ops["metrics"]
+            assert f'newstrader_bus_lag_items{{venue="{name}"}} 0.0' in ops["metrics"]
 
         latency = db.execute(
             "SELECT n.received_at, min(o.updated_at) FROM news n JOIN signals s ON s.news_id = n.id"
