@@ -40,6 +40,7 @@ BENCHES = (
     Bench("overhead_signing", "Per-order signing: ours vs the official SDK vs ccxt"),
     Bench("parser", "News path: parser throughput, pipeline submit, webhook → signal"),
     Bench("sim_requests", "Simulator request handling (in-process)"),
+    Bench("cluster_latency", "News → fill through the JetStream bus vs one process; kill -9 takeover"),
 )
 
 
