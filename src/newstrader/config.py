@@ -630,6 +630,19 @@ port = 8080
 
 [journal]
 url = "sqlite:///newstrader.db"   # any SQLAlchemy URL; SQLite runs in WAL mode
+# url = "postgresql+psycopg://newstrader@db-host/newstrader"   # several bots share one record
+
+[bus]                      # the NATS JetStream news stream; `newstrader ingest` publishes to it
+# url = "nats://127.0.0.1:4222"   # set: each owned account reads the stream (its own durable consumer)
+stream = "NEWSTRADER_NEWS"
+subject = "newstrader.news"
+ack_wait_s = 10.0          # an item not acked by then is delivered again (to the account's next owner)
+duplicate_window_s = 3600.0   # the server drops a second copy of a news id within this window
+
+[cluster]                  # with a PostgreSQL journal: each account is traded by one bot at a time
+# instance = "bot-a"       # this bot's name in the journal and `newstrader cluster` (default: host-pid)
+heartbeat_s = 0.5
+session_timeout_s = 3.0    # a paused or cut-off owner loses its accounts to a standby after this
 """
 
 
