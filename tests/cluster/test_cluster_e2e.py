@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,12 +42,6 @@ MARKS = {"BTC": Decimal(50_000), "ETH": Decimal(2_000), "SOL": Decimal(100)}
 ITEMS, TRADABLE = 200, 40
 GAP_S = 0.06  # between items at ingest: 200 items in 12 s
 TAKEOVER_LIMIT_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -128,8 +121,10 @@ class Proc:
                 self.proc.wait(timeout=10)
 
 
-def _operations(config: Path, env: dict[str, str]) -> dict[str, Any]:
+def _operations(config: Path, log: str, env: dict[str, str]) -> dict[str, Any]:
     """`newstrader history/positions/cluster --json` and GET /metrics against one bot."""
+    url = log.split("newstrader listening on ", 1)[1].split()[0]
+    env = {**env, "NEWSTRADER_WEB_URL": url}
 
     def cli(*args: str) -> Any:
         result = subprocess.run(
@@ -142,9 +137,8 @@ def _operations(config: Path, env: dict[str, str]) -> dict[str, Any]:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    port = int(config.read_text().split("[web]\nport = ")[1].split()[0])
     reply = httpx.get(
-        f"http://127.0.0.1:{port}/metrics",
+        f"{url}/metrics",
         headers={"Authorization": f"Bearer {env['NEWSTRADER_WEB_TOKEN']}"},
         timeout=30,
     )
@@ -226,16 +220,13 @@ ack_wait_s = 2
             by_name[n].toml(sim.hl_url if by_name[n].kind == "hyperliquid" else sim.aster_url) for n in names
         )
         cluster = f'\n[cluster]\ninstance = "bot-{bot}"\nheartbeat_s = 0.3\nsession_timeout_s = 2\n'
-        cluster += f"\n[web]\nport = {free_port()}\n"
+        cluster += "\n[web]\nport = 0\n"  # any free port, bound by the bot itself (no race)
         configs[bot] = tmp_path / f"{bot}.toml"
         configs[bot].write_text(common + cluster + venues)
     rows = _news_file(tmp_path / "news.jsonl")
     tradable_titles = sorted(r["title"] for i, r in enumerate(rows) if i % 5 == 4)
     ingest_config = tmp_path / "ingest.toml"
-    ingest_config.write_text(
-        common
-        + f'\n[web]\nport = {free_port()}\n[[news.replay]]\npath = "{tmp_path / "news.jsonl"}"\nspeed = 1\n'
-    )
+    ingest_config.write_text(common + f'\n[[news.replay]]\npath = "{tmp_path / "news.jsonl"}"\nspeed = 1\n')
 
     dsn = libpq_dsn(pg_url)
 
@@ -259,6 +250,7 @@ ack_wait_s = 2
         90,
         "A and B own their accounts",
     )
+    phases = {"A, B own their accounts": time.monotonic() - started}
     c = run("C")
     _wait(lambda: all(h[1] == ["bot-C"] for h in holders().values()), 90, "C stands by on all six")
     assert a.alive() and b.alive(), a.text()[-2000:] + b.text()[-2000:]
@@ -278,6 +270,7 @@ ack_wait_s = 2
         # ---- kill -9 A mid-stream
         _wait(lambda: handled("hl-1") >= ITEMS // 4, 60, "A is a quarter through the stream")
         killed = time.monotonic()
+        phases["A killed"] = killed - started
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(timeout=10)
         _wait(lambda: all(holders()[n][0] == "bot-C" for n in groups["A"]), 30, "C owns A's accounts")
@@ -288,6 +281,7 @@ ack_wait_s = 2
         _wait(lambda: handled("hl-2") >= ITEMS // 2, 60, "B is half through the stream")
         b.proc.send_signal(signal.SIGSTOP)
         paused = time.monotonic()
+        phases["B paused"] = paused - started
         _wait(lambda: all(holders()[n][0] == "bot-C" for n in groups["B"]), 30, "C owns B's accounts")
         pause_takeover_s = time.monotonic() - paused
         taken_at = datetime.now().astimezone()
@@ -302,6 +296,7 @@ ack_wait_s = 2
             stuck = db.execute("SELECT id, outcome FROM news WHERE outcome = 'received' LIMIT 10").fetchall()
             raise AssertionError(f"handled {counts}; stuck {stuck}\n{c.text()[-6000:]}") from None
 
+        phases["all handled"] = time.monotonic() - started
         # per account: one outcome per tradable item
         outcomes = db.execute(
             "SELECT o.venue, n.title, o.target_size, o.coin, o.status, n.received_at FROM outcomes o"
@@ -347,7 +342,7 @@ ack_wait_s = 2
             assert state[acct.kind]["accounts"][acct.address.lower()]["fills"] == filled[acct.name], acct.name
 
         # ---- operations, asked of C: the shared journal across instances, ownership, metrics
-        ops = _operations(configs["C"], env)
+        ops = _operations(configs["C"], c.text(), env)
         # every account's signals, those A and B journaled before they went too
         assert len(ops["history"]["signals"]) == TRADABLE * len(accounts)
         sizes = {
@@ -376,5 +371,6 @@ ack_wait_s = 2
         "bus_news_to_fill_ms_p50": round(waits[len(waits) // 2], 1),
         "bus_news_to_fill_ms_p95": round(waits[int(len(waits) * 0.95)], 1),
         "wall_s": round(time.monotonic() - started, 1),
+        "phases_s": {k: round(v, 1) for k, v in phases.items()},
     }
     print(json.dumps(report))

@@ -83,17 +83,21 @@ async def test_unacked_item_comes_again_to_the_next_owner(nats_server: Any) -> N
         await stream.close()
 
 
-def test_ingest_needs_a_bus_url_and_says_which_key(tmp_path: Path) -> None:
-    config = tmp_path / "ingest.toml"
-    config.write_text("[news]\nmin_confidence = 0\n")
+def _cli(verb: str, config: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "newstrader.cli", "ingest", "--config", str(config)],
+    return subprocess.run(
+        [sys.executable, "-m", "newstrader.cli", verb, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
         env=env,
     )
+
+
+def test_ingest_needs_a_bus_url_and_says_which_key(tmp_path: Path) -> None:
+    config = tmp_path / "ingest.toml"
+    config.write_text("[news]\nmin_confidence = 0\n")
+    result = _cli("ingest", config)
     assert result.returncode == 2
     assert "bus.url" in result.stderr and "Traceback" not in result.stderr
 
@@ -101,13 +105,6 @@ def test_ingest_needs_a_bus_url_and_says_which_key(tmp_path: Path) -> None:
 def test_cluster_verb_needs_a_postgresql_journal(tmp_path: Path) -> None:
     config = tmp_path / "bot.toml"
     config.write_text(f'[journal]\nurl = "sqlite:///{tmp_path / "j.db"}"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "newstrader.cli", "cluster", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = _cli("cluster", config)
     assert result.returncode == 2
     assert "PostgreSQL" in result.stderr and "Traceback" not in result.stderr

@@ -177,9 +177,11 @@ class AccountOwnership:
                     keepalives_interval=1,
                     keepalives_count=3,
                 )
+                # Set first: a waiting session is busy, not idle, so the timeout starts only once
+                # the lock is granted, and a standby paused while it waited loses it again.
+                await claim.conn.execute(f"SET idle_session_timeout = {int(self.session_timeout_s * 1000)}")
                 # Waiting for the lock is the standby state (shown in pg_locks, granted = false).
                 await claim.conn.execute("SELECT pg_advisory_lock(%s)", (claim.account.key,))
-                await claim.conn.execute(f"SET idle_session_timeout = {int(self.session_timeout_s * 1000)}")
                 claim.owned = True
                 claim.acquired_at = time.monotonic()
                 log.info("account_acquired", venue=venue, instance=self.instance)
