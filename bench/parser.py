@@ -79,7 +79,7 @@ def bench_parser(total: int) -> dict[str, Any]:
 
 
 class NewsDesk:
-    """The part of a bot the web app's news route needs: a journal, a bus, no venues and `submit_news`."""
+    """The part of a bot the web app's news route needs: a journal, a bus, no venues and `accept_news`."""
 
     def __init__(self, pipeline: Any, journal: Any) -> None:
         from newstrader.bot import Bus
@@ -89,8 +89,8 @@ class NewsDesk:
         self.bus = Bus()
         self.venues: dict[str, Any] = {}
 
-    async def submit_news(self, item: Any) -> Any:
-        return await self.pipeline.submit(item)
+    async def accept_news(self, item: Any) -> Any:
+        return await self.pipeline.accept(item)
 
 
 async def _pipeline(journal_path: Path) -> tuple[Any, Any]:
@@ -167,9 +167,10 @@ async def bench_webhook(n: int, workdir: Path) -> dict[str, Any]:
             for i in range(n):
                 body = {"title": f"{titles[i % len(titles)]} #{i}", "source": "bench", "id": f"w{i}"}
                 t0 = time.perf_counter()
-                response = await client.post("/api/news", json=body)
+                # `wait`: the answer once the item is finished, as before the webhook answered at once.
+                response = await client.post("/api/news", json=body, params={"wait": 30})
                 samples.append((time.perf_counter() - t0) * 1000)
-                if response.status_code != 202:
+                if response.status_code != 200:
                     raise RuntimeError(f"webhook said {response.status_code}: {response.text[:200]}")
                 signals += response.json().get("signal") is not None
     finally:

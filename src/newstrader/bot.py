@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from newstrader.botapi import ClusterState
+from newstrader.botapi import ClusterState, Decision
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
@@ -33,6 +33,10 @@ from newstrader.engine.risk import Sizer
 from newstrader.venues.base import Venue, VenueError
 
 log = structlog.get_logger("newstrader.bot")
+
+# At stop, how long executions already accepted may take to finish before they are cancelled
+# (a cancelled one is resumed at the next start-up).
+DRAIN_TIMEOUT_S = 15.0
 
 
 def _get(source: Any, name: str, default: Any = None) -> Any:
@@ -139,12 +143,13 @@ class Bot:
                 await self._start_cluster(instance)
             else:
                 resolved = await self.reconciler.resolve_pending()
-                await self._settle_interrupted_news()
                 drift = await self.reconciler.run_once()
             stamps["reconciled"] = time.monotonic()
             if self.autotrader is not None:
                 await self.autotrader.start()
             stamps["autotrader"] = time.monotonic()
+            if self.cluster is None:  # a node resumes an account's items when it acquires it
+                await self._resume_unfinished_news()
             self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile-loop"))
             await self._start_sources()
             if self.serve_web:
@@ -183,13 +188,14 @@ class Bot:
     async def _submit_own(self, item: NewsItem) -> Any:
         return await self.submit_news(item)
 
-    async def _settle_interrupted_news(self) -> None:
-        """Items a crash left half-handled get a final outcome now; a redelivery resumes them."""
-        interrupt = getattr(self.journal, "interrupt_unfinished_news", None)
-        if interrupt is None:
+    async def _resume_unfinished_news(self) -> None:
+        """What a crash left half-handled: accepted signals execute again (in the background,
+        before any new item), the rest get a final outcome now and resume on redelivery."""
+        reason = "the bot stopped while handling it; its orders were resolved at start-up"
+        if self.pipeline is not None:
+            await self.pipeline.resume_unfinished(reason)
             return
-        ids = await interrupt("the bot stopped while handling it; its orders were resolved at start-up")
-        for news_id in ids:
+        for news_id in await self.journal.interrupt_unfinished_news(reason):
             log.warning("news_interrupted", news_id=news_id, message="resumed if delivered again")
 
     async def _build(self) -> None:
@@ -297,6 +303,8 @@ class Bot:
         if stop_sources is not None:
             with contextlib.suppress(Exception):
                 await stop_sources()
+        if self.pipeline is not None:  # executions accepted by the webhook finish (or resume later)
+            await self.pipeline.drain(DRAIN_TIMEOUT_S)
         if self.autotrader is not None:
             try:
                 await self.autotrader.stop()
@@ -342,6 +350,12 @@ class Bot:
         """The pipeline's action: execute on every venue (the pipeline publishes the signal)."""
         assert self.executor is not None
         return await self.executor.execute(signal)
+
+    async def accept_news(self, item: NewsItem) -> Decision:
+        """Journal the item and decide it; an accepted signal executes in the background."""
+        assert self.pipeline is not None, "start() builds the pipeline"
+        decision: Decision = await self.pipeline.accept(item)
+        return decision
 
     async def submit_news(self, item: NewsItem) -> NewsDecision:
         """Journal the item first, then act on it; a redelivered id is acted on once."""

@@ -8,7 +8,7 @@ checks that call with mypy --strict.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +43,11 @@ class Decision(Protocol):
     @property
     def reason(self) -> str: ...
 
+    @property
+    def execution(self) -> Awaitable[Decision] | None:
+        """While the signal executes: ends with the final decision. None when this one is final."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
@@ -67,8 +72,10 @@ class BotApi(Protocol):
     @property
     def venues(self) -> Mapping[str, Venue]: ...
 
-    async def submit_news(self, item: NewsItem) -> Decision:
-        """Journal the item, decide it and act on it; a redelivered id is acted on once."""
+    async def accept_news(self, item: NewsItem) -> Decision:
+        """Journal the item and decide it; an accepted signal executes behind the answer.
+
+        A redelivered id is acted on once."""
         ...
 
     async def paused(self) -> bool: ...

@@ -17,6 +17,7 @@ app = typer.Typer(
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config TOML file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+EXECUTE_WAIT_S = 30.0  # `signal --execute` waits this long for the venues' outcomes (the API's limit)
 
 
 @app.callback()
@@ -127,6 +128,10 @@ def sim(
     walk_interval: Annotated[
         float, typer.Option(help="Seconds between random-walk steps of the marks (0 = still).")
     ] = 0.0,
+    network: Annotated[
+        str,
+        typer.Option(help="testnet | mainnet: accept only that network's Aster chain id and HL source."),
+    ] = "testnet",
 ) -> None:
     """Run the venue simulator (Hyperliquid + Aster APIs)."""
     from newstrader.sim.__main__ import serve
@@ -138,6 +143,7 @@ def sim(
         rate_limits=not no_rate_limits,
         markets_file=markets,
         walk_interval_s=walk_interval,
+        network=network,
     )
 
 
@@ -158,7 +164,17 @@ def init(
 
 
 @app.command()
-def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
+def check(
+    config: ConfigOpt = Path("newstrader.toml"),
+    as_json: JsonOpt = False,
+    trade_test: Annotated[
+        bool,
+        typer.Option(
+            "--trade-test",
+            help="Also place and cancel one post-only order far from the market on each venue.",
+        ),
+    ] = False,
+) -> None:
     """Check config, connectivity, credentials and clock skew (exit 0 ok, 1 a venue fails, 2 bad config)."""
     import asyncio
     import json
@@ -171,7 +187,7 @@ def check(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False)
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
-    results = asyncio.run(check_all(settings))
+    results = asyncio.run(check_all(settings, trade_test=trade_test))
     if as_json:
         typer.echo(json.dumps({"config": str(config), "venues": [r.as_dict() for r in results]}))
     else:
@@ -262,11 +278,22 @@ def signal(
     if not execute:
         signal_command(text, as_json=as_json, rules=rules)
         return
-    # --execute: the running bot parses, filters and acts; print what it decided.
+    # --execute: the running bot parses, filters and acts; print what it decided, then (the
+    # webhook answers before the orders are done) what each venue did, once it is known.
     if not as_json:
         signal_command(text, as_json=False, rules=rules)
-    reply = _remote_call(config, "POST", "/api/news", {"title": text, "source": "cli"})
-    typer.echo(json.dumps(reply) if as_json else f"bot: {reply.get('reason')}")
+    reply = _remote_call(
+        config, "POST", f"/api/news?wait={EXECUTE_WAIT_S:g}", {"title": text, "source": "cli"}
+    )
+    if as_json:
+        typer.echo(json.dumps(reply))
+        return
+    typer.echo(f"bot: {reply.get('reason')}")
+    for outcome in reply.get("outcomes", []):
+        detail = f" ({outcome['reason']})" if outcome.get("reason") else ""
+        typer.echo(f"  {outcome['venue']}: {outcome['status']}{detail}")
+    if not reply.get("done"):
+        typer.echo(f"still executing after {EXECUTE_WAIT_S:g}s; see `newstrader history` for the outcomes")
 
 
 @app.command()

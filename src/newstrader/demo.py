@@ -316,7 +316,7 @@ class DemoScript:
             base_url=stack.url,
             headers={"Authorization": f"Bearer {stack.token}"},
             trust_env=False,
-            timeout=30,
+            timeout=40,  # above the longest `?wait=30`
         )
         self._sim = httpx.AsyncClient(base_url=str(stack.sim_url), trust_env=False, timeout=10)
         self._n = 0
@@ -333,7 +333,9 @@ class DemoScript:
     async def news(self, title: str, **extra: Any) -> dict[str, Any]:
         self._n += 1
         body = {"title": title, "source": extra.pop("source", "demo"), **extra}
-        response = await self._api.post("/api/news", json=body)
+        # The webhook answers at once; `wait` asks for the outcomes in the answer, so each
+        # scene narrates what the venues did.
+        response = await self._api.post("/api/news", json=body, params={"wait": 30})
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         self.report.headlines_sent += 1

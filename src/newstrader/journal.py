@@ -24,7 +24,7 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -44,6 +44,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
     event,
     func,
@@ -64,6 +65,7 @@ from newstrader.domain import (
     OrderResult,
     OrderType,
     OutcomeStatus,
+    Side,
     Signal,
     TimeInForce,
     VenueOutcome,
@@ -84,6 +86,8 @@ UNRESOLVED_INTENT_STATUSES: Final = ("pending", "ambiguous")
 # `interrupted` (final, but resumed when the same id is delivered again).
 NEWS_UNFINISHED: Final = "received"
 NEWS_INTERRUPTED: Final = "interrupted"
+# A signal decided for action whose execution has not finished (a crash may leave it so).
+SIGNAL_ACCEPTED: Final = "accepted"
 
 
 class JournalError(Exception):
@@ -697,18 +701,23 @@ class Journal:
         }
         return await self._write(lambda conn: _insert_or_resume_news(conn, values))
 
-    async def interrupt_unfinished_news(self, reason: str, *, id_suffix: str | None = None) -> list[str]:
+    async def interrupt_unfinished_news(
+        self, reason: str, *, keep: Collection[str] = (), id_suffix: str | None = None
+    ) -> list[str]:
         """Mark items a crash left half-handled (still `received`) as `interrupted`; their ids.
 
         Called at start-up, when nothing of this process is in flight: the item then has a
         final outcome even if it never comes again, and a redelivery resumes it (see
-        `record_news`), its orders found again by their client ids. With `id_suffix`, only
-        ids ending so (one account's items, when several bots share the journal)."""
+        `record_news`), its orders found again by their client ids. Items in `keep` are being
+        resumed now (see `unfinished_signals`) and stay unfinished until they finish. With
+        `id_suffix`, only ids ending so (one account's items, when several bots share the journal)."""
 
         def mark(conn: Connection) -> list[str]:
             where = news_table.c.outcome == NEWS_UNFINISHED
+            if keep:
+                where = and_(where, news_table.c.id.not_in(list(keep)))
             if id_suffix is not None:
-                where = where & news_table.c.id.endswith(id_suffix, autoescape=True)
+                where = and_(where, news_table.c.id.endswith(id_suffix, autoescape=True))
             ids = [row[0] for row in conn.execute(select(news_table.c.id).where(where))]
             if ids:
                 conn.execute(
@@ -775,6 +784,59 @@ class Journal:
             .values(status=status, reason=reason, updated_at=_now())
         )
         await self._write(lambda conn: conn.execute(stmt))
+
+    async def unfinished_signals(self) -> list[Signal]:
+        """Signals accepted for an item that is still unfinished (`received`), oldest first: the
+        executions a crash cut short, which start-up resumes."""
+        stmt = (
+            select(signals_table)
+            .join(news_table, news_table.c.id == signals_table.c.news_id)
+            .where(signals_table.c.status == SIGNAL_ACCEPTED, news_table.c.outcome == NEWS_UNFINISHED)
+            .order_by(signals_table.c.created_at)
+        )
+        rows = await self._read(lambda conn: conn.execute(stmt).mappings().all())
+        return [
+            Signal(
+                id=row["id"],
+                news_id=row["news_id"],
+                coin=row["coin"],
+                side=Side(row["side"]),
+                confidence=row["confidence"],
+                terms=tuple(row["terms"] or ()),
+                notional_usd=row["notional_usd"],
+                leverage=row["leverage"],
+                created_at=row["created_at"],
+                source=row["source"],
+            )
+            for row in rows
+        ]
+
+    async def signal_view(self, signal_id: str) -> dict[str, Any] | None:
+        """One signal as a JSON-friendly dict with its per-venue `outcomes` (None when unknown)."""
+
+        def read(conn: Connection) -> tuple[Any, Sequence[Any]]:
+            signal = (
+                conn.execute(select(signals_table).where(signals_table.c.id == signal_id)).mappings().first()
+            )
+            outcomes = (
+                conn.execute(
+                    select(outcomes_table)
+                    .where(outcomes_table.c.signal_id == signal_id)
+                    .order_by(outcomes_table.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            return signal, outcomes
+
+        signal, outcomes = await self._read(read)
+        if signal is None:
+            return None
+        view = _row_dict(signal)
+        view["outcomes"] = [_row_dict(row) for row in outcomes]
+        for row in view["outcomes"]:
+            row["latency_ms"] = _latency_ms(row["latency"] or {})
+        return view
 
     # ---- intents (orders)
 

@@ -4,14 +4,22 @@ Reachability and clock skew come from one public request per venue (Hyperliquid 
 meta, Aster ``GET /fapi/v1/time``), so they work without credentials and without the adapter.
 Credentials are checked locally (the key's address against `account`/`signer`) and, when the
 venue adapter is available, by one authenticated read through it.
+
+`--trade-test` proves the keys can trade before the news comes: one post-only bid at half the
+mark (it can never fill, and stays inside every venue's price band) is placed and cancelled by
+its client id, so an unapproved agent, an unfunded account or a clock outside the venue's window
+shows up now. The order is cancelled by client id even when the placing reply was lost, and the
+test does not end while that order may still rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_CEILING, Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -22,6 +30,10 @@ from newstrader.config import Settings, VenueSettings
 PROBE_TIMEOUT_S = 5.0
 SKEW_WARN_S = 1.0
 SKEW_FAIL_S = 5.0  # Aster refuses requests outside its 5 s default recvWindow
+TRADE_TEST_DISCOUNT = Decimal("0.5")  # the test bid's price: half the mark never fills
+TRADE_TEST_NOTIONAL = Decimal(15)  # USD at the bid price: above either venue's minimum order value
+TRADE_TEST_COINS = ("BTC", "ETH")  # tried first; else the first listed market
+CLEANUP_POLL_S = 0.25
 
 
 @dataclass(slots=True)
@@ -37,6 +49,7 @@ class VenueCheck:
     clock_skew_s: float | None = None  # our clock minus the venue's
     clock_skew_uncertainty_s: float | None = None  # half the round trip (+0.5 s for a Date header)
     credentials: str = "not checked"
+    trade_test: str = "not run"
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -150,8 +163,8 @@ def _local_credentials(cfg: VenueSettings, result: VenueCheck) -> bool:
     return True
 
 
-async def _remote_credentials(cfg: VenueSettings, result: VenueCheck) -> None:
-    """One authenticated read through the venue adapter, when that adapter exists."""
+async def _remote_credentials(cfg: VenueSettings, result: VenueCheck, *, trade_test: bool = False) -> None:
+    """One authenticated read through the venue adapter (and the trade test when asked)."""
     try:
         from newstrader.venues.factory import build_venue
     except ImportError:
@@ -168,7 +181,9 @@ async def _remote_credentials(cfg: VenueSettings, result: VenueCheck) -> None:
         positions = await asyncio.wait_for(venue.positions(), PROBE_TIMEOUT_S)
         await asyncio.wait_for(venue.open_orders(), PROBE_TIMEOUT_S)
     except AuthError as exc:
-        result.problems.append(f"credentials refused: {exc}")
+        result.problems.append(
+            f"credentials refused (approve the agent / API wallet for this account?): {exc}"
+        )
         result.credentials += " (refused)"
     except (VenueError, TimeoutError) as exc:
         result.problems.append(f"account read failed: {type(exc).__name__}: {exc}")
@@ -176,12 +191,14 @@ async def _remote_credentials(cfg: VenueSettings, result: VenueCheck) -> None:
         result.problems.append(f"adapter error: {type(exc).__name__}: {exc}")
     else:
         result.credentials += f" (ok: {len(positions)} open position{'s' if len(positions) != 1 else ''})"
+        if trade_test:
+            await run_trade_test(venue, result)
     finally:
         with contextlib.suppress(Exception):
             await venue.close()
 
 
-async def check_venue(cfg: VenueSettings) -> VenueCheck:
+async def check_venue(cfg: VenueSettings, *, trade_test: bool = False) -> VenueCheck:
     """Every check for one venue; never raises."""
     result = VenueCheck(name=cfg.name, kind=cfg.kind, network=cfg.network, url=cfg.base_url)
     if cfg.network == "mainnet":
@@ -190,13 +207,116 @@ async def check_venue(cfg: VenueSettings) -> VenueCheck:
         await _probe(client, cfg, result)
     usable = _local_credentials(cfg, result)
     if usable and result.reachable:
-        await _remote_credentials(cfg, result)
+        await _remote_credentials(cfg, result, trade_test=trade_test)
+    if trade_test and result.trade_test == "not run":
+        result.trade_test = "not run: " + ("; ".join(result.problems) or "no usable key")
     return result
 
 
-async def check_all(settings: Settings) -> list[VenueCheck]:
-    """Check every venue in parallel."""
-    return list(await asyncio.gather(*(check_venue(v) for v in settings.venues)))
+async def check_all(settings: Settings, *, trade_test: bool = False) -> list[VenueCheck]:
+    """Check every venue in parallel (`trade_test`: also place and cancel one post-only order each)."""
+    return list(await asyncio.gather(*(check_venue(v, trade_test=trade_test) for v in settings.venues)))
+
+
+def _trade_test_failure(exc: Exception) -> str:
+    """One clear line for why the test order was refused."""
+    from newstrader.venues.base import AuthError
+
+    text = str(exc)
+    lowered = text.lower()
+    if "must deposit" in lowered or "margin" in lowered or "balance is insufficient" in lowered:
+        return (
+            f"unfunded: the account has no margin for a ${TRADE_TEST_NOTIONAL} order; deposit first ({text})"
+        )
+    if (
+        "expired" in lowered
+        or "recvwindow" in lowered
+        or "outside of the" in lowered
+        or getattr(exc, "code", None) in (-1021, -4225)
+    ):
+        return f"clock: the venue refused our request time; sync the system clock (NTP) ({text})"
+    if isinstance(exc, AuthError):
+        return (
+            "not approved: the venue does not let this key trade the account; "
+            f"approve the agent / API wallet ({text})"
+        )
+    return f"refused: {type(exc).__name__}: {text}"
+
+
+async def run_trade_test(venue: Any, result: VenueCheck) -> None:
+    """Place one post-only bid far below the market and cancel it by client id; never leave it resting."""
+    from newstrader.domain import OrderRequest, OrderStatus, OrderType, TimeInForce
+    from newstrader.venues.base import Ambiguous, CancelsByClientId, Transient, VenueError
+
+    if not isinstance(venue, CancelsByClientId):
+        result.trade_test = "not run: the adapter cannot cancel by client id"
+        result.notes.append(result.trade_test)
+        return
+    try:
+        markets = await venue.markets()
+        coin = next((c for c in TRADE_TEST_COINS if c in markets), None) or sorted(markets)[0]
+        market = markets[coin]
+        price = market.round_price(await venue.mark_price(coin) * TRADE_TEST_DISCOUNT, up=False)
+        notional = max(TRADE_TEST_NOTIONAL, market.min_notional * 2)
+        steps = (notional / price / market.size_step).to_integral_value(rounding=ROUND_CEILING)
+        size = max(steps * market.size_step, market.min_size)
+    except (VenueError, TimeoutError, IndexError) as exc:
+        result.trade_test = f"not run: could not read the market ({exc})"
+        result.problems.append(f"trade test {result.trade_test}")
+        return
+    client_id = f"nt-trade-test-{secrets.token_hex(6)}"
+    order = OrderRequest(
+        coin, True, size, client_id, order_type=OrderType.LIMIT, limit_price=price, tif=TimeInForce.POST_ONLY
+    )
+    started = time.perf_counter()
+    outcome: str
+    try:
+        placed = await asyncio.wait_for(venue.place_order(order), PROBE_TIMEOUT_S)
+    except (VenueError, TimeoutError) as exc:
+        outcome = _trade_test_failure(exc)
+        lost = isinstance(exc, Ambiguous | Transient | TimeoutError)  # it may still reach the venue
+    else:
+        lost = False
+        outcome = (
+            "" if placed.status is OrderStatus.RESTING else f"refused: the order was {placed.status.value}"
+        )
+    left = await _cancel_until_gone(venue, coin, client_id, venue.order_validity_s if lost else 0.0)
+    ms = round((time.perf_counter() - started) * 1000)
+    if left:
+        result.problems.append(f"trade test: order {client_id} may still rest on {coin}: cancel it by hand")
+    if outcome:
+        result.trade_test = outcome
+        result.problems.append(f"trade test {outcome}")
+    else:
+        result.trade_test = f"ok: post-only buy {size} {coin} @ {price} rested and was cancelled ({ms} ms)"
+
+
+async def _cancel_until_gone(venue: Any, coin: str, client_id: str, window_s: float) -> bool:
+    """Cancel by client id until the venue shows no such order resting; True if it may still rest.
+
+    After a lost reply the order may still arrive until its validity window ends, so keep
+    cancelling until then; once the venue knows the order and it is not resting, it is done.
+    """
+    from newstrader.domain import OrderStatus
+    from newstrader.venues.base import VenueError
+
+    deadline = time.monotonic() + window_s + PROBE_TIMEOUT_S
+    settle = time.monotonic() + window_s
+    while True:
+        with contextlib.suppress(VenueError):  # a refused key cannot cancel; the read below decides
+            await venue.cancel_by_client_id(coin, client_id)
+        try:
+            status = await venue.order_status(client_id)
+        except VenueError:
+            if time.monotonic() >= deadline:
+                return True
+        else:
+            resting = status is not None and status.status is OrderStatus.RESTING
+            if not resting and (status is not None or time.monotonic() >= settle):
+                return False
+            if time.monotonic() >= deadline:
+                return resting
+        await asyncio.sleep(CLEANUP_POLL_S)
 
 
 def describe(check: VenueCheck) -> str:
@@ -210,6 +330,8 @@ def describe(check: VenueCheck) -> str:
                 f"clock skew {check.clock_skew_s:+.2f} ± {check.clock_skew_uncertainty_s or 0:.2f} s"
             )
     parts.append(f"credentials: {check.credentials}")
+    if check.trade_test.startswith("ok"):
+        parts.append(f"trade test {check.trade_test}")
     parts.extend(check.problems)
     parts.extend(f"note: {note}" for note in check.notes)
     return "; ".join(parts)

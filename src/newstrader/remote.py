@@ -59,7 +59,7 @@ def resolve_endpoint(config: Path | None) -> Endpoint:
 class BotClient:
     """A small synchronous client of the bot's API."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float = 30.0) -> None:
+    def __init__(self, endpoint: Endpoint, timeout: float = 40.0) -> None:  # > the API's longest `?wait`
         self.endpoint = endpoint
         self._http = httpx.Client(
             base_url=endpoint.url,

@@ -124,11 +124,12 @@ url = "sqlite:///{journal}"
     try:
         reply = LOOPBACK.post(
             f"{url}/api/news",
+            params={"wait": 30},  # answer once the orders are done
             json={"id": "restart-1", "title": "long ETH", "coin": "ETH", "side": "long", "source": "t"},
             headers={"Authorization": f"Bearer {token}"},
             timeout=60,
         )
-        assert reply.status_code == 202, reply.text
+        assert reply.status_code == 200 and reply.json()["done"], reply.text
         assert all(rig.position(v, "ETH") > 0 for v in VENUES), log.read_text()
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -125,10 +125,35 @@ class BotProcess:
             "side": side,
             "source": "test",
         }
-        response = self.http.post("/api/news", json=body)
-        assert response.status_code == 202, response.text
+        return self.settled(self.post_news(body, wait=30))
+
+    def post_news(self, body: dict[str, Any], wait: float | None = None) -> dict[str, Any]:
+        """`POST /api/news` (with `?wait=` when given); the answer once the item is decided."""
+        response = self.http.post("/api/news", json=body, params={} if wait is None else {"wait": wait})
+        assert response.status_code in ((202,) if wait is None else (200, 202)), response.text
         data: dict[str, Any] = response.json()
         return data
+
+    def signal(self, signal_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/api/signals/{signal_id}")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def settled(self, reply: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+        """The webhook's answer once its signal has executed: final reason and per-venue outcomes.
+
+        The webhook answers before the orders are done (a 202); a test that looks at the
+        exchange next must wait for the outcomes, as a script would (`?wait=`, then polling)."""
+        if reply["done"]:
+            return reply
+        view = self.signal_done(reply["signal"]["id"], timeout)
+        return {**reply, "done": True, "reason": view["reason"], "outcomes": view["outcomes"]}
+
+    def signal_done(self, signal_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """`GET /api/signals/{id}` polled until every venue has its outcome."""
+        view: dict[str, Any] = wait_until(lambda: (v := self.signal(signal_id))["done"] and v, timeout)
+        return view
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

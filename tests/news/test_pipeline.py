@@ -360,3 +360,72 @@ async def test_acts_on_one_coin_follow_arrival_order(journal: Journal) -> None:
     gated.gate.set()
     await asyncio.gather(first, second)
     assert [s.news_id for s in act.signals] == ["a3", "a1", "a2"]
+
+
+# -- the answer before the orders (`accept`), and what happens to executions at stop and start
+
+
+async def test_accept_answers_before_acting_and_keeps_arrival_order_per_coin(journal: Journal) -> None:
+    clock = Clock()
+    act = Recorder(journal)
+    act.gate = asyncio.Event()
+    pipeline = make(journal, clock, act, max_age_s=0)
+    first = await pipeline.accept(item("a1", "t1", clock, coin="BTC", side=Side.LONG))
+    second = await pipeline.accept(item("a2", "t2", clock, coin="BTC", side=Side.SHORT))
+    # Both answered while the first still holds the venue: decided and journaled, not done.
+    assert first.outcome == second.outcome == "accepted" and first.execution and second.execution
+    assert (await news_row(journal, "a1"))["outcome"] == "received"
+    assert (await signal_rows(journal))["a2"]["status"] == "accepted"
+    await _until(lambda: len(act.signals) == 1)
+    assert [s.news_id for s in act.signals] == ["a1"]  # the second waits for the first (one coin)
+    act.gate.set()
+    final = await second.execution
+    assert [s.news_id for s in act.signals] == ["a1", "a2"]
+    assert final.outcome == "traded" and "sim: ok" in final.reason
+    assert (await news_row(journal, "a2"))["outcome"] == "traded"
+    assert await pipeline.drain(1) == 0
+
+
+async def test_stop_cancels_what_is_late_and_start_resumes_it(tmp_path: Path) -> None:
+    clock = Clock()
+    journal = await _open(tmp_path / "j.db")
+    held = Recorder(journal)
+    held.gate = asyncio.Event()  # a venue that never answers before the stop
+    pipeline = make(journal, clock, held, max_age_s=60)
+    decision = await pipeline.accept(item("r1", "t", clock, coin="ETH", side=Side.LONG))
+    await _until(lambda: len(held.signals) == 1)
+    assert await pipeline.drain(0.05) == 1  # late: cancelled, journaled as still to do
+    assert decision.execution is not None and decision.execution.cancelled()
+    assert (await news_row(journal, "r1"))["outcome"] == "received"
+    await journal.close()
+
+    journal = await _open(tmp_path / "j.db")  # the next start
+    act = Recorder(journal)
+    restarted = make(journal, clock, act, max_age_s=60)
+    resumed, interrupted = await restarted.resume_unfinished("restart")
+    assert (resumed, interrupted) == (["r1"], [])
+    # A new item on the coin, accepted right after start-up, acts after the resumed one.
+    later = await restarted.accept(item("r2", "t2", clock, coin="ETH", side=Side.SHORT))
+    assert later.execution is not None
+    await later.execution
+    assert [s.news_id for s in act.signals] == ["r1", "r2"]
+    assert act.signals[0] == held.signals[0]  # the same signal, read back from the journal
+    assert (await news_row(journal, "r1"))["outcome"] == "traded"
+    await journal.close()
+
+
+async def test_a_signal_older_than_max_age_is_not_resumed(tmp_path: Path) -> None:
+    clock = Clock()
+    journal = await _open(tmp_path / "j.db")
+    held = Recorder(journal)
+    held.gate = asyncio.Event()
+    pipeline = make(journal, clock, held, max_age_s=60)
+    await pipeline.accept(item("o1", "t", clock, coin="SOL", side=Side.LONG))
+    await _until(lambda: len(held.signals) == 1)
+    await pipeline.drain(0)
+    clock.advance(61)  # down for longer than the news may be old
+    act = Recorder(journal)
+    resumed, interrupted = await make(journal, clock, act, max_age_s=60).resume_unfinished("restart")
+    assert (resumed, interrupted) == ([], ["o1"]) and act.signals == []
+    assert (await news_row(journal, "o1"))["outcome"] == "interrupted"  # a redelivery may resume it
+    await journal.close()

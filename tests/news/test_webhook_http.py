@@ -23,7 +23,7 @@ TOKEN = "test-token"
 
 
 class NewsDesk:
-    """What the web app's news route uses of a bot: a journal, a bus, no venues and `submit_news`."""
+    """What the web app's news route uses of a bot: a journal, a bus, no venues and `accept_news`."""
 
     def __init__(self, pipeline: Pipeline, journal: Journal) -> None:
         from newstrader.bot import Bus
@@ -33,8 +33,8 @@ class NewsDesk:
         self.bus = Bus()
         self.venues: dict[str, Any] = {}
 
-    async def submit_news(self, item: NewsItem) -> NewsDecision:
-        return await self.pipeline.submit(item)
+    async def accept_news(self, item: NewsItem) -> NewsDecision:
+        return await self.pipeline.accept(item)
 
 
 class Harness:
@@ -47,8 +47,8 @@ class Harness:
         async def act(signal: Signal) -> str:
             return "acted"
 
-        pipeline = Pipeline(Parser(), self.journal, PipelineSettings(max_age_s=10**9), act)
-        app = create_app(NewsDesk(pipeline, self.journal), token=TOKEN)
+        self.pipeline = Pipeline(Parser(), self.journal, PipelineSettings(max_age_s=10**9), act)
+        app = create_app(NewsDesk(self.pipeline, self.journal), token=TOKEN)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://testserver",
@@ -62,6 +62,7 @@ class Harness:
         return response
 
     def close(self) -> None:
+        self.loop.run_until_complete(self.pipeline.drain(10))  # executions behind the 202s
         self.loop.run_until_complete(self.client.aclose())
         self.loop.run_until_complete(self.journal.close())
         self.loop.close()

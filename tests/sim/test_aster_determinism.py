@@ -33,7 +33,7 @@ class FakeClock:
         return self.now
 
 
-def _v3(params: dict[str, str], nonce: int, chain_id: int = 1666) -> str:
+def _v3(params: dict[str, str], nonce: int, chain_id: int = 714) -> str:
     msg = urlencode({**params, "nonce": str(nonce), "user": USER.address, "signer": USER.address})
     typed = encode_typed_data(
         full_message={
@@ -136,7 +136,7 @@ async def test_configured_chain_id_only() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
         await client.post("/admin/accounts", json={"venue": "aster", "address": USER.address, "usd": "100"})
         nonce = START_MS * 1000
-        testnet = await client.get(f"/aster/fapi/v3/balance?{_v3({}, nonce + 1, chain_id=714)}")
+        testnet = await client.get(f"/aster/fapi/v3/balance?{_v3({}, nonce + 1)}")
         assert testnet.status_code == 400 and testnet.json()["code"] == -1022
-        mainnet = await client.get(f"/aster/fapi/v3/balance?{_v3({}, nonce + 2)}")
+        mainnet = await client.get(f"/aster/fapi/v3/balance?{_v3({}, nonce + 2, chain_id=1666)}")
         assert mainnet.status_code == 200, mainnet.text

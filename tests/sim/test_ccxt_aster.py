@@ -17,7 +17,8 @@ def _aster(sim: Any, private_key: str, wallet: str, **options: Any) -> ccxt.aste
         {
             "privateKey": private_key,
             "walletAddress": wallet,
-            "options": {"builderFee": False, **options},
+            # the simulator plays testnet (chain id 714); ccxt signs for mainnet (1666) by default
+            "options": {"builderFee": False, "v3ChainId": 714, **options},
             "enableRateLimit": False,
         }
     )

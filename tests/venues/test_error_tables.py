@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import ccxt
 import httpx
 import pytest
 
@@ -17,6 +20,74 @@ from newstrader.venues.errors import (
 
 from .conftest import VenueUnderTest
 from .test_errors import read_endpoint
+
+DOCUMENTED_ASTER = json.loads(
+    (Path(__file__).parents[1] / "data" / "recorded" / "aster_error_codes.json").read_text()
+)
+CCXT_ASTER: dict[str, type] = ccxt.aster().describe()["exceptions"]["exact"]
+CCXT_HYPERLIQUID: dict[str, type] = ccxt.hyperliquid().describe()["exceptions"]["broad"]
+
+# Where we act differently from what ccxt's class implies, and why (everything else follows ccxt).
+ASTER_DEVIATIONS: dict[int, type] = {
+    -1000: Transient,  # "An unknown error occured": the outcome of an order is unknown, re-read it
+    -1125: Transient,  # an expired listen key is renewed, it says nothing about the API key
+    -2023: Rejected,  # user in liquidation: refuse this order, the key itself is fine
+    -2025: Rejected,  # max open orders: a count, not a per-minute budget; waiting does not help
+    -4012: Rejected,
+    -4032: Rejected,
+    -4045: Rejected,
+    -4077: Rejected,
+    -4082: Rejected,
+    -4033: Rejected,  # insurance account not found: not about our key
+    -4061: AuthError,  # hedge mode on the account: a configuration problem, stop the venue
+}
+HYPERLIQUID_DEVIATIONS: dict[str, type] = {
+    "User or API Wallet ": AuthError,  # unknown signer: the key cannot trade (ccxt: InvalidOrder)
+}
+
+
+def _ours_for_ccxt(kind: type) -> type:
+    """The class the engine should see for a ccxt exception class."""
+    if issubclass(kind, ccxt.AuthenticationError | ccxt.PermissionDenied):
+        return AuthError
+    if issubclass(kind, ccxt.RateLimitExceeded):
+        return RateLimited
+    if issubclass(kind, ccxt.InvalidNonce | ccxt.NetworkError | ccxt.BadResponse):
+        return Transient
+    return Rejected
+
+
+def _aster_expected(code: int) -> type:
+    if code in ASTER_DEVIATIONS:
+        return ASTER_DEVIATIONS[code]
+    if str(code) in CCXT_ASTER:
+        return _ours_for_ccxt(CCXT_ASTER[str(code)])
+    return Rejected
+
+
+ALL_ASTER_CODES = sorted(
+    {code for code, _name in DOCUMENTED_ASTER["codes"]} | {int(c) for c in CCXT_ASTER}, reverse=True
+)
+
+
+@pytest.mark.parametrize("code", ALL_ASTER_CODES)
+def test_every_aster_code_against_docs_and_ccxt(code: int) -> None:
+    """One row per code in the v3 docs or ccxt's map: a read sees the class the engine should act on."""
+    error = classify_aster(code, "msg", venue="aster", is_order=False, http_status=400)
+    assert type(error) is _aster_expected(code), f"{code}: ccxt says {CCXT_ASTER.get(str(code))}"
+
+
+def test_unauthorized_is_auth_error() -> None:
+    """-1002 (a revoked API wallet) quarantines the venue instead of being retried as a refusal."""
+    assert type(classify_aster(-1002, "You are not authorized", venue="a", is_order=True)) is AuthError
+
+
+@pytest.mark.parametrize("text", sorted(CCXT_HYPERLIQUID))
+def test_every_hyperliquid_text_in_ccxt(text: str) -> None:
+    """One row per message in ccxt's Hyperliquid map (as the venue sends it, with a suffix)."""
+    expected = HYPERLIQUID_DEVIATIONS.get(text) or _ours_for_ccxt(CCXT_HYPERLIQUID[text])
+    error = classify_hyperliquid_text(f"{text} asset=3", venue="hl", is_order=True)
+    assert type(error) is expected
 
 
 @pytest.mark.parametrize(

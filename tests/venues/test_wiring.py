@@ -144,9 +144,11 @@ async def test_orders_on_the_wire_carry_no_builder_fee(sim: Any, venue_factory: 
     order = aster_orders[0]
     assert "builder" not in order and "feeRate" not in order
     assert order["newClientOrderId"] == "nt-wire-check-1" and order["newOrderRespType"] == "RESULT"
-    assert (
-        order["type"] == "MARKET" and order["user"] == aster.account and order["signature"].startswith("0x")
-    )
+    # a market order goes as a LIMIT IOC capped at the mark × (1 + max_slippage), rounded down to the tick
+    assert order["type"] == "LIMIT" and order["timeInForce"] == "IOC"
+    cap = (await aster.venue.markets())["ETH"].round_price(mark * Decimal("1.05"), up=False)
+    assert Decimal(order["price"]) == cap
+    assert order["user"] == aster.account and order["signature"].startswith("0x")
 
 
 @pytest.mark.parametrize("kind", ["aster-v3", "aster-hmac"])

@@ -97,6 +97,9 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     page.select_option("#news-side", "long")
     page.get_by_test_id("send-news").click()
     page.get_by_test_id("news-result").filter(has_text="signal long ETH").wait_for()
+    # The answer comes before the orders; each venue's outcome replaces "executing…" when it arrives.
+    result = page.get_by_test_id("news-result").filter(has_text="aster: ok")
+    result.filter(has_text="hyperliquid: ok").wait_for()
 
     row = page.locator('tr[data-venue="aster"][data-coin="ETH"]')
     row.wait_for()

@@ -74,8 +74,9 @@ def cli_json(stack: RunningStack, *args: str) -> Any:
 def open_eth_long(stack: RunningStack) -> str:
     """Open ETH long on both venues with a fresh headline (a repeated one would be a redelivery)."""
     title = f"CLI test: ETH long {uuid.uuid4().hex[:8]}"
-    with stack.api() as api:
-        api.post("/api/news", json={"title": title, "coin": "ETH", "side": "long"}).raise_for_status()
+    with stack.api() as api:  # `wait`: the orders (and their log lines) are done before the verb runs
+        body = {"title": title, "coin": "ETH", "side": "long"}
+        assert api.post("/api/news", json=body, params={"wait": 30}).json()["done"] is True
     assert stack.wait_until(lambda: stack.exchange_positions().get(("aster", "ETH"), 0) > 0, 15)
     return title
 
@@ -153,6 +154,22 @@ def test_pause_then_resume(flat_stack: RunningStack) -> None:
     assert resumed["paused"] is False
     with stack.api() as api:
         assert api.get("/api/stats").json()["paused"] is False
+
+
+def test_signal_execute_shows_each_venues_outcome(flat_stack: RunningStack) -> None:
+    stack = flat_stack
+    text = f"Coinbase lists SOL perpetuals, SOL rallies {uuid.uuid4().hex[:8]}"
+    human = cli(stack, "signal", text, "--execute")
+    assert human.exit_code == 0, human.output
+    lines = human.stdout.splitlines()
+    assert any(line.startswith("bot: ") and "hyperliquid: ok" in line for line in lines), human.stdout
+    assert "  hyperliquid: ok" in lines and "  aster: ok" in lines, human.stdout  # the outcome, as it arrived
+    assert stack.exchange_positions().get(("aster", "SOL"), 0) > 0
+    data = cli_json(
+        stack, "signal", f"Solana hacked, exploit drains funds {uuid.uuid4().hex[:8]}", "--execute"
+    )
+    assert data["done"] is True and data["signal"]["side"] == "short"
+    assert {o["venue"]: o["status"] for o in data["outcomes"]} == {"hyperliquid": "ok", "aster": "ok"}
 
 
 def test_history_lists_news_and_signals(flat_stack: RunningStack) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,10 @@ OUTCOME_IGNORED = "ignored"  # no signal in it
 OUTCOME_SKIPPED = "skipped"  # a signal, stopped by a filter
 OUTCOME_DUPLICATE = "duplicate"
 OUTCOME_FAILED = "failed"
+# A decision only, never journaled as the item's outcome: its signal is executing in the
+# background (the item stays `received` until the execution journals how it ended).
+OUTCOME_ACCEPTED = "accepted"
+ACCEPTED_REASON = "accepted: executing on the venues"
 
 Act = Callable[[Signal], Awaitable[Any]]
 
@@ -49,17 +54,23 @@ class NewsJournal(Protocol):
     async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None: ...
     async def get_control(self, key: str, default: Any = None) -> Any: ...
     async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]: ...
+    async def unfinished_signals(self) -> list[Signal]: ...
+    async def interrupt_unfinished_news(self, reason: str, *, keep: Collection[str] = ()) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class NewsDecision:
-    """What became of one news item: its signal (or None) and why."""
+    """What became of one news item: its signal (or None) and why.
+
+    With outcome `accepted` the signal is still executing: `execution` ends with the final
+    decision (`Pipeline.accept`); every other decision is final."""
 
     news_id: str
     signal: Signal | None
     reason: str
     outcome: str = ""
     parse: ParseResult | None = None
+    execution: asyncio.Task[NewsDecision] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,12 @@ async def _false() -> bool:
     return False
 
 
+def _log_unexpected_end(task: asyncio.Task[Any]) -> None:
+    """An execution that raised past `_act`'s own handling (a journal failure): say so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("signal_execution_crashed", task=task.get_name(), error=repr(task.exception()))
+
+
 def summarize(result: Any) -> tuple[str, bool]:
     """A one-line reason from what `act` returned, and whether every venue was fine."""
     if isinstance(result, list) and all(isinstance(o, VenueOutcome) for o in result):
@@ -146,6 +163,7 @@ class Pipeline:
     _seeded: bool = False
     _arrivals: int = 0
     _in_flight: dict[str, dict[int, asyncio.Future[None]]] = field(default_factory=dict)
+    _executions: set[asyncio.Task[NewsDecision]] = field(default_factory=set)
     _normalize: Callable[[str], str] = str
 
     def __post_init__(self) -> None:
@@ -165,11 +183,21 @@ class Pipeline:
     # -- the one way in ----------------------------------------------------------------
 
     async def submit(self, item: NewsItem) -> NewsDecision:
-        """Journal `item`, run the filters, act; the final outcome is journaled either way.
+        """`accept`, then wait for the execution: the final decision (sources, the CLI)."""
+        decision = await self.accept(item)
+        if decision.execution is None:
+            return decision
+        # Shielded: a caller that stops waiting never cancels the orders (`drain` does, at stop).
+        return await asyncio.shield(decision.execution)
 
-        Signals on one coin act in the order their items arrived here, even when their journal
-        calls finish in another order: the parse (pure, microseconds) comes first so the coin is
-        known, and an item waits for every earlier item on its coin to finish before it acts.
+    async def accept(self, item: NewsItem) -> NewsDecision:
+        """Journal `item`, run the filters and decide; an accepted signal executes in the background.
+
+        The answer comes once the item and its decision are journaled; the execution is
+        `decision.execution`, and journals the final outcome either way. Signals on one coin
+        act in the order their items arrived here, even when their journal calls finish in
+        another order: the parse (pure, microseconds) comes first so the coin is known, and an
+        item waits for every earlier item on its coin to finish before it acts.
         """
         started = time.perf_counter()
         self._arrivals += 1
@@ -177,20 +205,97 @@ class Pipeline:
         now = self.clock()
         parsed = self.parser.parse(item)
         coin = parsed.signal.coin if parsed.signal is not None else None
-        done: asyncio.Future[None] | None = None
-        if coin is not None:
-            done = asyncio.get_running_loop().create_future()
-            self._in_flight.setdefault(coin, {})[seq] = done
-        try:
+        if coin is None:
             return await self._submit(item, seq, now, parsed, started)
-        finally:
-            if coin is not None and done is not None:
-                flights = self._in_flight.get(coin, {})
-                flights.pop(seq, None)
-                if not flights:
-                    self._in_flight.pop(coin, None)
-                if not done.done():
-                    done.set_result(None)
+        done = self._enter_flight(coin, seq)
+        try:
+            decision = await self._submit(item, seq, now, parsed, started)
+        except BaseException:
+            self._leave_flight(coin, seq, done)
+            raise
+        if decision.execution is None:
+            self._leave_flight(coin, seq, done)
+        else:
+            decision.execution.add_done_callback(functools.partial(self._leave_flight, coin, seq, done))
+        return decision
+
+    def _enter_flight(self, coin: str, seq: int) -> asyncio.Future[None]:
+        """Register arrival `seq` on `coin`: later arrivals on the coin act after it is done."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight.setdefault(coin, {})[seq] = done
+        return done
+
+    def _leave_flight(self, coin: str, seq: int, done: asyncio.Future[None], _: object = None) -> None:
+        flights = self._in_flight.get(coin, {})
+        flights.pop(seq, None)
+        if not flights:
+            self._in_flight.pop(coin, None)
+        if not done.done():
+            done.set_result(None)
+
+    def _start_execution(
+        self, news_id: str, signal: Signal, tracked: _Tracked, parsed: ParseResult | None
+    ) -> NewsDecision:
+        """Act on `signal` in a task the pipeline keeps (see `drain`); the `accepted` decision."""
+        task = asyncio.create_task(self._act(news_id, signal, tracked, parsed), name=f"act-{signal.id}")
+        self._executions.add(task)
+        task.add_done_callback(self._executions.discard)
+        task.add_done_callback(_log_unexpected_end)
+        return NewsDecision(news_id, signal, ACCEPTED_REASON, OUTCOME_ACCEPTED, parsed, task)
+
+    async def drain(self, timeout_s: float) -> int:
+        """At stop: wait up to `timeout_s` for executions in flight, then cancel the rest.
+
+        A cancelled execution leaves its item `received` and its signal `accepted`; its orders
+        are journaled intents. The next start-up resolves those and resumes the signal
+        (`resume_unfinished`). Returns how many were cancelled."""
+        pending = set(self._executions)
+        if not pending:
+            return 0
+        _, late = await asyncio.wait(pending, timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        if late:
+            log.warning("executions_cancelled_at_stop", count=len(late), timeout_s=timeout_s)
+        return len(late)
+
+    async def resume_unfinished(self, interrupted_reason: str) -> tuple[list[str], list[str]]:
+        """At start-up: resume what a crash cut short; the ids (resumed, interrupted).
+
+        A signal accepted (so its sender got a 202) whose item never finished executes again,
+        in the background and in its original order per coin; orders it already sent are found
+        by their client ids, never sent twice. One older than `max_age_s` is not: like an item
+        that never reached a decision, it is marked `interrupted` (a redelivery resumes it)."""
+        now = self.clock()
+        max_age = self.config.max_age_s
+        resumed: list[str] = []
+        for signal in await self.journal.unfinished_signals():
+            age = (now - signal.created_at).total_seconds()
+            if max_age > 0 and age > max_age:
+                log.warning(
+                    "signal_too_old_to_resume", signal_id=signal.id, news_id=signal.news_id, age_s=age
+                )
+                continue
+            self._arrivals += 1
+            seq = self._arrivals
+            done = self._enter_flight(signal.coin, seq)
+            tracked = _Tracked(signal, signal.created_at, seq)
+            self._tracked[signal.coin] = tracked
+            self._last_accepted[signal.coin] = max(
+                signal.created_at, self._last_accepted.get(signal.coin, signal.created_at)
+            )
+            decision = self._start_execution(signal.news_id, signal, tracked, None)
+            assert decision.execution is not None
+            decision.execution.add_done_callback(
+                functools.partial(self._leave_flight, signal.coin, seq, done)
+            )
+            log.warning("signal_resumed", signal_id=signal.id, news_id=signal.news_id, coin=signal.coin)
+            resumed.append(signal.news_id)
+        interrupted = await self.journal.interrupt_unfinished_news(interrupted_reason, keep=resumed)
+        for news_id in interrupted:
+            log.warning("news_interrupted", news_id=news_id, message="resumed if delivered again")
+        return resumed, interrupted
 
     async def _submit(
         self, item: NewsItem, seq: int, now: datetime, parsed: ParseResult, started: float
@@ -279,7 +384,7 @@ class Pipeline:
                 "source": signal.source,
             }
         )
-        return await self._act(item, signal, tracked, parsed)
+        return self._start_execution(item.id, signal, tracked, parsed)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -328,7 +433,7 @@ class Pipeline:
         )
 
     async def _act(
-        self, item: NewsItem, signal: Signal, tracked: _Tracked, parsed: ParseResult
+        self, news_id: str, signal: Signal, tracked: _Tracked, parsed: ParseResult | None
     ) -> NewsDecision:
         earlier = [f for s, f in self._in_flight.get(signal.coin, {}).items() if s < tracked.seq]
         if earlier:  # arrival order per coin; shielded so our cancellation never ends theirs
@@ -339,29 +444,38 @@ class Pipeline:
                 reason = f"superseded by newer opposite signal {tracked.superseded_by}"
                 # Also here: the signal row may have been written after the supersede was recorded.
                 await asyncio.gather(
-                    self.journal.update_news(item.id, OUTCOME_SKIPPED, reason),
+                    self.journal.update_news(news_id, OUTCOME_SKIPPED, reason),
                     self.journal.update_signal(signal.id, "superseded", f"{reason} (before it acted)"),
                 )
-                return NewsDecision(item.id, signal, reason, OUTCOME_SKIPPED, parsed)
+                return NewsDecision(news_id, signal, reason, OUTCOME_SKIPPED, parsed)
             tracked.started = True
             try:
                 result = await self.act(signal)
             except Exception as exc:  # the item is journaled as failed; the pipeline lives on
                 reason = f"failed: {type(exc).__name__}: {exc}"[:500]
                 log.error(
-                    "signal_act_failed", news_id=item.id, signal_id=signal.id, coin=signal.coin, error=reason
+                    "signal_act_failed", news_id=news_id, signal_id=signal.id, coin=signal.coin, error=reason
                 )
                 await self.journal.update_signal(signal.id, "failed", reason)
-                await self.journal.update_news(item.id, OUTCOME_FAILED, reason)
-                return NewsDecision(item.id, signal, reason, OUTCOME_FAILED, parsed)
+                await self.journal.update_news(news_id, OUTCOME_FAILED, reason)
+                return NewsDecision(news_id, signal, reason, OUTCOME_FAILED, parsed)
         reason, ok = summarize(result)
         outcome = OUTCOME_SKIPPED if result == [] else OUTCOME_TRADED  # no venue to act on
-        writes = [self.journal.update_news(item.id, outcome, reason)]
+        writes = [self.journal.update_news(news_id, outcome, reason)]
         if tracked.superseded_by is None:
             writes.append(self.journal.update_signal(signal.id, "executed" if ok else "partial", reason))
         await asyncio.gather(*writes)  # one group commit
-        log.info("news_acted", news_id=item.id, signal_id=signal.id, coin=signal.coin, reason=reason)
-        return NewsDecision(item.id, signal, reason, outcome, parsed)
+        log.info("news_acted", news_id=news_id, signal_id=signal.id, coin=signal.coin, reason=reason)
+        self._emit(
+            {
+                "type": "decision",
+                "news_id": news_id,
+                "signal_id": signal.id,
+                "outcome": outcome,
+                "reason": reason,
+            }
+        )
+        return NewsDecision(news_id, signal, reason, outcome, parsed)
 
     async def _skip_signal(
         self, item: NewsItem, signal: Signal, reason: str, parsed: ParseResult
@@ -456,6 +570,7 @@ def build_pipeline(
 
 
 __all__ = [
+    "OUTCOME_ACCEPTED",
     "NewsDecision",
     "Pipeline",
     "PipelineSettings",

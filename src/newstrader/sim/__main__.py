@@ -32,28 +32,35 @@ def serve(
     port: int = 8900,
     seed: int = 1,
     rate_limits: bool = True,
-    hl_source: str = "b",
+    hl_source: str | None = None,
     log_level: str = "warning",
     markets_file: Path | None = None,
     walk_interval_s: float = 0.0,
+    network: str = "testnet",
 ) -> None:
     """Build the app, print the URLs a client needs, and serve until interrupted."""
     import uvicorn
 
-    if hl_source not in ("a", "b", "any"):
+    if network not in ("testnet", "mainnet"):
+        raise SystemExit(f"--network must be testnet or mainnet, not {network!r}")
+    if hl_source not in (None, "a", "b", "any"):
         raise SystemExit("--hl-source must be a (mainnet), b (testnet) or any")
     markets = load_markets(markets_file) if markets_file is not None else {}
     if walk_interval_s < 0:
         raise SystemExit("--walk-interval must not be negative")
     config = SimConfig(
         rate_limits=rate_limits,
+        network=network,  # type: ignore[arg-type]
         hl_source=hl_source,  # type: ignore[arg-type]
         markets=markets,
         walk_interval_s=walk_interval_s,
     )
     app = create_app(seed=seed, config=config)
     base = f"http://{host}:{port}"
-    print(f"newstrader simulator (seed {seed}, rate limits {'on' if rate_limits else 'off'})", flush=True)
+    print(
+        f"newstrader simulator ({network}, seed {seed}, rate limits {'on' if rate_limits else 'off'})",
+        flush=True,
+    )
     print(f"  hyperliquid: {base}/hyperliquid", flush=True)
     print(f"  aster:       {base}/aster", flush=True)
     print(f"  admin:       {base}/admin  (GET {base}/admin/state)", flush=True)
@@ -69,7 +76,13 @@ def main(argv: list[str] | None = None) -> None:
         "--no-rate-limits", action="store_true", help="do not enforce the venues' rate limits"
     )
     parser.add_argument(
-        "--hl-source", default="b", help="phantom-agent source to verify: a, b (default) or any"
+        "--network",
+        default="testnet",
+        choices=("testnet", "mainnet"),
+        help="accept only this network's signatures (Aster chain id, Hyperliquid source); default testnet",
+    )
+    parser.add_argument(
+        "--hl-source", default=None, help="override the phantom-agent source to verify: a, b or any"
     )
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--markets", type=Path, default=None, help="JSON list replacing the default markets")
@@ -89,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         args.log_level,
         args.markets,
         args.walk_interval,
+        args.network,
     )
 
 

@@ -2,10 +2,13 @@
 
 Routes (all JSON; bad input → 400 `{"error": "<what is wrong>"}`, nothing changed):
 
-- `POST /admin/accounts {venue, address, usd, api_key?, secret?, signers?: [addr]}` — create or fund
-  an account (`venue` may be `all`); `signers` approves agent / API-wallet addresses for it;
-  `api_key` + `secret` register an Aster legacy HMAC key.
+- `POST /admin/accounts {venue, address, usd, api_key?, secret?, signers?: [addr], mode?}` — create or
+  fund an account (`venue` may be `all`); `signers` approves agent / API-wallet addresses for it;
+  `api_key` + `secret` register an Aster legacy HMAC key; `mode` is the Hyperliquid account
+  abstraction (`default`, `disabled`, `dexAbstraction`, `unifiedAccount`, `portfolioMargin`).
 - `POST /admin/agents {venue, address, signer}` — approve one more signer for an existing account.
+- `POST /admin/agents/revoke {venue, address, signer}` — withdraw a signer's approval (Aster then
+  answers that signer -1002 UNAUTHORIZED; Hyperliquid no longer knows it).
 - `POST /admin/price {coin, price, venue?}` — set the mark (both venues unless `venue`); fires
   triggers, fills crossed resting orders, runs liquidations.
 - `POST /admin/position {venue, account, coin, size}` — an outside trade to `size` (signed) at the mark.
@@ -16,7 +19,9 @@ Routes (all JSON; bad input → 400 `{"error": "<what is wrong>"}`, nothing chan
 - `GET /admin/stats` — request counts per venue and request type.
 - `POST /admin/reset` — everything back to the start (same seed).
 - `POST /admin/tick {steps?, venue?}` — advance the seeded random walk of the marks.
-- `POST /admin/settings {venue?, partial_fill_probability?, spread_bps?, rate_limits?}` — run-time knobs.
+- `POST /admin/settings {venue?, partial_fill_probability?, spread_bps?, book_gap_bps?,
+  level_notional_usd?, rate_limits?}` — run-time knobs; `book_gap_bps` empties the book within
+  that distance of the mark and `level_notional_usd` thins each level (a news spike's book).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from fastapi.responses import JSONResponse
 
 from newstrader.sim.app import VENUES, Sim
 from newstrader.sim.faults import FaultError
+from newstrader.sim.hyperliquid_api import ABSTRACTION_MODES
 from newstrader.sim.market import Exchange, SimError
 
 log = structlog.get_logger("newstrader.sim.admin")
@@ -145,6 +151,9 @@ def build_router(sim: Sim) -> APIRouter:
             secret = _str(data, "secret", required=False)
             if (api_key is None) != (secret is None):
                 raise AdminError("api_key and secret go together")
+            mode = _str(data, "mode", required=False)
+            if mode is not None and mode not in ABSTRACTION_MODES:
+                raise AdminError(f"mode must be one of {', '.join(ABSTRACTION_MODES)}")
             out = []
             for ex in exchanges:
                 acct = ex.create_account(
@@ -154,6 +163,8 @@ def build_router(sim: Sim) -> APIRouter:
                     api_key=api_key if ex.name == "aster" else None,
                     secret=secret if ex.name == "aster" else None,
                 )
+                if mode is not None and ex.name == "hyperliquid":
+                    acct.abstraction = mode
                 out.append(
                     {
                         "venue": ex.name,
@@ -175,6 +186,18 @@ def build_router(sim: Sim) -> APIRouter:
             for ex in exchanges:
                 ex.add_signer(address, signer)
             return {"address": address, "signer": signer, "venues": [ex.name for ex in exchanges]}
+
+        return await run(request, act)
+
+    @router.post("/agents/revoke")
+    async def revoke_agent(request: Request) -> JSONResponse:
+        def act(data: dict[str, Any]) -> dict[str, Any]:
+            exchanges = _venues(sim, data, allow_all=True)
+            address = _address(data, "address")
+            signer = _address(data, "signer")
+            for ex in exchanges:
+                ex.remove_signer(address, signer)
+            return {"address": address, "revoked": signer, "venues": [ex.name for ex in exchanges]}
 
         return await run(request, act)
 
@@ -287,7 +310,14 @@ def build_router(sim: Sim) -> APIRouter:
     @router.post("/settings")
     async def settings(request: Request) -> JSONResponse:
         def act(data: dict[str, Any]) -> dict[str, Any]:
-            known = {"venue", "partial_fill_probability", "spread_bps", "rate_limits"}
+            known = {
+                "venue",
+                "partial_fill_probability",
+                "spread_bps",
+                "book_gap_bps",
+                "level_notional_usd",
+                "rate_limits",
+            }
             unknown = sorted(set(data) - known)
             if unknown:
                 raise AdminError(
@@ -303,6 +333,14 @@ def build_router(sim: Sim) -> APIRouter:
             if "spread_bps" in data:
                 spread = _decimal(data, "spread_bps", positive=True)
                 changes["spread_bps"] = spread
+            if "book_gap_bps" in data:
+                gap = _decimal(data, "book_gap_bps")
+                assert gap is not None
+                if gap < 0:
+                    raise AdminError("book_gap_bps must not be negative")
+                changes["book_gap_bps"] = gap
+            if "level_notional_usd" in data:
+                changes["level_notional_usd"] = _decimal(data, "level_notional_usd", positive=True)
             if "rate_limits" in data:
                 if not isinstance(data["rate_limits"], bool):
                     raise AdminError("rate_limits must be true or false")
@@ -320,11 +358,15 @@ def build_router(sim: Sim) -> APIRouter:
 def _settings(sim: Sim) -> dict[str, Any]:
     return {
         "rate_limits": sim.config.rate_limits,
-        "hl_source": sim.config.hl_source,
+        "network": sim.config.network,
+        "hl_source": "any" if len(sim.config.hl_sources()) > 1 else sim.config.hl_sources()[0],
+        "aster_chain_ids": list(sim.config.aster_chains()),
         "venues": {
             name: {
                 "partial_fill_probability": ex.config.partial_fill_probability,
                 "spread_bps": str(ex.config.spread_bps),
+                "book_gap_bps": str(ex.config.book_gap_bps),
+                "level_notional_usd": str(ex.config.level_notional_usd),
                 "taker_fee": str(ex.config.taker_fee),
                 "maker_fee": str(ex.config.maker_fee),
             }

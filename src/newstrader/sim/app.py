@@ -49,9 +49,12 @@ log = structlog.get_logger("newstrader.sim")
 class SimConfig:
     """Simulator settings; every field has the production-like default."""
 
-    hl_source: Literal["a", "b", "any"] = (
-        "b"  # phantom-agent source accepted: "b" = testnet (the SDK's local choice)
-    )
+    # Which network the simulator plays. Like the real venues it accepts only that network's
+    # signatures: Aster chain id 714 (testnet) or 1666 (mainnet), Hyperliquid phantom-agent source
+    # "b" (testnet) or "a" (mainnet). `hl_source` / `aster_chain_ids` override that when set.
+    network: Literal["testnet", "mainnet"] = "testnet"
+    hl_source: Literal["a", "b", "any"] | None = None
+    aster_chain_ids: tuple[int, ...] | None = None
     rate_limits: bool = True
     hl_ip_weight_per_min: int = 1200
     hl_address_base_budget: int = 10_000
@@ -70,6 +73,17 @@ class SimConfig:
     markets: dict[str, dict[str, MarketSpec]] = field(default_factory=dict)  # venue → coin → spec override
     clock: Callable[[], int] | None = None  # ms; inject a fake clock for fully repeatable runs
     walk_interval_s: float = 0.0  # > 0: marks take a seeded random-walk step this often (paper trading)
+
+    def hl_sources(self) -> tuple[str, ...]:
+        """The phantom-agent sources whose signatures are accepted."""
+        source = self.hl_source or ("a" if self.network == "mainnet" else "b")
+        return ("a", "b") if source == "any" else (source,)
+
+    def aster_chains(self) -> tuple[int, ...]:
+        """The EIP-712 chain ids whose Aster v3 signatures are accepted."""
+        if self.aster_chain_ids is not None:
+            return self.aster_chain_ids
+        return (1666,) if self.network == "mainnet" else (714,)
 
 
 class RequestStats:

@@ -12,7 +12,9 @@ Simulator choices the real docs leave open are listed in `sim/aster_auth.py`. Fu
 hedge mode (`positionSide/dual`) can be switched on so clients can be tested against it; in
 that mode positionRisk shows LONG/SHORT rows and orders must name LONG/SHORT, but both sides
 still net into the engine's single position per coin. FOK is served as IOC. Trailing stops
-are refused (-1116). Every string decimal is formatted to the market's tick / step.
+are refused (-1116). Every string decimal is formatted to the market's tick / step. Limit prices
+must pass PERCENT_PRICE (mark × 0.85 .. 1.15, -4016/-4024); a MARKET order fills no further
+than `marketTakeBound` (5 %) from the mark and its rest expires.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from newstrader.sim.aster_auth import (
-    MAINNET_CHAIN_ID,
-    TESTNET_CHAIN_ID,
     AsterAuthError,
     NonceBook,
     check_timestamp,
@@ -72,8 +72,11 @@ MAX_ALGO_ORDERS = 100
 MAX_PRICE = Decimal(1_000_000)
 MAX_QTY = Decimal(100_000_000)
 NOTIONAL_CAP = Decimal(50_000_000)
-PERCENT_UP = Decimal(5)
-PERCENT_DOWN = Decimal("0.2")
+# PERCENT_PRICE: a limit BUY may be at most mark × up, a SELL at least mark × down (docs' example).
+PERCENT_UP = Decimal("1.15")
+PERCENT_DOWN = Decimal("0.85")
+# marketTakeBound: a MARKET order fills no further than this fraction from the mark.
+MARKET_TAKE_BOUND = Decimal("0.05")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 TRUE_WORDS = {"true", "True", "TRUE"}
 FALSE_WORDS = {"false", "False", "FALSE"}
@@ -158,9 +161,7 @@ class AsterApi:
         self.sim = sim
         self.nonces = NonceBook()
         self.hedge_mode: dict[str, bool] = {}
-        self.chain_ids: tuple[int, ...] = tuple(
-            getattr(sim.config, "aster_chain_ids", (MAINNET_CHAIN_ID, TESTNET_CHAIN_ID))
-        )
+        self.chain_ids: tuple[int, ...] = sim.config.aster_chains()
         self.ip_weight = sim.new_limiter(IP_WEIGHT_PER_MIN)
         self.order_count = sim.new_limiter(ORDERS_PER_MIN)
         self._auto_client_id = 0
@@ -268,6 +269,9 @@ class AsterApi:
         if signer not in v3_signers(msg, signature, self.chain_ids):
             raise ApiError(-1022, "Signature for this request is not valid.")
         account = self.ex.accounts.get(user)
+        if account is not None and signer in account.revoked:
+            # an API wallet whose approval was withdrawn (docs: -1002 UNAUTHORIZED)
+            raise ApiError(-1002, "You are not authorized to execute this request.", 401)
         if account is None or (signer != user and signer not in account.signers):
             raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
         # Only a genuine request may spend a nonce, so a forger cannot burn the user's window.
@@ -301,7 +305,7 @@ class AsterApi:
             "settlePlan": 0,
             "triggerProtect": "0.0500",
             "liquidationFee": "0.015000",
-            "marketTakeBound": "0.05",
+            "marketTakeBound": _plain(MARKET_TAKE_BOUND),
             "filters": [
                 {
                     "filterType": "PRICE_FILTER",
@@ -321,9 +325,9 @@ class AsterApi:
                 {"filterType": "MIN_NOTIONAL", "notional": notional, "minNotional": notional},
                 {
                     "filterType": "PERCENT_PRICE",
-                    "multiplierUp": _plain(PERCENT_UP),
-                    "multiplierDown": _plain(PERCENT_DOWN),
-                    "multiplierDecimal": "4",
+                    "multiplierUp": f"{PERCENT_UP:.4f}",
+                    "multiplierDown": f"{PERCENT_DOWN:.4f}",
+                    "multiplierDecimal": 4,
                 },
             ],
             "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
@@ -632,7 +636,9 @@ class AsterApi:
             rows.append(
                 {
                     "buyer": fill.is_buy,
-                    "commission": _fmt(fill.fee, 8),
+                    # Negative, as in the v3 docs' example; replies recorded on the venue carry it
+                    # positive. A client must book |commission| as the cost (ccxt does).
+                    "commission": _fmt(-fill.fee, 8),
                     "commissionAsset": "USDT",
                     "id": fill.tid,
                     "maker": not fill.crossed,
@@ -641,6 +647,7 @@ class AsterApi:
                     "qty": _fmt(fill.size, spec.sz_decimals),
                     "quoteQty": _fmt(fill.size * fill.px, 8),
                     "realizedPnl": _fmt(fill.closed_pnl, 8),
+                    "marginAsset": "USDT",
                     "side": "BUY" if fill.is_buy else "SELL",
                     "positionSide": position_side,
                     "symbol": spec.symbol,
@@ -795,12 +802,15 @@ class AsterApi:
                 -1015, f"Too many new orders; current limit is {ORDERS_PER_MIN} orders per MINUTE.", 429
             )
         engine_tif = "ioc" if kind == "MARKET" else TIF_TO_ENGINE[tif_name]
+        limit = price if has_limit else None
+        if kind == "MARKET":  # the take bound caps how far a market order walks the book
+            limit = self.market_take_limit(spec, side == "BUY")
         order = self.ex.place_order(
             acct.address,
             spec.coin,
             side == "BUY",
             quantity,
-            price if has_limit else None,
+            limit,
             tif=engine_tif,  # type: ignore[arg-type]
             reduce_only=reduce_only,
             client_id=client_id,
@@ -838,9 +848,18 @@ class AsterApi:
             raise ApiError(-4014, "Price not increased by tick size.")
         mark = self.ex.marks[spec.coin]
         if side == "BUY" and price > mark * PERCENT_UP:
-            raise ApiError(-4016, f"Limit price can't be higher than {_fmt(mark * PERCENT_UP, 2)}.")
+            raise ApiError(-4016, "Price is higher than mark price multiplier cap.")
         if side == "SELL" and price < mark * PERCENT_DOWN:
-            raise ApiError(-4024, f"Limit price can't be lower than {_fmt(mark * PERCENT_DOWN, 2)}.")
+            raise ApiError(-4024, "Price is lower than mark price multiplier floor.")
+
+    def market_take_limit(self, spec: MarketSpec, is_buy: bool) -> Decimal:
+        """The worst price a MARKET order may fill at: the mark ± marketTakeBound, on the tick."""
+        mark = self.ex.marks[spec.coin]
+        bound = mark * (1 + MARKET_TAKE_BOUND if is_buy else 1 - MARKET_TAKE_BOUND)
+        ticks = (bound / spec.tick_size).to_integral_value(
+            rounding="ROUND_FLOOR" if is_buy else "ROUND_CEILING"
+        )
+        return plain(ticks * spec.tick_size)
 
     @staticmethod
     def _listed(order: OrderRecord) -> bool:
@@ -985,19 +1004,23 @@ def _r(handler: Handler, weight: int, private: bool, versions: str, weight_all: 
     return Route(handler, weight, private, frozenset(versions.split()), weight_all)
 
 
-ALL_PRIVATE = "v1 v2 v3"
+# Each path is served only under the generations the docs list it for (asterdex/api-docs: v3 in
+# "V3(Recommended)/EN/aster-finance-futures-api-v3.md", legacy in "V1(Legacy)/EN/...futures-api.md"):
+# the v3 account read is `accountWithJoinMargin` (no `/fapi/v3/account`), legacy reads `/fapi/v4/account`,
+# `/fapi/v2/positionRisk` and `/fapi/v2/balance`. The builder paths come from ccxt's Aster API map.
+ALL_PRIVATE = "v1 v3"
 FAPI_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "ping"): _r(AsterApi.ping, 1, False, "v1 v3"),
     ("GET", "time"): _r(AsterApi.server_time, 1, False, "v1 v3"),
     ("GET", "exchangeInfo"): _r(AsterApi.exchange_info, 1, False, "v1 v3"),
-    ("GET", "ticker/price"): _r(AsterApi.ticker_price, 1, False, "v1 v2 v3", 2),
+    ("GET", "ticker/price"): _r(AsterApi.ticker_price, 1, False, "v1 v3", 2),
     ("GET", "ticker/bookTicker"): _r(AsterApi.book_ticker, 1, False, "v1 v3", 2),
     ("GET", "premiumIndex"): _r(AsterApi.premium_index, 1, False, "v1 v3"),
     ("GET", "depth"): _r(AsterApi.depth, 2, False, "v1 v3"),
-    ("GET", "positionRisk"): _r(AsterApi.position_risk, 5, True, ALL_PRIVATE),
-    ("GET", "account"): _r(AsterApi.account, 5, True, "v3 v4"),
+    ("GET", "positionRisk"): _r(AsterApi.position_risk, 5, True, "v2 v3"),
+    ("GET", "account"): _r(AsterApi.account, 5, True, "v4"),
     ("GET", "accountWithJoinMargin"): _r(AsterApi.account, 5, True, "v3"),
-    ("GET", "balance"): _r(AsterApi.balance, 5, True, ALL_PRIVATE),
+    ("GET", "balance"): _r(AsterApi.balance, 5, True, "v2 v3"),
     ("GET", "leverageBracket"): _r(AsterApi.leverage_bracket, 1, True, ALL_PRIVATE),
     ("GET", "commissionRate"): _r(AsterApi.commission_rate, 20, True, ALL_PRIVATE),
     ("GET", "userTrades"): _r(AsterApi.user_trades, 5, True, ALL_PRIVATE),

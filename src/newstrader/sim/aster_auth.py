@@ -11,8 +11,8 @@ Two generations share the business paths:
 
 Choices where the public documentation is silent (documented here so clients can rely on them):
 
-* chain id: by default both 1666 (mainnet) and 714 (testnet) are accepted; a simulator whose
-  config carries `aster_chain_ids` (e.g. `(1666,)`) accepts only those.
+* chain id: only the simulated network's (714 testnet, the default, or 1666 mainnet: `newstrader
+  sim --network`), as on the real venue; `SimConfig.aster_chain_ids` overrides that.
 * v3 nonce outside +-10 s of server time → ``-1021``; a nonce this user already spent → ``-1021``
   ("Nonce already used"); a nonce below the oldest of a full window of 100 kept nonces →
   ``-4225`` "Nonce Expired".

@@ -54,6 +54,9 @@ SCHEDULE_CANCEL_MIN_AHEAD_MS = 5000
 L1_ACTIONS = frozenset(
     {"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel", "noop", "batchModify"}
 )
+# `userAbstraction` modes (hyperliquid docs / ccxt): in these the collateral is the spot USDC.
+ABSTRACTION_MODES = ("default", "disabled", "dexAbstraction", "unifiedAccount", "portfolioMargin")
+SPOT_COLLATERAL_MODES = frozenset({"unifiedAccount", "portfolioMargin"})
 INFO_WEIGHT_2 = frozenset(
     {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}
 )
@@ -517,6 +520,8 @@ def _clearinghouse(ex: Exchange, user: str) -> dict[str, Any]:
             }
         )
     value = ex.account_value(acct)
+    if acct.abstraction in SPOT_COLLATERAL_MODES:  # the USDC is in spot: perps hold only the PnL
+        value -= acct.balance
     summary = {
         "accountValue": num(value.quantize(Decimal("0.000001"))),
         "totalNtlPos": num(total_ntl.quantize(Decimal("0.000001"))),
@@ -530,6 +535,25 @@ def _clearinghouse(ex: Exchange, user: str) -> dict[str, Any]:
         "withdrawable": num(ex.withdrawable(acct).quantize(Decimal("0.000001"))),
         "assetPositions": positions,
         "time": now,
+    }
+
+
+def _spot_clearinghouse(ex: Exchange, user: str) -> dict[str, Any]:
+    """Spot balances: USDC only, and only for an account whose collateral lives in spot."""
+    acct = ex.accounts.get(user)
+    if acct is None or acct.abstraction not in SPOT_COLLATERAL_MODES:
+        return {"balances": []}
+    hold = ex.margin_used(acct).quantize(Decimal("0.00000001"))
+    return {
+        "balances": [
+            {
+                "coin": "USDC",
+                "token": 0,
+                "total": num(acct.balance.quantize(Decimal("0.00000001"))),
+                "hold": num(hold),
+                "entryNtl": "0.0",
+            }
+        ]
     }
 
 
@@ -588,8 +612,10 @@ def _info(state: HyperliquidState, kind: str, payload: dict[str, Any]) -> Any:
     if kind == "clearinghouseState":
         return _clearinghouse(ex, _user(payload))
     if kind == "spotClearinghouseState":
-        _user(payload)
-        return {"balances": []}
+        return _spot_clearinghouse(ex, _user(payload))
+    if kind == "userAbstraction":
+        acct = ex.accounts.get(_user(payload))
+        return acct.abstraction if acct is not None else "default"
     if kind == "openOrders":
         return [basic_order_json(o) for o in reversed(ex.open_orders(_user(payload)))]
     if kind == "frontendOpenOrders":
@@ -705,14 +731,14 @@ def _exchange(state: HyperliquidState, payload: Any, ip: str) -> Response:
     if expires is not None and expires < now:
         return _err(f"Action expired: expiresAfter {expires} is before {now}")
 
-    source = sim.config.hl_source
+    sources = sim.config.hl_sources()
     try:
         if user_signed:
             if kind != "approveAgent":
                 return _err(f"Action {kind} is not supported by the simulator")
             if expires is not None:
                 return _err("expiresAfter is not supported on user-signed actions")
-            chains = {"a": ("Mainnet",), "b": ("Testnet",), "any": ("Mainnet", "Testnet")}[source]
+            chains = tuple({"a": "Mainnet", "b": "Testnet"}[src] for src in sources)
             if action.get("hyperliquidChain") not in chains:
                 return _err(f"Invalid hyperliquidChain {action.get('hyperliquidChain')!r}")
             if action.get("nonce") != nonce:
@@ -721,7 +747,7 @@ def _exchange(state: HyperliquidState, payload: Any, ip: str) -> Response:
         else:
             signed = canonical_action(action)
             signer = ""
-            for src in ("a", "b") if source == "any" else (source,):
+            for src in sources:
                 signer = recover_l1_signer(signed, payload.get("signature"), vault, nonce, expires, src)
                 if ex.owner_of_signer(signer) is not None:
                     break

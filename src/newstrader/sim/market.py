@@ -253,6 +253,8 @@ class ExchangeConfig:
     """Knobs of one simulated venue; all have realistic defaults."""
 
     spread_bps: Decimal = Decimal(2)  # full bid/ask spread around the mark
+    # A thin book: no liquidity within this many bps of the mark on either side (a news gap).
+    book_gap_bps: Decimal = Decimal(0)
     depth_levels: int = 20
     level_notional_usd: Decimal = Decimal(2_000_000)  # size of each synthetic book level
     partial_fill_probability: float = 0.0  # chance that an IOC fills only part of what it could
@@ -292,6 +294,10 @@ class Account:
     leverage: dict[str, int] = field(default_factory=dict)
     cross: dict[str, bool] = field(default_factory=dict)
     signers: set[str] = field(default_factory=set)  # agent / API-wallet addresses (lowercase)
+    revoked: set[str] = field(default_factory=set)  # signers once approved, since withdrawn
+    # Hyperliquid account abstraction (`userAbstraction`): in "unifiedAccount" / "portfolioMargin"
+    # the collateral sits in spot, so the perp clearinghouse shows (almost) no account value.
+    abstraction: str = "default"
     api_keys: dict[str, str] = field(default_factory=dict)  # Aster legacy: api key → HMAC secret
     created_ms: int = 0
     volume: Decimal = ZERO  # cumulative traded notional (USD), e.g. for Hyperliquid's address budget
@@ -483,7 +489,7 @@ class Exchange:
         """Top of the synthetic book: the mark ± half the spread, on valid prices, bid < ask."""
         spec = self.market(coin)
         mark = self.marks[coin]
-        half = mark * self.config.spread_bps / Decimal(20000)
+        half = mark * (self.config.spread_bps / 2 + self.config.book_gap_bps) / Decimal(10000)
         step = self._book_step(spec, mark)
         bid = self._floor_to(spec, mark - half, step)
         ask = self._ceil_to(spec, mark + half, step)
@@ -563,12 +569,15 @@ class Exchange:
         account = self.account(address)
         s = signer.lower()
         account.signers.add(s)
+        account.revoked.discard(s)
         self.signer_owner[s] = account.address
 
     def remove_signer(self, address: str, signer: str) -> None:
         """Withdraw `signer`'s approval for the account at `address` (no-op when absent)."""
         account = self.account(address)
         s = signer.lower()
+        if s in account.signers:
+            account.revoked.add(s)
         account.signers.discard(s)
         if self.signer_owner.get(s) == account.address:
             del self.signer_owner[s]

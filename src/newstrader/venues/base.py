@@ -112,3 +112,12 @@ class Venue(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+@runtime_checkable
+class CancelsByClientId(Protocol):
+    """Optional capability: cancel one order by our client id, even one whose reply was lost."""
+
+    async def cancel_by_client_id(self, coin: str, client_id: str) -> bool:
+        """True when a resting order with that client id was cancelled; False when none rests."""
+        ...

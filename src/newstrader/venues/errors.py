@@ -15,10 +15,12 @@ import httpx
 from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient, VenueError
 
 # Hyperliquid answers HTTP 200 with a text; match by prefix (live replies append " asset=<n>").
+# Checked against the venue's docs and ccxt's `exceptions.broad` map (tests/venues/test_error_tables.py).
 HYPERLIQUID_TEXT_PREFIXES: tuple[tuple[str, type[VenueError]], ...] = (
     ("Price must be divisible by tick size", Rejected),
     ("Order must have minimum value", Rejected),
     ("Insufficient margin", Rejected),
+    ("Insufficient spot balance", Rejected),
     ("Reduce only order would increase position", Rejected),
     ("Post only order would have immediately matched", Rejected),
     ("Order could not immediately match", Rejected),
@@ -30,11 +32,14 @@ HYPERLIQUID_TEXT_PREFIXES: tuple[tuple[str, type[VenueError]], ...] = (
     ("Order price cannot be more than", Rejected),
     ("Order would cause position to exceed", Rejected),
     ("Order has invalid size", Rejected),
+    ("Order has zero size", Rejected),
     ("Order has invalid price", Rejected),
     ("Order was never placed, already canceled, or filled", Rejected),
     ("Signed action over weight limit", Rejected),
     ("Cannot set leverage", Rejected),
     ("Invalid leverage", Rejected),
+    # ccxt calls this InvalidOrder; for us a signer the venue does not know is a key that cannot
+    # trade (never approved, revoked, or signing for the other network): stop the venue.
     ("L1 error: User or API Wallet", AuthError),
     ("User or API Wallet", AuthError),
     ("Must deposit before performing actions", AuthError),
@@ -44,52 +49,30 @@ HYPERLIQUID_TEXT_PREFIXES: tuple[tuple[str, type[VenueError]], ...] = (
     ("Too many cumulative requests sent", RateLimited),
 )
 
-# Aster (Binance-style) error codes.
+# Aster (Binance-style) error codes whose class is not `Rejected`. Every other documented code
+# (asterdex/api-docs "Error Codes") is a refusal on the merits: `Rejected`. Checked code by code
+# against the docs and ccxt's `exceptions.exact` map in tests/venues/test_error_tables.py.
 ASTER_CODES: Mapping[int, type[VenueError]] = {
     # Execution status unknown: re-query before retrying (mapped to Ambiguous on orders below).
-    -1000: Transient,
-    -1001: Transient,
-    -1006: Transient,
-    -1007: Transient,
-    -1003: RateLimited,
-    -1015: RateLimited,
+    -1000: Transient,  # UNKNOWN
+    -1001: Transient,  # DISCONNECTED
+    -1006: Transient,  # UNEXPECTED_RESP
+    -1007: Transient,  # TIMEOUT
+    -1003: RateLimited,  # TOO_MANY_REQUESTS
+    -1015: RateLimited,  # TOO_MANY_ORDERS (per-minute order budget)
     -1021: Transient,  # clock/nonce window: resync and re-sign
     -4225: Transient,  # v3 nonce expired
-    -1022: AuthError,
-    -2014: AuthError,
-    -2015: AuthError,
+    -1125: Transient,  # INVALID_LISTEN_KEY: an expired stream key, make a new one (not a bad API key)
+    -1002: AuthError,  # UNAUTHORIZED: e.g. a revoked API wallet
+    -1011: AuthError,  # NON_WHITE_LIST: this IP may not use the key
+    -1022: AuthError,  # INVALID_SIGNATURE
+    -2014: AuthError,  # BAD_API_KEY_FMT
+    -2015: AuthError,  # REJECTED_MBX_KEY
+    -4056: AuthError,  # INVALID_API_KEY_TYPE
+    -4057: AuthError,  # INVALID_RSA_PUBLIC_KEY
+    -4087: AuthError,  # REDUCE_ONLY_ORDER_PERMISSION: the account may only reduce
+    -4088: AuthError,  # NO_PLACE_ORDER_PERMISSION
     -4061: AuthError,  # positionSide does not match the account mode (hedge mode): a config problem
-    -1102: Rejected,
-    -1106: Rejected,
-    -1111: Rejected,
-    -1116: Rejected,
-    -1117: Rejected,
-    -1121: Rejected,
-    -2010: Rejected,
-    -2011: Rejected,
-    -2013: Rejected,
-    -2018: Rejected,
-    -2019: Rejected,
-    -2021: Rejected,
-    -2022: Rejected,
-    -2027: Rejected,
-    -2028: Rejected,
-    -4003: Rejected,
-    -4004: Rejected,
-    -4005: Rejected,
-    -4013: Rejected,
-    -4014: Rejected,
-    -4015: Rejected,
-    -4016: Rejected,
-    -4023: Rejected,
-    -4024: Rejected,
-    -4028: Rejected,
-    -4118: Rejected,
-    -4131: Rejected,
-    -4137: Rejected,
-    -4138: Rejected,
-    -4164: Rejected,
-    -5076: Rejected,
 }
 _ASTER_UNKNOWN_OUTCOME = frozenset({-1000, -1001, -1006, -1007})
 

@@ -44,9 +44,30 @@ class SignalOut(BaseModel):
 
 
 class NewsAccepted(BaseModel):
+    """The webhook's answer: the item is journaled and decided; a signal may still be executing."""
+
     news_id: str
     signal: SignalOut | None
     reason: str
+    done: bool = Field(
+        description="False while the signal executes: its per-venue outcomes then arrive on "
+        "GET /api/signals/{id} and the stream (or in this answer, with ?wait)."
+    )
+    outcomes: list[Row] = Field(default=[], description="Per-venue outcomes, once done.")
+
+
+class SignalView(BaseModel):
+    """One signal with its per-venue outcomes; `done` once every venue has its outcome."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    news_id: str
+    coin: str
+    side: str
+    status: str
+    reason: str = ""
+    done: bool
+    outcomes: list[Row]
 
 
 class PositionRow(BaseModel):

@@ -33,6 +33,8 @@ _HMAC_PATHS = {
     "balance": "/fapi/v2/balance",
     "account": "/fapi/v4/account",
 }
+# v3 names that differ from the legacy ones: the v3 docs list the account read only as this.
+_V3_PATHS = {"account": "/fapi/v3/accountWithJoinMargin"}
 
 
 class AsterHttp:
@@ -84,7 +86,7 @@ class AsterHttp:
         if not signed:
             return f"/fapi/v1/{name}"
         if self.v3 is not None:
-            return f"/fapi/v3/{name}"
+            return _V3_PATHS.get(name, f"/fapi/v3/{name}")
         return _HMAC_PATHS.get(name, f"/fapi/v1/{name}")
 
     async def sync_clock(self) -> None:
@@ -190,14 +192,23 @@ class AsterHttp:
             )
         error_code = _error_code(data)
         if error_code is not None and isinstance(data, dict):
-            return_error = classify_aster(
+            error = classify_aster(
                 error_code,
                 str(data.get("msg", "")),
                 venue=self.venue,
                 is_order=is_order,
                 http_status=response.status_code,
             )
-            raise return_error
+            if error_code == -1022 and self.v3 is not None:
+                # A v3 signature over the other network's chain id reads as a bad signature: say so.
+                error = AuthError(
+                    f"{error} (this adapter signs for network {self.config.network!r}, chain id "
+                    f"{self.config.chain_id}: a server on the other network refuses it; check `network` "
+                    f"matches {self.base_url})",
+                    venue=self.venue,
+                    code=error_code,
+                )
+            raise error
         if response.status_code >= 300:
             raise classify_http(
                 response.status_code,

@@ -1,8 +1,10 @@
 """`AsterVenue`: the Venue protocol over Aster's Binance-style futures API (one-way mode only).
 
 Symbols come from exchangeInfo (`baseAsset`, `quoteAsset == USDT`, `status == TRADING`), rounding
-from its filters; orders carry a `newClientOrderId` derived from our client id, market orders ask
-for the RESULT so the fill is known at once, and no builder fee is ever attached.
+from its filters; orders carry a `newClientOrderId` derived from our client id and ask for the
+RESULT so the fill is known at once, and no builder fee is ever attached. A market order is an
+IOC limit at the mark × (1 ± max_slippage), as on Hyperliquid: Aster's own MARKET order would fill
+anywhere within the symbol's `marketTakeBound`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,6 +42,9 @@ DEFAULT_MAX_LEVERAGE = 20
 TRADES_PAGE = 1000  # userTrades' largest page
 TRADE_PAGES = 10
 _SCAN_BATCH = 8  # symbols asked at once when an order's symbol is unknown (after a restart)
+# A mark this young may serve as a market order's slippage reference (the engine reads the mark
+# just before it orders), as on Hyperliquid.
+REFERENCE_MAX_AGE_S = 2.0
 _CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.POST_ONLY: "GTX"}
 _TRIGGER_TYPES = {
@@ -94,6 +100,9 @@ class AsterVenue:
         self._mode_checked = False
         self._max_leverage_cache: dict[str, int] | None = None
         self._ready_lock = asyncio.Lock()
+        # Symbol → PERCENT_PRICE (multiplierDown, multiplierUp): the band a limit price must keep to.
+        self._price_band: dict[str, tuple[Decimal, Decimal]] = {}
+        self._marks: dict[str, tuple[Decimal, float]] = {}  # coin → (mark, monotonic time read)
 
     def __repr__(self) -> str:
         return f"AsterVenue({self.name}, user={self.config.account}, auth={self.config.auth})"
@@ -140,6 +149,12 @@ class AsterVenue:
             tick = _dec(price_filter.get("tickSize", 0))
             if not steps or tick <= 0:
                 continue
+            band = filters.get("PERCENT_PRICE")
+            if band and _dec(band.get("multiplierUp") or 0) > 0:
+                self._price_band[row["symbol"]] = (
+                    _dec(band.get("multiplierDown") or 0),
+                    _dec(band["multiplierUp"]),
+                )
             coin = coin_of_base(base)
             markets[coin] = Market(
                 coin=coin,
@@ -185,7 +200,11 @@ class AsterVenue:
     # --- reads ---------------------------------------------------------------------------------
 
     async def equity(self) -> Decimal:
-        """The account's margin balance in USD (wallet + unrealized PnL): the base of `equity_fraction`."""
+        """The account's margin balance in USD (wallet + unrealized PnL): the base of `equity_fraction`.
+
+        v3 reads `accountWithJoinMargin`, the account endpoint the current v3 docs list (they no
+        longer list `/fapi/v3/account`); legacy HMAC keys read `/fapi/v4/account`.
+        """
         row = await self.http.signed("GET", "account")
         return _dec(row.get("totalMarginBalance", 0))
 
@@ -222,7 +241,32 @@ class AsterVenue:
         """premiumIndex markPrice."""
         market = await self._market(coin)
         reply = await self.http.public("GET", "premiumIndex", [("symbol", market.symbol)])
-        return _dec(reply["markPrice"])
+        mark = _dec(reply["markPrice"])
+        self._marks[coin] = (mark, time.monotonic())
+        return mark
+
+    async def _reference_price(self, req: OrderRequest) -> Decimal:
+        """The price a market order's slippage cap is measured from: given, a fresh mark, or read now."""
+        if req.limit_price is not None:
+            return req.limit_price
+        cached = self._marks.get(req.coin)
+        if cached is not None and time.monotonic() - cached[1] <= REFERENCE_MAX_AGE_S:
+            return cached[0]
+        return await self.mark_price(req.coin)
+
+    def capped_price(self, market: Market, reference: Decimal, req: OrderRequest) -> Decimal:
+        """reference × (1 ± max_slippage), kept inside PERCENT_PRICE, rounded toward the reference.
+
+        Rounding toward the reference keeps the cap a cap (never more slippage than asked); the
+        band keeps a wide cap (the closer's escalating 15 %) from being refused with -4016/-4024.
+        """
+        factor = 1 + req.max_slippage if req.is_buy else 1 - req.max_slippage
+        down, up = self._price_band.get(market.symbol, (ZERO, ZERO))
+        if req.is_buy and up > 0:
+            factor = min(factor, up)
+        elif not req.is_buy and down > 0:
+            factor = max(factor, down)
+        return market.round_price(reference * factor, up=not req.is_buy)
 
     def _result(self, row: dict[str, Any], client_id: str) -> OrderResult:
         status = str(row.get("status", ""))
@@ -340,7 +384,10 @@ class AsterVenue:
             is_buy=row.get("side") == "BUY" or row.get("buyer") is True,
             size=_dec(row["qty"]),
             price=_dec(row["price"]),
-            fee=_dec(row.get("commission", 0)),
+            # A fee paid is a cost (positive), whatever sign the reply carries: the v3 docs' example
+            # shows a negative commission, replies recorded on the venue a positive one, and ccxt
+            # books abs(commission) as the fee cost. Aster has no maker rebates.
+            fee=abs(_dec(row.get("commission", 0))),
             realized_pnl=_dec(row.get("realizedPnl", 0)),
             time=_ms_to_dt(int(row["time"])),
             fill_id=str(row["id"]),
@@ -350,7 +397,11 @@ class AsterVenue:
     # --- actions -------------------------------------------------------------------------------
 
     async def place_order(self, req: OrderRequest) -> OrderResult:
-        """MARKET (RESULT response, so the fill is known) or LIMIT; a reduce-only flag when asked."""
+        """A LIMIT order (RESULT response, so the fill is known); a market order is a capped IOC limit.
+
+        The market order's unfilled rest expires: the result is then PARTIALLY_FILLED and the
+        engine completes or gives up, as on Hyperliquid; nothing filled at all is `Rejected`.
+        """
         await self._ensure_one_way()
         market = await self._market(req.coin)
         size = market.round_size(req.size)
@@ -359,17 +410,19 @@ class AsterVenue:
         cid = aster_client_order_id(req.client_id)
         params: list[tuple[str, str]] = [("symbol", market.symbol), ("side", "BUY" if req.is_buy else "SELL")]
         if req.order_type is OrderType.MARKET:
-            params += [("type", "MARKET"), ("quantity", _plain(size))]
+            price = self.capped_price(market, await self._reference_price(req), req)
+            tif = "IOC"
         else:
             if req.limit_price is None:
                 raise Rejected("a limit order needs limit_price", venue=self.name)
             price = market.round_price(req.limit_price, up=not req.is_buy)
-            params += [
-                ("type", "LIMIT"),
-                ("timeInForce", _TIF[req.tif]),
-                ("quantity", _plain(size)),
-                ("price", _plain(price)),
-            ]
+            tif = _TIF[req.tif]
+        params += [
+            ("type", "LIMIT"),
+            ("timeInForce", tif),
+            ("quantity", _plain(size)),
+            ("price", _plain(price)),
+        ]
         if req.reduce_only:
             params.append(("reduceOnly", "true"))
         params += [("newClientOrderId", cid), ("newOrderRespType", "RESULT")]
@@ -449,6 +502,18 @@ class AsterVenue:
             cancelled += 1
         log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
         return cancelled
+
+    async def cancel_by_client_id(self, coin: str, client_id: str) -> bool:
+        """DELETE order by origClientOrderId: works without the order id, so also after a lost reply."""
+        market = await self._market(coin)
+        params = [("symbol", market.symbol), ("origClientOrderId", aster_client_order_id(client_id))]
+        try:
+            await self.http.signed("DELETE", "order", params, is_order=True)
+        except Rejected as exc:
+            if exc.code in (-2011, -2013):  # none rests under that id (never arrived, filled, cancelled)
+                return False
+            raise
+        return True
 
     async def set_leverage(self, coin: str, leverage: int, cross: bool = True) -> None:
         """POST leverage, and the margin type (an unchanged margin type, -4046, is fine)."""

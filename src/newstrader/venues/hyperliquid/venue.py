@@ -7,6 +7,8 @@ capped by slippage from the mid; every order carries a cloid derived from our cl
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +28,7 @@ from newstrader.domain import (
     TimeInForce,
     TriggerKind,
 )
-from newstrader.venues.base import Ambiguous, Rejected
+from newstrader.venues.base import Ambiguous, AuthError, Rejected
 from newstrader.venues.errors import classify_hyperliquid_text
 from newstrader.venues.hyperliquid.config import HyperliquidConfig
 from newstrader.venues.hyperliquid.http import HyperliquidHttp
@@ -53,6 +55,9 @@ _OPEN_STATUSES = {"open", "triggered"}
 REFERENCE_MAX_AGE_S = 2.0
 FILL_PAGE_SIZE = 2000  # userFillsByTime returns at most this many per call
 FILL_PAGES = 5  # and only the newest 10000 fills are available at all
+_UNKNOWN_SIGNER = re.compile(r"User or API Wallet (0x[0-9a-fA-F]{40}) does not exist")
+# `userAbstraction` modes whose collateral is the spot USDC, not the perp account value.
+SPOT_COLLATERAL_MODES = frozenset({"unifiedAccount", "portfolioMargin"})
 
 
 def _nonces_for(address: str) -> NonceSource:
@@ -154,10 +159,31 @@ class HyperliquidVenue:
         return positions
 
     async def equity(self) -> Decimal:
-        """The account's value in USD (marginSummary.accountValue): the base of `equity_fraction`."""
-        state = await self.http.info({"type": "clearinghouseState", "user": self.account})
-        summary = state.get("marginSummary") or {}
-        return _dec(summary.get("accountValue", 0))
+        """The account's value in USD: the base of `equity_fraction`.
+
+        A standard account's collateral is in perps (marginSummary.accountValue). A unified or
+        portfolio-margin account (`userAbstraction`) keeps it in spot, where accountValue reads
+        about 0 (NautilusTrader #4206): its equity is the spot USDC plus the perps' unrealized PnL.
+        """
+        mode, state = await asyncio.gather(
+            self.http.info({"type": "userAbstraction", "user": self.account}),
+            self.http.info({"type": "clearinghouseState", "user": self.account}),
+        )
+        if mode not in SPOT_COLLATERAL_MODES:
+            summary = state.get("marginSummary") or {}
+            return _dec(summary.get("accountValue", 0))
+        spot = await self.http.info({"type": "spotClearinghouseState", "user": self.account})
+        usdc = sum(
+            (_dec(b.get("total", 0)) for b in spot.get("balances", []) if b.get("coin") == "USDC"), Decimal(0)
+        )
+        upnl = sum(
+            (
+                _dec(entry.get("position", entry).get("unrealizedPnl") or 0)
+                for entry in state.get("assetPositions", [])
+            ),
+            Decimal(0),
+        )
+        return usdc + upnl
 
     async def mark_price(self, coin: str) -> Decimal:
         """The mid from `allMids` (weight 2), as the SDK's market orders use."""
@@ -319,7 +345,27 @@ class HyperliquidVenue:
             "vaultAddress": self.config.vault_address,
             "expiresAfter": expires_after,
         }
-        return await self.http.exchange(envelope, batch_length)
+        try:
+            return await self.http.exchange(envelope, batch_length)
+        except AuthError as exc:
+            raise self._explain_unknown_signer(exc) from exc
+
+    def _explain_unknown_signer(self, exc: AuthError) -> AuthError:
+        """The venue recovers the signer from the signature: another address means another network.
+
+        A signature over the other network's phantom-agent source ("a" mainnet, "b" testnet)
+        recovers to a stranger, which the venue reports as an unknown "User or API Wallet".
+        """
+        match = _UNKNOWN_SIGNER.search(str(exc))
+        if match is None or match.group(1).lower() == self.signer.address.lower():
+            return exc
+        ours = "mainnet (source 'a')" if self.config.is_mainnet else "testnet (source 'b')"
+        return AuthError(
+            f"{exc} — the venue recovered {match.group(1)}, not our signer {self.signer.address}: this "
+            f"adapter signs for {ours} and {self.http.base_url} is on the other network; check `network`",
+            venue=self.name,
+            code=exc.code,
+        )
 
     async def place_order(self, req: OrderRequest) -> OrderResult:
         """One order; a market order is an IOC limit at reference × (1 ± max_slippage), rounded toward it.
@@ -454,6 +500,19 @@ class HyperliquidVenue:
         cancelled = sum(1 for s in statuses if s == "success")
         log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
         return cancelled
+
+    async def cancel_by_client_id(self, coin: str, client_id: str) -> bool:
+        """cancelByCloid: works without the order id, so also after a lost order reply."""
+        market = await self._market(coin)
+        cancel = {"asset": int(market.asset_id or 0), "cloid": cloid_for(client_id)}
+        reply = await self._send({"type": "cancelByCloid", "cancels": [cancel]}, 1)
+        (status,) = self._statuses(reply, 1)
+        if status == "success":
+            return True
+        text = str(status.get("error", status)) if isinstance(status, dict) else str(status)
+        if text.startswith("Order was never placed, already canceled, or filled"):
+            return False
+        raise classify_hyperliquid_text(text, venue=self.name, is_order=True)
 
     async def set_leverage(self, coin: str, leverage: int, cross: bool = True) -> None:
         """updateLeverage for `coin`."""

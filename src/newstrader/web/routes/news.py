@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from newstrader.botapi import BotApi
+from newstrader.journal import SIGNAL_ACCEPTED
 from newstrader.news.webhook_model import WebhookNews
 from newstrader.web.errors import errors_reason
-from newstrader.web.models import ErrorOut, NewsAccepted, NewsListOut, Row, SignalOut, SignalsOut
+from newstrader.web.models import ErrorOut, NewsAccepted, NewsListOut, Row, SignalOut, SignalsOut, SignalView
 from newstrader.web.routes import LimitQ, jsonable_rows
 
 log = structlog.get_logger(__name__)
 
 MAX_NEWS_BYTES = 64 * 1024
+MAX_WAIT_S = 30.0
 
 
 def news_schema() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -65,6 +68,7 @@ def router(bot: BotApi) -> APIRouter:
         status_code=202,
         response_model=NewsAccepted,
         responses={
+            200: {"model": NewsAccepted, "description": "With ?wait: the outcomes came in time"},
             413: {"model": ErrorOut, "description": "Body over 64 KiB"},
             422: {"model": ErrorOut, "description": "Invalid body, with the reason"},
         },
@@ -72,8 +76,22 @@ def router(bot: BotApi) -> APIRouter:
             "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
         },
     )
-    async def post_news(request: Request) -> NewsAccepted:
-        """Submit one headline: `coin`+`side` given → used as is, else parsed."""
+    async def post_news(
+        request: Request,
+        response: Response,
+        wait: Annotated[
+            float | None,
+            Query(
+                ge=0,
+                le=MAX_WAIT_S,
+                description="Wait up to this many seconds for the outcomes (200 when they came in time).",
+            ),
+        ] = None,
+    ) -> NewsAccepted:
+        """Submit one headline: `coin`+`side` given → used as is, else parsed.
+
+        Answers 202 once the item is journaled and decided; a signal executes behind the
+        answer, its outcomes on `GET /api/signals/{id}` and the stream."""
         raw = await _read_body(request)
         try:
             payload = json.loads(raw)
@@ -88,7 +106,7 @@ def router(bot: BotApi) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         started = time.perf_counter()
-        decision = await bot.submit_news(item)
+        decision = await bot.accept_news(item)
         log.info(
             "web_news",
             news_id=decision.news_id,
@@ -96,9 +114,25 @@ def router(bot: BotApi) -> APIRouter:
             reason=decision.reason,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        return NewsAccepted(
-            news_id=decision.news_id, signal=SignalOut.of(decision.signal), reason=decision.reason
+        execution = decision.execution
+        if execution is not None and wait:
+            try:  # shielded: a client that stops waiting never cancels the orders
+                decision = await asyncio.wait_for(asyncio.shield(execution), wait)
+                execution = None
+            except TimeoutError:
+                pass
+        answer = NewsAccepted(
+            news_id=decision.news_id,
+            signal=SignalOut.of(decision.signal),
+            reason=decision.reason,
+            done=execution is None,
         )
+        if wait is not None and answer.done:
+            response.status_code = 200
+            if decision.signal is not None:
+                view = await bot.journal.signal_view(decision.signal.id)
+                answer.outcomes = [Row.model_validate(o) for o in (view or {}).get("outcomes", [])]
+        return answer
 
     @routes.get("/api/news", response_model=NewsListOut)
     async def get_news(limit: LimitQ = 50) -> NewsListOut:
@@ -119,5 +153,18 @@ def router(bot: BotApi) -> APIRouter:
             sig_id = str(sig.get("id") or sig.get("signal_id"))
             sig.setdefault("outcomes", by_signal.get(sig_id, []))
         return SignalsOut(signals=[Row.model_validate(s) for s in signals])
+
+    @routes.get(
+        "/api/signals/{signal_id}",
+        response_model=SignalView,
+        responses={404: {"model": ErrorOut, "description": "No such signal"}},
+    )
+    async def get_signal(signal_id: Annotated[str, Path(min_length=1, max_length=200)]) -> SignalView:
+        """One signal with its per-venue outcomes (`done` once its execution has ended)."""
+        view = await bot.journal.signal_view(signal_id)
+        if view is None:
+            raise HTTPException(status_code=404, detail=f"no signal {signal_id!r}")
+        view["done"] = view.get("status") != SIGNAL_ACCEPTED
+        return SignalView.model_validate(view)
 
     return routes

@@ -331,6 +331,13 @@ function connect() {
   for (const [name, panels] of Object.entries(EVENT_PANELS)) {
     stream.addEventListener(name, () => schedule(...panels));
   }
+  // A venue's outcome (`signal`) or the item's final decision (`news`) for the awaited signal.
+  for (const name of ["signal", "news"]) {
+    stream.addEventListener(name, (event) => {
+      const data = JSON.parse(event.data || "{}");
+      if (awaited && data.signal_id === awaited.signal.id) checkAwaited();
+    });
+  }
 }
 
 // ------------------------------------------------------------ controls
@@ -346,6 +353,35 @@ async function control(action, body) {
   schedule("positions", "orders", "events", "stats");
 }
 
+// The webhook answers once the headline is decided; the venues' outcomes come after it. The
+// form shows the decision at once, then each venue's outcome when it arrives (a stream event
+// for the signal triggers a look; a slow poll covers a stream that is down).
+let awaited = null;
+
+function outcomeText(signal, outcomes) {
+  const parts = (outcomes || []).map((o) => `${o.venue}: ${o.status}` + (o.reason ? ` (${o.reason})` : ""));
+  return `signal ${signal.side} ${signal.coin}: ` + (parts.length ? parts.join(" · ") : "no venue to act on");
+}
+
+async function checkAwaited() {
+  const waiting = awaited;
+  if (!waiting) return;
+  try {
+    const view = await api("/api/signals/" + encodeURIComponent(waiting.signal.id));
+    if (awaited !== waiting || !view.done) return;
+    awaited = null;
+    clearInterval(waiting.timer);
+    $("#news-result").textContent = outcomeText(waiting.signal, view.outcomes);
+  } catch (err) {
+    console.warn("signal", err);
+  }
+}
+
+function awaitOutcome(signal) {
+  if (awaited) clearInterval(awaited.timer);
+  awaited = { signal, timer: setInterval(checkAwaited, 2000) };
+}
+
 async function sendNews(event) {
   event.preventDefault();
   const body = { title: $("#news-title").value.trim(), source: "dashboard" };
@@ -355,9 +391,14 @@ async function sendNews(event) {
   const out = $("#news-result");
   try {
     const result = await api("/api/news", { method: "POST", json: body });
-    out.textContent = result.signal
-      ? `signal ${result.signal.side} ${result.signal.coin} (${result.reason})`
-      : `no signal: ${result.reason}`;
+    if (!result.signal) {
+      out.textContent = `no signal: ${result.reason}`;
+    } else if (result.done) {
+      out.textContent = `signal ${result.signal.side} ${result.signal.coin} (${result.reason})`;
+    } else {
+      out.textContent = `signal ${result.signal.side} ${result.signal.coin}: executing…`;
+      awaitOutcome(result.signal);
+    }
     $("#news-title").value = "";
   } catch (err) {
     out.textContent = "refused: " + err.message;
