@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("newstrader.cluster")
 
+LANE_DRAIN_S = 2.0
+
 
 def default_instance() -> str:
     """This process's instance name when `[cluster] instance` is not set: host and pid."""
@@ -226,6 +228,9 @@ class ClusterNode:
             lane.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await lane.task
+        # An execution in flight is no longer ours: cancelled, its intents are the next owner's
+        # to resolve (a late one would be fenced anyway, at its next send).
+        await lane.pipeline.drain(LANE_DRAIN_S)
         log.info("lane_stopped", venue=venue, instance=self.instance)
 
     async def _act(self, venue: str, signal: Signal) -> list[VenueOutcome]:
