@@ -353,6 +353,9 @@ class Bot:
 
     async def accept_news(self, item: NewsItem) -> Decision:
         """Journal the item and decide it; an accepted signal executes in the background."""
+        if self.cluster is not None:  # each owned account decides it in its own lane
+            combined: Decision = await self.cluster.accept(item)
+            return combined
         assert self.pipeline is not None, "start() builds the pipeline"
         decision: Decision = await self.pipeline.accept(item)
         return decision
@@ -361,10 +364,8 @@ class Bot:
         """Journal the item first, then act on it; a redelivered id is acted on once."""
         received = time.monotonic()
         if self.cluster is not None:  # each owned account handles it in its own lane
-            decisions = await self.cluster.submit(item)
-            signal = next((d.signal for d in decisions if d.signal is not None), None)
-            reason = "; ".join(d.reason for d in decisions) or "no account owned by this instance"
-            return NewsDecision(item.id, signal, reason)
+            done = await self.cluster.submit(item)
+            return NewsDecision(done.news_id, done.signal, done.reason)
         if self.pipeline is not None:
             decision: Any = await self.pipeline.submit(item)
             return NewsDecision(decision.news_id, decision.signal, decision.reason)

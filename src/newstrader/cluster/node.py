@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,18 @@ class Lane:
     async def submit(self, item: NewsItem) -> NewsDecision:
         return await self.pipeline.submit(replace(item, id=lane_news_id(item.id, self.venue)))
 
+    async def accept(self, item: NewsItem) -> NewsDecision:
+        return await self.pipeline.accept(replace(item, id=lane_news_id(item.id, self.venue)))
+
+
+def combine(news_id: str, lanes: list[Lane], decisions: Sequence[NewsDecision]) -> NewsDecision:
+    """One decision for an item handled by several lanes: the first signal, every lane's reason."""
+    signal = next((d.signal for d in decisions if d.signal is not None), None)
+    reason = "; ".join(f"{lane.venue}: {d.reason}" for lane, d in zip(lanes, decisions, strict=True))
+    outcomes = {d.outcome for d in decisions}
+    outcome = outcomes.pop() if len(outcomes) == 1 else "mixed"
+    return NewsDecision(news_id, signal, reason or "no account owned by this instance", outcome)
+
 
 class ClusterNode:
     """Ownership, lanes and the news stream of one bot that shares its journal with others."""
@@ -152,10 +165,27 @@ class ClusterNode:
         if self.stream is not None:
             await self.stream.close()
 
-    async def submit(self, item: NewsItem) -> list[NewsDecision]:
-        """An item from the bot's own sources or webhook: handled by every owned lane."""
+    async def submit(self, item: NewsItem) -> NewsDecision:
+        """An item from the bot's own sources: handled by every owned lane; the combined decision."""
         lanes = list(self.lanes.values())
-        return list(await asyncio.gather(*(lane.submit(item) for lane in lanes)))
+        decisions = await asyncio.gather(*(lane.submit(item) for lane in lanes))
+        return combine(item.id, lanes, decisions)
+
+    async def accept(self, item: NewsItem) -> NewsDecision:
+        """An item from the webhook: journaled and decided in every owned lane; what executes
+        goes on in the background (`execution` ends with the combined final decision)."""
+        lanes = list(self.lanes.values())
+        decided = await asyncio.gather(*(lane.accept(item) for lane in lanes))
+        running = [d.execution for d in decided if d.execution is not None]
+        if not running:
+            return combine(item.id, lanes, decided)
+
+        async def finish() -> NewsDecision:
+            final = [d if d.execution is None else await asyncio.shield(d.execution) for d in decided]
+            return combine(item.id, lanes, final)
+
+        execution = asyncio.create_task(finish(), name=f"lanes-{item.id}")
+        return replace(combine(item.id, lanes, decided), execution=execution)
 
     async def reconcile_owned(self) -> None:
         """The periodic reconcile, on the accounts this instance owns only."""
