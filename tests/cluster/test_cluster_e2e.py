@@ -122,7 +122,7 @@ class Proc:
 
 
 def _operations(config: Path, log: str, env: dict[str, str]) -> dict[str, Any]:
-    """`newstrader history/positions/cluster --json` and GET /metrics against one bot."""
+    """`newstrader history/positions/cluster/stats --json` and GET /metrics against one bot."""
     url = log.split("newstrader listening on ", 1)[1].split()[0]
     env = {**env, "NEWSTRADER_WEB_URL": url}
 
@@ -144,6 +144,7 @@ def _operations(config: Path, log: str, env: dict[str, str]) -> dict[str, Any]:
         "history": cli("history", "--limit", "1000"),
         "positions": cli("positions"),
         "cluster": cli("cluster"),
+        "stats": cli("stats"),
     }
 
     reply = httpx.get(
@@ -356,6 +357,7 @@ ack_wait_s = 2
             n: "bot-C" for n in by_name
         }
         assert ops["cluster"]["instances"]["bot-C"] == sorted(by_name)
+        assert set(ops["stats"]["summary"]["by_venue"]) == set(by_name)  # every instance's fills
         for name in by_name:
             assert f'newstrader_account_owned{{instance="bot-C",venue="{name}"}} 1.0' in ops["metrics"]
             assert f'newstrader_bus_lag_items{{venue="{name}"}} 0.0' in ops["metrics"]
