@@ -41,8 +41,11 @@ postgres:
 	  else echo "the shared-journal tests need Debian's postgresql: sudo apt-get install postgresql"; exit 1; fi; \
 	fi
 
+# `make demo PORT=8081 SIM_PORT=8901` when the default ports are taken (0 = any free one).
+PORT ?= 8080
+SIM_PORT ?= 8900
 demo: $(VENV)/.synced
-	$(RUN) newstrader demo
+	$(RUN) newstrader demo --port $(PORT) --sim-port $(SIM_PORT)
 
 test: setup
 	$(RUN) ruff check src tests bench

@@ -35,8 +35,8 @@ from typing import Any
 
 from newstrader.domain import Market, OrderRequest, OrderStatus, OutcomeStatus, Side, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
-from newstrader.engine.ports import EngineConfig
 from newstrader.engine.risk import Sizer
+from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
 from sim_harness import (
@@ -159,7 +159,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ):
             journal = await Journal.open(f"sqlite:///{Path(tmp.name) / flow}.db")
             journals.append(journal)
-            engines[flow] = Executor(trader.venues, journal, EngineConfig(mode=mode), sizer)
+            engines[flow] = Executor(trader.venues, journal, EngineSettings(mode=mode), sizer)
 
         # Warm-up, untimed: markets, leverage and keep-alive connections; every account ends flat.
         await seed.warm_up(coins)

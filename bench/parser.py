@@ -139,25 +139,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def serve(app: Any) -> tuple[Any, asyncio.Task[None], int]:
+    """The app under uvicorn on a free loopback port: (server, its task, port), once it is up."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise RuntimeError("web app did not start")
+        await asyncio.sleep(0.01)
+    return server, task, port
+
+
 async def bench_webhook(n: int, workdir: Path) -> dict[str, Any]:
     import httpx
-    import uvicorn
 
     from newstrader.web.app import create_app
 
     pipeline, journal = await _pipeline(workdir / "webhook.db")
     token = "bench-token"
-    app = create_app(NewsDesk(pipeline, journal), token=token)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    serving = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if serving.done() or time.monotonic() > deadline:
-            raise RuntimeError("web app did not start")
-        await asyncio.sleep(0.01)
+    server, serving, port = await serve(create_app(NewsDesk(pipeline, journal), token=token))
     titles = headlines()
     samples = []
     signals = 0

@@ -39,6 +39,7 @@ BENCHES = (
     Bench("burst", "Burst: 100 headlines in 10 s, 10 coins, both venues, rate limits on"),
     Bench("overhead_signing", "Per-order signing: ours vs the official SDK vs ccxt"),
     Bench("parser", "News path: parser throughput, pipeline submit, webhook → signal"),
+    Bench("news_to_order", "News path: webhook receipt → first order bytes on the socket (journal on)"),
     Bench("sim_requests", "Simulator request handling (in-process)"),
     Bench("cluster_latency", "News → fill through the JetStream bus vs one process; kill -9 takeover"),
 )
@@ -219,11 +220,24 @@ def summary_rows(results: dict[str, Result]) -> list[tuple[str, str, str]]:
         )
     parser = _get(results, "parser")
     if parser:
+        p = parser["parser"]
         rows.append(
             (
-                "headline parser",
-                f"{parser['parser']['per_s']} headlines/s, p50 {parser['parser']['p50_us']} µs",
-                "",
+                "headline parser (one thread)",
+                f"{p['per_s']} headlines/s wall, {p.get('per_cpu_s', '–')}/s per CPU second; "
+                f"p50 {p['p50_us']} µs, p99 {p['p99_us']} µs",
+                "≥ 50,000/s",
+            )
+        )
+    order = _get(results, "news_to_order")
+    if order:
+        receipt, own = order["receipt_to_order_bytes_ms"], order["own_ms"]
+        rows.append(
+            (
+                "webhook receipt → first order bytes (journal on)",
+                f"p50 {receipt.get('p50', '–')} ms, p99 {receipt.get('p99', '–')} ms "
+                f"(our own, venue reads taken out: p50 {own.get('p50', '–')}, p99 {own.get('p99', '–')} ms)",
+                "p50 ≤ 3 ms, p99 ≤ 10 ms",
             )
         )
     for name, result in results.items():

@@ -48,6 +48,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 VENUES = ("hyperliquid", "aster")
 FAULT_KINDS = ("latency_ms", "http_429", "http_5xx", "timeout", "drop_response_after_execute")
+# The in-flight restart: orders held this long inside the venue, within both venues' 10 s window.
+IN_FLIGHT_HOLD_MS = 6000
+IN_FLIGHT_WAIT_S = 10.0
 ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
 # A news item's outcome while it is still being handled; anything else is final.
 UNFINISHED_OUTCOMES = {"received", "accepted"}
@@ -88,6 +91,9 @@ class Step:
     keep_journal: bool | None = None  # restarts
     mid_signal: bool | None = None  # restarts: kill while the next signal is in flight
     kill_after_ms: int | None = None
+    # Restarts: kill while the next signal's orders are held inside the venues (latency inside
+    # their validity window), restart at once and redeliver: the held orders land after the restart.
+    in_flight: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -122,12 +128,19 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
     for i in range(cfg.signals):
         if i in restart_at:
             k = restart_at[i]
+            in_flight = k % 4 == 3
             steps.append(
                 Step(
                     "restart",
-                    keep_journal=k % 2 == 0,
-                    mid_signal=(k // 2) % 2 == 0,
-                    kill_after_ms=rng.randint(5, 150),
+                    keep_journal=k % 2 == 0 or in_flight,
+                    mid_signal=(k // 2) % 2 == 0 or in_flight,
+                    # An in-flight kill waits for the orders to be held in the venue; of the
+                    # others half land in the first milliseconds (the item's record queued, its
+                    # order intent not yet durable: issue 18), half anywhere in the signal.
+                    kill_after_ms=rng.randint(5, 150)
+                    if in_flight
+                    else rng.choice((rng.randint(0, 4), rng.randint(5, 150))),
+                    in_flight=in_flight,
                 )
             )
         if rng.random() < cfg.outside_rate:
@@ -307,7 +320,8 @@ class Soak:
         self._kill()
         self.report.restarts += 1
         journal = "kept" if step.keep_journal else "empty"
-        kind = f"{journal}-journal/{'mid-signal' if step.mid_signal else 'idle'}"
+        when = "in-flight" if step.in_flight else "mid-signal" if step.mid_signal else "idle"
+        kind = f"{journal}-journal/{when}"
         self.report.restarts_by_kind[kind] += 1
         return self._start_bot(keep_journal=bool(step.keep_journal))
 
@@ -357,11 +371,20 @@ class Soak:
         return reply
 
     def _post_and_kill(self, step: Step, restart: Step) -> dict[str, Any] | None:
-        """Deliver the item, SIGKILL the bot while it handles it, restart, redeliver (a webhook retry)."""
+        """Deliver the item, SIGKILL the bot while it handles it, restart, redeliver (a webhook retry).
+
+        An in-flight restart first has the venues hold the next order requests (inside their
+        validity window) and kills once they sit in the venues, so they land after the restart."""
         first: list[Any] = []
+        held_from = self._hold_orders() if restart.in_flight else None
         sender = threading.Thread(target=lambda: first.append(self._post_quietly(step)), daemon=True)
         sender.start()
-        time.sleep((restart.kill_after_ms or 0) / 1000)  # chaos timing: where in the signal the kill lands
+        if held_from is not None:
+            self._wait_orders_held(held_from)
+        else:
+            time.sleep(
+                (restart.kill_after_ms or 0) / 1000
+            )  # chaos timing: where in the signal the kill lands
         self._restart(restart)
         sender.join(timeout=60)
         reply = self._post(step)
@@ -370,6 +393,22 @@ class Soak:
             # restarted bot resumed it (kept journal) or it had finished. Check its signal.
             reply = self._accepted_earlier(step) or (first[0] if first and first[0] is not None else reply)
         return reply
+
+    def _hold_orders(self) -> dict[str, int]:
+        """Have each venue hold its next order request; the order counts before it."""
+        for venue in VENUES:
+            self.sim.admin.add_fault(
+                venue, "latency_ms", count=1, ms=IN_FLIGHT_HOLD_MS, endpoint=ORDER_ENDPOINT[venue]
+            )
+        return {v: self.world.orders_sent(v) for v in VENUES}
+
+    def _wait_orders_held(self, before: dict[str, int]) -> None:
+        """Until the order requests sit in the venues (a venue already at target sends none)."""
+        deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+        while time.monotonic() < deadline:
+            if all(self.world.orders_sent(v) > before[v] for v in VENUES):
+                return
+            time.sleep(0.02)  # poll interval
 
     def _accepted_earlier(self, step: Step) -> dict[str, Any] | None:
         """The signal an earlier delivery of this item accepted, once every venue has its outcome."""

@@ -10,27 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import itertools
 import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from newstrader.autotrade.trader import AutoTrader, exit_policy
 from newstrader.botapi import ClusterState, Decision
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
-from newstrader.engine.ports import EngineConfig, NoHooks, TradeHooks
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
-from newstrader.engine.risk import Sizer
+from newstrader.engine.risk import Sizer, SizingSettings
+from newstrader.engine.settings import EngineSettings
+from newstrader.news.pipeline import DUPLICATE_ID, NewsDecision, NewsOutcome, Pipeline, build_pipeline
 from newstrader.venues.base import Venue, VenueError
+
+if TYPE_CHECKING:
+    from newstrader.cluster.node import ClusterNode
 
 log = structlog.get_logger("newstrader.bot")
 
@@ -79,15 +82,6 @@ class Bus:
             queue.put_nowait(event)
 
 
-@dataclass(frozen=True, slots=True)
-class NewsDecision:
-    """What became of one news item: its signal (or None) and why."""
-
-    news_id: str
-    signal: Signal | None
-    reason: str
-
-
 def summarize(outcomes: list[VenueOutcome]) -> str:
     """`hl: ok (opened); aster: failed (auth error …)` for a news item's final reason."""
     parts = []
@@ -101,10 +95,14 @@ class Bot:
     """One running newstrader: the journal, the venues, the engine and the ways in.
 
     By default the bot serves its own API and dashboard on `[web] host:port` (`run`, the
-    demo); with `serve_web=False` a caller may serve `create_app(bot)` itself.
+    demo); with `serve_web=False` a caller may serve `create_app(bot)` itself. A mainnet venue
+    (by label or url) needs `live=True`: the guard is here so no entry point can skip it.
     """
 
-    def __init__(self, settings: Any, *, serve_web: bool = True) -> None:
+    def __init__(self, settings: Any, *, serve_web: bool = True, live: bool = False) -> None:
+        from newstrader.config import require_live
+
+        require_live(settings, live)  # raises MainnetRefused before anything is opened
         self.settings = settings
         self.serve_web = serve_web
         self.bus = Bus()
@@ -112,14 +110,14 @@ class Bot:
         self.venues: dict[str, Venue] = {}
         self.executor: Executor | None = None
         self.reconciler: Reconciler | None = None
-        self.pipeline: Any = None
-        self.autotrader: Any = None
-        self.cluster: Any = None  # a ClusterNode when the journal is PostgreSQL (shared by bots)
+        self.pipeline: Pipeline | None = None
+        self.autotrader: AutoTrader | None = None
+        self.cluster: ClusterNode | None = None  # when the journal is PostgreSQL (shared by bots)
         self.web_app: Any = None
         self.web_url: str | None = None
         self.web_token: str | None = None
-        self.engine_config = EngineConfig.from_settings(_get(settings, "engine"))
-        self.sizer = Sizer.from_settings(_get(settings, "sizing"))
+        self.engine_config: EngineSettings = _get(settings, "engine", None) or EngineSettings()
+        self.sizer = Sizer.from_settings(_get(settings, "sizing", None) or SizingSettings())
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
         self._started = False
@@ -131,6 +129,8 @@ class Bot:
         from newstrader.journal import Journal
 
         stamps = {"begin": time.monotonic()}
+        if self.serve_web:
+            self._bind_web()  # a taken port fails here, before the journal or a venue is touched
         url = str(_get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db"))
         instance = _cluster_instance(self.settings, url)
         self.journal = await Journal.open(url, instance=instance)
@@ -138,11 +138,13 @@ class Bot:
             await self._build()
             stamps["built"] = time.monotonic()
             assert self.reconciler is not None
-            resolved, drift = [], []
+            resolved, drift, resumed = [], [], []
             if instance is not None:  # shared journal: each account is settled when it is acquired
                 await self._start_cluster(instance)
             else:
                 resolved = await self.reconciler.resolve_pending()
+                assert self.executor is not None
+                resumed = await self.executor.resume_operations()
                 drift = await self.reconciler.run_once()
             stamps["reconciled"] = time.monotonic()
             if self.autotrader is not None:
@@ -158,11 +160,13 @@ class Bot:
                 await self.cluster.start()
             stamps["serving"] = time.monotonic()
             self._started = True
+            await self._warn_if_paused()
             names = list(stamps)
             log.info(
                 "bot_started",
                 venues=sorted(self.venues),
                 pending_resolved=len(resolved),
+                operations_resumed=len(resumed),
                 drift=len(drift),
                 mode=self.engine_config.mode,
                 **{f"{b}_ms": round((stamps[b] - stamps[a]) * 1000) for a, b in itertools.pairwise(names)},
@@ -188,6 +192,25 @@ class Bot:
     async def _submit_own(self, item: NewsItem) -> Any:
         return await self.submit_news(item)
 
+    async def _warn_if_paused(self) -> None:
+        """A bot that starts paused says so once, with why and since when (it will not open trades)."""
+        if not await self.paused():
+            return
+        status = await self.pause_status()
+        log.warning(
+            "bot_paused_at_start",
+            reason=status.get("reason") or "unknown",
+            since=status.get("since") or "unknown",
+            message="no new positions until `newstrader resume`",
+        )
+
+    async def pause_status(self) -> dict[str, Any]:
+        """`{paused, reason, since}`: why the bot does not open positions, for the log and the page."""
+        if self.autotrader is not None:
+            result: dict[str, Any] = await self.autotrader.pause_status()
+            return result
+        return {"paused": await self.paused(), "reason": None, "since": None}
+
     async def _resume_unfinished_news(self) -> None:
         """What a crash left half-handled: accepted signals execute again (in the background,
         before any new item), the rest get a final outcome now and resume on redelivery."""
@@ -211,19 +234,28 @@ class Bot:
             rate_limit_window_s=self.engine_config.rate_limit_window_s,
             probe_interval_s=self.engine_config.quarantine_probe_s,
         )
-        hooks = self._build_hooks()
         self.executor = Executor(
             self.venues,
             self.journal,
             self.engine_config,
             self.sizer,
-            hooks,
             state=state,
             quarantine=quarantine,
             publish=self.bus.publish,
         )
+        # The auto trader sends every order through the executor, and is the executor's hook
+        # (TP/SL after every position change).
+        self.autotrader = AutoTrader(
+            self.venues, self.journal, exit_policy(_get(self.settings, "exits")), self.executor
+        )
+        self.executor.hooks = self.autotrader
         self.reconciler = Reconciler(
-            self.venues, self.journal, state=state, quarantine=quarantine, publish=self.bus.publish
+            self.venues,
+            self.journal,
+            state=state,
+            quarantine=quarantine,
+            publish=self.bus.publish,
+            config=self.engine_config,
         )
         self.pipeline = self._build_pipeline(await self._tradable_coins())
 
@@ -238,57 +270,39 @@ class Bot:
                 coins.update(item)
         return coins or None
 
-    def _build_hooks(self) -> TradeHooks:
-        """The auto trader's hooks (TP/SL after every change) when that room provides them."""
-        try:
-            module = importlib.import_module("newstrader.autotrade.trader")
-        except ImportError:
-            return NoHooks()
-        factory = getattr(module, "build_autotrader", None)
-        if factory is None:
-            return NoHooks()
-        self.autotrader = factory(self)
-        return self.autotrader if hasattr(self.autotrader, "after_position_change") else NoHooks()
-
-    def _build_pipeline(self, tradable: set[str] | None) -> Any:
-        """The news pipeline when it is there; else coin+side items are acted on directly."""
-        try:
-            pipeline_mod = importlib.import_module("newstrader.news.pipeline")
-            parser_mod = importlib.import_module("newstrader.news.parser")
-        except ImportError:
-            return None
-        build = getattr(pipeline_mod, "build_pipeline", None)
-        if build is not None:
-            return build(
-                self.settings,
-                self.journal,
-                self._act,
-                parser_module=parser_mod,
-                tradable=tradable,
-                publish=self.bus.publish,
-            )
-        return None
+    def _build_pipeline(self, tradable: set[str] | None) -> Pipeline:
+        """The news pipeline: parser, filters and sources from the settings; it acts through `_act`."""
+        return build_pipeline(
+            self.settings, self.journal, self._act, tradable=tradable, publish=self.bus.publish
+        )
 
     async def _start_sources(self) -> None:
-        starter = getattr(self.pipeline, "start_sources", None)
-        if starter is not None:
-            await starter()
+        if self.pipeline is not None:
+            await self.pipeline.start_sources()
 
-    async def _start_web(self) -> None:
-        from newstrader.web.app import create_app
+    def _bind_web(self) -> None:
         from newstrader.web.server import LoopbackServer
 
         web = _get(self.settings, "web")
-        host = str(_get(web, "host", "127.0.0.1"))
-        port = int(_get(web, "port", 8080))
+        self._server = LoopbackServer(None, str(_get(web, "host", "127.0.0.1")), int(_get(web, "port", 8080)))
+
+    async def _start_web(self) -> None:
+        from newstrader.web.app import create_app
+
+        web = _get(self.settings, "web")
         token = _secret(_get(web, "token")) or os.environ.get("NEWSTRADER_WEB_TOKEN")
         if not token:
             token = secrets.token_urlsafe(24)
             print(f"web token (generated; set NEWSTRADER_WEB_TOKEN to fix it): {token}", flush=True)
         self.web_token = token
-        self.web_app = create_app(self, token=token)
-        self._server = LoopbackServer(self.web_app, host, port)
-        await self._server.start()
+        assert self._server is not None
+        self.web_app = create_app(
+            self,
+            token=token,
+            host=self._server.host,
+            allowed_hosts=[str(h) for h in _get(web, "allowed_hosts", []) or []],
+        )
+        await self._server.start(self.web_app)
         print(f"newstrader listening on {self._server.url}", flush=True)
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
@@ -299,10 +313,9 @@ class Bot:
             with contextlib.suppress(Exception):
                 await self._server.stop()
             self._server = None
-        stop_sources = getattr(self.pipeline, "stop_sources", None)
-        if stop_sources is not None:
+        if self.pipeline is not None:
             with contextlib.suppress(Exception):
-                await stop_sources()
+                await self.pipeline.stop_sources()
         if self.pipeline is not None:  # executions accepted by the webhook finish (or resume later)
             await self.pipeline.drain(DRAIN_TIMEOUT_S)
         if self.autotrader is not None:
@@ -319,6 +332,10 @@ class Bot:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
+        if self.executor is not None:
+            await self.executor.aclose()
+        if self.reconciler is not None:
+            await self.reconciler.aclose()
         for name, venue in self.venues.items():
             try:
                 await venue.close()
@@ -367,18 +384,20 @@ class Bot:
             done = await self.cluster.submit(item)
             return NewsDecision(done.news_id, done.signal, done.reason)
         if self.pipeline is not None:
-            decision: Any = await self.pipeline.submit(item)
-            return NewsDecision(decision.news_id, decision.signal, decision.reason)
+            decision: NewsDecision = await self.pipeline.submit(item)
+            return decision  # unchanged: callers branch on its outcome
         self.bus.publish({"type": "news", "id": item.id, "title": item.title, "source": item.source})
         if not await self.journal.record_news(item, "received"):
             log.info("news_duplicate", news_id=item.id)
-            return NewsDecision(item.id, None, "duplicate: this news id was already handled")
+            return NewsDecision(item.id, None, DUPLICATE_ID, NewsOutcome.DUPLICATE)
         if item.coin is None or item.side is None:
             await self.journal.update_news(item.id, "ignored", "no parser yet: coin and side must be given")
-            return NewsDecision(item.id, None, "no parser yet: coin and side must be given")
+            return NewsDecision(
+                item.id, None, "no parser yet: coin and side must be given", NewsOutcome.IGNORED
+            )
         if await self.paused():
             await self.journal.update_news(item.id, "skipped", "paused")
-            return NewsDecision(item.id, None, "paused")
+            return NewsDecision(item.id, None, "paused", NewsOutcome.SKIPPED)
         signal = Signal(
             id=f"s-{item.id}",
             news_id=item.id,
@@ -403,7 +422,7 @@ class Bot:
         status = "executed" if all(o.status is not OutcomeStatus.FAILED for o in outcomes) else "partial"
         await self.journal.update_signal(signal.id, status, reason)
         await self.journal.update_news(item.id, "traded", reason)
-        return NewsDecision(item.id, signal, reason)
+        return NewsDecision(item.id, signal, reason, NewsOutcome.TRADED)
 
     async def cluster_state(self) -> ClusterState | None:
         """This instance, its owned accounts and its bus lag when it shares the journal."""
@@ -446,22 +465,16 @@ class Bot:
         log.warning("resumed")
         return {"paused": False}
 
-    async def close(self, coin: str, venue: str | None = None) -> Any:
-        """Close one coin (on one venue or all) from what the exchange holds."""
-        assert self.executor is not None
+    async def close(self, coin: str, venue: str | None = None) -> dict[str, Any]:
+        """Close one coin (on one venue or all) from what the exchange holds; its triggers go too."""
+        assert self.executor is not None and self.autotrader is not None
         coin = await self.executor.resolve_coin(coin) or coin.upper()
-        if self.autotrader is not None:  # also cancels the coin's TP/SL triggers
-            return await self.autotrader.close(coin, venue)
-        outcomes = await self.executor.close(coin, venue)
-        return [_outcome_row(o) for o in outcomes]
+        return await self.autotrader.close(coin, venue)
 
-    async def flatten(self) -> Any:
+    async def flatten(self) -> dict[str, Any]:
         """Close every position on every venue and cancel every trigger (the kill switch)."""
-        assert self.executor is not None
-        if self.autotrader is not None:
-            return await self.autotrader.flatten()
-        outcomes = await self.executor.flatten()
-        return [_outcome_row(o) for o in outcomes]
+        assert self.autotrader is not None
+        return await self.autotrader.flatten()
 
     async def reconcile(self) -> list[dict[str, Any]]:
         """Read every venue now, record drift, update the cache; no trading."""
@@ -520,18 +533,7 @@ def _cluster_instance(settings: Any, journal_url: str) -> str | None:
     return _get(_get(settings, "cluster"), "instance") or default_instance()
 
 
-def _outcome_row(o: VenueOutcome) -> dict[str, Any]:
-    return {
-        "venue": o.venue,
-        "coin": o.coin,
-        "status": o.status.value,
-        "reason": o.reason,
-        "exchange_size_before": o.exchange_size_before,
-        "exchange_size_after": o.exchange_size_after,
-    }
-
-
-async def serve_until_signalled(settings: Any) -> None:
+async def serve_until_signalled(settings: Any, *, live: bool = False) -> None:
     """Start a bot, run until SIGINT/SIGTERM, then stop it gracefully."""
     import signal as signals
 
@@ -540,7 +542,7 @@ async def serve_until_signalled(settings: Any) -> None:
     for sig in (signals.SIGINT, signals.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    bot = Bot(settings)
+    bot = Bot(settings, live=live)
     await bot.start()
     try:
         await stop.wait()
@@ -549,20 +551,35 @@ async def serve_until_signalled(settings: Any) -> None:
 
 
 def run_bot(config_path: Any, live: bool) -> int:
-    """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code."""
+    """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code.
+
+    What an operator can fix is one line on stderr, never a traceback: a config problem or a
+    missing key exits 2, a taken web port 1. Logging is the CLI's (`--log-json`, `--log-level`).
+    """
     import sys
 
-    from newstrader.config import ConfigError, load_settings, require_live
-    from newstrader.logging_setup import configure_logging
+    from newstrader.config import ConfigError, load_settings, require_live, require_secrets
+    from newstrader.web.server import PortUnavailable
 
-    configure_logging()  # env secrets are protected before the config is even read
     try:
-        settings = load_settings(config_path)
-        require_live(settings, live)
+        settings = load_settings(config_path)  # also protects every loaded secret in the logs
+        require_live(settings, live)  # `Bot` checks again; first here so it is the first complaint
+        require_secrets(settings)
+        return _serve(settings, live)
     except ConfigError as exc:
         print(f"newstrader run: {exc}", file=sys.stderr)
         return 2
-    configured = getattr(settings, "secrets", None)
-    configure_logging(secrets=list(configured() if callable(configured) else configured or []))
-    asyncio.run(serve_until_signalled(settings))
+    except PortUnavailable as exc:
+        print(f"newstrader run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Any, live: bool) -> int:
+    import sys
+
+    from newstrader.sim.funding import fund_sim_accounts
+
+    for line in asyncio.run(fund_sim_accounts(settings)):  # `init --sim` configs only
+        print(f"newstrader run: {line}", file=sys.stderr, flush=True)
+    asyncio.run(serve_until_signalled(settings, live=live))
     return 0

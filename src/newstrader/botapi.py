@@ -44,6 +44,9 @@ class Decision(Protocol):
     def reason(self) -> str: ...
 
     @property
+    def outcome(self) -> str: ...  # a NewsOutcome (str enum): callers branch on this, not on reason
+
+    @property
     def execution(self) -> Awaitable[Decision] | None:
         """While the signal executes: ends with the final decision. None when this one is final."""
         ...
@@ -79,6 +82,10 @@ class BotApi(Protocol):
         ...
 
     async def paused(self) -> bool: ...
+
+    async def pause_status(self) -> dict[str, Any]:
+        """`{paused, reason, since}`: why the bot opens no positions, and since when (ISO UTC)."""
+        ...
 
     async def pause(self, reason: str = "operator") -> Any: ...
 

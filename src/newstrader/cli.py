@@ -150,16 +150,30 @@ def sim(
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write it.")] = Path("newstrader.toml"),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    sim: Annotated[
+        bool, typer.Option("--sim", help="Ready for the simulator: fresh keys in keys/ (0600), self-funding.")
+    ] = False,
+    sim_url: Annotated[
+        str, typer.Option(help="The simulator's address (with --sim).")
+    ] = "http://127.0.0.1:8900",
 ) -> None:
-    """Write a commented example config."""
-    from newstrader.config import write_example
+    """Write a commented example config (with --sim: one that trades on `newstrader sim` as is)."""
+    from newstrader.config import write_example, write_sim_setup
 
     try:
-        write_example(path, force=force)
+        if sim:
+            key_files = write_sim_setup(path, sim_url=sim_url, force=force)
+        else:
+            write_example(path, force=force)
     except (FileExistsError, OSError) as exc:
         typer.echo(f"init: {exc}", err=True)
         raise typer.Exit(1) from None
+    if sim:
+        typer.echo(f"wrote {path} and {', '.join(str(k) for k in key_files)} (mode 0600)")
+        typer.echo(f"next: `newstrader sim` in another terminal, then `newstrader run -c {path}`")
+        typer.echo("      (run funds the simulator accounts with 10000 USD the first time)")
+        return
     typer.echo(f"wrote {path}: sim venues need `newstrader sim` running; then `newstrader check -c {path}`")
 
 
@@ -181,12 +195,15 @@ def check(
 
     from newstrader.config import ConfigError, load_settings
     from newstrader.preflight import check_all, describe
+    from newstrader.sim.funding import fund_sim_accounts
 
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
+    for line in asyncio.run(fund_sim_accounts(settings)):
+        typer.echo(line, err=True)
     results = asyncio.run(check_all(settings, trade_test=trade_test))
     if as_json:
         typer.echo(json.dumps({"config": str(config), "venues": [r.as_dict() for r in results]}))
@@ -307,11 +324,14 @@ def replay(
     rules: Annotated[
         Path | None, typer.Option("--rules", help="A rules TOML merged over the defaults.")
     ] = None,
+    live: Annotated[bool, typer.Option("--live", help="Allow mainnet venues (with --config).")] = False,
 ) -> None:
     """Replay a JSONL news file with its own timing: through the parser, or with --config a bot."""
     from newstrader.news.commands import replay_command
 
-    raise typer.Exit(replay_command(file, speed=speed, config=config, as_json=as_json, rules=rules))
+    raise typer.Exit(
+        replay_command(file, speed=speed, config=config, as_json=as_json, rules=rules, live=live)
+    )
 
 
 @app.command()

@@ -8,6 +8,7 @@ a config file can be shared or committed without leaking a key. Every problem be
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -26,6 +28,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from newstrader.engine.risk import SizingSettings
+from newstrader.engine.settings import EngineSettings
 
 ENV_PREFIX = "NEWSTRADER_"
 WEB_TOKEN_ENV = "NEWSTRADER_WEB_TOKEN"
@@ -43,6 +48,12 @@ DEFAULT_URLS: dict[str, dict[str, str]] = {
         "mainnet": "https://fapi.asterdex.com",
     },
 }
+
+# Hosts that trade real money whatever a venue's `network` says: the label cannot downgrade them.
+MAINNET_HOSTS: frozenset[str] = frozenset(
+    urlsplit(urls["mainnet"]).hostname or "" for urls in DEFAULT_URLS.values()
+)
+MIN_WEB_TOKEN_LENGTH = 16
 
 _PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -83,38 +94,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
-class EngineSettings(_Section):
-    """How signals become orders (see the design's "engine")."""
-
-    mode: Literal["target", "close_then_open"] = "target"
-    max_signal_age_s: float = Field(default=30.0, gt=0)
-    reconcile_interval_s: float = Field(default=30.0, gt=0)
-    position_cache_ttl_ms: float = Field(default=0.0, ge=0)
-    conflict_window_s: float = Field(default=0.0, ge=0)
-    order_timeout_s: float = Field(default=5.0, gt=0)
-
-
-class CoinSizing(_Section):
-    """Per-coin overrides of the default size and leverage."""
-
-    notional_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
-    leverage: int | None = Field(default=None, ge=1, le=200)
-
-
-class SizingSettings(_Section):
-    """How large a position a signal opens."""
-
-    notional_usd: Decimal = Field(default=Decimal(100), gt=0, allow_inf_nan=False)
-    leverage: int = Field(default=3, ge=1, le=200)
-    equity_fraction: Decimal | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
-    per_coin: dict[str, CoinSizing] = Field(default_factory=dict)
-
-    @field_validator("per_coin")
-    @classmethod
-    def _upper_coins(cls, value: dict[str, CoinSizing]) -> dict[str, CoinSizing]:
-        return {coin.upper(): sizing for coin, sizing in value.items()}
-
-
 class ExitsSettings(_Section):
     """Exchange-side take-profit/stop-loss and time/loss exits."""
 
@@ -139,6 +118,20 @@ class VenueSettings(_Section):
     auth: Literal["v3", "hmac"] = "v3"
     secret_file: Path | None = None
     secret: SecretStr | None = None
+    sim_fund_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # How long after sending an order may still execute (Hyperliquid `expiresAfter`, Aster HMAC
+    # `recvWindow`, ≤ 60 s there). Aster v3's window is the venue's fixed ±10 s nonce window.
+    # A lost order is "in flight" for this long (plus a grace): shorter means faster recovery.
+    order_validity_s: float | None = Field(default=None, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _validity_settable(self) -> VenueSettings:
+        if self.order_validity_s is not None and self.kind == "aster" and self.auth == "v3":
+            raise ValueError(
+                "order_validity_s: Aster v3 orders are valid for the venue's own 10 s nonce window;"
+                ' it can be set with auth = "hmac" (recvWindow) or on Hyperliquid'
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -169,6 +162,12 @@ class VenueSettings(_Section):
         path = value.expanduser()
         _read_secret_file(path)
         return path
+
+    @model_validator(mode="after")
+    def _sim_fund_only_on_the_sim(self) -> VenueSettings:
+        if self.sim_fund_usd is not None and self.network != "sim":
+            raise ValueError('@sim_fund_usd: only with network = "sim" (real accounts are funded by you)')
+        return self
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> VenueSettings:
@@ -215,6 +214,11 @@ class VenueSettings(_Section):
         """`url` when given, else the network's default for this kind of venue."""
         return self.url or DEFAULT_URLS[self.kind][self.network]
 
+    @property
+    def is_mainnet(self) -> bool:
+        """Real money: labelled mainnet, or a url on a mainnet host whatever the label says."""
+        return self.network == "mainnet" or (urlsplit(self.base_url).hostname or "").lower() in MAINNET_HOSTS
+
 
 class WebhookSource(_Section):
     """Accept news on the bot's ``POST /api/news`` under this source name."""
@@ -234,6 +238,7 @@ class WebsocketSource(_Section):
     """Read JSON messages from a WebSocket; `fields` maps our names to the message's keys."""
 
     url: str
+    preset: Literal["treeofalpha", "bwenews", "announcements"] | None = None  # a known feed's field map
     fields: dict[str, str] = Field(default_factory=dict)
     name: str | None = None
 
@@ -265,12 +270,19 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     token: SecretStr | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host names besides loopback and `host`
 
     @model_validator(mode="after")
     def _token_from_env(self) -> WebSettings:
         from_env = os.environ.get(WEB_TOKEN_ENV, "").strip()
         if from_env:
             self.token = SecretStr(from_env)
+        if self.token is not None and len(self.token.get_secret_value()) < MIN_WEB_TOKEN_LENGTH:
+            where = f"env {WEB_TOKEN_ENV}" if from_env else "[web] token"
+            raise ValueError(
+                f"@web.token: too short ({where}): use at least {MIN_WEB_TOKEN_LENGTH} characters, "
+                "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+            )
         return self
 
 
@@ -390,11 +402,13 @@ class Settings(BaseSettings):
 
 
 def _key_of(loc: Sequence[int | str]) -> str:
-    """``('venues', 0, 'network')`` → ``venues[0].network``."""
+    """``('venues', 0, 'network')`` → ``venues[0].network``; an odd key name is quoted (one line)."""
     key = ""
     for part in loc:
         if isinstance(part, int):
             key += f"[{part}]"
+        elif not re.fullmatch(r"[\w-]+", part):
+            key += f"[{json.dumps(part)}]"
         else:
             key += f".{part}" if key else str(part)
     return key or "config"
@@ -421,7 +435,7 @@ def _error_from_validation(exc: ValidationError) -> ConfigError:
     if tagged:
         field = tagged["field"]
         problem = tagged["problem"]
-        if field.startswith("venues"):  # tagged from the root: the path is complete
+        if field.startswith(("venues", "web.")):  # tagged from the root: the path is complete
             return ConfigError(field, problem)
         loc.append(field)
     problem = _PLAIN_WORDS.sub(lambda m: "a table" if "dictionary" in m.group(0) else "an array", problem)
@@ -532,21 +546,41 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings_from_mapping(data)
 
 
+class MainnetRefused(ConfigError):
+    """A mainnet venue without ``--live``: the bot is never built."""
+
+
 def require_live(settings: Settings, live: bool) -> None:
-    """Refuse mainnet venues unless the operator passed ``--live``."""
+    """Refuse mainnet venues (by label or by url) unless the operator passed ``--live``."""
     if live:
         return
     for index, venue in enumerate(settings.venues):
         if venue.network == "mainnet":
-            raise ConfigError(
+            raise MainnetRefused(
                 f"venues[{index}].network",
                 f'"mainnet" ({venue.name}) trades real money: pass --live to allow it',
+            )
+        if venue.is_mainnet:
+            raise MainnetRefused(
+                f"venues[{index}].url",
+                f"{venue.base_url} is a mainnet host ({venue.name} says network = "
+                f'"{venue.network}"): it trades real money; pass --live to allow it',
+            )
+
+
+def require_secrets(settings: Settings) -> None:
+    """Every venue the bot trades on needs its key; name the variable that would hold it."""
+    for index, venue in enumerate(settings.venues):
+        if venue.secret is None:
+            raise ConfigError(
+                f"venues[{index}]",
+                f"no key for {venue.name}: set env {venue.secret_env} or secret_file",
             )
 
 
 # --------------------------------------------------------------------------- example config
 
-EXAMPLE_CONFIG = """\
+EXAMPLE_TEMPLATE = """\
 # newstrader configuration, written by `newstrader init`.
 # Every key is optional; the values shown are the defaults. Unknown keys are errors.
 # Env overrides any key: NEWSTRADER_<SECTION>__<KEY>, e.g. NEWSTRADER_SIZING__NOTIONAL_USD=50.
@@ -579,32 +613,12 @@ on_protection_failure = "close"  # TP/SL could not be placed: "close" the positi
 # dead_man_switch_s = 60
 
 # network = "sim" talks to the local simulator: start it first with `newstrader sim`
-# (http://127.0.0.1:8900). Simulator accounts are created and funded through its admin API:
-# `newstrader demo` does it with fresh keys; for your own key:
-#   curl -X POST http://127.0.0.1:8900/admin/accounts \\
-#        -d '{"venue": "all", "address": "0xYOUR_ADDRESS", "usd": 10000}'
-# network = "testnet" | "mainnet" uses the real exchange; mainnet also needs `run --live`.
+# (http://127.0.0.1:8900). `newstrader init --sim` writes this file with fresh keys in keys/
+# and `sim_fund_usd`, so `run` and `check` create and fund the accounts there by themselves.
+# network = "testnet" | "mainnet" uses the real exchange; mainnet also needs `run --live`
+# (a url on a mainnet host counts as mainnet whatever `network` says).
 
-[[venues]]
-name = "hyperliquid"
-kind = "hyperliquid"
-network = "sim"
-# url = "http://127.0.0.1:8900/hyperliquid"   # overrides the network's default
-# account = "0x..."                            # the trading address
-# key: env NEWSTRADER_HYPERLIQUID_SECRET (the account's or an approved agent's private key)
-# secret_file = "keys/hyperliquid.key"
-
-[[venues]]
-name = "aster"
-kind = "aster"
-network = "sim"
-auth = "v3"                # "v3": API-wallet signatures | "hmac": legacy API key + HMAC secret
-# account = "0x..."        # the user address
-# signer = "0x..."         # the API wallet that signs for it (v3)
-# api_key = "..."          # legacy HMAC key (auth = "hmac")
-# key: env NEWSTRADER_ASTER_SECRET (the API wallet's private key, or the HMAC secret)
-# secret_file = "keys/aster.key"
-
+{venues}
 [news]
 dedupe_window_s = 3600     # the same headline again within this window is ignored
 cooldown_s = 0             # minimum seconds between signals on one coin
@@ -618,6 +632,7 @@ max_age_s = 300            # ignore news published longer ago than this
 # interval_s = 60
 # [[news.websocket]]
 # url = "wss://example.com/stream"
+# preset = "treeofalpha"   # or "bwenews", "announcements"; fields below override it
 # fields = { title = "headline", body = "text", id = "id", published_at = "time" }
 # [[news.replay]]
 # path = "news.jsonl"
@@ -626,7 +641,8 @@ max_age_s = 300            # ignore news published longer ago than this
 [web]
 host = "127.0.0.1"
 port = 8080
-# token: env NEWSTRADER_WEB_TOKEN; generated and printed at start when unset
+# token: env NEWSTRADER_WEB_TOKEN (at least 16 characters); generated and printed at start when unset
+# allowed_hosts = ["bot.example.org"]  # Host names besides loopback and `host` (DNS rebinding guard)
 
 [journal]
 url = "sqlite:///newstrader.db"   # any SQLAlchemy URL; SQLite runs in WAL mode
@@ -646,9 +662,94 @@ session_timeout_s = 3.0    # a paused or cut-off owner loses its accounts to a s
 """
 
 
-def write_example(path: Path, *, force: bool = False) -> None:
-    """Write the commented example config; refuses to overwrite unless `force`."""
+EXAMPLE_VENUES = """\
+[[venues]]
+name = "hyperliquid"
+kind = "hyperliquid"
+network = "sim"
+# url = "http://127.0.0.1:8900/hyperliquid"   # overrides the network's default
+# account = "0x..."                            # the trading address
+# key: env NEWSTRADER_HYPERLIQUID_SECRET (the account's or an approved agent's private key)
+# secret_file = "keys/hyperliquid.key"
+
+[[venues]]
+name = "aster"
+kind = "aster"
+network = "sim"
+auth = "v3"                # "v3": API-wallet signatures | "hmac": legacy API key + HMAC secret
+# url = "http://127.0.0.1:8900/aster"         # overrides the network's default
+# account = "0x..."                           # the user address
+# signer = "0x..."                            # the API wallet that signs for it (v3)
+# api_key = "..."                             # legacy HMAC key (auth = "hmac")
+# key: env NEWSTRADER_ASTER_SECRET (the API wallet's private key, or the HMAC secret)
+# secret_file = "keys/aster.key"
+"""
+
+SIM_VENUES = """\
+[[venues]]
+name = "hyperliquid"
+kind = "hyperliquid"
+network = "sim"
+url = "{sim_url}/hyperliquid"
+account = "{hl_account}"
+secret_file = "keys/hyperliquid.key"   # the account's private key (mode 0600), written by init --sim
+sim_fund_usd = 10000       # run/check create and fund this account on the simulator if missing
+
+[[venues]]
+name = "aster"
+kind = "aster"
+network = "sim"
+auth = "v3"                # "v3": API-wallet signatures | "hmac": legacy API key + HMAC secret
+url = "{sim_url}/aster"
+account = "{aster_account}"                  # the user address
+signer = "{aster_signer}"                   # the API wallet that signs for it
+secret_file = "keys/aster.key"         # the API wallet's private key (mode 0600), written by init --sim
+sim_fund_usd = 10000
+"""
+
+EXAMPLE_CONFIG = EXAMPLE_TEMPLATE.replace("{venues}", EXAMPLE_VENUES)
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists (use --force to overwrite)")
+
+
+def write_example(path: Path, *, force: bool = False) -> None:
+    """Write the commented example config; refuses to overwrite unless `force`."""
+    _refuse_overwrite(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600 from its creation, never briefly wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path.chmod(0o600)  # an existing file keeps its old mode through O_CREAT
+
+
+def write_sim_setup(path: Path, *, sim_url: str, force: bool = False) -> list[Path]:
+    """`init --sim`: the example config on simulator venues with fresh keys in `keys/` (0600).
+
+    `run` and `check` fund the accounts on the simulator (`sim_fund_usd`). Returns the key files."""
+    from eth_account import Account
+
+    keys = path.parent / "keys"
+    key_files = [keys / "hyperliquid.key", keys / "aster.key"]
+    for target in (path, *key_files):
+        _refuse_overwrite(target, force)
+    hl, aster_user, aster_signer = Account.create(), Account.create(), Account.create()
+    venues = SIM_VENUES.format(
+        sim_url=sim_url.rstrip("/"),
+        hl_account=hl.address,
+        aster_account=aster_user.address,
+        aster_signer=aster_signer.address,
+    )
+    write_private(key_files[0], "0x" + bytes(hl.key).hex() + "\n")
+    write_private(key_files[1], "0x" + bytes(aster_signer.key).hex() + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXAMPLE_TEMPLATE.replace("{venues}", venues), encoding="utf-8")
+    return key_files

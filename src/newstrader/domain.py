@@ -15,6 +15,11 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Dec
 ZERO = Decimal(0)
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as a person writes it: `3200`, `0.00000001`, never `3.2E+3` or `1E-8`."""
+    return format(value, "f")
+
+
 def utcnow() -> datetime:
     """Timezone-aware now; every timestamp in the system is UTC."""
     return datetime.now(UTC)
@@ -47,6 +52,7 @@ class Side(enum.StrEnum):
 class OrderType(enum.StrEnum):
     MARKET = "market"  # sent as IOC with a slippage cap from the mark
     LIMIT = "limit"
+    TRIGGER = "trigger"  # a reduce-only TP/SL resting on the venue (`Venue.place_triggers`)
 
 
 class TimeInForce(enum.StrEnum):
@@ -83,8 +89,11 @@ class NewsItem:
     source: str = "unknown"
     body: str = ""
     url: str | None = None
-    published_at: datetime | None = None
+    published_at: datetime | None = None  # the source's publication time, when it gives one
     received_at: datetime = field(default_factory=utcnow)
+    # `time.monotonic()` when the edge (webhook handler, feed reader) got the bytes: where
+    # the latency ledger starts. None: the pipeline stamps it on arrival.
+    received_mono: float | None = None
     coin: str | None = None  # given directly by TradingView-style alerts
     side: Side | None = None
 
@@ -105,10 +114,14 @@ class Signal:
     side: Side
     confidence: float = 1.0
     terms: tuple[str, ...] = ()
+    why: tuple[str, ...] = ()  # the parser's rules that made this signal (shown wherever it is)
     notional_usd: Decimal | None = None  # overrides the configured sizing when set
     leverage: int | None = None
     created_at: datetime = field(default_factory=utcnow)
     source: str = "unknown"
+    # The latency ledger's first stamps (stage, monotonic seconds): published, received, parsed.
+    # Timing of this process only (not journaled), so not part of what the signal is.
+    stamps: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

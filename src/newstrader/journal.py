@@ -3,7 +3,13 @@ or one PostgreSQL database shared by several bots: ``postgresql+psycopg://…``)
 
 Every write is committed before the awaiting caller resumes, so a caller that writes *before*
 acting never loses the record. Writes go through one writer thread that commits them in
-groups (one fsync for all writers waiting at that moment); reads use their own connections.
+groups (one fsync for all writers waiting at that moment), in the order they were queued;
+reads use their own connections.
+
+Because commits follow queue order, a write that is only *queued* (`queue_news`,
+`queue_signal`) is durable no later than any write queued after it: the news pipeline queues
+the news item and its signal without waiting and acts at once; the order intent, awaited
+before anything is sent, cannot be durable without them.
 
 Durability choice for SQLite: WAL with ``synchronous=FULL``. NORMAL survives a killed
 process but may drop the last commits on power loss or an OS crash; with real money the
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import re
 import threading
@@ -49,6 +56,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -75,7 +83,7 @@ log = structlog.get_logger("newstrader.journal")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 2  # the schema_version row the newest migration writes
+SCHEMA_VERSION: Final = 3  # the schema_version row the newest migration writes
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 MAX_GROUP_COMMIT: Final = 512
 PG_IDLE_TX_TIMEOUT_MS: Final = 5000  # a journal transaction never idles this long unless its bot stopped
@@ -185,6 +193,7 @@ signals_table = Table(
     Column("side", String(8), nullable=False),
     Column("confidence", Float, nullable=False),
     Column("terms", JSONText, nullable=False),
+    Column("why", JSONText),  # the parser's rules behind the signal (added in schema 2)
     Column("notional_usd", DecimalText),
     Column("leverage", Integer),
     Column("source", String(200), nullable=False),
@@ -320,6 +329,15 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class NewsGate:
+    """The journal's answer before a news item is acted on (see `Journal.news_gate`)."""
+
+    outcome: str | None  # what this id already has; None when it was never journaled
+    headline_seen: bool  # the same headline, under another id, within the dedupe window
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CachedPosition:
     """Our last belief about a venue position: a cache the exchange always overrules."""
 
@@ -371,10 +389,11 @@ def _order_result_dict(result: OrderResult) -> dict[str, Any]:
 
 
 def _latency_ms(stamps: Mapping[str, float]) -> dict[str, float]:
-    """Milliseconds from the first stamp to each stage, in stage order."""
+    """Milliseconds from receipt (else the first stamp) to each stage, in stage order; the
+    source's publication, when known, comes before receipt and so is negative."""
     if not stamps:
         return {}
-    start = min(stamps.values())
+    start = stamps.get("received", min(stamps.values()))
     ordered = sorted(stamps.items(), key=lambda kv: kv[1])
     return {stage: round((at - start) * 1000.0, 3) for stage, at in ordered}
 
@@ -504,39 +523,62 @@ class _Writer(threading.Thread):
 
     def run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_GROUP_COMMIT:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
+        conn: Connection | None = None
+        try:
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
                     break
-                if job is None:
-                    stopping = True
-                    break
-                batch.append(job)
-            self._commit(batch)
+                batch = [first]
+                while len(batch) < MAX_GROUP_COMMIT:
+                    try:
+                        job = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stopping = True
+                        break
+                    batch.append(job)
+                conn = self._commit(conn, batch)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
-    def _commit(self, batch: Sequence[_Job]) -> None:
+    def _commit(self, conn: Connection | None, batch: Sequence[_Job]) -> Connection | None:
+        """Run a batch in one transaction; the writer's connection, or None if it broke.
+
+        The connection stays open between batches (a pool check-out and its reset cost more
+        than the insert); a lone write needs no savepoint (its failure is the batch's)."""
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self._engine.connect() as conn, conn.begin():
-                for job in batch:
-                    try:  # one writer's failure must not undo the others in its group
-                        with conn.begin_nested():
-                            outcomes.append((True, job.fn(conn)))
-                    except Exception as exc:
-                        outcomes.append((False, exc))
+            if conn is None:
+                conn = self._engine.connect()
+            with conn.begin():
+                if len(batch) == 1:
+                    outcomes.append((True, batch[0].fn(conn)))
+                else:
+                    for job in batch:
+                        try:  # one writer's failure must not undo the others in its group
+                            with conn.begin_nested():
+                                outcomes.append((True, job.fn(conn)))
+                        except Exception as exc:
+                            outcomes.append((False, exc))
         except Exception as exc:  # the commit itself failed: nothing in this group is durable
-            log.error("journal_commit_failed", error=str(exc), writes=len(batch))
+            if len(batch) == 1 and len(outcomes) == 0:
+                log.warning("journal_write_failed", error=str(exc))
+            else:
+                log.error("journal_commit_failed", error=str(exc), writes=len(batch))
             for job in batch:
                 job.settle(False, exc)
-            return
+            if conn is not None and conn.invalidated:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                conn = None
+            return conn
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             job.settle(ok, value)
+        return conn
 
 
 # --------------------------------------------------------------------------- engines
@@ -551,6 +593,15 @@ def _sqlite_file(url: str) -> Path | None:
     if database in ("", ":memory:") or database.startswith("file:") or parsed.query.get("mode") == "memory":
         return None
     return Path(database)
+
+
+def _owner_only(path: Path) -> None:
+    """The journal is the trading history: mode 0600 from its creation. SQLite gives the WAL
+    and SHM files the database file's mode, so those follow; older files are tightened too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            file.chmod(0o600)
 
 
 def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
@@ -596,6 +647,7 @@ def _make_engines(url: str) -> tuple[Engine, Engine | None]:
         _configure_sqlite(writer, writer=True)
         return writer, None
     path.parent.mkdir(parents=True, exist_ok=True)
+    _owner_only(path)
     writer = create_engine(url, connect_args=connect_args, pool_size=1, max_overflow=0)
     _configure_sqlite(writer, writer=True)
     reader = create_engine(url, connect_args=connect_args, pool_size=4, max_overflow=4)
@@ -656,12 +708,16 @@ class Journal:
         await self.close()
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
+        return await self._queue(fn)
+
+    def _queue(self, fn: Callable[[Connection], T]) -> asyncio.Future[T]:
+        """Queue a write now; the future settles once it is committed (see the module doc)."""
         if self._closed:
             raise JournalError("journal is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._writer.submit(_Job(fn, loop, future))
-        return await future
+        return future
 
     async def _read(self, fn: Callable[[Connection], T]) -> T:
         if self._closed:
@@ -683,6 +739,12 @@ class Journal:
     ) -> bool:
         """Journal an arriving item; False when its id is already there (a redelivery), unless
         a crash interrupted that item: then it is claimed again and True (see `interrupt_unfinished_news`)."""
+        return await self.queue_news(item, outcome, reason, norm_title=norm_title)
+
+    def queue_news(
+        self, item: NewsItem, outcome: str, reason: str = "", *, norm_title: str | None = None
+    ) -> asyncio.Future[bool]:
+        """`record_news` without waiting: queued now, durable before any write queued later."""
         now = _now()
         values = {
             "id": item.id,
@@ -699,7 +761,35 @@ class Journal:
             "reason": reason,
             "updated_at": now,
         }
-        return await self._write(lambda conn: _insert_or_resume_news(conn, values))
+        return self._queue(lambda conn: _insert_or_resume_news(conn, values))
+
+    async def news_gate(self, news_id: str, norm_title: str, since: datetime | None) -> NewsGate:
+        """What the pipeline must know before acting on an item, in one read: the outcome
+        already journaled for this id (None: new), whether the same headline arrived since
+        `since` under another id, and whether trading is paused."""
+        by_id = select(news_table.c.outcome).where(news_table.c.id == news_id)
+        headline = (
+            None
+            if since is None
+            else select(news_table.c.id)
+            .where(
+                news_table.c.norm_title == norm_title,
+                news_table.c.received_at >= since,
+                news_table.c.id != news_id,
+            )
+            .limit(1)
+        )
+        paused = select(control_table.c.value).where(control_table.c.key == "paused")
+
+        def read(conn: Connection) -> NewsGate:
+            row = conn.execute(by_id).first()
+            seen = headline is not None and conn.execute(headline).first() is not None
+            control = conn.execute(paused).first()
+            return NewsGate(
+                None if row is None else str(row[0]), seen, bool(control[0]) if control else False
+            )
+
+        return await self._read(read)
 
     async def interrupt_unfinished_news(
         self, reason: str, *, keep: Collection[str] = (), id_suffix: str | None = None
@@ -758,6 +848,10 @@ class Journal:
 
     async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool:
         """Journal a signal; False when its id is already there."""
+        return await self.queue_signal(signal, status, reason)
+
+    def queue_signal(self, signal: Signal, status: str, reason: str = "") -> asyncio.Future[bool]:
+        """`record_signal` without waiting: queued now, durable before any write queued later."""
         now = _now()
         values = {
             "id": signal.id,
@@ -766,6 +860,7 @@ class Journal:
             "side": str(signal.side),
             "confidence": float(signal.confidence),
             "terms": list(signal.terms),
+            "why": list(signal.why),
             "notional_usd": signal.notional_usd,
             "leverage": signal.leverage,
             "source": signal.source,
@@ -774,7 +869,7 @@ class Journal:
             "reason": reason,
             "updated_at": now,
         }
-        return await self._write(lambda conn: _insert_if_new(conn, signals_table, values))
+        return self._queue(lambda conn: _insert_if_new(conn, signals_table, values))
 
     async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None:
         """Record how a signal ended (executed, superseded, failed …)."""
@@ -803,6 +898,7 @@ class Journal:
                 side=Side(row["side"]),
                 confidence=row["confidence"],
                 terms=tuple(row["terms"] or ()),
+                why=tuple(row["why"] or ()),
                 notional_usd=row["notional_usd"],
                 leverage=row["leverage"],
                 created_at=row["created_at"],
@@ -1094,7 +1190,9 @@ class Journal:
 
 
 MIGRATIONS: Final = Path(__file__).with_name("migrations")
-FIRST_REVISION: Final = "0001"
+# A database made before Alembic managed the schema is stamped by its schema_version:
+# 1 = the first release, 2 = signals.why (added by hand before the migrations existed).
+PRE_ALEMBIC_REVISIONS: Final = {1: "0001", 2: "0002"}
 # Any constant: the key of the transaction-level advisory lock that serialises migrations.
 _MIGRATION_LOCK_KEY: Final = 0x6E657773_6D696772
 
@@ -1104,11 +1202,11 @@ def _migrate(conn: Connection) -> int:
     newer newstrader is refused before anything is touched."""
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import inspect
 
     if conn.dialect.name == "postgresql":  # two bots starting together migrate one at a time
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
     tables = set(inspect(conn).get_table_names())
+    version = None
     if "schema_version" in tables:
         version = conn.execute(select(func.max(schema_version_table.c.version))).scalar()
         if version is not None and version > SCHEMA_VERSION:
@@ -1120,6 +1218,6 @@ def _migrate(conn: Connection) -> int:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
     if "news" in tables and "alembic_version" not in tables:
-        command.stamp(config, FIRST_REVISION)  # made before Alembic managed it: that is revision 1
+        command.stamp(config, PRE_ALEMBIC_REVISIONS.get(int(version or 1), "0001"))
     command.upgrade(config, "head")
     return int(conn.execute(select(func.max(schema_version_table.c.version))).scalar_one())

@@ -49,6 +49,7 @@ class VenueCheck:
     clock_skew_s: float | None = None  # our clock minus the venue's
     clock_skew_uncertainty_s: float | None = None  # half the round trip (+0.5 s for a Date header)
     credentials: str = "not checked"
+    balance_usd: str | None = None  # the account's equity, read with its key (a decimal string)
     trade_test: str = "not run"
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -180,6 +181,10 @@ async def _remote_credentials(cfg: VenueSettings, result: VenueCheck, *, trade_t
     try:
         positions = await asyncio.wait_for(venue.positions(), PROBE_TIMEOUT_S)
         await asyncio.wait_for(venue.open_orders(), PROBE_TIMEOUT_S)
+        balance = await asyncio.wait_for(venue.equity(), PROBE_TIMEOUT_S)
+        result.balance_usd = f"{balance:.2f}"
+        if balance <= 0:
+            result.notes.append("balance is 0: fund the account, or every order will be refused")
     except AuthError as exc:
         result.problems.append(
             f"credentials refused (approve the agent / API wallet for this account?): {exc}"
@@ -201,7 +206,7 @@ async def _remote_credentials(cfg: VenueSettings, result: VenueCheck, *, trade_t
 async def check_venue(cfg: VenueSettings, *, trade_test: bool = False) -> VenueCheck:
     """Every check for one venue; never raises."""
     result = VenueCheck(name=cfg.name, kind=cfg.kind, network=cfg.network, url=cfg.base_url)
-    if cfg.network == "mainnet":
+    if cfg.is_mainnet:
         result.notes.append("mainnet: `run` needs --live")
     async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
         await _probe(client, cfg, result)
@@ -330,6 +335,8 @@ def describe(check: VenueCheck) -> str:
                 f"clock skew {check.clock_skew_s:+.2f} ± {check.clock_skew_uncertainty_s or 0:.2f} s"
             )
     parts.append(f"credentials: {check.credentials}")
+    if check.balance_usd is not None:
+        parts.append(f"balance {check.balance_usd} USD")
     if check.trade_test.startswith("ok"):
         parts.append(f"trade test {check.trade_test}")
     parts.extend(check.problems)

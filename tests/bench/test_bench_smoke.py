@@ -23,6 +23,7 @@ RUNS: dict[str, list[str]] = {  # tiny: seconds each
     "latency": ["--signals", "4", "--coins", "2", "--delay-ms", "5"],
     "overhead": ["--n", "20"],
     "burst": ["--headlines", "6", "--seconds", "1", "--coins", "3", "--delay-ms", "5"],
+    "news_to_order": ["--items", "6", "--coins", "2"],
 }
 
 # One worker runs the scripts once; the first test also pays for running them.
@@ -57,7 +58,7 @@ def outputs(sim_server: Any) -> dict[str, tuple[int, str, str]]:
 
     alongside = start("overhead")
     try:
-        for name in ("latency", "burst"):
+        for name in ("latency", "burst", "news_to_order"):
             finish(name, start(name, "--sim-url", sim_server.url))
         finish("overhead", alongside)
     finally:
@@ -140,3 +141,19 @@ def test_run_all_renders_the_page_and_charts(
     for chart in ("bench-latency.png", "bench-overhead.png"):
         assert (tmp_path / "img" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"img/{chart}" in text
+
+
+def test_news_to_order_times_every_item_from_the_handler_to_the_order_bytes(
+    outputs: dict[str, tuple[int, str, str]],
+) -> None:
+    data = final_json(outputs, "news_to_order")
+    assert data["items"] == 6 and data["outcomes"] == {"traded": 6}
+    receipt, client = data["receipt_to_order_bytes_ms"], data["client_send_to_order_bytes_ms"]
+    assert receipt["n"] == client["n"] == 6
+    assert 0 < receipt["p50"] <= client["p50"]  # the handler got the request after the client sent it
+    assert set(data["stages_ms"]) == {
+        "received_to_parsed",
+        "parsed_to_decided",
+        "decided_to_sent",
+        "sent_to_order_bytes",
+    }

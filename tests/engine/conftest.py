@@ -223,6 +223,16 @@ class World:
     def positions(self, coin: str) -> dict[str, Decimal]:
         return {v: self.position(v, coin) for v in VENUES}
 
+    def account(self, venue: str) -> dict[str, Any]:
+        """The simulator's view of our account on `venue` (positions, open orders, fill count)."""
+        accounts = self.sim.admin.state()["venues"][venue]["accounts"]
+        found: dict[str, Any] = accounts[self.keys.address(venue).lower()]
+        return found
+
+    def fills(self) -> dict[str, int]:
+        """Executions on each venue's account: what really traded, whoever sent it."""
+        return {v: int(self.account(v)["fills"]) for v in VENUES}
+
     def outside_trade(self, venue: str, coin: str, size: Decimal | str) -> None:
         """A trade made outside the bot (by hand on the exchange's site)."""
         self.sim.admin.set_position(venue, self.keys.address(venue), coin, str(size))
@@ -254,7 +264,11 @@ class World:
         max_signal_age_s: float = 30,
         reconcile_interval_s: float = 3600,
         aster_signer: str | None = None,
+        venue_lines: dict[str, str] | None = None,
+        max_hold_s: float | None = None,
     ) -> str:
+        extra = venue_lines or {}
+        hold = "" if max_hold_s is None else f"max_hold_s = {max_hold_s}"
         return f"""
 [engine]
 mode = "{mode}"
@@ -269,6 +283,7 @@ leverage = 3
 [exits]
 take_profit_pct = 50
 stop_loss_pct = 50
+{hold}
 
 [[venues]]
 name = "hyperliquid"
@@ -276,6 +291,7 @@ kind = "hyperliquid"
 network = "sim"
 url = "{self.sim.hl_url}"
 account = "{self.keys.hl_address}"
+{extra.get("hyperliquid", "")}
 
 [[venues]]
 name = "aster"
@@ -284,6 +300,7 @@ network = "sim"
 url = "{self.sim.aster_url}"
 account = "{self.keys.aster_user}"
 signer = "{aster_signer or self.keys.aster_signer}"
+{extra.get("aster", "")}
 
 [news]
 dedupe_window_s = 0
@@ -307,6 +324,7 @@ url = "sqlite:///{journal_path}"
         aster_signer_key: str | None = None,
         aster_signer: str | None = None,
         wait: bool = True,
+        cli_args: tuple[str, ...] = (),
         **config: Any,
     ) -> BotProcess:
         """Spawn `newstrader run` on a fresh config; with `wait`, return once it answers /healthz."""
@@ -330,7 +348,7 @@ url = "sqlite:///{journal_path}"
         }
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "newstrader.cli", "run", "--config", str(config_path)],
+                [sys.executable, "-m", "newstrader.cli", *cli_args, "run", "--config", str(config_path)],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=run_env,

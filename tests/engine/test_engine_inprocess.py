@@ -19,9 +19,9 @@ from eth_account import Account
 
 from newstrader.domain import OutcomeStatus, Position, Side, Signal
 from newstrader.engine.executor import Executor
-from newstrader.engine.ports import EngineConfig
 from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer
+from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
 from newstrader.venues.factory import build_venue
 
@@ -69,7 +69,7 @@ class Rig:
         return sum(n for label, n in counts.items() if READ_LABEL[venue] in label)
 
     def executor(self, **config: Any) -> Executor:
-        return Executor(self.venues, self.journal, EngineConfig(**config), Sizer(NOTIONAL, 3))
+        return Executor(self.venues, self.journal, EngineSettings(**config), Sizer(NOTIONAL, 3))
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ class RecordingHooks:
         self.calls: list[tuple[str, str, Decimal, Decimal | None]] = []
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None:
         self.calls.append((venue, coin, position.size, fill_price))
 
@@ -160,7 +160,7 @@ class RecordingHooks:
 async def test_hooks_after_every_change_and_not_otherwise(rig: Rig) -> None:
     hooks = RecordingHooks()
     executor = Executor(
-        rig.venues, rig.journal, EngineConfig(mode="close_then_open"), Sizer(NOTIONAL, 3), hooks
+        rig.venues, rig.journal, EngineSettings(mode="close_then_open"), Sizer(NOTIONAL, 3), hooks
     )
     await executor.execute(_signal(1, "ETH", Side.LONG))
     assert sorted((v, size) for v, _, size, _ in hooks.calls) == [
@@ -255,7 +255,7 @@ async def test_an_order_landing_after_the_client_gave_up_is_found_not_sent_twice
 
     before = orders_sent()
     rig.sim.admin.add_fault(venue_name, "latency_ms", count=1, endpoint=label, ms=2500)
-    executor = Executor({venue_name: venue}, rig.journal, EngineConfig(), Sizer(NOTIONAL, 3))
+    executor = Executor({venue_name: venue}, rig.journal, EngineSettings(), Sizer(NOTIONAL, 3))
     try:
         [outcome] = await executor.execute(_signal(90, "ETH", Side.LONG))
     finally:

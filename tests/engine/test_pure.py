@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from newstrader.domain import Market, Side, Signal
 from newstrader.engine.client_ids import client_id
-from newstrader.engine.ports import EngineConfig
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import classify
-from newstrader.engine.risk import CoinSizing, Sizer
+from newstrader.engine.risk import CoinSizing, Sizer, SizingSettings
+from newstrader.engine.settings import EngineSettings
 
 ASTER_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 BTC = Market(
@@ -65,10 +65,9 @@ def test_sizer_skips_below_min_notional_with_reason() -> None:
     assert plan.target_size == 0
 
 
-def test_sizer_from_settings_dict() -> None:
-    sizer = Sizer.from_settings(
-        {"notional_usd": "250", "leverage": 2, "coins": {"ETH": {"notional_usd": 50}}}
-    )
+def test_sizer_from_the_sizing_section() -> None:
+    section = {"notional_usd": "250", "leverage": 2, "per_coin": {"eth": {"notional_usd": 50}}}
+    sizer = Sizer.from_settings(SizingSettings.model_validate(section))
     assert sizer.notional_usd == Decimal(250)
     assert sizer.overrides["ETH"].notional_usd == Decimal(50)
 
@@ -99,11 +98,19 @@ def test_quarantine_window_forgets_old_rate_limits() -> None:
     assert not q.note_rate_limited("hl", now=5)
 
 
-def test_engine_config_names_a_bad_mode() -> None:
+def test_engine_settings_name_a_bad_mode() -> None:
     try:
-        EngineConfig.from_settings({"mode": "yolo"})
+        EngineSettings.model_validate({"mode": "yolo"})
     except ValueError as exc:
-        assert "engine.mode" in str(exc)
+        assert "mode" in str(exc) and "close_then_open" in str(exc)
     else:
         raise AssertionError("a bad mode was accepted")
-    assert EngineConfig.from_settings({"mode": "close_then_open"}).mode == "close_then_open"
+    assert EngineSettings.model_validate({"mode": "close_then_open"}).mode == "close_then_open"
+
+
+def test_one_default_per_engine_setting() -> None:
+    """The config file's `[engine]` and the engine read one model (no second set of defaults)."""
+    from newstrader.config import Settings
+
+    assert Settings.model_fields["engine"].annotation is EngineSettings
+    assert Settings().engine == EngineSettings()

@@ -21,8 +21,8 @@ from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_a
 
 from newstrader.domain import OutcomeStatus, Side, Signal
 from newstrader.engine.executor import Executor
-from newstrader.engine.ports import EngineConfig
 from newstrader.engine.risk import Sizer
+from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
 from newstrader.venues.factory import build_venue
 
@@ -70,7 +70,9 @@ def make_machine(sim: Any, workdir: Path, mode: str) -> type[RuleBasedStateMachi
             }
             db = workdir / f"machine-{next(_run_ids)}.db"
             self.journal = self.loop.run_until_complete(Journal.open(f"sqlite:///{db}"))
-            config = EngineConfig(mode=mode, max_signal_age_s=15, backoff_base_s=0.01, ambiguous_grace_s=0.3)
+            config = EngineSettings(
+                mode=mode, max_signal_age_s=15, backoff_base_s=0.01, ambiguous_grace_s=0.3
+            )
             self.executor = Executor(self.venues, self.journal, config, Sizer(NOTIONAL, 3))
             self.signals = itertools.count()
 

@@ -16,14 +16,20 @@ WRITERS = 8
 
 
 async def writer(journal: Journal, lane: int) -> None:
+    """Even lanes await each write; odd lanes write as the news pipeline does: the news item
+    only queued (never awaited), then the order intent awaited, which must make both durable."""
     n = 0
     while True:
         news_id = f"n-{lane}-{n}"
-        await journal.record_news(NewsItem(id=news_id, title=f"headline {lane} {n}"), "received")
+        item = NewsItem(id=news_id, title=f"headline {lane} {n}")
+        if lane % 2:
+            journal.queue_news(item, "received")
+        else:
+            await journal.record_news(item, "received")
         client_id = f"c-{lane}-{n}"
         req = OrderRequest(coin="ETH", is_buy=n % 2 == 0, size=Decimal("0.0123"), client_id=client_id)
         await journal.record_intent(news_id, "sim", "ETH", "open", client_id, req)
-        # Printed only after both awaits returned: these are the writes we claim are durable.
+        # Printed only after the intent's await returned: these are the writes we claim are durable.
         sys.stdout.write(f"{news_id} {client_id}\n")
         sys.stdout.flush()
         n += 1

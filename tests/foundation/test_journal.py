@@ -112,6 +112,7 @@ async def test_signal_round_trip(journal: Journal) -> None:
         side=Side.SHORT,
         confidence=0.75,
         terms=("hack", "exploit"),
+        why=("hack 'hack': short 0.90", "decided by strength: long 0.00 vs short 0.90"),
         notional_usd=Decimal("123.45"),
         leverage=5,
         created_at=T0,
@@ -128,6 +129,7 @@ async def test_signal_round_trip(journal: Journal) -> None:
         "side": "short",
         "confidence": 0.75,
         "terms": ["hack", "exploit"],
+        "why": ["hack 'hack': short 0.90", "decided by strength: long 0.00 vs short 0.90"],
         "notional_usd": "123.45",
         "leverage": 5,
         "source": "webhook",
@@ -358,9 +360,10 @@ async def test_newer_schema_is_refused(db_url: str) -> None:
         await Journal.open(db_url)
 
 
-async def test_a_journal_from_before_alembic_is_upgraded(db_url: str) -> None:
-    """A version-1 database (made by create_all, no alembic_version) keeps its rows and gains
-    the orders.instance column; a reopen at head changes nothing."""
+@pytest.mark.parametrize("made_at", ["0001", "0002"])
+async def test_a_journal_from_before_alembic_is_upgraded(db_url: str, made_at: str) -> None:
+    """A database made before Alembic (create_all plus, at schema 2, signals.why added by hand;
+    no alembic_version) keeps its rows and gains what it lacks; a reopen at head changes nothing."""
     from alembic import command
     from alembic.config import Config
 
@@ -369,7 +372,7 @@ async def test_a_journal_from_before_alembic_is_upgraded(db_url: str) -> None:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+        command.upgrade(config, made_at)
         conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(
             text(
@@ -380,18 +383,36 @@ async def test_a_journal_from_before_alembic_is_upgraded(db_url: str) -> None:
             ),
             {"at": T0.isoformat()},
         )
+        conn.execute(
+            text(
+                "INSERT INTO signals (id, news_id, coin, side, confidence, terms, source, created_at,"
+                " status, reason, updated_at) VALUES ('s-old', 'n-old', 'BTC', 'long', 1.0, '[]', 'x',"
+                " :at, 'executed', '', :at)"
+            ),
+            {"at": T0.isoformat()},
+        )
     assert "instance" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+    assert ("why" in {c["name"] for c in inspect(engine).get_columns("signals")}) == (made_at == "0002")
     engine.dispose()
     for _ in range(2):
         j = await Journal.open(db_url, instance="bot-b")
         await j.close()
+    j = await Journal.open(db_url)
+    try:
+        await j.record_signal(
+            Signal(id="s-new", news_id="n-new", coin="ETH", side=Side.SHORT, why=("r",)), "accepted"
+        )
+        rows = {r["id"]: r for r in await j.recent_signals(10)}
+        assert rows["s-old"]["why"] is None and rows["s-new"]["why"] == ["r"]
+    finally:
+        await j.close()
     engine = create_engine(db_url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT client_id, instance FROM orders")).all() == [("old-1", None)]
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
         versions = [v for (v,) in conn.execute(text("SELECT version FROM schema_version ORDER BY 1"))]
     engine.dispose()
-    assert versions == [1, SCHEMA_VERSION]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
 async def test_postgresql_commits_are_synchronous(pg_url: str) -> None:
@@ -420,7 +441,8 @@ async def test_orders_carry_the_instance_that_journaled_them(db_url: str) -> Non
 
 
 def test_reopen_after_kill_keeps_every_committed_write(db_url: str) -> None:
-    """A process writing as fast as it can is SIGKILLed; everything it reported committed is there."""
+    """A process writing as fast as it can is SIGKILLed; everything it reported committed is there,
+    including news items it only queued before awaiting their order intents (the pipeline's way)."""
     script = Path(__file__).with_name("journal_writer_proc.py")
     proc = subprocess.Popen(
         [sys.executable, str(script), db_url],
@@ -467,3 +489,29 @@ def test_reopen_after_kill_keeps_every_committed_write(db_url: str) -> None:
     missing_orders = [c for _, c in reported if c not in orders]
     assert missing_news == []
     assert missing_orders == []
+    assert any(int(n.split("-")[1]) % 2 for n, _ in reported), "no queued-only lane reported"
+
+
+async def test_a_queued_write_is_durable_before_any_write_queued_after_it(tmp_path: Path) -> None:
+    """The pipeline queues the news item and its signal without waiting, then awaits the order
+    intent: once that returns, another connection (a restarted process) sees all three."""
+    journal = await Journal.open(_url(tmp_path / "fifo.db"))
+    try:
+        for n in range(50):
+            news = journal.queue_news(NewsItem(id=f"q-{n}", title=f"queued {n}"), "received")
+            signal = journal.queue_signal(
+                Signal(id=f"s-{n}", news_id=f"q-{n}", coin="ETH", side=Side.LONG), "accepted"
+            )
+            req = OrderRequest(coin="ETH", is_buy=True, size=Decimal("1"), client_id=f"c-{n}")
+            await journal.record_intent(f"s-{n}", "sim", "ETH", "open", f"c-{n}", req)
+            con = sqlite3.connect(tmp_path / "fifo.db")
+            try:
+                assert con.execute("SELECT count(*) FROM news WHERE id = ?", (f"q-{n}",)).fetchone()[0] == 1
+                assert (
+                    con.execute("SELECT count(*) FROM signals WHERE id = ?", (f"s-{n}",)).fetchone()[0] == 1
+                )
+            finally:
+                con.close()
+            assert news.done() and signal.done() and news.result() and signal.result()
+    finally:
+        await journal.close()

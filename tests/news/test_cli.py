@@ -32,18 +32,22 @@ def test_signal_json_without_config(tmp_path: Path) -> None:
     done = run_cli("signal", "--json", "BINANCE: WILL LIST $HYPE PERPETUAL", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)  # exactly one JSON object, nothing else on stdout
-    assert set(payload) == {"signal", "reason"}
+    assert set(payload) == {"signal", "reason", "why"}
     assert payload["signal"]["coin"] == "HYPE"
     assert payload["signal"]["side"] == "long"
-    assert set(payload["signal"]) == {"coin", "side", "confidence", "terms"}
+    assert set(payload["signal"]) == {"coin", "side", "confidence", "terms", "why"}
     assert 0.5 <= payload["signal"]["confidence"] <= 1
+    # The signal says why: the matched rule with its side and weight, and how the side won.
+    assert payload["why"] == payload["signal"]["why"]
+    assert any(line.startswith("listing 'will list': long") for line in payload["why"])
+    assert payload["why"][-1].startswith("decided by strength")
 
 
 def test_signal_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no config file anywhere near
     none = CliRunner().invoke(app, ["signal", "--json", "Kraken says there are no plans to delist XRP"])
     assert none.exit_code == 0
-    assert json.loads(none.stdout) == {"signal": None, "reason": "negated"}
+    assert json.loads(none.stdout) == {"signal": None, "reason": "negated", "why": []}
     weak = CliRunner().invoke(app, ["signal", "--json", "Bitcoin surges"])
     assert json.loads(weak.stdout)["signal"] is None
     assert json.loads(weak.stdout)["reason"].startswith("low confidence")
@@ -132,7 +136,7 @@ def test_signal_execute_asks_the_running_bot(tmp_path: Path, monkeypatch: pytest
     config.write_text(
         f'[journal]\nurl = "sqlite:///{tmp_path / "j.db"}"\n[web]\nport = {port}\n', encoding="utf-8"
     )
-    monkeypatch.setenv("NEWSTRADER_WEB_TOKEN", "cli-test-token")
+    monkeypatch.setenv("NEWSTRADER_WEB_TOKEN", "cli-test-token-0123456789")
     # A real bot serving its HTTP API from a thread of this process (no venues needed to decide).
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -1,8 +1,11 @@
 """Precision and recall of the default rules on hand-labelled headlines.
 
-`headlines.jsonl` was used to tune the rules; `headlines_holdout.jsonl` was written first
-and never looked at while tuning, so its numbers are the honest estimate. A headline
-counts as traded when it yields a signal at the pipeline's default min_confidence.
+`headlines.jsonl` was used to tune the rules; `headlines_holdout.jsonl` (a third of all rows)
+was labelled and committed before the rules were tuned and never looked at while tuning, so
+its numbers are the honest estimate. A headline counts as traded when it yields a signal at
+the pipeline's default min_confidence. Rows added for issue 18 carry a `source`: "real: …"
+names the public dataset or page the headline was taken from (found with the search tool),
+"composed: …" names the announcement or wire format it imitates.
 """
 
 from __future__ import annotations
@@ -49,12 +52,13 @@ def _score(rows: list[dict[str, str | None]]) -> tuple[float, float, list[str]]:
 def test_labelled_set_is_big_and_varied() -> None:
     tune, holdout = _load("headlines.jsonl"), _load("headlines_holdout.jsonl")
     rows = tune + holdout
-    assert len(rows) >= 300
-    assert 0.2 <= len(holdout) / len(rows) <= 0.3
+    assert len(rows) >= 600
+    assert len(holdout) * 3 >= len(rows), "a held-out third"
     assert len({r["title"] for r in rows}) == len(rows), "no headline twice"
     assert sum(1 for r in rows if r["side"] is None) >= 60, "plenty of no-trade headlines"
     assert {r["side"] for r in rows} == {"long", "short", None}
     assert len({r["coin"] for r in rows if r["coin"]}) >= 40
+    assert sum(1 for r in rows if str(r.get("source", "")).startswith("real:")) >= 90
 
 
 @pytest.mark.parametrize("name", ["headlines.jsonl", "headlines_holdout.jsonl"])
@@ -63,5 +67,5 @@ def test_precision_and_recall(name: str) -> None:
     print(f"\n{name}: precision {precision:.3f} recall {recall:.3f}")
     for line in mistakes:
         print("  ", line)
-    assert precision >= 0.9, mistakes
-    assert recall >= 0.8, mistakes
+    assert precision >= 0.95, mistakes
+    assert recall >= 0.85, mistakes

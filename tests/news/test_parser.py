@@ -279,3 +279,108 @@ def test_alert_symbols_resolve_to_coins(symbol: str, coin: str | None) -> None:
     if coin is not None:
         result = PARSER.parse(NewsItem(id=f"tv-{symbol}", title="alert", coin=symbol, side=Side.LONG))
         assert result.signal is not None and result.signal.coin == coin
+
+
+# ------------------------------------------------------------------ issue 18: classes that move prices
+
+
+@pytest.mark.parametrize(
+    ("headline", "coin", "side"),
+    [
+        # price moves with levels and percentages
+        ("Bitcoin crashes below 90k", "BTC", Side.SHORT),
+        ("XRP surges 20% as volumes explode", "XRP", Side.LONG),
+        ("Ether hits all-time high above $4,900", "ETH", Side.LONG),
+        ("Bitcoin hits ATH", "BTC", Side.LONG),
+        ("Solana falls to $120, lowest since April", "SOL", Side.SHORT),
+        # listings and delistings: the coin of the listing, not the exchange
+        ("Binance Will List dogwifhat (WIF)", "WIF", Side.LONG),
+        ("Hyperliquid lists Pendle (PENDLE) perpetuals", "PENDLE", Side.LONG),
+        ("Upbit adds Sui (SUI) to KRW market", "SUI", Side.LONG),
+        ("Bithumb will list Bonk (BONK) for KRW trading", "kBONK", Side.LONG),
+        ("OKX to list perpetual futures for Eigenlayer (EIGEN)", "EIGEN", Side.LONG),
+        ("Bybit lists Worldcoin (WLD) perpetual with 25x leverage", "WLD", Side.LONG),
+        ("Coinbase will add support for Sei (SEI)", "SEI", Side.LONG),
+        ("Binance Futures Will Launch USDⓈ-Margined FARTCOINUSDT Perpetual Contract", "FARTCOIN", Side.LONG),
+        ("Binance will delist Filecoin (FIL)", "FIL", Side.SHORT),
+        ("Upbit designates Injective (INJ) as investment warning item", "INJ", Side.SHORT),
+        # hacks, ETF/regulatory/legal outcomes, unlocks, treasury buys
+        ("Curve Finance pools drained in $62 million exploit", "CRV", Side.SHORT),
+        ("SEC approves spot XRP ETFs", "XRP", Side.LONG),
+        ("SEC rejects spot Solana ETF applications", "SOL", Side.SHORT),
+        ("Court dismisses SEC lawsuit against Cardano developer", "ADA", Side.LONG),
+        ("Arbitrum faces $1.1 billion token unlock on Saturday", "ARB", Side.SHORT),
+        ("Strategy buys 6,556 bitcoin for $555.8 million", "BTC", Side.LONG),
+        ("Hyperliquid Strategies raises $888M to buy HYPE for treasury", "HYPE", Side.LONG),
+        # cause and effect: the effect decides
+        ("SEC drops appeal, XRP surges", "XRP", Side.LONG),
+        ("Ripple lawsuit ends: SEC drops appeal, XRP surges", "XRP", Side.LONG),
+        ("Despite lawsuit, Solana rallies 10% on ETF hopes", "SOL", Side.LONG),
+        ("Cardano upgrade goes live but ADA slumps 9%", "ADA", Side.SHORT),
+    ],
+)
+def test_headline_classes_that_move_prices(headline: str, coin: str, side: Side) -> None:
+    result = PARSER.parse_text(headline)
+    assert result.signal is not None, (result.reason, result.why)
+    assert (result.signal.coin, result.signal.side) == (coin, side), result.why
+    assert result.confidence >= 0.5, result.why  # trades at the default min_confidence
+    assert result.signal.why and result.signal.why[-1].startswith("decided by"), result.signal.why
+
+
+@pytest.mark.parametrize(
+    ("headline", "reason"),
+    [
+        ("Dogecoin soars 20%, then crashes 15% within the hour", REASON_CONFLICT),  # a real conflict
+        (
+            "Hyperliquid will list Kaito (KAITO) perpetuals",
+            REASON_NOT_TRADABLE,
+        ),  # not HYPE: the listing's coin
+        ("Upbit will list Walrus (WAL) on BTC market", REASON_NOT_TRADABLE),  # not BTC: the quote market
+        ("Analyst: XRP could surge 500% if ETF approved", "speculative"),
+        ("Bitcoin dominance rises to 62%", "no direction"),  # a metric moved, not the price
+    ],
+)
+def test_what_still_does_not_trade(headline: str, reason: str) -> None:
+    result = PARSER.parse_text(headline)
+    assert result.signal is None and result.reason == reason, (result.reason, result.why)
+
+
+def test_small_moves_alone_do_not_trade() -> None:
+    for headline in (
+        "Bitcoin rises 0.5% ahead of CPI data",
+        "Litecoin drops 1% in quiet trading",
+        "XRP surges",
+    ):
+        result = PARSER.parse_text(headline)
+        assert result.confidence < 0.5, (headline, result.why)
+
+
+def test_the_why_names_rules_subject_and_decision() -> None:
+    result = PARSER.parse_text("Ripple lawsuit: SEC drops appeal, XRP surges 12%")
+    assert result.why == (
+        "lawsuit 'lawsuit': short 0.75",
+        "legal_win 'drops appeal': long 0.85",
+        "price_up 'surges' with 12%: long 0.70",
+        "decided by effect: the price move outweighs the opposing cause",
+    )
+    listing = PARSER.parse_text("Hyperliquid lists dogwifhat (WIF) perpetual")
+    assert listing.why[0] == "coin WIF: named after 'lists', not before it"
+
+
+def test_no_phrase_of_the_default_rules_is_defined_twice() -> None:
+    """A phrase listed under two kinds silently keeps only the later one ("dumped" once turned
+    the 0.55 "dump" of selling into a 0.35 price move)."""
+    import tomllib
+
+    from newstrader.news.parser import _default_rules_text, _norm_word, _words, stem
+
+    seen: dict[str, str] = {}
+    twice = []
+    for group in tomllib.loads(_default_rules_text())["terms"]:
+        for entry in group["phrases"]:
+            phrase = entry["phrase"] if isinstance(entry, dict) else entry
+            key = " ".join(stem(_norm_word(t)) for t in _words(phrase))
+            if key in seen and seen[key] != group["kind"]:
+                twice.append(f"{phrase!r}: {seen[key]} and {group['kind']}")
+            seen[key] = group["kind"]
+    assert twice == []

@@ -6,12 +6,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from newstrader.domain import NewsItem, OutcomeStatus, Side, Signal, VenueOutcome, utcnow
+from newstrader.domain import NewsItem, OrderRequest, OutcomeStatus, Side, Signal, VenueOutcome, utcnow
 from newstrader.journal import Journal
 from newstrader.news.parser import Parser
 from newstrader.news.pipeline import Pipeline, PipelineSettings
@@ -33,18 +34,25 @@ class Clock:
 
 
 class Recorder:
-    """An `act` that remembers what it was asked, optionally holding until released."""
+    """An `act` that, like the engine, writes an order intent (awaited) before it would send,
+    and then records what the journal holds: the news item and its signal must be durable by
+    then, though the pipeline only queued them. Optionally holds until released."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.signals: list[Signal] = []
         self.outcome_at_act: list[str] = []
+        self.signal_at_act: list[str] = []
         self.gate: asyncio.Event | None = None
 
     async def __call__(self, signal: Signal) -> list[VenueOutcome]:
         self.signals.append(signal)
-        rows = {row["id"]: row for row in await self.journal.recent_news(100)}
+        request = OrderRequest(signal.coin, signal.side is Side.LONG, Decimal(1), f"c-{signal.id}")
+        await self.journal.record_intent(signal.id, "sim", signal.coin, "open", f"c-{signal.id}", request)
+        rows = {row["id"]: row for row in await self.journal.recent_news(500)}
         self.outcome_at_act.append(rows[signal.news_id]["outcome"])
+        signals = {row["id"]: row for row in await self.journal.recent_signals(500)}
+        self.signal_at_act.append(signals[signal.id]["status"])
         if self.gate is not None:
             await self.gate.wait()
         return [VenueOutcome("sim", signal.coin, OutcomeStatus.OK, "opened")]
@@ -84,7 +92,11 @@ async def test_item_is_journaled_before_acting_and_final_outcome_after(journal: 
     pipeline = make(journal, clock, act)
     decision = await pipeline.submit(item("n1", "Coinbase will list SUI", clock, source="rss"))
     assert decision.signal is not None and decision.signal.coin == "SUI"
-    assert act.outcome_at_act == ["received"]  # already in the journal when act ran
+    assert act.outcome_at_act == ["received"]  # durable once the intent was: before any send
+    assert act.signal_at_act == ["accepted"]
+    # The ledger starts at receipt: the signal carries received → parsed.
+    stages = dict(decision.signal.stamps)
+    assert list(stages) == ["received", "parsed"] and stages["received"] <= stages["parsed"]
     row = await news_row(journal, "n1")
     assert (row["outcome"], row["reason"]) == ("traded", "sim: ok (opened)")
     assert (await signal_rows(journal))["n1"]["status"] == "executed"
@@ -306,7 +318,7 @@ async def test_many_different_headlines_in_parallel_are_all_journaled(journal: J
 
 
 class GatedJournal:
-    """The real journal, with `record_news` of one id held until a gate opens (slow I/O)."""
+    """The real journal, with the pipeline's read for one id held until a gate opens (slow I/O)."""
 
     def __init__(self, journal: Journal, held_id: str) -> None:
         self._journal = journal
@@ -317,11 +329,11 @@ class GatedJournal:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._journal, name)
 
-    async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool:
-        if item.id == self.held_id:
+    async def news_gate(self, news_id: str, norm_title: str, since: datetime | None) -> Any:
+        if news_id == self.held_id:
             self.holding = True
             await self.gate.wait()
-        return await self._journal.record_news(item, outcome, reason)
+        return await self._journal.news_gate(news_id, norm_title, since)
 
 
 async def test_conflict_rule_follows_arrival_order_not_io_order(journal: Journal) -> None:

@@ -51,7 +51,7 @@ class Harness:
         app = create_app(NewsDesk(self.pipeline, self.journal), token=TOKEN)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver",
+            base_url="http://127.0.0.1",
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
         )
 

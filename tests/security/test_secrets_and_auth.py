@@ -34,7 +34,7 @@ pytestmark = [
 ]
 
 VENUES = ("hyperliquid", "aster")
-PUBLIC = {"/healthz", "/", "/static"}  # the login shell and its assets hold no data
+PUBLIC = {"/healthz", "/", "/static", "/favicon.ico"}  # the login shell, its assets and icon hold no data
 
 
 def secret_forms(values: dict[str, str]) -> dict[str, list[bytes]]:

@@ -129,8 +129,10 @@ def test_bad_query_and_unknown_venue_are_422(stack: RunningStack) -> None:
         response = api.post("/api/control/close", json={"coin": "ETH", "venue": "nosuch"})
         assert response.status_code == 422
         assert "nosuch" in response.json()["detail"] and "aster" in response.json()["detail"]
-        typo = api.post("/api/control/close", json={"coin": "ETHH"})
-        assert typo.status_code == 422 and "ETHH" in typo.json()["detail"]
+        typo = api.post("/api/control/close", json={"coin": "ETHH"})  # no venue lists it: not found
+        assert typo.status_code == 404, typo.text
+        assert "ETHH" in typo.json()["detail"] and "not listed" in typo.json()["detail"]
+        assert typo.json().get("ok") is None  # never `ok: true` for a close that closed nothing
 
 
 def test_news_opens_positions_and_every_view_shows_it(flat_stack: RunningStack) -> None:

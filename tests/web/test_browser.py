@@ -8,6 +8,7 @@ state; press Flatten and see the simulator go flat. Screenshots go to tests/arti
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -90,6 +91,8 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     page.locator("#login").wait_for(state="hidden")
     page.get_by_test_id("live-state").filter(has_text="live").wait_for()
     assert stack.token not in page.content()
+    # A round mark: Hyperliquid's positionValue / size is Decimal("3.2E+3"); the page shows 3200.
+    stack.sim_admin("POST", "/price", {"coin": "ETH", "price": "3200"})
 
     # A TradingView-style alert typed into the dashboard's test-headline form.
     page.fill("#news-title", f"Browser test: ETH breaks out {uuid.uuid4().hex[:6]}")
@@ -113,7 +116,15 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     )
     assert Decimal(row.get_by_test_id("exchange-size").inner_text()) == truth
     assert row.get_by_test_id("drift-badge").inner_text() == "in sync"
+    hl_mark = page.locator('tr[data-venue="hyperliquid"][data-coin="ETH"] [data-testid=mark-price]')
+    assert hl_mark.inner_text() == "3200"  # plain, never 3.2E+3
+    assert not re.search(r"\d[eE][+-]?\d", page.locator("#positions").inner_text())
     page.locator("#signals tbody tr").first.wait_for()
+    # Every signal says why (here: the alert gave coin and side), and news→fill counts from receipt.
+    page.locator("#signals tbody tr").first.get_by_test_id("why").filter(
+        has_text="given by the source"
+    ).wait_for()
+    page.get_by_test_id("news-to-fill").filter(has_text=" ms from receipt").wait_for()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
 
@@ -121,6 +132,7 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     page.get_by_test_id("flatten").click()
     assert stack.wait_until(lambda: not stack.exchange_positions(), 15), stack.exchange_positions()
     page.get_by_test_id("run-state").filter(has_text="paused").wait_for()  # flatten is the kill switch
+    page.get_by_test_id("paused-reason").filter(has_text="flatten since").wait_for()  # why, and since when
     page.wait_for_function(
         '() => !document.querySelector(\'tr[data-venue="aster"][data-coin="ETH"]\')'
         ' || Number(document.querySelector(\'tr[data-venue="aster"][data-coin="ETH"] '
@@ -129,6 +141,7 @@ def test_headline_opens_position_then_flatten_goes_flat(page: Any, flat_stack: R
     page.screenshot(path=str(SHOTS / "dashboard-flat.png"), full_page=True)
     page.get_by_test_id("resume").click()
     page.get_by_test_id("run-state").filter(has_text="trading").wait_for()
+    assert page.get_by_test_id("paused-reason").inner_text() == ""
 
 
 def test_drift_badge_after_a_trade_outside_the_bot(page: Any, flat_stack: RunningStack) -> None:

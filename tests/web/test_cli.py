@@ -112,7 +112,7 @@ def test_close_one_coin_on_one_venue(flat_stack: RunningStack) -> None:
     open_eth_long(stack)
     result = cli(stack, "close", "eth", "--venue", "aster")
     assert result.exit_code == 0, result.output
-    assert "close" in result.stdout and "done" in result.stdout
+    assert "Closed: flat on every venue asked." in result.stdout
     assert stack.wait_until(lambda: ("aster", "ETH") not in stack.exchange_positions(), 15)
 
 
@@ -145,7 +145,7 @@ def test_flatten_yes_goes_flat(flat_stack: RunningStack) -> None:
 def test_pause_then_resume(flat_stack: RunningStack) -> None:
     stack = flat_stack
     paused = cli(stack, "pause")
-    assert paused.exit_code == 0 and "paused" in paused.stdout
+    assert paused.exit_code == 0 and paused.stdout.startswith("Paused")
     with stack.api() as api:  # paused: a signal opens nothing
         title = f"CLI paused: SOL long {uuid.uuid4().hex[:8]}"
         api.post("/api/news", json={"title": title, "coin": "SOL", "side": "long"})

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,12 @@ SCENES = {
 }
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_sample_news_has_at_least_40_headlines() -> None:
     items = load_sample_news(SAMPLE_NEWS)
     assert len(items) >= 40
@@ -36,6 +43,7 @@ def test_sample_news_has_at_least_40_headlines() -> None:
 
 def test_demo_runs_every_scene_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")}
+    web_port, sim_port = _free_port(), _free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -46,9 +54,9 @@ def test_demo_runs_every_scene_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> N
             "--headlines",
             "4",
             "--port",
-            "0",
+            str(web_port),
             "--sim-port",
-            "0",
+            str(sim_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -79,6 +87,8 @@ def test_demo_runs_every_scene_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> N
         url = re.search(r"dashboard: (http://127\.0\.0\.1:\d+)/", output)
         token = re.search(r"token:\s+(\S+)", output)
         assert url and token
+        assert url.group(1).endswith(f":{web_port}")  # the ports asked for are the ports used
+        assert f"simulator: http://127.0.0.1:{sim_port}" in output
         positions = httpx.get(
             url.group(1) + "/api/positions",
             headers={"Authorization": f"Bearer {token.group(1)}"},
@@ -98,3 +108,21 @@ def test_demo_runs_every_scene_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> N
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def test_make_demo_passes_port_and_sim_port() -> None:
+    """`make demo PORT= SIM_PORT=` reaches `newstrader demo --port --sim-port` (dry run: the
+    verb's own flags are exercised by the test above)."""
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        ["make", "-n", "-C", str(repo), "demo", "PORT=18081", "SIM_PORT=18901"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "newstrader demo --port 18081 --sim-port 18901" in done.stdout, done.stdout
+    default = subprocess.run(
+        ["make", "-n", "-C", str(repo), "demo"], capture_output=True, text=True, timeout=60
+    )
+    assert "newstrader demo --port 8080 --sim-port 8900" in default.stdout, default.stdout

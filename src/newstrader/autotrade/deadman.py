@@ -6,7 +6,7 @@ venue cancels everything resting — which includes our TP/SL triggers, so this 
 orders after a crash" against "protection survives a crash". That is why it is off by default.
 Hyperliquid allows at most 10 fired schedules per day and needs the time ≥ 5 s ahead.
 
-A venue takes part when its adapter has `schedule_cancel(at: datetime | None)`; others are
+A venue takes part when it declares the `SchedulesCancel` capability (venues/base.py); others are
 skipped with one log line.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from newstrader.domain import utcnow
-from newstrader.venues.base import Venue, VenueError
+from newstrader.venues.base import SchedulesCancel, Venue, VenueError
 
 log = structlog.get_logger("newstrader.autotrade")
 
@@ -30,14 +30,16 @@ SEND_ALLOWANCE_S = 1.0
 
 
 def supports_dead_man(venue: Venue) -> bool:
-    return callable(getattr(venue, "schedule_cancel", None))
+    return isinstance(venue, SchedulesCancel)
 
 
 class DeadManSwitch:
     """Refreshes a venue-side scheduled cancel for as long as the bot's event loop runs."""
 
     def __init__(self, venues: Mapping[str, Venue], window_s: float) -> None:
-        self.venues = {n: v for n, v in venues.items() if supports_dead_man(v)}
+        self.venues: dict[str, SchedulesCancel] = {
+            n: v for n, v in venues.items() if isinstance(v, SchedulesCancel)
+        }
         self.window_s = window_s
         self.last_armed: dict[str, str] = {}
         for name in venues:
@@ -50,7 +52,7 @@ class DeadManSwitch:
         at = utcnow() + timedelta(seconds=max(self.window_s, MIN_AHEAD_S + SEND_ALLOWANCE_S))
         for name, venue in self.venues.items():
             try:
-                await venue.schedule_cancel(at)  # type: ignore[attr-defined]
+                await venue.schedule_cancel(at)
             except VenueError as exc:
                 log.warning("autotrade_dead_man_refresh_failed", venue=name, error=str(exc))
                 continue
@@ -61,7 +63,7 @@ class DeadManSwitch:
         """Remove the scheduled cancel (a clean shutdown keeps its resting TP/SL)."""
         for name, venue in self.venues.items():
             try:
-                await venue.schedule_cancel(None)  # type: ignore[attr-defined]
+                await venue.schedule_cancel(None)
             except VenueError as exc:
                 log.warning("autotrade_dead_man_disarm_failed", venue=name, error=str(exc))
             self.last_armed.pop(name, None)

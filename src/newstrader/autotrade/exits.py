@@ -9,23 +9,21 @@ fired, a manual close) are dropped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from newstrader.autotrade.closing import CloseReport
 from newstrader.autotrade.policy import ExitPolicy, hold_deadline_key
 from newstrader.domain import Position, utcnow
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
+    from newstrader.autotrade.killswitch import KillSwitch
     from newstrader.journal import Journal
 
 log = structlog.get_logger("newstrader.autotrade")
-
-Closer = Callable[..., Awaitable[CloseReport]]
 
 
 class TimeExits:
@@ -36,12 +34,12 @@ class TimeExits:
         venues: Mapping[str, Venue],
         journal: Journal,
         policy: ExitPolicy,
-        closer: Closer,
+        kill_switch: KillSwitch,
     ) -> None:
         self.venues = venues
         self.journal = journal
         self.policy = policy
-        self.closer = closer  # KillSwitch.close_one: cancels triggers, closes, under the coin's lock
+        self.kill_switch = kill_switch  # closes through the engine, triggers cancelled too
 
     async def deadline(self, venue: str, coin: str) -> dict[str, Any] | None:
         record = await self.journal.get_control(hold_deadline_key(venue, coin), None)
@@ -67,12 +65,12 @@ class TimeExits:
         )
         log.info("autotrade_hold_deadline_set", venue=venue, coin=coin, deadline=deadline.isoformat())
 
-    async def run_once(self, now: datetime | None = None) -> list[CloseReport]:
+    async def run_once(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Close every position past its deadline, reading each venue first."""
         results = await asyncio.gather(
             *(self.check_venue(v, now=now) for v in self.venues.values()), return_exceptions=True
         )
-        reports: list[CloseReport] = []
+        reports: list[dict[str, Any]] = []
         for name, result in zip(self.venues, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("autotrade_time_exit_check_failed", venue=name, error=str(result))
@@ -86,7 +84,7 @@ class TimeExits:
         positions: Mapping[str, Position] | None = None,
         *,
         now: datetime | None = None,
-    ) -> list[CloseReport]:
+    ) -> list[dict[str, Any]]:
         """Close `venue`'s positions past their deadline; `positions` is a fresh read, or None to read."""
         if positions is None:
             try:
@@ -96,7 +94,7 @@ class TimeExits:
                 return []
         cached = await self.journal.cached_positions(venue.name)
         coins = set(positions) | {coin for (_v, coin) in cached}
-        reports: list[CloseReport] = []
+        reports: list[dict[str, Any]] = []
         for coin in sorted(coins):
             record = await self.deadline(venue.name, coin)
             if record is None:
@@ -121,12 +119,14 @@ class TimeExits:
                 size=str(position.size),
                 deadline=deadline.isoformat(),
             )
-            reports.append(
-                await self.closer(
-                    venue,
-                    coin,
-                    tag="texit",
-                    reason=f"max hold reached (deadline {deadline.isoformat()})",
-                )
+            # The operation id comes from the deadline: a restart that finds the same overdue
+            # position runs the same operation, so a close sent before a crash is not resent.
+            closed = await self.kill_switch.close(
+                coin,
+                venue.name,
+                reason=f"max hold reached (deadline {deadline.isoformat()})",
+                op_id=f"texit:{venue.name}:{coin}:{deadline.isoformat()}",
+                event_kind="time_exit",
             )
+            reports.extend(closed["venues"].values())
         return reports

@@ -18,25 +18,48 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from newstrader.autotrade.closing import CloseReport, LockFor, OrderDone, close_position
 from newstrader.autotrade.policy import (
     LOSS_RESUME_BASELINE_KEY,
     PAUSED_KEY,
     PAUSED_REASON_KEY,
+    PAUSED_SINCE_KEY,
     ExitPolicy,
     hold_deadline_key,
 )
 from newstrader.autotrade.stats import FillIngester
-from newstrader.domain import ZERO, Fill, utcnow
+from newstrader.domain import ZERO, Fill, OutcomeStatus, VenueOutcome, utcnow
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
+    from newstrader.engine.executor import Executor
     from newstrader.journal import Journal
 
 log = structlog.get_logger("newstrader.autotrade")
 
 
-_CLOSE_EVENT_KINDS = {"close": "close_position", "flat": "flatten_close", "texit": "time_exit"}
+def close_report(outcome: VenueOutcome) -> dict[str, Any]:
+    """What one close did on one venue: the size found, the orders sent, what it holds after."""
+    remaining = outcome.exchange_size_after
+    failed = outcome.status is OutcomeStatus.FAILED
+    return {
+        "venue": outcome.venue,
+        "coin": outcome.coin,
+        "size_before": None if outcome.exchange_size_before is None else str(outcome.exchange_size_before),
+        "remaining": None if remaining is None else str(remaining),
+        "flat": remaining == ZERO and not failed,
+        "status": outcome.status.value,
+        "orders": [
+            {
+                "client_id": o.client_id,
+                "status": str(o.status),
+                "filled_size": str(o.filled_size),
+                "avg_price": None if o.avg_price is None else str(o.avg_price),
+                "error": o.error,
+            }
+            for o in outcome.orders
+        ],
+        "errors": [outcome.reason] if failed and outcome.reason else [],
+    }
 
 
 def utc_midnight(now: datetime | None = None) -> datetime:
@@ -58,16 +81,14 @@ class KillSwitch:
         venues: Mapping[str, Venue],
         journal: Journal,
         policy: ExitPolicy,
+        gateway: Executor,
         *,
-        lock_for: LockFor | None = None,
-        order_done: OrderDone | None = None,
         ingester: FillIngester | None = None,
     ) -> None:
         self.venues = venues
         self.journal = journal
         self.policy = policy
-        self.lock_for = lock_for
-        self.order_done = order_done  # tells the engine our order changed the coin (read freshness)
+        self.gateway = gateway  # every order goes through the engine
         self._loss_lock = asyncio.Lock()
         self.ingester = ingester or FillIngester(venues, journal)
 
@@ -80,6 +101,7 @@ class KillSwitch:
         """Stop opening positions (existing ones and their triggers stay)."""
         await self.journal.set_control(PAUSED_KEY, True)
         await self.journal.set_control(PAUSED_REASON_KEY, reason)
+        await self.journal.set_control(PAUSED_SINCE_KEY, utcnow().isoformat(timespec="seconds"))
         await self._event("paused", detail=reason)
         log.warning("autotrade_paused", reason=reason)
         return {"paused": True, "reason": reason}
@@ -96,6 +118,7 @@ class KillSwitch:
                 )
         await self.journal.set_control(PAUSED_KEY, False)
         await self.journal.set_control(PAUSED_REASON_KEY, None)
+        await self.journal.set_control(PAUSED_SINCE_KEY, None)
         await self._event("resumed", detail="operator")
         log.warning("autotrade_resumed")
         return {"paused": False, "reason": None}
@@ -104,6 +127,7 @@ class KillSwitch:
         return {
             "paused": await self.is_paused(),
             "reason": await self.journal.get_control(PAUSED_REASON_KEY, None),
+            "since": await self.journal.get_control(PAUSED_SINCE_KEY, None),
         }
 
     # -- daily loss limit -------------------------------------------------------------
@@ -157,109 +181,72 @@ class KillSwitch:
 
     # -- closing ----------------------------------------------------------------------
 
-    async def close(self, coin: str, venue: str | None = None, *, reason: str = "operator") -> dict[str, Any]:
-        """Close `coin` on one venue (or all), cancelling its triggers; reports what each venue holds."""
-        names = [venue] if venue is not None else list(self.venues)
-        unknown = [n for n in names if n not in self.venues]
-        if unknown:
-            raise ValueError(f"unknown venue {unknown[0]!r}; configured: {', '.join(self.venues)}")
-        reports = await asyncio.gather(
-            *(self.close_one(self.venues[n], coin, tag="close", reason=reason) for n in names)
-        )
-        return {"coin": coin, "venues": {r.venue: r.as_dict() for r in reports}}
+    async def close(
+        self,
+        coin: str,
+        venue: str | None = None,
+        *,
+        reason: str = "operator",
+        op_id: str | None = None,
+        event_kind: str = "close_position",
+    ) -> dict[str, Any]:
+        """Close `coin` on one venue (or all) through the engine, its triggers cancelled too."""
+        outcomes = await self.gateway.close(coin, venue, op_id=op_id, reason=reason)
+        for outcome in outcomes:
+            await self._closed(outcome, event_kind, reason)
+        return {"coin": coin, "venues": {o.venue: close_report(o) for o in outcomes}}
 
-    async def close_one(self, venue: Venue, coin: str, *, tag: str, reason: str) -> CloseReport:
-        """Cancel `coin`'s triggers and close it on one venue, under the engine's (venue, coin) lock."""
-        async with self.lock(venue.name, coin):
-            cancel_error = await self._cancel_triggers(venue, coin)
-            report = await close_position(venue, coin, journal=self.journal, tag=tag, reason=reason)
-            if report.orders and self.order_done is not None:
-                self.order_done(venue.name, coin)
-            if cancel_error:
-                report.errors.insert(0, cancel_error)
-            if report.flat:
-                await self.journal.set_control(hold_deadline_key(venue.name, coin), None)
-            await self._event(
-                _CLOSE_EVENT_KINDS.get(tag, f"{tag}_close"),
-                venue=venue.name,
-                coin=coin,
-                exchange_size=report.remaining,
-                detail=f"{reason}; size before {report.size_before}",
-            )
-            return report
+    async def _closed(self, outcome: VenueOutcome, kind: str, reason: str) -> None:
+        """Journal one venue's close; a flat position's hold clock stops."""
+        if outcome.exchange_size_after == ZERO:
+            await self.journal.set_control(hold_deadline_key(outcome.venue, outcome.coin), None)
+        await self._event(
+            kind,
+            venue=outcome.venue,
+            coin=outcome.coin,
+            exchange_size=outcome.exchange_size_after,
+            detail=f"{reason}; size before {outcome.exchange_size_before}",
+        )
 
     async def flatten(self, *, pause: bool = True, reason: str = "flatten") -> dict[str, Any]:
-        """Cancel every trigger and close every position on every venue, then read to confirm.
+        """Close every position and cancel every trigger on every venue, then read to confirm.
 
         Pauses first by default: a kill switch that let the next headline reopen would not be one.
         """
         if pause:
             await self.pause(reason)
-        results = await asyncio.gather(*(self._flatten_venue(v, reason) for v in self.venues.values()))
-        by_venue = dict(zip(self.venues, results, strict=True))
-        flat = all(r["flat"] and r["open_orders"] == 0 for r in by_venue.values())
+        outcomes = await self.gateway.flatten(reason=reason)
+        for outcome in outcomes:
+            if outcome.coin != "*":
+                await self._closed(outcome, "flatten_close", reason)
+        confirmed = await asyncio.gather(*(self._confirm(v) for v in self.venues.values()))
+        by_venue: dict[str, dict[str, Any]] = {}
+        for name, confirmation in zip(self.venues, confirmed, strict=True):
+            mine = [o for o in outcomes if o.venue == name]
+            errors = [f"{o.coin}: {o.reason}" for o in mine if o.status is OutcomeStatus.FAILED]
+            by_venue[name] = {
+                **confirmation,
+                "closed": [close_report(o) for o in mine if o.coin != "*"],
+                "errors": errors + confirmation["errors"],
+            }
+        flat = all(r["flat"] for r in by_venue.values())
         log.warning("autotrade_flatten_done", flat=flat, reason=reason)
         return {"flat": flat, "paused": await self.is_paused(), "venues": by_venue}
 
-    async def _flatten_venue(self, venue: Venue, reason: str) -> dict[str, Any]:
-        errors: list[str] = []
-        closed: list[dict[str, Any]] = []
-        for _round in range(2):
-            try:
-                positions = await venue.positions()
-                orders = await venue.open_orders()
-            except VenueError as exc:
-                errors.append(f"read: {exc}")
-                break
-            coins = {c for c, p in positions.items() if not p.is_flat} | {o.coin for o in orders}
-            if not coins:
-                break
-            reports = await asyncio.gather(
-                *(self.close_one(venue, coin, tag="flat", reason=reason) for coin in sorted(coins))
-            )
-            for report in reports:
-                closed.append(report.as_dict())
-                errors.extend(f"{report.coin}: {e}" for e in report.errors)
-            await self._cancel_all_orders(venue, errors)
-        # The confirmation: what the exchange says now, not what we sent.
-        remaining: dict[str, str] = {}
-        open_orders = -1
+    @staticmethod
+    async def _confirm(venue: Venue) -> dict[str, Any]:
+        """The confirmation: what the exchange says now, not what we sent."""
         try:
-            positions = await venue.positions()
-            remaining = {c: str(p.size) for c, p in positions.items() if not p.is_flat}
-            open_orders = len(await venue.open_orders())
+            positions, orders = await asyncio.gather(venue.positions(), venue.open_orders())
         except VenueError as exc:
-            errors.append(f"confirm read: {exc}")
+            return {"flat": False, "positions": {}, "open_orders": -1, "errors": [f"confirm read: {exc}"]}
+        remaining = {c: str(p.size) for c, p in positions.items() if not p.is_flat}
         return {
-            "flat": not remaining and open_orders == 0,
+            "flat": not remaining and not orders,
             "positions": remaining,
-            "open_orders": open_orders,
-            "closed": closed,
-            "errors": errors,
+            "open_orders": len(orders),
+            "errors": [],
         }
-
-    async def _cancel_all_orders(self, venue: Venue, errors: list[str]) -> None:
-        """Cancel whatever still rests (triggers and plain orders) coin by coin."""
-        try:
-            orders = await venue.open_orders()
-        except VenueError as exc:
-            errors.append(f"open orders: {exc}")
-            return
-        for coin in sorted({o.coin for o in orders}):
-            error = await self._cancel_triggers(venue, coin)
-            if error:
-                errors.append(error)
-
-    async def _cancel_triggers(self, venue: Venue, coin: str) -> str | None:
-        try:
-            await venue.cancel_triggers(coin)
-        except VenueError as exc:
-            log.error("autotrade_cancel_triggers_failed", venue=venue.name, coin=coin, error=str(exc))
-            return f"cancel triggers: {exc}"
-        return None
-
-    def lock(self, venue: str, coin: str) -> contextlib.AbstractAsyncContextManager[Any]:
-        return self.lock_for(venue, coin) if self.lock_for is not None else contextlib.nullcontext()
 
     async def _event(
         self,

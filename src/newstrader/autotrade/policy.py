@@ -15,6 +15,7 @@ ProtectionFailurePolicy = Literal["close", "keep"]
 
 PAUSED_KEY = "paused"  # the news pipeline checks this key before acting
 PAUSED_REASON_KEY = "paused_reason"
+PAUSED_SINCE_KEY = "paused_since"  # ISO UTC time of the pause, for the start-up warning and the page
 LOSS_RESUME_BASELINE_KEY = "daily_loss_resume_baseline"
 
 

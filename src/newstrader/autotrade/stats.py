@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from newstrader.autotrade.policy import fills_cursor_key
-from newstrader.domain import ZERO, Fill, utcnow
+from newstrader.domain import ZERO, Fill, plain, utcnow
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
@@ -124,9 +124,9 @@ class Trade:
             "side": self.side,
             "opened_at": self.opened_at.isoformat(),
             "closed_at": None if self.closed_at is None else self.closed_at.isoformat(),
-            "realized_pnl": str(self.realized_pnl),
-            "fees": str(self.fees),
-            "net_pnl": str(self.net),
+            "realized_pnl": plain(self.realized_pnl),
+            "fees": plain(self.fees),
+            "net_pnl": plain(self.net),
             "hold_s": self.hold_s,
         }
 
@@ -150,10 +150,10 @@ class Bucket:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "realized_pnl": str(self.realized_pnl),
-            "fees": str(self.fees),
-            "net_pnl": str(self.realized_pnl - self.fees),
-            "volume_usd": str(self.volume_usd),
+            "realized_pnl": plain(self.realized_pnl),
+            "fees": plain(self.fees),
+            "net_pnl": plain(self.realized_pnl - self.fees),
+            "volume_usd": plain(self.volume_usd),
             "fills": self.fills,
             "trades": self.trades,
             "wins": self.wins,
@@ -283,13 +283,16 @@ def percentile(values: list[float], pct: float) -> float | None:
     return round(ordered[rank - 1], 3)
 
 
-def signal_to_fill_ms(outcomes: Iterable[Mapping[str, Any]]) -> list[float]:
-    """Received → filled, in ms, from each outcome's latency ledger (monotonic stamps)."""
+def signal_to_fill_ms(outcomes: Iterable[Mapping[str, Any]], start: str = "received") -> list[float]:
+    """`start` → filled, in ms, from each outcome's latency ledger (monotonic stamps).
+
+    "received" is when the edge (webhook handler, feed reader) got the item; "published" is
+    the source's own publication time, on outcomes whose source gave one."""
     values: list[float] = []
     for row in outcomes:
         stamps = row.get("latency") or {}
-        if "received" in stamps and "filled" in stamps:
-            values.append((float(stamps["filled"]) - float(stamps["received"])) * 1000.0)
+        if start in stamps and "filled" in stamps:
+            values.append((float(stamps["filled"]) - float(stamps[start])) * 1000.0)
     return values
 
 
@@ -320,6 +323,7 @@ async def compute_stats(journal: Journal, since: datetime | None = None) -> dict
     ledger = build_ledger(fills, await source_index(journal))
     outcomes = await journal.recent_outcomes(ROW_LIMIT)
     latencies = signal_to_fill_ms(outcomes)
+    from_published = signal_to_fill_ms(outcomes, "published")
     total = ledger.total.as_dict()
     return {
         "generated_at": utcnow().isoformat(),
@@ -329,6 +333,12 @@ async def compute_stats(journal: Journal, since: datetime | None = None) -> dict
         "signal_to_fill_ms_p50": percentile(latencies, 50),
         "signal_to_fill_ms_p95": percentile(latencies, 95),
         "signal_to_fill_samples": len(latencies),
+        # News to fill: from our receipt of the item, and from the source's publication.
+        "news_to_fill_ms_p50": percentile(latencies, 50),
+        "news_to_fill_ms_p95": percentile(latencies, 95),
+        "published_to_fill_ms_p50": percentile(from_published, 50),
+        "published_to_fill_ms_p95": percentile(from_published, 95),
+        "published_to_fill_samples": len(from_published),
         "by_venue": {k: v.as_dict() for k, v in sorted(ledger.by_venue.items())},
         "by_coin": {k: v.as_dict() for k, v in sorted(ledger.by_coin.items())},
         "by_source": {k: v.as_dict() for k, v in sorted(ledger.by_source.items())},

@@ -9,8 +9,6 @@ closes they are cancelled. If protection cannot be placed, `on_protection_failur
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from newstrader.autotrade.closing import OrderDone, autotrade_client_id, close_position
+from newstrader.autotrade.killswitch import close_report
 from newstrader.autotrade.policy import ExitPolicy
-from newstrader.domain import Market, OrderResult, Position
-from newstrader.venues.base import Ambiguous, AuthError, Transient, Venue, VenueError
+from newstrader.domain import Market, Position
+from newstrader.engine.executor import GiveUp
+from newstrader.venues.base import AuthError, Venue, VenueError
 
 if TYPE_CHECKING:
     from newstrader.autotrade.exits import TimeExits
+    from newstrader.engine.executor import Executor
     from newstrader.journal import Journal
 
 log = structlog.get_logger("newstrader.autotrade")
@@ -60,10 +60,6 @@ def trigger_prices(policy: ExitPolicy, market: Market, size: Decimal, fill_price
     return TriggerPrices(tp if tp is None or tp > 0 else None, sl if sl is None or sl > 0 else None)
 
 
-class ProtectionFailed(Exception):
-    """TP/SL could not be placed on the venue."""
-
-
 class Protection:
     """Places, replaces and cancels the TP/SL triggers of each (venue, coin)."""
 
@@ -72,15 +68,12 @@ class Protection:
         venues: Mapping[str, Venue],
         journal: Journal | None,
         policy: ExitPolicy,
-        *,
-        attempts: int = 3,
-        order_done: OrderDone | None = None,
+        gateway: Executor,
     ) -> None:
         self.venues = venues
         self.journal = journal
         self.policy = policy
-        self.attempts = attempts
-        self.order_done = order_done
+        self.gateway = gateway  # places and cancels triggers as engine operations
         self._markets: dict[str, dict[str, Market]] = {}
 
     async def market(self, venue: Venue, coin: str) -> Market:
@@ -91,11 +84,13 @@ class Protection:
         return markets[coin]
 
     async def replace(
-        self, venue_name: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue_name: str, coin: str, position: Position, fill_price: Decimal | None, op_id: str
     ) -> dict[str, Any]:
-        """Cancel the old triggers of `coin`, then protect `position` (nothing more when flat)."""
+        """Cancel the old triggers of `coin`, then protect `position` (nothing more when flat).
+
+        `op_id` names the operation: the triggers' client ids derive from it."""
         venue = self.venues[venue_name]
-        await self._cancel(venue, coin)
+        await self._cancel(venue, coin, op_id)
         if position.is_flat or not self.policy.protects:
             return {"venue": venue_name, "coin": coin, "triggers": []}
         price = fill_price or position.entry_price or None
@@ -107,11 +102,13 @@ class Protection:
             if prices.take_profit is None and prices.stop_loss is None:
                 log.warning("autotrade_no_trigger_price", venue=venue_name, coin=coin, fill_price=str(price))
                 return {"venue": venue_name, "coin": coin, "triggers": []}
-            results = await self._place(venue, coin, position.size, prices)
-        except ProtectionFailed as exc:
-            return await self._on_failure(venue, coin, position, str(exc))
+            results = await self.gateway.place_triggers(
+                venue_name, coin, position.size, prices.take_profit, prices.stop_loss, op_id=op_id
+            )
+        except GiveUp as exc:
+            return await self._on_failure(venue, coin, position, str(exc), op_id)
         except (VenueError, KeyError) as exc:
-            return await self._on_failure(venue, coin, position, f"{type(exc).__name__}: {exc}")
+            return await self._on_failure(venue, coin, position, f"{type(exc).__name__}: {exc}", op_id)
         log.info(
             "autotrade_protection_placed",
             venue=venue_name,
@@ -130,56 +127,18 @@ class Protection:
             "triggers": [r.client_id for r in results],
         }
 
-    async def cancel(self, venue_name: str, coin: str) -> None:
-        """Cancel every trigger of `coin` on one venue (the position closed)."""
-        await self._cancel(self.venues[venue_name], coin)
+    async def _cancel(self, venue: Venue, coin: str, op_id: str) -> int:
+        try:
+            return await self.gateway.cancel_triggers(venue.name, coin, op_id=op_id)
+        except AuthError:
+            raise
+        except VenueError as exc:
+            log.error("autotrade_cancel_triggers_failed", venue=venue.name, coin=coin, error=str(exc))
+            return 0
 
-    async def _cancel(self, venue: Venue, coin: str) -> int:
-        last: Exception | None = None
-        for attempt in range(self.attempts):
-            try:
-                return await venue.cancel_triggers(coin)
-            except AuthError:
-                raise
-            except VenueError as exc:
-                last = exc
-                await asyncio.sleep(_backoff(exc, attempt))
-        log.error("autotrade_cancel_triggers_failed", venue=venue.name, coin=coin, error=str(last))
-        return 0
-
-    async def _place(
-        self, venue: Venue, coin: str, size: Decimal, prices: TriggerPrices
-    ) -> list[OrderResult]:
-        last: Exception | None = None
-        for attempt in range(self.attempts):
-            salt = f"{size}-{prices.take_profit}-{prices.stop_loss}-{attempt}-{time.time_ns()}"
-            ids = (
-                autotrade_client_id("tp", venue.name, coin, salt=salt),
-                autotrade_client_id("sl", venue.name, coin, salt=salt),
-            )
-            try:
-                results = await venue.place_triggers(coin, size, prices.take_profit, prices.stop_loss, ids)
-            except (Transient, Ambiguous) as exc:
-                last = exc
-                # Whatever half of the pair went through is cleared before trying again.
-                await self._cancel(venue, coin)
-                await asyncio.sleep(_backoff(exc, attempt))
-                continue
-            except VenueError as exc:
-                # One leg may have gone through before the other was refused: clear it.
-                await self._cancel(venue, coin)
-                raise ProtectionFailed(f"{type(exc).__name__}: {exc}") from exc
-            bad = [r for r in results if not r.ok]
-            if bad or not results:
-                # Half-placed protection is cancelled so the failure policy starts from a clean slate.
-                await self._cancel(venue, coin)
-                raise ProtectionFailed(
-                    "; ".join(r.error or str(r.status) for r in bad) or "no trigger placed"
-                )
-            return results
-        raise ProtectionFailed(f"transient errors: {last}")
-
-    async def _on_failure(self, venue: Venue, coin: str, position: Position, why: str) -> dict[str, Any]:
+    async def _on_failure(
+        self, venue: Venue, coin: str, position: Position, why: str, op_id: str
+    ) -> dict[str, Any]:
         policy = self.policy.on_protection_failure
         log.error(
             "autotrade_protection_failed",
@@ -192,20 +151,17 @@ class Protection:
         await self.event("protection_failed", venue.name, coin, position.size, f"{why}; policy={policy}")
         result: dict[str, Any] = {"venue": venue.name, "coin": coin, "triggers": [], "error": why}
         if policy == "close":
-            report = await close_position(
-                venue, coin, journal=self.journal, tag="prot", reason=f"protection failed: {why}"
+            (outcome,) = await self.gateway.close(
+                coin, venue.name, op_id=f"{op_id}:prot", reason=f"protection failed: {why}"
             )
-            if report.orders and self.order_done is not None:
-                self.order_done(venue.name, coin)
             await self.event(
                 "protection_close",
                 venue.name,
                 coin,
-                report.remaining,
-                f"closed unprotected position ({why}); size before {report.size_before}",
+                outcome.exchange_size_after,
+                f"closed unprotected position ({why}); size before {outcome.exchange_size_before}",
             )
-            result["closed"] = report.as_dict()
-            await self._cancel(venue, coin)  # nothing to protect any more; no stray trigger stays
+            result["closed"] = close_report(outcome)
         return result
 
     async def event(
@@ -233,7 +189,7 @@ class Protection:
         protected = {o.coin for o in orders if o.trigger_price is not None}
         orphaned = sorted(protected - held)
         for coin in orphaned:
-            cancelled = await self._cancel(venue, coin)
+            cancelled = await self._cancel(venue, coin, f"orphans:{venue.name}:{coin}")
             log.info("autotrade_orphan_triggers_cancelled", venue=venue.name, coin=coin, count=cancelled)
         unprotected = sorted(held - protected) if self.policy.protects else []
         return orphaned, unprotected
@@ -260,9 +216,11 @@ class AutoTradeHooks:
         self.after = after
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None:
-        result = await self.protection.replace(venue, coin, position, fill_price)
+        result = await self.protection.replace(
+            venue, coin, position, fill_price, op_id or f"protect:{venue}:{coin}:{position.size}"
+        )
         closed = result.get("closed")
         if closed is not None and closed.get("flat"):
             # The failure policy closed the unprotected position: the venue now holds nothing.
@@ -273,9 +231,4 @@ class AutoTradeHooks:
             self.after(venue, coin, position)
 
 
-def _backoff(exc: Exception, attempt: int) -> float:
-    retry_after = getattr(exc, "retry_after", None)
-    return float(retry_after) if retry_after else min(0.1 * 2**attempt, 1.0)
-
-
-__all__ = ["AutoTradeHooks", "Protection", "ProtectionFailed", "TriggerPrices", "trigger_prices"]
+__all__ = ["AutoTradeHooks", "Protection", "TriggerPrices", "trigger_prices"]

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from newstrader.autotrade.closing import LockFor, OrderDone
 from newstrader.autotrade.deadman import DeadManSwitch
 from newstrader.autotrade.exits import TimeExits
 from newstrader.autotrade.killswitch import KillSwitch
@@ -36,13 +35,11 @@ from newstrader.domain import Position
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
+    from newstrader.engine.executor import Executor
     from newstrader.journal import Journal
 
 log = structlog.get_logger("newstrader.autotrade")
 
-# How often the monitor reads the exchanges (default 5 s); an env knob, not a config key,
-# because only tests and unusual deployments need to change it.
-CHECK_INTERVAL_ENV = "NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S"
 FULL_EVERY_S = 60.0  # the monitor's full turn (open orders, fills) at least this often
 
 
@@ -53,20 +50,17 @@ class AutoTrader:
         self,
         venues: Mapping[str, Venue],
         journal: Journal,
-        policy: ExitPolicy | None = None,
-        *,
-        lock_for: LockFor | None = None,
-        order_done: OrderDone | None = None,
+        policy: ExitPolicy,
+        gateway: Executor,
     ) -> None:
         self.venues = venues
         self.journal = journal
-        self.policy = policy or ExitPolicy()
-        self.protection = Protection(venues, journal, self.policy, order_done=order_done)
+        self.policy = policy
+        self.gateway = gateway  # the engine: every order the auto trader wants goes through it
+        self.protection = Protection(venues, journal, self.policy, gateway)
         self.fills = FillIngester(venues, journal)
-        self.kill_switch = KillSwitch(
-            venues, journal, self.policy, lock_for=lock_for, order_done=order_done, ingester=self.fills
-        )
-        self.exits = TimeExits(venues, journal, self.policy, closer=self.kill_switch.close_one)
+        self.kill_switch = KillSwitch(venues, journal, self.policy, gateway, ingester=self.fills)
+        self.exits = TimeExits(venues, journal, self.policy, self.kill_switch)
         self.hooks = AutoTradeHooks(self.protection, self.exits, after=self._position_changed)
         self.dead_man = (
             DeadManSwitch(venues, self.policy.dead_man_switch_s)
@@ -83,19 +77,12 @@ class AutoTrader:
         # Several bots on one journal (cluster/): the monitor acts only on accounts this one owns.
         self.owns: Callable[[str], bool] = lambda _venue: True
 
-    @classmethod
-    def from_settings(
-        cls, venues: Mapping[str, Venue], journal: Journal, exits: Any, **kwargs: Any
-    ) -> AutoTrader:
-        """Build from the config's `[exits]` section."""
-        return cls(venues, journal, ExitPolicy.from_settings(exits), **kwargs)
-
     # -- TradeHooks -------------------------------------------------------------------
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None:
-        await self.hooks.after_position_change(venue, coin, position, fill_price)
+        await self.hooks.after_position_change(venue, coin, position, fill_price, op_id=op_id)
 
     def _position_changed(self, venue: str, coin: str, position: Position) -> None:
         self._dirty.add(venue)
@@ -201,12 +188,12 @@ class AutoTrader:
             "changed": changed or bool(exits),
             "orphan_triggers_cancelled": orphans,
             "protection_restored": restored,
-            "time_exits": [r.as_dict() for r in exits],
+            "time_exits": exits,
         }
 
     async def _restore_protection(self, venue: Venue, coin: str) -> bool:
         """Protect a held position that has no trigger, priced from its entry (under the coin's lock)."""
-        async with self.kill_switch.lock(venue.name, coin):
+        async with self.gateway.state.hold(venue.name, coin):
             # Re-read under the lock: the engine may just have traded and protected it.
             position = (await venue.positions()).get(coin)
             if position is None or position.is_flat or await self.protection.is_protected(venue, coin):
@@ -225,7 +212,13 @@ class AutoTrader:
                 position.size,
                 f"position held without TP/SL (entry {position.entry_price}); protection placed",
             )
-            await self.protection.replace(venue.name, coin, position, position.entry_price or None)
+            await self.protection.replace(
+                venue.name,
+                coin,
+                position,
+                position.entry_price or None,
+                f"restore:{venue.name}:{coin}:{position.size}:{position.entry_price}",
+            )
             await self.exits.on_position_change(venue.name, coin, position)
             return True
 
@@ -246,6 +239,10 @@ class AutoTrader:
     async def is_paused(self) -> bool:
         return await self.kill_switch.is_paused()
 
+    async def pause_status(self) -> dict[str, Any]:
+        """`{paused, reason, since}` (since: ISO UTC time of the pause)."""
+        return await self.kill_switch.status()
+
     async def stats(self, since: datetime | None = None) -> dict[str, Any]:
         """Ingest the newest exchange fills (at most every 2 s), then summarise (`stats.compute_stats`)."""
         await self.fills.ingest()
@@ -262,28 +259,13 @@ class AutoTrader:
         return await export_csv(self.journal, path, since=since)
 
 
-def build_autotrader(bot: Any) -> AutoTrader:
-    """The Bot's factory hook: an `AutoTrader` over the bot's venues, journal and `[exits]`.
+# How often the monitor reads the exchanges (default 5 s); an env knob, not a config key,
+# because only tests and unusual deployments need to change it.
+CHECK_INTERVAL_ENV = "NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S"
 
-    The engine's per-(venue, coin) locks are looked up when a close needs them, because the
-    bot builds its executor after its hooks.
-    """
-    settings = bot.settings
-    exits = settings.get("exits") if isinstance(settings, Mapping) else getattr(settings, "exits", None)
 
-    def lock_for(venue: str, coin: str) -> contextlib.AbstractAsyncContextManager[Any]:
-        executor = getattr(bot, "executor", None)
-        state = getattr(executor, "state", None)
-        if state is None:
-            return contextlib.nullcontext()
-        lock: contextlib.AbstractAsyncContextManager[Any] = state.lock_for(venue, coin)
-        return lock
-
-    def order_done(venue: str, coin: str) -> None:
-        state = getattr(getattr(bot, "executor", None), "state", None)
-        if state is not None:
-            state.order_done(venue, coin)
-
+def exit_policy(exits: Any) -> ExitPolicy:
+    """The `[exits]` section as an `ExitPolicy`, with the monitor interval from the environment."""
     overrides: dict[str, Any] = {}
     interval = os.environ.get(CHECK_INTERVAL_ENV, "").strip()
     if interval:
@@ -295,5 +277,4 @@ def build_autotrader(bot: Any) -> AutoTrader:
             overrides["check_interval_s"] = seconds
         else:
             log.warning("autotrade_bad_check_interval", env=CHECK_INTERVAL_ENV, value=interval, used=5.0)
-    policy = ExitPolicy.from_settings(exits if exits is not None else {}, **overrides)
-    return AutoTrader(bot.venues, bot.journal, policy, lock_for=lock_for, order_done=order_done)
+    return ExitPolicy.from_settings(exits if exits is not None else {}, **overrides)

@@ -6,7 +6,9 @@ exchange's position is the truth; the journal's cached position is only a cache.
 
 Test-only hook: with `NEWSTRADER_TEST_CRASH_AFTER_SEND=1` in the environment the process
 exits (`os._exit(137)`) right after an order send returns and before its result is
-journaled — the window a `kill -9` must not be able to turn into a duplicate order.
+journaled — the window a `kill -9` must not be able to turn into a duplicate order. Any
+other value is an operation-id prefix (`close-`, `flatten-`, `texit:`, a news id + `:` for
+its TP/SL): only a send of such an operation ends the process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
@@ -28,17 +30,20 @@ from newstrader.domain import (
     OrderRequest,
     OrderResult,
     OrderStatus,
+    OrderType,
     OutcomeStatus,
     Position,
     Side,
     Signal,
+    TimeInForce,
     VenueOutcome,
     utcnow,
 )
 from newstrader.engine.client_ids import client_id as make_client_id
+from newstrader.engine.inflight import UNRESOLVED, InFlightRule, intent_status
 from newstrader.engine.locks import VenueCoinState
+from newstrader.engine.operations import OperationLog, new_operation_id
 from newstrader.engine.ports import (
-    EngineConfig,
     EventSink,
     ExecutionJournal,
     NoFence,
@@ -49,13 +54,23 @@ from newstrader.engine.ports import (
 )
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.risk import Sizer
-from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient, Venue, VenueError
+from newstrader.engine.settings import EngineSettings
+from newstrader.venues.base import (
+    Ambiguous,
+    AuthError,
+    RateLimited,
+    Rejected,
+    ReportsEquity,
+    Transient,
+    Venue,
+    VenueError,
+)
 
 log = structlog.get_logger("newstrader.engine")
 
 CRASH_AFTER_SEND_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
+TRIGGER_ATTEMPTS = 3  # TP/SL pairs tried per placement before the failure policy decides
 EQUITY_TTL_S = 30.0  # sizing.equity_fraction: equity moves slowly; one read per venue per 30 s
-T = TypeVar("T")
 
 
 class SkipVenue(Exception):
@@ -77,14 +92,6 @@ def _side_name(size: Decimal | None) -> str | None:
     return side.value if side is not None else "flat"
 
 
-def _intent_status(result: OrderResult) -> str:
-    if result.status is OrderStatus.REJECTED:
-        return "rejected"
-    if result.filled_size > 0:
-        return "filled"
-    return "acked"
-
-
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One thing to do on one coin: reach the size `goal` returns, under id `op_id`."""
@@ -96,6 +103,7 @@ class Operation:
     goal: Callable[[Market, Decimal, str], Awaitable[Decimal]]  # (market, mark, venue) → signed size
     action_name: str
     signal: Signal | None = None
+    cancel_triggers: bool = False  # a close: the coin's TP/SL go too, even when already flat
 
 
 class PositionReader:
@@ -139,7 +147,7 @@ class Executor:
         self,
         venues: Mapping[str, Venue],
         journal: ExecutionJournal,
-        settings: Any = None,
+        settings: EngineSettings | None = None,
         sizing: Sizer | None = None,
         hooks: TradeHooks | None = None,
         *,
@@ -151,7 +159,7 @@ class Executor:
         self.venues = dict(venues)
         self.fence: SendFence = fence or NoFence()
         self.journal = journal
-        self.config = EngineConfig.from_settings(settings)
+        self.config = settings or EngineSettings()
         self.sizer = sizing or Sizer()
         self.hooks: TradeHooks = hooks or NoHooks()
         self.state = state or VenueCoinState()
@@ -161,6 +169,9 @@ class Executor:
             probe_interval_s=self.config.quarantine_probe_s,
         )
         self.publish = publish
+        self.intents = InFlightRule(journal, self.state, self.config.in_flight_grace_s)
+        self.operations = OperationLog(journal)
+        self._resumed: set[asyncio.Future[Any]] = set()
         self._readers = {
             name: PositionReader(v, self.config.position_cache_ttl_ms / 1000.0)
             for name, v in self.venues.items()
@@ -169,7 +180,7 @@ class Executor:
         self._market_loads: dict[str, asyncio.Lock] = {}
         self._leverage_done: dict[tuple[str, str], int] = {}
         self._equity_seen: dict[str, tuple[float, Decimal]] = {}
-        self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV) == "1"
+        self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV, "")
 
     # ------------------------------------------------------------------ public API
 
@@ -177,8 +188,12 @@ class Executor:
         self, signal: Signal, *, received_at: float | None = None, venues: Sequence[str] | None = None
     ) -> list[VenueOutcome]:
         """Reach `signal`'s target on every venue this instance owns (or on `venues`) in
-        parallel; one outcome per venue."""
-        received = time.monotonic() if received_at is None else received_at
+        parallel; one outcome per venue.
+
+        The latency ledger starts with the signal's own stamps (published, received at the
+        edge, parsed), so news-to-fill counts from receipt, not from here."""
+        stamps = dict(signal.stamps)
+        received = stamps.get("received", time.monotonic() if received_at is None else received_at)
 
         async def goal(market: Market, mark: Decimal, venue: str) -> Decimal:
             equity = await self._equity(venue) if self.sizer.needs_equity(signal) else None
@@ -201,18 +216,32 @@ class Executor:
         return await self._run_everywhere(op, names, received)
 
     async def close(
-        self, coin: str, venue: str | None = None, *, op_id: str | None = None
+        self,
+        coin: str,
+        venue: str | None = None,
+        *,
+        op_id: str | None = None,
+        reason: str = "operator",
     ) -> list[VenueOutcome]:
-        """Close `coin` on one venue (or all) from what the exchange holds, reduce-only."""
+        """Close `coin` on one venue (or all) from what the exchange holds, reduce-only, and
+        cancel its TP/SL triggers. `op_id` names the operation (its client ids derive from it);
+        a new one is drawn when absent. The operation is journaled until it finishes, so a
+        restart finishes it (`resume_operations`)."""
         names = [venue] if venue is not None else list(self.venues)
         unknown = [n for n in names if n not in self.venues]
         if unknown:
             raise ValueError(f"unknown venue {unknown[0]!r}; configured: {', '.join(self.venues)}")
+        names = [n for n in names if self.fence.owns(n)]  # another bot trades the others
+        operation_id = op_id or new_operation_id("close")
+        async with self.operations.running(
+            operation_id, {"kind": "close", "coin": coin, "venue": venue, "reason": reason}
+        ):
+            return await self._close(coin, names, operation_id)
 
+    async def _close(self, coin: str, names: list[str], operation_id: str) -> list[VenueOutcome]:
         async def goal(market: Market, mark: Decimal, venue_name: str) -> Decimal:
             return ZERO
 
-        operation_id = op_id or f"close-{coin}-{time.time_ns()}"
         op = Operation(
             op_id=operation_id,
             signal_id=operation_id,
@@ -220,31 +249,211 @@ class Executor:
             created_at=utcnow(),
             goal=goal,
             action_name=f"close {coin}",
+            cancel_triggers=True,
         )
         return await self._run_everywhere(op, names, time.monotonic())
 
-    async def flatten(self, *, op_id: str | None = None) -> list[VenueOutcome]:
-        """Close every position on every venue, each coin as the exchange reports it."""
-        operation_id = op_id or f"flatten-{time.time_ns()}"
+    async def flatten(self, *, op_id: str | None = None, reason: str = "flatten") -> list[VenueOutcome]:
+        """Close every position on every venue and cancel every resting order.
 
-        async def one_venue(name: str) -> list[VenueOutcome]:
-            held = await self.venues[name].positions()
-            coins = sorted(set(held) | {coin for (_, coin) in (await self.journal.cached_positions(name))})
-            results: list[VenueOutcome] = []
-            for coin in coins:
-                results.extend(await self.close(coin, name, op_id=f"{operation_id}-{coin}"))
-            return results
-
-        gathered = await asyncio.gather(*(one_venue(n) for n in self.venues), return_exceptions=True)
+        The coins come from the exchange (positions and resting orders), the cache, and the
+        orders still in flight: a coin whose order may yet land is waited for, then closed."""
+        operation_id = op_id or new_operation_id("flatten")
+        async with self.operations.running(operation_id, {"kind": "flatten", "reason": reason}):
+            owned = [n for n in self.venues if self.fence.owns(n)]  # another bot trades the others
+            gathered = await asyncio.gather(
+                *(self._flatten_venue(n, operation_id) for n in owned), return_exceptions=True
+            )
         outcomes: list[VenueOutcome] = []
-        for name, item in zip(self.venues, gathered, strict=True):
+        for name, item in zip(owned, gathered, strict=True):
             if isinstance(item, BaseException):
+                if isinstance(item, asyncio.CancelledError | NotOwner):
+                    raise item
                 outcomes.append(
                     VenueOutcome(name, "*", OutcomeStatus.FAILED, reason=f"flatten read failed: {item}")
                 )
             else:
                 outcomes.extend(item)
         return outcomes
+
+    async def _flatten_venue(self, name: str, operation_id: str) -> list[VenueOutcome]:
+        venue = self.venues[name]
+        held, resting = await asyncio.gather(venue.positions(), venue.open_orders())
+        cached = {coin for (_, coin) in await self.journal.cached_positions(name)}
+        coins = sorted(
+            {c for c, p in held.items() if not p.is_flat}
+            | {o.coin for o in resting}
+            | cached
+            | self.state.in_flight_coins(name)
+        )
+        results: list[VenueOutcome] = []
+        for coin in coins:
+            results.extend(await self._close(coin, [name], f"{operation_id}-{coin}"))
+        return results
+
+    async def place_triggers(
+        self,
+        venue_name: str,
+        coin: str,
+        position_size: Decimal,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+        *,
+        op_id: str,
+    ) -> list[OrderResult]:
+        """Place reduce-only TP/SL triggers for `position_size` (signed), as an operation.
+
+        Under the (venue, coin) lock (re-entered when the engine's own hook calls it); each
+        pair is journaled before it is sent with client ids derived from `op_id`. A pair an
+        earlier run sent is resolved by the in-flight rule, never resent blindly; a pair that
+        did not (wholly) rest is cancelled before the next pair. Raises `GiveUp` when no pair rests.
+        """
+        venue = self.venues[venue_name]
+        async with self.state.hold(venue_name, coin):
+            last_error = "no trigger placed"
+            for attempt in range(TRIGGER_ATTEMPTS):
+                ids = (
+                    make_client_id(op_id, venue_name, f"tp{attempt}"),
+                    make_client_id(op_id, venue_name, f"sl{attempt}"),
+                )
+                legs = [
+                    (leg, cid, price)
+                    for leg, cid, price in (("tp", ids[0], take_profit), ("sl", ids[1], stop_loss))
+                    if price is not None
+                ]
+                await self.fence.ensure_owner(venue_name)  # a bot that lost the account journals nothing
+                intent_at = utcnow()
+                fresh = [
+                    await self.journal.record_intent(
+                        op_id,
+                        venue_name,
+                        coin,
+                        f"{leg}{attempt}",
+                        cid,
+                        OrderRequest(
+                            coin=coin,
+                            is_buy=position_size < 0,
+                            size=abs(position_size),
+                            client_id=cid,
+                            order_type=OrderType.TRIGGER,
+                            limit_price=price,
+                            reduce_only=True,
+                            tif=TimeInForce.GTC,
+                        ),
+                    )
+                    for leg, cid, price in legs
+                ]
+                if not all(fresh):
+                    log.warning("triggers_already_sent", venue=venue_name, coin=coin, client_ids=ids)
+                    found = [await self._resolve_earlier(venue, coin, op_id, cid) for _, cid, _ in legs]
+                    results = [f for f in found if f is not None]
+                    if len(results) == len(legs) and all(r.ok for r in results):
+                        return results
+                    await self.cancel_triggers(venue_name, coin, op_id=op_id)
+                    continue
+                try:
+                    await self.fence.ensure_owner(venue_name)  # fencing: still ours at the moment of sending
+                except NotOwner:
+                    for _, cid, _ in legs:
+                        await self.journal.update_intent(
+                            cid, "failed", error="fenced: never sent, the account moved"
+                        )
+                    raise
+                try:
+                    results = await venue.place_triggers(coin, position_size, take_profit, stop_loss, ids)
+                except Ambiguous as exc:
+                    last_error = f"ambiguous: {exc}"
+                    found = [
+                        await self.intents.resolve(venue, coin, cid, intent_at, signal_id=op_id)
+                        for _, cid, _ in legs
+                    ]
+                    results = [f for f in found if f is not None]
+                    if len(results) == len(legs) and all(r.ok for r in results):
+                        return results
+                    await self.cancel_triggers(venue_name, coin, op_id=op_id)
+                    continue
+                except Transient as exc:
+                    last_error = f"{type(exc).__name__}: {exc}"
+                    for _, cid, _ in legs:
+                        await self.journal.update_intent(cid, "failed", error=last_error)
+                    await self.cancel_triggers(venue_name, coin, op_id=op_id)  # half a pair may rest
+                    await asyncio.sleep(exc.retry_after or self.config.backoff_base_s * 2**attempt)
+                    continue
+                except VenueError as exc:
+                    for _, cid, _ in legs:
+                        await self.journal.update_intent(cid, "rejected", error=str(exc))
+                    await self.cancel_triggers(venue_name, coin, op_id=op_id)
+                    raise GiveUp(f"{type(exc).__name__}: {exc}") from exc
+                self._crash_point(op_id)
+                by_id = {r.client_id: r for r in results}
+                for _, cid, _ in legs:
+                    placed = by_id.get(cid)
+                    if placed is None:
+                        await self.journal.update_intent(cid, "failed", error="no answer for this trigger")
+                    else:
+                        await self.journal.update_intent(cid, intent_status(placed), result=placed)
+                bad = [r for r in results if not r.ok]
+                if bad or not results:
+                    await self.cancel_triggers(venue_name, coin, op_id=op_id)
+                    raise GiveUp("; ".join(r.error or str(r.status) for r in bad) or "no trigger placed")
+                return results
+            raise GiveUp(f"triggers not placed after {TRIGGER_ATTEMPTS} pairs: {last_error}")
+
+    async def cancel_triggers(self, venue_name: str, coin: str, *, op_id: str) -> int:
+        """Cancel every TP/SL trigger on `coin`, under the coin's lock.
+
+        A cancel can neither open nor grow a position and asking twice is harmless, so it is
+        logged with its operation, not journaled as an intent; a transient failure is asked
+        again, with backoff."""
+        venue = self.venues[venue_name]
+        async with self.state.hold(venue_name, coin):
+            log.info("cancel_triggers", venue=venue_name, coin=coin, signal_id=op_id)
+            for attempt in range(TRIGGER_ATTEMPTS):
+                await self.fence.ensure_owner(venue_name)  # only the owner touches its orders
+                try:
+                    return await venue.cancel_triggers(coin)
+                except Transient as exc:
+                    if attempt == TRIGGER_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(exc.retry_after or self.config.backoff_base_s * 2**attempt)
+                except Ambiguous:
+                    if attempt == TRIGGER_ATTEMPTS - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+    async def resume_operations(self) -> list[str]:
+        """Finish the operator operations (close, flatten) a crash interrupted, in the background.
+
+        Each runs again under its own id: legs it already sent are resolved by the in-flight
+        rule, the exchange is re-read, and only what is still missing is sent."""
+        unfinished = await self.operations.unfinished()
+        for op_id, record in unfinished.items():
+            log.warning("operation_resumed", operation=op_id, kind=record.get("kind"))
+            if record.get("kind") == "close":
+                work: Awaitable[Any] = self.close(
+                    str(record["coin"]), record.get("venue"), op_id=op_id, reason=str(record.get("reason"))
+                )
+            elif record.get("kind") == "flatten":
+                work = self.flatten(op_id=op_id, reason=str(record.get("reason")))
+            else:
+                await self.operations.finish(op_id)
+                continue
+            task = asyncio.ensure_future(work)
+            self._resumed.add(task)
+            task.add_done_callback(self._resumed.discard)
+        return list(unfinished)
+
+    async def aclose(self) -> None:
+        """Stop resumed operations; what they did not finish stays journaled for the next start."""
+        for task in list(self._resumed):
+            task.cancel()
+        await asyncio.gather(*list(self._resumed), return_exceptions=True)
+
+    def _crash_point(self, op_id: str) -> None:
+        """The test-only crash hook (module docstring): a send returned, its result not journaled."""
+        crash = self._crash_after_send
+        if crash and (crash == "1" or op_id.startswith(crash)):
+            os._exit(137)
 
     def reader_for(self, venue: str) -> PositionReader:
         return self._readers[venue]
@@ -277,23 +486,41 @@ class Executor:
     async def _run_on_venue(self, name: str, op: Operation, received: float) -> VenueOutcome:
         # The outcome is journaled before the lock is released, so the journal's order of
         # outcomes on one (venue, coin) is the order in which they were executed.
-        async with self.state.hold(name, op.coin):
-            # An item resumed after a crash or a takeover may have finished here before its
-            # news row said so: its outcome is journaled, so it is done; never act or record twice.
-            done = await self.journal.venue_outcome(op.signal_id, name)
-            if done is not None:
-                log.info("outcome_already_journaled", venue=name, coin=op.coin, signal_id=op.signal_id)
-                return done
-            outcome, action = await self._attempt(name, op, received)
-            # An owner paused mid-order and woken after a takeover must not journal an outcome
-            # beside the new owner's: the item is the new owner's to finish.
-            await self.fence.ensure_owner(name)
-            await self._finish(name, op, outcome, action)
+        try:
+            async with self.state.hold(name, op.coin, timeout=self.config.max_signal_age_s - self._age_s(op)):
+                # An item resumed after a crash or a takeover may have finished here before its
+                # news row said so: its outcome is journaled, so it is done; never act or record twice.
+                done = await self.journal.venue_outcome(op.signal_id, name)
+                if done is not None:
+                    log.info("outcome_already_journaled", venue=name, coin=op.coin, signal_id=op.signal_id)
+                    return done
+                outcome, action = await self._attempt(name, op, received)
+                # An owner paused mid-order and woken after a takeover must not journal an outcome
+                # beside the new owner's: the item is the new owner's to finish.
+                await self.fence.ensure_owner(name)
+                await self._finish(name, op, outcome, action)
+        except TimeoutError:
+            # An order on this coin was still in flight (or another operation ran) for longer than
+            # this one may wait: it is dropped, nothing is sent.
+            outcome = VenueOutcome(
+                venue=name,
+                coin=op.coin,
+                status=OutcomeStatus.FAILED,
+                reason=(
+                    f"signal older than max_signal_age_s={self.config.max_signal_age_s:g}"
+                    f" while waiting for {op.coin} on {name} (an order in flight)"
+                ),
+            )
+            outcome.latency.mark("received", received)
+            await self._finish(name, op, outcome, "failed")
         return outcome
 
     async def _attempt(self, name: str, op: Operation, received: float) -> tuple[VenueOutcome, str]:
         """Run `op` on one venue (lock held); the outcome and the action taken, errors included."""
         outcome = VenueOutcome(venue=name, coin=op.coin, status=OutcomeStatus.OK)
+        if op.signal is not None:
+            for stage, at in op.signal.stamps:
+                outcome.latency.mark(stage, at)
         outcome.latency.mark("received", received)
         venue = self.venues[name]
         action = "none"
@@ -348,13 +575,14 @@ class Executor:
     async def _reach_goal(
         self, name: str, venue: Venue, op: Operation, received: float, outcome: VenueOutcome
     ) -> str:
-        market = await self._retrying(name, op, lambda: self._market(name, venue, op.coin))
+        # Reads are retried by the venue's transport (venues/retry.py), never here as well.
+        market = await self._market(name, venue, op.coin)
         not_before = max(received, self.state.last_order_done(name, op.coin))
         # The cached size is a journal query: it overlaps the venue reads instead of following
         # them (under the (venue, coin) lock nothing else changes it meanwhile).
         positions, mark, cached = await asyncio.gather(
-            self._retrying(name, op, lambda: self._readers[name].read(not_before)),
-            self._retrying(name, op, lambda: venue.mark_price(op.coin)),
+            self._readers[name].read(not_before),
+            venue.mark_price(op.coin),
             self._cached_size(name, op.coin),
         )
         held = positions.get(op.coin)
@@ -393,6 +621,8 @@ class Executor:
                     entry = price
                 await self._after_change(name, op, current, price, entry)
         outcome.exchange_size_after = current
+        if op.cancel_triggers:
+            await self.cancel_triggers(name, op.coin, op_id=op.op_id)
         return self._describe_action(before, current, target)
 
     @staticmethod
@@ -462,6 +692,7 @@ class Executor:
                 coin=op.coin, is_buy=delta > 0, size=size, client_id=cid, reduce_only=reduce_only
             )
             await self.fence.ensure_owner(name)  # a bot that lost the account journals nothing
+            intent_at = utcnow()
             fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
             if fresh_intent is False:
                 # This leg was sent before (a redelivery, or a run that crashed): never resend it
@@ -469,7 +700,7 @@ class Executor:
                 log.warning(
                     "leg_already_sent", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
                 )
-                found = await self._resolve_ambiguous(name, venue, op, cid, grace=False)
+                found = await self._resolve_earlier(venue, op.coin, op.signal_id, cid)
                 if found is not None and found.avg_price is not None:
                     last_price = found.avg_price
                 current = await self._fresh_size(name, venue, op)
@@ -489,7 +720,7 @@ class Executor:
                 log.warning(
                     "order_ambiguous", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
                 )
-                found = await self._resolve_ambiguous(name, venue, op, cid, sent_at=sent_at)
+                found = await self.intents.resolve(venue, op.coin, cid, intent_at, signal_id=op.signal_id)
                 if found is not None:
                     outcome.orders.append(found)
                     if found.avg_price is not None:
@@ -522,11 +753,10 @@ class Executor:
                 await self.journal.update_intent(cid, "failed", error=str(exc))
                 raise
             answered = time.monotonic()  # an IOC's answer carries its fill: one stamp for both
-            if self._crash_after_send:
-                os._exit(137)
+            self._crash_point(op.op_id)
             self.state.order_done(name, op.coin, answered)
             outcome.latency.mark("acked", answered)
-            await self.journal.update_intent(cid, _intent_status(result), result=result)
+            await self.journal.update_intent(cid, intent_status(result), result=result)
             outcome.orders.append(result)
             self._publish(
                 "order",
@@ -569,87 +799,18 @@ class Executor:
             )
             current = await self._fresh_size(name, venue, op)
 
-    async def _resolve_ambiguous(
-        self,
-        name: str,
-        venue: Venue,
-        op: Operation,
-        cid: str,
-        *,
-        grace: bool = True,
-        sent_at: float | None = None,
-    ) -> OrderResult | None:
-        """Ask the venue what became of `cid`, waiting while an order in flight could still land.
-
-        "Not found" is only final once the order's validity window (`venue.order_validity_s`
-        from `sent_at`) has passed: before that, a request delayed on the way may still execute,
-        and sending the missing size then would double the position.
-        """
-        deadline = time.monotonic() + (self.config.ambiguous_grace_s if grace else 0.0)
-        if grace and sent_at is not None:
-            validity = float(getattr(venue, "order_validity_s", 0.0) or 0.0)
-            deadline = max(deadline, sent_at + validity + self.config.ambiguous_grace_s)
-        delay = 0.05
-        while True:
-            try:
-                found = await venue.order_status(cid)
-            except (Transient, Ambiguous) as exc:
-                log.warning("order_status_failed", venue=name, coin=op.coin, client_id=cid, error=str(exc))
-                found = None
-            if found is not None:
-                await self.journal.update_intent(cid, _intent_status(found), result=found)
-                log.info(
-                    "ambiguous_resolved",
-                    venue=name,
-                    coin=op.coin,
-                    signal_id=op.signal_id,
-                    client_id=cid,
-                    status=found.status.value,
-                    filled=str(found.filled_size),
-                )
-                return found
-            if time.monotonic() >= deadline:
-                await self.journal.update_intent(cid, "failed", error="venue never saw the order")
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.4)
+    async def _resolve_earlier(self, venue: Venue, coin: str, signal_id: str, cid: str) -> OrderResult | None:
+        """What became of a leg an earlier run journaled, by the in-flight rule from its journal time."""
+        earlier = await self.journal.intent(cid)
+        if earlier is None or earlier.status not in UNRESOLVED:
+            return None  # already resolved: the fresh read that follows shows what it did
+        return await self.intents.resolve(venue, coin, cid, earlier.created_at, signal_id=signal_id)
 
     async def _fresh_size(self, name: str, venue: Venue, op: Operation) -> Decimal:
         started = time.monotonic()
-        positions = await self._retrying(name, op, lambda: self._readers[name].read(started))
+        positions = await self._readers[name].read(started)
         held = positions.get(op.coin)
         return held.size if held is not None else ZERO
-
-    async def _retrying(self, name: str, op: Operation, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a read, retrying transient errors with backoff while the operation is young."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await call()
-            except Ambiguous as exc:  # a read has no side effects: asking again is safe
-                err: Transient | Ambiguous = exc
-                retry_after: float | None = None
-            except RateLimited as exc:
-                if self.quarantine.note_rate_limited(name):
-                    await self._announce_quarantine(
-                        name, op.coin, self.quarantine.reason(name) or "rate limited"
-                    )
-                    raise GiveUp(f"venue quarantined: {self.quarantine.reason(name)}") from exc
-                err, retry_after = exc, exc.retry_after
-            except Transient as exc:
-                err, retry_after = exc, exc.retry_after
-            if attempt >= self.config.max_attempts:
-                raise GiveUp(f"read failed {attempt} times: {type(err).__name__}: {err}")
-            log.info(
-                "read_retry",
-                venue=name,
-                coin=op.coin,
-                signal_id=op.signal_id,
-                error=str(err),
-                attempt=attempt,
-            )
-            await self._backoff(op, attempt, retry_after)
 
     async def _backoff(self, op: Operation, attempt: int, retry_after: float | None) -> None:
         delay = min(self.config.backoff_base_s * (2 ** (attempt - 1)), self.config.backoff_max_s)
@@ -703,10 +864,10 @@ class Executor:
         cached = self._equity_seen.get(name)
         if cached is not None and time.monotonic() - cached[0] < EQUITY_TTL_S:
             return cached[1]
-        reader = getattr(self.venues[name], "equity", None)
-        if reader is None:
+        venue = self.venues[name]
+        if not isinstance(venue, ReportsEquity):
             return None  # the sizer skips with the reason
-        value = Decimal(str(await reader()))
+        value = await venue.equity()
         self._equity_seen[name] = (time.monotonic(), value)
         return value
 
@@ -788,7 +949,9 @@ class Executor:
             await self.journal.set_cached_position(name, op.coin, size, entry or ZERO)
         position = Position(venue=name, coin=op.coin, size=size, entry_price=entry or ZERO)
         try:
-            await self.hooks.after_position_change(name, op.coin, position, fill_price)
+            await self.hooks.after_position_change(
+                name, op.coin, position, fill_price, op_id=f"{op.op_id}:{name}:{op.coin}:{size}"
+            )
         except Exception as exc:  # a hook's failure must not undo or hide the trade
             log.error(
                 "after_position_change_failed",

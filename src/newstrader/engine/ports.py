@@ -6,8 +6,8 @@ typed strictly and built while those modules evolve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -21,6 +21,23 @@ class CachedPositionLike(Protocol):
     def size(self) -> Decimal: ...
 
 
+class IntentLike(Protocol):
+    """A journaled order intent, as the in-flight rule reads it."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def signal_id(self) -> str: ...
+    @property
+    def venue(self) -> str: ...
+    @property
+    def coin(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 class ExecutionJournal(Protocol):
     """The part of `journal.Journal` the engine writes to and reads from."""
 
@@ -32,7 +49,9 @@ class ExecutionJournal(Protocol):
         self, client_id: str, status: str, result: OrderResult | None = None, error: str | None = None
     ) -> Any: ...
 
-    async def pending_intents(self) -> list[Any]: ...
+    async def pending_intents(self) -> Sequence[IntentLike]: ...
+
+    async def intent(self, client_id: str) -> IntentLike | None: ...
 
     async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> Any: ...
 
@@ -55,6 +74,10 @@ class ExecutionJournal(Protocol):
     ) -> Any: ...
 
     async def clear_cached_position(self, venue: str, coin: str) -> Any: ...
+
+    async def get_control(self, key: str, default: Any = None) -> Any: ...
+
+    async def set_control(self, key: str, value: Any) -> None: ...
 
 
 class NotOwner(BaseException):  # a stop, like CancelledError, not an error
@@ -90,11 +113,12 @@ class TradeHooks(Protocol):
     """Called after every change of a position (the auto trader replaces TP/SL here).
 
     `venue` is the venue's name; `position` is the position after the change (size 0 when
-    closed); `fill_price` the average price of the last fill, when known.
+    closed); `fill_price` the average price of the last fill, when known; `op_id` the id of
+    the operation that changed it (the hook's own orders derive their client ids from it).
     """
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None: ...
 
 
@@ -102,46 +126,6 @@ class NoHooks:
     """The default: nothing happens after a position change."""
 
     async def after_position_change(
-        self, venue: str, coin: str, position: Position, fill_price: Decimal | None
+        self, venue: str, coin: str, position: Position, fill_price: Decimal | None, *, op_id: str = ""
     ) -> None:
         return None
-
-
-MODES = ("target", "close_then_open")
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """The `[engine]` settings the executor and reconciler act on, with their defaults."""
-
-    mode: str = "target"
-    max_signal_age_s: float = 30.0
-    reconcile_interval_s: float = 60.0
-    position_cache_ttl_ms: float = 0.0
-    max_attempts: int = 25  # sends per signal and venue; the age limit usually ends it sooner
-    backoff_base_s: float = 0.05
-    backoff_max_s: float = 2.0
-    ambiguous_grace_s: float = 1.0
-    rate_limit_quarantine_count: int = 5
-    rate_limit_window_s: float = 10.0
-    quarantine_probe_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"engine.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> EngineConfig:
-        """Read an `[engine]` settings object or dict; absent keys keep their defaults."""
-        if isinstance(settings, EngineConfig):
-            return settings
-        if settings is None:
-            return cls()
-        values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            raw = settings.get(name) if isinstance(settings, Mapping) else getattr(settings, name, None)
-            if raw is not None:
-                values[name] = raw
-        if "mode" in values:
-            values["mode"] = str(getattr(values["mode"], "value", values["mode"]))
-        return cls(**values)

@@ -1,8 +1,8 @@
 """Exchange vs cache, without trading: drift is recorded, the cache follows the exchange.
 
-Runs at start-up (after resolving intents a crash left pending) and every
-`reconcile_interval_s`. It shares the executor's (venue, coin) locks, so it never reads
-between an order and the cache update that follows it.
+Runs at start-up and every `reconcile_interval_s`; each run first settles the intents the
+journal still has unresolved, by the one in-flight rule (`engine/inflight.py`). It shares the
+executor's (venue, coin) locks, so it never reads between an order and the cache update that follows it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import Any
 
 import structlog
 
-from newstrader.domain import ZERO, OrderResult, OrderStatus, Position
+from newstrader.domain import ZERO, OrderResult, Position
+from newstrader.engine.inflight import InFlightRule, intent_status
 from newstrader.engine.locks import VenueCoinState
-from newstrader.engine.ports import EventSink, ExecutionJournal
+from newstrader.engine.ports import EventSink, ExecutionJournal, IntentLike
 from newstrader.engine.quarantine import Quarantine
-from newstrader.venues.base import Venue, VenueError
+from newstrader.engine.settings import EngineSettings
+from newstrader.venues.base import Venue
 
 log = structlog.get_logger("newstrader.reconcile")
 
@@ -70,15 +72,20 @@ class Reconciler:
         state: VenueCoinState | None = None,
         quarantine: Quarantine | None = None,
         publish: EventSink | None = None,
+        config: EngineSettings | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
         self.state = state or VenueCoinState()
         self.quarantine = quarantine
         self.publish = publish
+        self.rule = InFlightRule(journal, self.state, (config or EngineSettings()).in_flight_grace_s)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def run_once(self) -> list[DriftEvent]:
-        """Reconcile every venue in parallel; a venue that cannot be read is skipped and logged."""
+        """Settle unresolved intents (the in-flight rule), then reconcile every venue in parallel;
+        a venue that cannot be read is skipped and logged."""
+        await self.resolve_pending(skip_held=True)
         results = await asyncio.gather(*(self._venue(name) for name in self.venues), return_exceptions=True)
         events: list[DriftEvent] = []
         for name, item in zip(self.venues, results, strict=True):
@@ -102,6 +109,8 @@ class Reconciler:
         coins = sorted(set(held) | {coin for (_, coin) in cached_rows})
         events: list[DriftEvent] = []
         for coin in coins:
+            if self.state.in_flight(name, coin):
+                continue  # an order may still land: the exchange's size is not settled yet
             async with self.state.hold(name, coin):
                 if self.state.last_order_done(name, coin) >= started:
                     # We traded this coin after our read began; the executor updated the cache.
@@ -148,44 +157,99 @@ class Reconciler:
             )
         return DriftEvent(kind, name, coin, exchange, cached)
 
-    async def resolve_pending(self) -> list[ResolvedIntent]:
-        """Ask each venue about every intent a crash left pending, by client id; then reconcile."""
+    async def resolve_pending(self, *, skip_held: bool = False) -> list[ResolvedIntent]:
+        """Settle every intent the journal still has unresolved, by the in-flight rule.
+
+        An intent whose validity window has passed is decided now (one status read). One
+        still young may yet land: its (venue, coin) lock is taken here and held by a
+        background resolution, so nothing new is decided on that coin until it is found or
+        provably expired; start-up does not wait for it. With `skip_held` (the periodic run)
+        coins whose lock is taken are left alone: their owner is resolving them.
+        """
         resolved: list[ResolvedIntent] = []
+        young: dict[tuple[str, str], list[IntentLike]] = {}
         for intent in await self.journal.pending_intents():
-            cid = str(getattr(intent, "client_id", ""))
-            venue_name = str(getattr(intent, "venue", ""))
-            coin = str(getattr(intent, "coin", ""))
-            venue = self.venues.get(venue_name)
+            venue = self.venues.get(intent.venue)
             if venue is None:
-                log.warning("pending_intent_unknown_venue", venue=venue_name, coin=coin, client_id=cid)
-                continue
-            try:
-                found: OrderResult | None = await venue.order_status(cid)
-            except VenueError as exc:
                 log.warning(
-                    "pending_intent_unresolved", venue=venue_name, coin=coin, client_id=cid, error=str(exc)
+                    "pending_intent_unknown_venue",
+                    venue=intent.venue,
+                    coin=intent.coin,
+                    client_id=intent.client_id,
                 )
                 continue
-            if found is None:
-                status, filled = "failed", ZERO
-                await self.journal.update_intent(cid, "failed", error="venue never saw the order")
-            else:
-                filled = found.filled_size
-                if found.status is OrderStatus.REJECTED:
-                    status = "rejected"
-                elif filled > 0:
-                    status = "filled"
-                else:
-                    status = "acked"
-                await self.journal.update_intent(cid, status, result=found)
+            key = (intent.venue, intent.coin)
+            if key in young or self.state.in_flight(*key):
+                young.setdefault(key, []).append(intent)
+                continue
+            if skip_held and self.state.lock_for(*key).locked():
+                continue
+            if self.rule.in_flight(venue, intent.created_at):
+                young.setdefault(key, []).append(intent)
+                continue
+            async with self.state.hold(*key):
+                resolved.append(await self._resolve_one(venue, intent))
+        for (venue_name, coin), intents in young.items():
+            lock = self.state.lock_for(venue_name, coin)
+            if lock.locked():
+                continue  # already being resolved (or traded) by its owner
+            await lock.acquire()
+            for intent in intents:
+                self.state.mark_in_flight(venue_name, coin, intent.client_id)
             log.warning(
-                "pending_intent_resolved",
+                "intent_in_flight",
                 venue=venue_name,
                 coin=coin,
-                client_id=cid,
-                status=status,
-                filled=str(filled),
-                signal_id=getattr(intent, "signal_id", None),
+                client_ids=[i.client_id for i in intents],
+                message="an order sent before the restart may still land; the coin waits for it",
             )
-            resolved.append(ResolvedIntent(cid, venue_name, coin, status, filled))
+            task = asyncio.create_task(
+                self._resolve_in_background(self.venues[venue_name], lock, intents),
+                name=f"resolve-{venue_name}-{coin}",
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return resolved
+
+    async def _resolve_in_background(
+        self, venue: Venue, lock: asyncio.Lock, intents: list[IntentLike]
+    ) -> None:
+        try:
+            for intent in intents:
+                try:
+                    await self._resolve_one(venue, intent)
+                finally:
+                    self.state.settle(intent.venue, intent.coin, intent.client_id)
+            self.state.order_done(venue.name, intents[0].coin)
+        except Exception as exc:  # the lock must be released whatever happens
+            log.error("intent_resolution_failed", venue=venue.name, coin=intents[0].coin, error=repr(exc))
+        finally:
+            lock.release()
+
+    async def _resolve_one(self, venue: Venue, intent: IntentLike) -> ResolvedIntent:
+        found: OrderResult | None = await self.rule.resolve(
+            venue, intent.coin, intent.client_id, intent.created_at, signal_id=intent.signal_id
+        )
+        status = "failed" if found is None else intent_status(found)
+        filled = ZERO if found is None else found.filled_size
+        log.warning(
+            "pending_intent_resolved",
+            venue=venue.name,
+            coin=intent.coin,
+            client_id=intent.client_id,
+            status=status,
+            filled=str(filled),
+            signal_id=intent.signal_id,
+        )
+        return ResolvedIntent(intent.client_id, venue.name, intent.coin, status, filled)
+
+    async def wait_resolved(self) -> None:
+        """Wait for the background resolutions start-up left running (tests, a clean stop)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop background resolutions; what they did not settle stays pending for next time."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*list(self._background), return_exceptions=True)

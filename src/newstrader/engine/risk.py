@@ -5,20 +5,40 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from newstrader.domain import Market, Signal
 
-DEFAULT_NOTIONAL_USD = Decimal(100)
-DEFAULT_LEVERAGE = 3
+_SECTION = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False, frozen=True)
 
 
-@dataclass(frozen=True, slots=True)
-class CoinSizing:
-    """A per-coin override of the default notional and leverage."""
+class CoinSizing(BaseModel):
+    """Per-coin overrides of the default size and leverage (`[sizing.per_coin.<COIN>]`)."""
 
-    notional_usd: Decimal | None = None
-    leverage: int | None = None
+    model_config = _SECTION
+
+    notional_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    leverage: int | None = Field(default=None, ge=1, le=200)
+
+
+class SizingSettings(BaseModel):
+    """How large a position a signal opens (the `[sizing]` section)."""
+
+    model_config = _SECTION
+
+    notional_usd: Decimal = Field(default=Decimal(100), gt=0, allow_inf_nan=False)
+    leverage: int = Field(default=3, ge=1, le=200)
+    equity_fraction: Decimal | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    per_coin: dict[str, CoinSizing] = Field(default_factory=dict)
+
+    @field_validator("per_coin")
+    @classmethod
+    def _upper_coins(cls, value: dict[str, CoinSizing]) -> dict[str, CoinSizing]:
+        return {coin.upper(): sizing for coin, sizing in value.items()}
+
+
+_DEFAULTS = SizingSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,19 +51,13 @@ class SizePlan:
     skip_reason: str | None = None
 
 
-def _field(source: Any, name: str) -> Any:
-    if isinstance(source, Mapping):
-        return source.get(name)
-    return getattr(source, name, None)
-
-
 class Sizer:
     """notional_usd / mark, rounded down to the venue's step, with per-coin overrides."""
 
     def __init__(
         self,
-        notional_usd: Decimal = DEFAULT_NOTIONAL_USD,
-        leverage: int = DEFAULT_LEVERAGE,
+        notional_usd: Decimal = _DEFAULTS.notional_usd,
+        leverage: int = _DEFAULTS.leverage,
         overrides: Mapping[str, CoinSizing] | None = None,
         equity_fraction: Decimal | None = None,
     ) -> None:
@@ -59,31 +73,13 @@ class Sizer:
         self.equity_fraction = equity_fraction
 
     @classmethod
-    def from_settings(cls, sizing: Any) -> Sizer:
-        """Build from the `[sizing]` settings object (or a dict); missing keys take defaults."""
-        if isinstance(sizing, Sizer):
-            return sizing
-        notional = _field(sizing, "notional_usd")
-        leverage = _field(sizing, "leverage")
-        fraction = _field(sizing, "equity_fraction")
-        raw_overrides: Any = None
-        for key in ("coins", "overrides", "per_coin"):
-            raw_overrides = _field(sizing, key)
-            if raw_overrides:
-                break
-        overrides: dict[str, CoinSizing] = {}
-        for coin, spec in dict(raw_overrides or {}).items():
-            o_notional = _field(spec, "notional_usd")
-            o_leverage = _field(spec, "leverage")
-            overrides[str(coin)] = CoinSizing(
-                notional_usd=Decimal(str(o_notional)) if o_notional is not None else None,
-                leverage=int(o_leverage) if o_leverage is not None else None,
-            )
+    def from_settings(cls, sizing: SizingSettings) -> Sizer:
+        """Build from the `[sizing]` section."""
         return cls(
-            notional_usd=Decimal(str(notional)) if notional is not None else DEFAULT_NOTIONAL_USD,
-            leverage=int(leverage) if leverage is not None else DEFAULT_LEVERAGE,
-            overrides=overrides,
-            equity_fraction=Decimal(str(fraction)) if fraction is not None else None,
+            notional_usd=sizing.notional_usd,
+            leverage=sizing.leverage,
+            overrides=sizing.per_coin,
+            equity_fraction=sizing.equity_fraction,
         )
 
     def leverage_for(self, signal: Signal, market: Market) -> int:

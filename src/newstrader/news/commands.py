@@ -14,7 +14,7 @@ from typing import Any
 
 from newstrader.domain import NewsItem
 from newstrader.news.parser import Parser, ParseResult, RulesError, load_rules
-from newstrader.news.pipeline import PipelineSettings
+from newstrader.news.pipeline import NewsOutcome, PipelineSettings
 
 _DEFAULT_MIN_CONFIDENCE = PipelineSettings().min_confidence
 
@@ -25,6 +25,7 @@ def decide(parsed: ParseResult, min_confidence: float = _DEFAULT_MIN_CONFIDENCE)
         return {
             "signal": None,
             "reason": f"low confidence: {parsed.confidence:.2f} < min_confidence {min_confidence:g}",
+            "why": list(parsed.why),
         }
     return parsed.as_dict()
 
@@ -54,6 +55,7 @@ def signal_command(text: str, *, as_json: bool, rules: Path | None = None) -> di
     table.add_row("side", parsed.side.value if parsed.side else "-")
     table.add_row("confidence", f"{parsed.confidence:.2f}")
     table.add_row("terms", ", ".join(parsed.terms) or "-")
+    table.add_row("why", "\n".join(parsed.why) or "-")
     table.add_row("parse", parsed.reason)
     verdict = "trade" if decision["signal"] else "no trade"
     table.add_row("decision", f"{verdict}: {decision['reason']}")
@@ -104,17 +106,17 @@ async def _replay_standalone(file: Path, speed: float, rules: Path | None, as_js
     return 0
 
 
-async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool) -> int:
+async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool, live: bool) -> int:
     from newstrader.bot import Bot
     from newstrader.config import ConfigError, load_settings
     from newstrader.news.sources.replay import ReplaySource
 
     try:
         settings = load_settings(config)
+        bot = Bot(settings, serve_web=False, live=live)  # mainnet without --live stops here
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    bot = Bot(settings, serve_web=False)
     await bot.start()
     counts = {"items": 0, "traded": 0}
     try:
@@ -122,15 +124,16 @@ async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool
         async def submit(item: NewsItem) -> None:
             decision = await bot.submit_news(item)
             counts["items"] += 1
-            counts["traded"] += decision.signal is not None and not decision.reason.startswith(
-                ("duplicate", "stale", "low confidence", "cooldown", "paused", "superseded")
-            )
+            counts["traded"] += decision.outcome is NewsOutcome.TRADED
             signal = decision.signal
             if as_json:
                 payload = {
                     "news_id": decision.news_id,
                     "title": item.title,
-                    "signal": None if signal is None else {"coin": signal.coin, "side": signal.side.value},
+                    "outcome": decision.outcome.value,
+                    "signal": None
+                    if signal is None
+                    else {"coin": signal.coin, "side": signal.side.value, "why": list(signal.why)},
                     "reason": decision.reason,
                 }
                 print(json.dumps(payload), flush=True)
@@ -149,7 +152,13 @@ async def _replay_with_bot(file: Path, speed: float, config: Path, as_json: bool
 
 
 def replay_command(
-    file: Path, *, speed: float, config: Path | None, as_json: bool = False, rules: Path | None = None
+    file: Path,
+    *,
+    speed: float,
+    config: Path | None,
+    as_json: bool = False,
+    rules: Path | None = None,
+    live: bool = False,
 ) -> int:
     """Run a JSONL file through the parser (standalone) or, with a config, through a bot."""
     from newstrader.news.sources.replay import ReplayFileError, read_replay_file
@@ -163,5 +172,5 @@ def replay_command(
         print(f"replay: {exc}", file=sys.stderr)
         return 2
     if config is not None:
-        return asyncio.run(_replay_with_bot(file, speed, config, as_json))
+        return asyncio.run(_replay_with_bot(file, speed, config, as_json, live))
     return asyncio.run(_replay_standalone(file, speed, rules, as_json))

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import re
+import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ REASON_NEGATED = "negated"
 REASON_NOT_TRADABLE = "coin not tradable"
 REASON_QUESTION = "question"
 REASON_EMPTY = "empty text"
+REASON_SPECULATIVE = "speculative"
+
+# How the direction was decided (shown in a signal's `why`).
+DECIDED_BY_STRENGTH = "strength"  # the stronger side, no real opposition
+DECIDED_BY_EFFECT = "effect"  # cause and effect disagree: the price move (the effect) decides
 
 _BODY_CHARS = 2000  # how much of a body is read when the title names no coin
 
@@ -45,7 +52,12 @@ _FLAT_TOKEN_RE = re.compile(
     r"\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?|\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*|\s[-–—]+\s|[?!.;:|,()\[\]–—]"
 )
 _SENTENCE_ENDERS = frozenset("?!.;:|")
-_WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION = range(5)  # token kinds
+_WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION, _NUM, _OPEN, _CLOSE = range(8)  # token kinds
+# A trading symbol in prose ("FARTCOINUSDT", "HYPE-PERP"): the base is the coin.
+_SYMBOL_SUFFIXES = ("usdt", "usdc", "-perp", "perp")
+_PAREN_TICKER_RE = re.compile(r"[A-Z][A-Z0-9]{1,11}")
+_MAY_BE_COIN, _MAY_BE_SYMBOL, _MAY_BE_TERM, _MAY_BE_METRIC = 1, 2, 4, 8  # what a word may start
+_MOVED_BOTH_WAYS = object()  # a headline whose price moves contradict each other
 # "binance:btcusdt.p", "eth-perp", "sol/usdt", "1000pepeusdt": exchange prefix, base, quote, perp suffix.
 _ALERT_SYMBOL_RE = re.compile(
     r"(?:[a-z0-9_]+:)?(?P<base>[a-z0-9]+?)[-_/]?(?:usdt|usdc|usd|busd|fdusd|perp)?"
@@ -62,6 +74,19 @@ _CLAUSE_ENDERS = frozenset({"but", "while", "although", "however", "yet", "where
 
 class RulesError(ValueError):
     """A rules file is malformed; the message names the key."""
+
+
+_TWO_DECIMALS: dict[float, str] = {}
+
+
+def _two(value: float) -> str:
+    """`f"{value:.2f}"`, remembered: a few strengths recur across every headline."""
+    text = _TWO_DECIMALS.get(value)
+    if text is None:
+        text = f"{value:.2f}"
+        if len(_TWO_DECIMALS) < 10_000:
+            _TWO_DECIMALS[value] = text
+    return text
 
 
 def stem(word: str) -> str:
@@ -91,6 +116,15 @@ class Term:
     kind: str
     side: Side | None  # None: neutral
     weight: float
+    move: bool = False  # a price move: an effect, strengthened by a level or a percentage
+    needs_magnitude: bool = False  # counts only with a level or percentage right after it
+    object: bool = False  # listing-like: the coin named after the term is the subject
+    note: str = ""  # ": long 0.80", the tail of this term's line in a signal's `why`
+
+    def __post_init__(self) -> None:
+        if not self.note:
+            side = self.side.value if self.side is not None else "neutral"
+            object.__setattr__(self, "note", f": {side} {self.weight:.2f}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +152,17 @@ class Rules:
     extra_term_factor: float = 0.25
     opposing_penalty: float = 0.5
     ignore_questions: bool = True
+    move_weight: float = 0.7
+    move_min_percent: float = 5.0
+    hedges: frozenset[str] = frozenset()
+    metrics: frozenset[str] = frozenset()
+    metric_words: frozenset[str] = frozenset()  # the first word of each metric
     # First word → the lengths (in words, longest first) of the names/phrases starting with it,
     # so a word that starts nothing costs one look-up.
     coin_lengths: dict[str, tuple[int, ...]] = field(default_factory=dict)
     term_lengths: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The first two words of every longer phrase: a word pair that starts none skips them all.
+    term_pairs: frozenset[str] = frozenset()
 
 
 def _default_rules_text() -> str:
@@ -136,7 +177,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
             merged["settings"] = {**base.get("settings", {}), **value}
         elif key == "coins" and isinstance(value, Mapping):
             merged["coins"] = {**base.get("coins", {}), **value}
-        elif key in ("terms", "negations", "untradable", "stopwords") and isinstance(value, list):
+        elif key in ("terms", "negations", "untradable", "stopwords", "metrics") and isinstance(value, list):
             merged[key] = [*base.get(key, []), *value]
         else:
             merged[key] = value
@@ -167,7 +208,15 @@ def _norm_word(word: str) -> str:
 
 def compile_rules(doc: Mapping[str, Any]) -> Rules:
     """Turn a rules document (parsed TOML) into look-up tables; raise RulesError naming a bad key."""
-    unknown_top = set(doc) - {"settings", "coins", "terms", "negations", "untradable", "stopwords"}
+    unknown_top = set(doc) - {
+        "settings",
+        "coins",
+        "terms",
+        "negations",
+        "untradable",
+        "stopwords",
+        "metrics",
+    }
     if unknown_top:
         raise RulesError(f"{sorted(unknown_top)[0]}: unknown key")
     settings = doc.get("settings", {})
@@ -179,6 +228,8 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
         "extra_term_factor",
         "opposing_penalty",
         "ignore_questions",
+        "move_weight",
+        "move_min_percent",
     }
     if unknown_settings:
         raise RulesError(f"settings.{sorted(unknown_settings)[0]}: unknown key")
@@ -241,6 +292,12 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
         if not isinstance(weight, int | float) or not 0 <= weight <= 1:
             raise RulesError(f"{where}.weight: must be a number from 0 to 1")
         kind = str(group.get("kind", side_text))
+        flags = {}
+        for flag in ("move", "needs_magnitude", "object"):
+            value = group.get(flag, False)
+            if not isinstance(value, bool):
+                raise RulesError(f"{where}.{flag}: must be true or false")
+            flags[flag] = value
         phrases = group.get("phrases", [])
         if not isinstance(phrases, list):
             raise RulesError(f"{where}.phrases: must be a list")
@@ -254,18 +311,20 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
                 raise RulesError(f"{where}.phrases[{j}].weight: must be a number from 0 to 1")
             key = " ".join(stem(_norm_word(t)) for t in _words(phrase))
             if key:
-                terms[key] = Term(phrase, kind, side, float(w))
+                terms[key] = Term(phrase, kind, side, float(w), **flags)
 
     local_neg: set[str] = set()
     global_neg: set[str] = set()
+    hedge: set[str] = set()
     raw_negs = doc.get("negations", [])
     if not isinstance(raw_negs, list):
         raise RulesError("negations: must be an array of tables ([[negations]])")
     for i, group in enumerate(raw_negs):
         where = f"negations[{i}]"
-        if not isinstance(group, Mapping) or group.get("scope", "local") not in ("local", "global"):
-            raise RulesError(f"{where}.scope: must be local or global")
-        target = global_neg if group.get("scope", "local") == "global" else local_neg
+        if not isinstance(group, Mapping) or group.get("scope", "local") not in ("local", "global", "hedge"):
+            raise RulesError(f"{where}.scope: must be local, global or hedge")
+        scope = group.get("scope", "local")
+        target = global_neg if scope == "global" else hedge if scope == "hedge" else local_neg
         for phrase in _str_list(group, "phrases", where):
             target.add(" ".join(stem(_norm_word(t)) for t in _words(phrase)))
 
@@ -279,7 +338,11 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
     if not isinstance(ignore_q, bool):
         raise RulesError("settings.ignore_questions: must be true or false")
     stopwords = frozenset(w.lower() for w in _str_list(doc, "stopwords", "stopwords"))
-    phrase_keys = list(terms) + list(local_neg) + list(global_neg)
+    phrase_keys = list(terms) + list(local_neg) + list(global_neg) + list(hedge)
+    metrics = frozenset(
+        " ".join(_norm_word(t) for t in _words(m)) for m in _str_list(doc, "metrics", "metrics")
+    )
+    local_neg |= hedge
     coin_keys = list(coin_names) + list(untradable)
     return Rules(
         coins=tuple(coins),
@@ -296,8 +359,14 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
         extra_term_factor=number("extra_term_factor", 0.25, 0, 1),
         opposing_penalty=number("opposing_penalty", 0.5, 0, 1),
         ignore_questions=ignore_q,
+        move_weight=number("move_weight", 0.7, 0, 1),
+        move_min_percent=number("move_min_percent", 5.0, 0, 1000),
+        hedges=frozenset(hedge),
+        metrics=metrics,
+        metric_words=frozenset(m.split(" ")[0] for m in metrics),
         coin_lengths=_lengths_by_first_word(coin_keys),
         term_lengths=_lengths_by_first_word(phrase_keys),
+        term_pairs=frozenset(" ".join(k.split(" ")[:2]) for k in phrase_keys if " " in k),
     )
 
 
@@ -323,7 +392,7 @@ def load_rules(path: Path | str | None = None) -> Rules:
     return compile_rules(base)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ParseResult:
     """What the parser made of one item: a signal, or the reason there is none."""
 
@@ -333,6 +402,7 @@ class ParseResult:
     terms: tuple[str, ...] = ()
     coin: str | None = None
     side: Side | None = None
+    why: tuple[str, ...] = ()  # the rules that decided: matched terms, subject, how the side won
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape the CLI and the web API print."""
@@ -343,8 +413,26 @@ class ParseResult:
                 "side": self.signal.side.value,
                 "confidence": self.signal.confidence,
                 "terms": list(self.signal.terms),
+                "why": list(self.signal.why),
             }
-        return {"signal": signal, "reason": self.reason}
+        return {"signal": signal, "reason": self.reason, "why": list(self.why)}
+
+
+def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], ...]:
+    """The first latency-ledger stamps of an item (monotonic seconds): published, received, parsed.
+
+    `received` is the edge's stamp (webhook handler, feed reader); `published` is the source's
+    publication time moved onto the monotonic clock through the receipt's wall time."""
+    received = item.received_mono if item.received_mono is not None else parsed_at
+    stamps: list[tuple[str, float]] = []
+    if item.published_at is not None:
+        published = item.published_at
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        stamps.append(("published", received - (item.received_at - published).total_seconds()))
+    stamps.append(("received", received))
+    stamps.append(("parsed", parsed_at))
+    return tuple(stamps)
 
 
 def signal_id_for(news_id: str) -> str:
@@ -352,16 +440,23 @@ def signal_id_for(news_id: str) -> str:
     return "s-" + hashlib.sha256(news_id.encode()).hexdigest()[:24]
 
 
-@dataclass(slots=True)
 class _Words:
     """A tokenized headline as parallel lists (cheaper than one object per word)."""
 
-    raw: list[str] = field(default_factory=list)  # possessive stripped, case kept
-    low: list[str] = field(default_factory=list)
-    stem: list[str] = field(default_factory=list)
-    segment: list[int] = field(default_factory=list)  # bounded by commas and sentence ends
-    sentence: list[int] = field(default_factory=list)
-    questions: set[int] = field(default_factory=set)  # sentences ending in "?"
+    __slots__ = ("info", "marked", "metric_at", "numbers", "parens", "pos", "questions")
+
+    def __init__(self) -> None:
+        # Per word the cached token tuple (kind, raw, low, stem, marks): raw keeps the case
+        # (possessive stripped), low is lower case, stem is folded. One list: one append a word.
+        self.info: list[tuple[int, str, str, str, int]] = []
+        # Per word its clause: sentence << 20 | segment (segments are numbered across sentences,
+        # so equal positions mean the same clause; `>> 20` gives the sentence).
+        self.pos: list[int] = []
+        self.questions: set[int] = set()  # sentences ending in "?"
+        self.numbers: list[tuple[int, int, str]] = []  # (next word, clause, token)
+        self.parens: list[int] = []  # words standing alone in parentheses
+        self.marked: list[int] = []  # words that may start a coin or a phrase
+        self.metric_at: list[int] = []  # words that may start a metric
 
 
 @dataclass(slots=True)
@@ -371,6 +466,15 @@ class _Hit:
     text: str  # the headline's own words that matched, shown as the signal's terms
     negated: bool = False
     questioned: bool = False
+    boosted: str = ""  # the level or percentage that strengthens a price move
+    dropped: bool = False  # a move of a metric ("hashrate hits ATH"), not of the price
+
+    def explain(self, move_weight: float) -> str:
+        term = self.term
+        if not self.boosted:
+            return f"{term.kind} '{self.text}'{term.note}"
+        side = term.side.value if term.side is not None else "neutral"
+        return f"{term.kind} '{self.text}' with {self.boosted}: {side} {max(term.weight, move_weight):.2f}"
 
 
 class Parser:
@@ -379,7 +483,7 @@ class Parser:
     def __init__(self, rules: Rules | None = None, tradable: Iterable[str] | None = None) -> None:
         self.rules = rules if rules is not None else load_rules()
         self.tradable = frozenset(tradable) if tradable is not None else frozenset(self.rules.coins)
-        self._token_cache: dict[str, tuple[int, str, str, str]] = {}
+        self._token_cache: dict[str, tuple[int, str, str, str, int]] = {}
 
     # -- public --------------------------------------------------------------------------
 
@@ -389,14 +493,16 @@ class Parser:
             given = self.resolve_coin(item.coin) or item.coin
             if given not in self.tradable:
                 return ParseResult(None, REASON_NOT_TRADABLE, 0.0, (), given, item.side)
-            return self._result(item, given, item.side, 1.0, ("given",), REASON_GIVEN)
+            return self._result(
+                item, given, item.side, 1.0, ("given",), REASON_GIVEN, why=("given by the source",)
+            )
         result = self._parse_text(item.title)
         if result[0] == REASON_NO_COIN and item.body:
             result = self._parse_text(f"{item.title}. {item.body[:_BODY_CHARS]}")
-        reason, coin, side, confidence, terms, leverage = result
+        reason, coin, side, confidence, terms, leverage, why = result
         if side is None or coin is None:
-            return ParseResult(None, reason, confidence, terms, coin, side)
-        return self._result(item, coin, side, confidence, terms, reason, leverage)
+            return ParseResult(None, reason, confidence, terms, coin, side, why)
+        return self._result(item, coin, side, confidence, terms, reason, leverage, why)
 
     def parse_text(self, text: str, source: str = "cli") -> ParseResult:
         """Parse a bare headline (the `signal` verb)."""
@@ -430,6 +536,7 @@ class Parser:
         terms: tuple[str, ...],
         reason: str,
         leverage: int | None = None,
+        why: tuple[str, ...] = (),
     ) -> ParseResult:
         signal = Signal(
             id=signal_id_for(item.id),
@@ -440,8 +547,10 @@ class Parser:
             terms=terms,
             leverage=leverage,
             source=item.source,
+            why=why,
+            stamps=ledger_start(item, time.monotonic()),
         )
-        return ParseResult(signal, reason, confidence, terms, coin, side)
+        return ParseResult(signal, reason, confidence, terms, coin, side, why)
 
     def _command(self, text: str) -> tuple[str, Side, int | None] | None:
         match = _COMMAND_RE.match(text)
@@ -455,8 +564,10 @@ class Parser:
         leverage = max(1, int(float(lev_text))) if lev_text else None
         return coin, side, leverage
 
-    def _classify(self, token: str) -> tuple[int, str, str, str]:
-        """(kind, raw, low, stem) of one token; cached, since headlines share their words."""
+    def _classify(self, token: str) -> tuple[int, str, str, str, int]:
+        """(kind, raw, low, stem, marked) of one token; cached, since headlines share their words.
+
+        `marked`: the word may start a coin, a symbol or a phrase; the parse visits only those."""
         first = token[0]
         if first.isalpha() or (first == "$" and not token[1].isdigit()):
             raw = token
@@ -467,30 +578,39 @@ class Parser:
                 raw = raw.rstrip("'")
             low = raw.lower()
             if not low or low in self.rules.stopwords:
-                return _SKIP, "", "", ""
+                return _SKIP, "", "", "", 0
             if low in _CLAUSE_ENDERS:
-                return _CLAUSE, "", "", ""
-            return _WORD, raw, low, stem(low)
+                return _CLAUSE, "", "", "", 0
+            stemmed = stem(low)
+            marks = 0
+            if low[0] == "$" or low in self.rules.coin_lengths:
+                marks |= _MAY_BE_COIN
+            elif low.endswith(_SYMBOL_SUFFIXES):
+                marks |= _MAY_BE_SYMBOL
+            if stemmed in self.rules.term_lengths:
+                marks |= _MAY_BE_TERM
+            if low in self.rules.metric_words:
+                marks |= _MAY_BE_METRIC
+            return _WORD, raw, low, stemmed, marks
         if first.isdigit() or first == "$":
-            return _SKIP, "", "", ""  # amounts, percentages, dates carry no meaning here
+            return _NUM, token, "", "", 0  # no direction; levels and percentages strengthen moves
         if first == "?":
-            return _QUESTION, "", "", ""
+            return _QUESTION, "", "", "", 0
         if first in _SENTENCE_ENDERS:
-            return _SENTENCE, "", "", ""
-        return _CLAUSE, "", "", ""
+            return _SENTENCE, "", "", "", 0
+        if first == "(":
+            return _OPEN, "", "", "", 0
+        if first == ")":
+            return _CLOSE, "", "", "", 0
+        return _CLAUSE, "", "", "", 0
 
     def _tokenize(self, text: str) -> _Words:
-        """Words (stopwords and amounts dropped), their clause and sentence numbers."""
+        """Words (stopwords dropped), their clause and sentence numbers, numbers and parenthesised words."""
         cache = self._token_cache
         words = _Words()
-        raws, lows, stems, segments, sentences = (
-            words.raw,
-            words.low,
-            words.stem,
-            words.segment,
-            words.sentence,
-        )
+        infos, positions, marked = words.info, words.pos, words.marked
         segment = sentence = 0
+        opened = -1
         for token in _FLAT_TOKEN_RE.findall(text):
             info = cache.get(token)
             if info is None:
@@ -499,14 +619,25 @@ class Parser:
                     cache[token] = info
             kind = info[0]
             if kind == _WORD:
-                raws.append(info[1])
-                lows.append(info[2])
-                stems.append(info[3])
-                segments.append(segment)
-                sentences.append(sentence)
+                if info[4]:
+                    if info[4] & _MAY_BE_METRIC:
+                        words.metric_at.append(len(infos))
+                    if info[4] != _MAY_BE_METRIC:
+                        marked.append(len(infos))
+                infos.append(info)
+                positions.append(sentence << 20 | segment)
             elif kind == _SKIP:
                 continue
+            elif kind == _NUM:
+                words.numbers.append((len(infos), sentence << 20 | segment, info[1]))
             elif kind == _CLAUSE:
+                segment += 1
+            elif kind == _OPEN:
+                segment += 1
+                opened = len(infos)
+            elif kind == _CLOSE:
+                if opened == len(infos) - 1:
+                    words.parens.append(opened)
                 segment += 1
             else:
                 if kind == _QUESTION:
@@ -518,22 +649,23 @@ class Parser:
     def _coin_at(self, words: _Words, i: int) -> tuple[str, int] | None:
         """The coin starting at word i ("!NAME" for an untradable one) and its length in words."""
         rules = self.rules
-        low = words.low[i]
+        info = words.info
+        low = info[i][2]
         if low[0] == "$":
             coin = rules.cashtags.get(low)
             if coin is None:
                 return None
             return (coin, 1) if coin else ("!" + low[1:].upper(), 1)
-        left = len(words.low) - i
+        left = len(info) - i
         for n in rules.coin_lengths.get(low, ()):
             if n > left:
                 continue
-            if n > 1 and words.segment[i + n - 1] != words.segment[i]:
+            if n > 1 and words.pos[i + n - 1] != words.pos[i]:
                 continue
-            key = low if n == 1 else " ".join(words.low[i : i + n])
+            key = low if n == 1 else " ".join(w[2] for w in info[i : i + n])
             names = rules.coin_names.get(key)
             if names:
-                raw = words.raw[i] if n == 1 else " ".join(words.raw[i : i + n])
+                raw = info[i][1] if n == 1 else " ".join(w[1] for w in info[i : i + n])
                 for name in names:
                     exact = name.mode == "alias" or raw == name.form
                     if exact and (name.mode != "proper" or i > 0):
@@ -543,110 +675,271 @@ class Parser:
                 return "!" + stable, n
         return None
 
+    def _symbol_at(self, words: _Words, i: int) -> str | None:
+        """The coin of a trading symbol written in prose ("FARTCOINUSDT", "HYPE-PERP")."""
+        raw = words.info[i][1]
+        if not raw.isupper():
+            return None
+        symbol = _ALERT_SYMBOL_RE.fullmatch(words.info[i][2])
+        if symbol is None:
+            return None
+        return self.rules.command_names.get(symbol.group("base"))
+
     def _term_at(self, words: _Words, i: int) -> tuple[str, Term | None, int] | None:
         """("term" | "local" | "global", term, length) for the longest phrase starting at word i."""
         rules = self.rules
-        first = words.stem[i]
-        left = len(words.stem) - i
+        info = words.info
+        first = info[i][3]
+        left = len(info) - i
+        pair = left > 1 and f"{first} {info[i + 1][3]}" in rules.term_pairs
         for n in rules.term_lengths.get(first, ()):
-            if n > left:
+            if n > left or (n > 1 and not pair):
                 continue
-            if n > 1 and words.sentence[i + n - 1] != words.sentence[i]:
+            if n > 1 and words.pos[i + n - 1] >> 20 != words.pos[i] >> 20:
                 continue
-            key = first if n == 1 else " ".join(words.stem[i : i + n])
+            key = first if n == 1 else " ".join(w[3] for w in info[i : i + n])
             term = rules.terms.get(key)
             if term is not None:
                 return "term", term, n
             if key in rules.local_negations:
-                return "local", None, n
+                return ("hedge" if key in rules.hedges else "local"), None, n
             if key in rules.global_negations:
                 return "global", None, n
         return None
 
+    def _magnitude(self, token: str) -> str:
+        """The token as a level ("$86K", "90k") or a big enough percentage ("20%"), else ""."""
+        if token.endswith("%"):
+            try:
+                value = float(token[:-1].lstrip("$").replace(",", ""))
+            except ValueError:
+                return ""
+            return token if value >= self.rules.move_min_percent else ""
+        if token[0] == "$" or token[-1] in "kK" or ("," in token and token[-1].isdigit()):
+            return token
+        return ""
+
+    def _boost_moves(self, words: _Words, hits: list[_Hit]) -> None:
+        """A level or percentage just after a price move (same clause, ≤ 4 words on) strengthens it."""
+        moves = [h for h in hits if h.term.move]
+        if not moves:
+            return
+        for at, segment, token in words.numbers:
+            best: _Hit | None = None
+            for hit in moves:
+                nearer = best is None or hit.index > best.index
+                if nearer and hit.index < at <= hit.index + 4 and words.pos[hit.index] == segment:
+                    best = hit
+            if best is not None and not best.boosted:
+                best.boosted = self._magnitude(token)
+
+    def _after_metric(self, words: _Words, i: int) -> bool:
+        """Whether a metric ("hashrate", "volume", "gas fees") precedes word i in its clause."""
+        metrics = self.rules.metrics
+        segment = words.pos[i]
+        info = words.info
+        for j in words.metric_at:
+            if not (i - 6 <= j < i and words.pos[j] == segment):
+                continue
+            if info[j][2] in metrics or (j + 1 < i and f"{info[j][2]} {info[j + 1][2]}" in metrics):
+                return True
+        return False
+
+    def _object_coin(self, words: _Words, coins: list[tuple[str, int]], after: int) -> str | None:
+        """The first coin named after a listing term: a known coin, or "!TICKER" in parentheses."""
+        known = next(((c, at) for c, at in coins if at > after), None)
+        unknown = next(
+            (
+                at
+                for at in words.parens
+                if at > after
+                and _PAREN_TICKER_RE.fullmatch(words.info[at][1])
+                and not any(a == at for _, a in coins)
+            ),
+            None,
+        )
+        if unknown is not None and (known is None or unknown < known[1]):
+            return "!" + words.info[unknown][1]
+        return known[0] if known is not None else None
+
     def _parse_text(
         self, text: str
-    ) -> tuple[str, str | None, Side | None, float, tuple[str, ...], int | None]:
-        """(reason, coin, side, confidence, terms, leverage) for one piece of text."""
+    ) -> tuple[str, str | None, Side | None, float, tuple[str, ...], int | None, tuple[str, ...]]:
+        """(reason, coin, side, confidence, terms, leverage, why) for one piece of text."""
         if not text or not text.strip():
-            return REASON_EMPTY, None, None, 0.0, (), None
+            return REASON_EMPTY, None, None, 0.0, (), None, ()
         command = self._command(text)
         if command is not None:
             coin, side, leverage = command
             if coin not in self.tradable:
-                return REASON_NOT_TRADABLE, coin, side, 0.0, (), None
-            return REASON_COMMAND, coin, side, 1.0, (f"{side.value} {coin}",), leverage
+                return REASON_NOT_TRADABLE, coin, side, 0.0, (), None, ()
+            return (
+                REASON_COMMAND,
+                coin,
+                side,
+                1.0,
+                (f"{side.value} {coin}",),
+                leverage,
+                ("explicit command",),
+            )
 
         rules = self.rules
         words = self._tokenize(text)
-        coin_triggers, term_triggers = rules.coin_lengths, rules.term_lengths
-        coins: list[str] = []
+        coins: list[tuple[str, int]] = []
         hits: list[_Hit] = []
-        negation_ends: list[tuple[int, int, int]] = []  # (start, end, segment)
+        negation_ends: list[tuple[int, int, int, bool]] = []  # (start, end, segment, hedge)
         globally_negated = False
-        i = 0
-        count = len(words.low)
-        while i < count:
-            low = words.low[i]
-            if low[0] == "$" or low in coin_triggers:
+        info = words.info
+        after = 0  # words before this one belong to a coin or phrase already found
+        for i in words.marked:
+            if i < after:
+                continue
+            _, _, low, _, marks = info[i]
+            if marks & _MAY_BE_COIN:
                 found_coin = self._coin_at(words, i)
                 if found_coin is not None:
-                    coins.append(found_coin[0])
-                    i += found_coin[1]
+                    coins.append((found_coin[0], i))
+                    after = i + found_coin[1]
                     continue
-            if words.stem[i] not in term_triggers:
-                i += 1
+            elif marks & _MAY_BE_SYMBOL:
+                symbol_coin = self._symbol_at(words, i)
+                if symbol_coin is not None:
+                    coins.append((symbol_coin, i))
+                    after = i + 1
+                    continue
+            if not marks & _MAY_BE_TERM:
                 continue
             found = self._term_at(words, i)
             if found is None:
-                i += 1
                 continue
             kind, term, n = found
             if kind == "term" and term is not None:
-                hit = _Hit(i, term, " ".join(words.low[i : i + n]))
-                hit.questioned = rules.ignore_questions and words.sentence[i] in words.questions
+                hit = _Hit(i, term, low if n == 1 else " ".join(w[2] for w in info[i : i + n]))
+                hit.questioned = rules.ignore_questions and words.pos[i] >> 20 in words.questions
                 hits.append(hit)
-            elif kind == "local":
-                negation_ends.append((i + n, i + n + rules.negation_window, words.segment[i]))
-            else:
+            elif kind == "global":
                 globally_negated = True
-            i += n
+            else:
+                negation_ends.append((i + n, i + n + rules.negation_window, words.pos[i], kind == "hedge"))
+            after = i + n
 
         if not coins:
-            return REASON_NO_COIN, None, None, 0.0, (), None
-        subject = coins[0]
-        if subject.startswith("!") or subject not in self.tradable:
-            return REASON_NOT_TRADABLE, subject.lstrip("!"), None, 0.0, (), None
+            return REASON_NO_COIN, None, None, 0.0, (), None, ()
+        if words.numbers and hits:
+            self._boost_moves(words, hits)
+        if words.metric_at:
+            for hit in hits:
+                if hit.term.move and self._after_metric(words, hit.index):
+                    hit.dropped = True
 
+        hedged = False
         if globally_negated:
             for hit in hits:
                 hit.negated = True
         elif negation_ends:
             for hit in hits:
-                seg = words.segment[hit.index]
-                hit.negated = any(lo <= hit.index < hi and seg == s for lo, hi, s in negation_ends)
+                seg = words.pos[hit.index]
+                for lo, hi, s, hedge in negation_ends:
+                    if lo <= hit.index < hi and seg == s:
+                        hit.negated = True
+                        hedged = hedged or (hedge and hit.term.side is not None)
 
-        live = [h for h in hits if not h.negated and not h.questioned and h.term.side is not None]
+        live = [
+            h
+            for h in hits
+            if not h.negated
+            and not h.questioned
+            and not h.dropped
+            and h.term.side is not None
+            and (h.boosted or not h.term.needs_magnitude)
+        ]
+        why: list[str] = []
+        subject = coins[0][0]
+        listing = None
+        for h in live:
+            if h.term.object:
+                listing = h
+                break
+        if listing is not None:
+            named = self._object_coin(words, coins, listing.index)
+            if named is not None and named != subject:
+                subject = named
+                why.append(f"coin {named.lstrip('!')}: named after '{listing.text}', not before it")
+        if subject.startswith("!") or subject not in self.tradable:
+            return REASON_NOT_TRADABLE, subject.lstrip("!"), None, 0.0, (), None, tuple(why)
+
         if not live:
-            directional = [h for h in hits if h.term.side is not None]
+            directional = [h for h in hits if h.term.side is not None and not h.dropped]
+            if hedged:
+                return REASON_SPECULATIVE, subject, None, 0.0, (), None, ()
             if any(h.negated for h in directional) or (globally_negated and directional):
-                return REASON_NEGATED, subject, None, 0.0, (), None
+                return REASON_NEGATED, subject, None, 0.0, (), None, ()
             if any(h.questioned for h in directional):
-                return REASON_QUESTION, subject, None, 0.0, (), None
-            return REASON_NO_DIRECTION, subject, None, 0.0, (), None
+                return REASON_QUESTION, subject, None, 0.0, (), None, ()
+            return REASON_NO_DIRECTION, subject, None, 0.0, (), None, ()
 
-        bull = self._strength([h.term.weight for h in live if h.term.side is Side.LONG])
-        bear = self._strength([h.term.weight for h in live if h.term.side is Side.SHORT])
-        terms = tuple(dict.fromkeys(h.text for h in live))
-        strong, weak = max(bull, bear), min(bull, bear)
+        move_weight = rules.move_weight
+        longs: list[float] = []
+        shorts: list[float] = []
+        moves: list[tuple[Side, bool, float]] = []  # (side, with a level/percentage, weight)
+        texts: list[str] = []
+        for h in live:
+            term = h.term
+            if h.boosted:
+                weight = max(term.weight, move_weight)
+                why.append(h.explain(move_weight))
+            else:
+                weight = term.weight
+                why.append(f"{term.kind} '{h.text}'{term.note}")
+            if term.side is Side.LONG:
+                longs.append(weight)
+            else:
+                shorts.append(weight)
+            if term.move:
+                moves.append((term.side, bool(h.boosted), weight))  # type: ignore[arg-type]
+            texts.append(h.text)
+        bull, bear = self._strength(longs), self._strength(shorts)
+        terms = tuple(dict.fromkeys(texts))
+        strong, weak = (bull, bear) if bull >= bear else (bear, bull)
+        effect = self._effect(moves) if moves else None
+        if effect is _MOVED_BOTH_WAYS:
+            why.append("conflict: the price moved both ways")
+            return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
+        if weak > 0 and isinstance(effect, Side):
+            # Cause and effect disagree ("SEC drops appeal, XRP surges"): the price move decides.
+            confidence = round(min(1.0, bull if effect is Side.LONG else bear), 3)
+            why.append(f"decided by {DECIDED_BY_EFFECT}: the price move outweighs the opposing cause")
+            return REASON_MATCHED, subject, effect, confidence, terms, None, tuple(why)
         if weak > 0 and weak >= rules.conflict_ratio * strong:
-            return REASON_CONFLICT, subject, None, 0.0, terms, None
+            why.append(f"conflict: long {_two(bull)} vs short {_two(bear)}")
+            return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
         side = Side.LONG if bull > bear else Side.SHORT
         confidence = round(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)), 3)
-        return REASON_MATCHED, subject, side, confidence, terms, None
+        why.append(f"decided by {DECIDED_BY_STRENGTH}: long {_two(bull)} vs short {_two(bear)}")
+        return REASON_MATCHED, subject, side, confidence, terms, None, tuple(why)
+
+    def _effect(self, moves: list[tuple[Side, bool, float]]) -> Side | object | None:
+        """The side the price moved, `_MOVED_BOTH_WAYS`, or None when no move says.
+
+        Moves backed by a level or percentage count over bare ones ("… as BTC lags"); two
+        backed moves of about equal strength the other way round are a real conflict."""
+        up = self._strength([w for side, backed, w in moves if backed and side is Side.LONG])
+        down = self._strength([w for side, backed, w in moves if backed and side is Side.SHORT])
+        if up and down:
+            if min(up, down) >= self.rules.conflict_ratio * max(up, down):
+                return _MOVED_BOTH_WAYS
+            return Side.LONG if up > down else Side.SHORT
+        if up or down:
+            return Side.LONG if up else Side.SHORT
+        bare_up = any(side is Side.LONG for side, _, _ in moves)
+        bare_down = any(side is Side.SHORT for side, _, _ in moves)
+        if bare_up != bare_down:
+            return Side.LONG if bare_up else Side.SHORT
+        return None
 
     def _strength(self, weights: list[float]) -> float:
         """The strongest term plus a share of the others (capped at 1)."""
-        if not weights:
-            return 0.0
+        if len(weights) < 2:
+            return weights[0] if weights else 0.0
         strongest = max(weights)
         return min(1.0, strongest + self.rules.extra_term_factor * (sum(weights) - strongest))

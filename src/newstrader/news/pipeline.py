@@ -6,12 +6,18 @@ staleness (`max_age_s` by `published_at`), minimum confidence, per-coin cooldown
 opposite-signal conflict rule (`conflict_window_s`: the newer wins, the older is journaled
 as superseded and, if it has not started yet, never acts), and the pause switch (journal
 control key `paused`). Whatever happens, the item's final outcome and reason are journaled.
+
+The item's record is *queued* on arrival and the decision goes on at once: the journal
+commits in queue order, so the first order intent (awaited before anything is sent) cannot
+be durable without the item and its signal. Duplicates are caught before acting from one
+journal read (`news_gate`) plus this process's own memory of ids and headlines in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
@@ -27,32 +33,49 @@ from newstrader.news.parser import Parser, ParseResult, load_rules
 
 log = structlog.get_logger("newstrader.news")
 
-# Final outcomes of a news item in the journal.
-OUTCOME_RECEIVED = "received"
-OUTCOME_TRADED = "traded"
-OUTCOME_IGNORED = "ignored"  # no signal in it
-OUTCOME_SKIPPED = "skipped"  # a signal, stopped by a filter
-OUTCOME_DUPLICATE = "duplicate"
-OUTCOME_FAILED = "failed"
-# A decision only, never journaled as the item's outcome: its signal is executing in the
-# background (the item stays `received` until the execution journals how it ended).
-OUTCOME_ACCEPTED = "accepted"
+
+class NewsOutcome(enum.StrEnum):
+    """What became of a news item (also its journal `outcome`, but for ACCEPTED)."""
+
+    RECEIVED = "received"  # still being handled
+    TRADED = "traded"
+    IGNORED = "ignored"  # no signal in it
+    SKIPPED = "skipped"  # a signal, stopped by a filter (stale, confidence, cooldown, paused, superseded)
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+    # A decision only, never journaled as the item's outcome: its signal is executing in the
+    # background (the item stays `received` until the execution journals how it ended).
+    ACCEPTED = "accepted"
+
+
+# The journal's strings, kept for callers that still compare them.
+OUTCOME_RECEIVED = NewsOutcome.RECEIVED
+OUTCOME_TRADED = NewsOutcome.TRADED
+OUTCOME_IGNORED = NewsOutcome.IGNORED
+OUTCOME_SKIPPED = NewsOutcome.SKIPPED
+OUTCOME_DUPLICATE = NewsOutcome.DUPLICATE
+OUTCOME_FAILED = NewsOutcome.FAILED
+OUTCOME_ACCEPTED = NewsOutcome.ACCEPTED
 ACCEPTED_REASON = "accepted: executing on the venues"
 
 Act = Callable[[Signal], Awaitable[Any]]
 
 
+class Gate(Protocol):
+    outcome: str | None
+    headline_seen: bool
+    paused: bool
+
+
 class NewsJournal(Protocol):
     """The part of `journal.Journal` the pipeline uses."""
 
-    async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool: ...
+    def queue_news(self, item: NewsItem, outcome: str, reason: str = "") -> asyncio.Future[bool]: ...
+    async def news_gate(self, news_id: str, norm_title: str, since: datetime | None) -> Gate: ...
     async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None: ...
-    async def recent_headline_seen(
-        self, norm_title: str, since: datetime, *, exclude_id: str | None = None
-    ) -> bool: ...
+    def queue_signal(self, signal: Signal, status: str, reason: str = "") -> asyncio.Future[bool]: ...
     async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool: ...
     async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None: ...
-    async def get_control(self, key: str, default: Any = None) -> Any: ...
     async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]: ...
     async def unfinished_signals(self) -> list[Signal]: ...
     async def interrupt_unfinished_news(self, reason: str, *, keep: Collection[str] = ()) -> list[str]: ...
@@ -60,17 +83,23 @@ class NewsJournal(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class NewsDecision:
-    """What became of one news item: its signal (or None) and why.
+    """What became of one news item: its signal (or None), the outcome and why.
 
-    With outcome `accepted` the signal is still executing: `execution` ends with the final
-    decision (`Pipeline.accept`); every other decision is final."""
+    Travels unchanged from the pipeline to every caller (bot, web, CLI): callers branch on
+    `outcome`, never on the wording of `reason`. With outcome `accepted` the signal is still
+    executing: `execution` ends with the final decision (`Pipeline.accept`); every other
+    decision is final."""
 
     news_id: str
     signal: Signal | None
     reason: str
-    outcome: str = ""
+    outcome: NewsOutcome = NewsOutcome.RECEIVED
     parse: ParseResult | None = None
     execution: asyncio.Task[NewsDecision] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def traded(self) -> bool:
+        return self.outcome is NewsOutcome.TRADED
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +154,15 @@ class _Tracked:
     superseded_by: str | None = None
 
 
-async def _false() -> bool:
-    return False
+DUPLICATE_ID = "duplicate: this news id was already handled"
+DUPLICATE_HEADLINE = "duplicate: same headline seen within dedupe window"
+NEWS_INTERRUPTED = "interrupted"  # journal outcome of an item a crash cut short (resumable)
+_TITLE_MEMORY = 10_000  # headlines remembered before the old ones are pruned
+
+
+def _log_failed_write(write: asyncio.Future[bool]) -> None:
+    if not write.cancelled() and write.exception() is not None:
+        log.error("journal_write_failed", error=repr(write.exception()))
 
 
 def _log_unexpected_end(task: asyncio.Task[Any]) -> None:
@@ -165,6 +201,8 @@ class Pipeline:
     _in_flight: dict[str, dict[int, asyncio.Future[None]]] = field(default_factory=dict)
     _executions: set[asyncio.Task[NewsDecision]] = field(default_factory=set)
     _normalize: Callable[[str], str] = str
+    _claimed: set[str] = field(default_factory=set)  # ids in flight here, until their record commits
+    _titles: dict[str, datetime] = field(default_factory=dict)  # headlines handled here, when
 
     def __post_init__(self) -> None:
         # The journal's own normaliser, so our look-ups match what it stored (imported here:
@@ -203,7 +241,7 @@ class Pipeline:
         self._arrivals += 1
         seq = self._arrivals
         now = self.clock()
-        parsed = self.parser.parse(item)
+        parsed = self.parser.parse(item)  # its signal carries the ledger's first stamps
         coin = parsed.signal.coin if parsed.signal is not None else None
         if coin is None:
             return await self._submit(item, seq, now, parsed, started)
@@ -305,29 +343,29 @@ class Pipeline:
         norm_title = self._normalize(item.title)
         async with self._title_lock(norm_title):
             # Copies of one headline pass the dedupe check one at a time, so of two arriving
-            # together exactly one passes. The record, the headline look-up (which excludes this id)
-            # and the pause switch are independent, so they go to the journal together.
-            recorded, seen, paused = await asyncio.gather(
-                self.journal.record_news(item, OUTCOME_RECEIVED),
-                self.journal.recent_headline_seen(
-                    norm_title,
-                    now - timedelta(seconds=cfg.dedupe_window_s),
-                    exclude_id=item.id,
-                )
-                if check_headline
-                else _false(),
-                self.journal.get_control("paused", False),
-            )
-            if not recorded:
+            # together exactly one passes. One journal read answers the id, the headline (other
+            # ids) and the pause switch; ids and headlines still in flight here are in memory,
+            # since their records may not be committed yet.
+            if item.id in self._claimed:
                 log.info("news_duplicate", news_id=item.id, source=item.source)
-                return NewsDecision(
-                    item.id, None, "duplicate: this news id was already handled", OUTCOME_DUPLICATE
-                )
+                return NewsDecision(item.id, None, DUPLICATE_ID, OUTCOME_DUPLICATE)
+            since = now - timedelta(seconds=cfg.dedupe_window_s) if check_headline else None
+            gate = await self.journal.news_gate(item.id, norm_title, since)
+            if gate.outcome is not None and gate.outcome != NEWS_INTERRUPTED:
+                log.info("news_duplicate", news_id=item.id, source=item.source)
+                return NewsDecision(item.id, None, DUPLICATE_ID, OUTCOME_DUPLICATE)
+            self._claimed.add(item.id)
+            # Queued, not awaited: durable before the first order intent (see the module doc).
+            record = self.journal.queue_news(item, OUTCOME_RECEIVED)
+            record.add_done_callback(lambda _: self._claimed.discard(item.id))
+            record.add_done_callback(_log_failed_write)
+            seen = gate.headline_seen or self._seen_title(norm_title, now, cfg.dedupe_window_s)
+            if check_headline:
+                self._titles[norm_title] = now
+            paused = gate.paused
             self._emit({"type": "news", "id": item.id, "title": item.title, "source": item.source})
             if seen:
-                return await self._finish(
-                    item, None, OUTCOME_DUPLICATE, "duplicate: same headline seen within dedupe window"
-                )
+                return await self._finish(item, None, OUTCOME_DUPLICATE, DUPLICATE_HEADLINE)
 
         if item.published_at is not None and cfg.max_age_s > 0:
             published = (
@@ -372,7 +410,7 @@ class Pipeline:
         tracked = _Tracked(signal, now, seq)
         await self._apply_conflict_rule(tracked)
         self._last_accepted[signal.coin] = now
-        await self.journal.record_signal(signal, "accepted")
+        accepted = self.journal.queue_signal(signal, "accepted")  # durable before any order intent
         self._emit(
             {
                 "type": "signal",
@@ -384,7 +422,19 @@ class Pipeline:
                 "source": signal.source,
             }
         )
-        return self._start_execution(item.id, signal, tracked, parsed)
+        decision = self._start_execution(item.id, signal, tracked, parsed)
+        # The orders are on their way; the answer waits until the item and its accepted signal
+        # are durable, so a crash after it is resumed at start-up (`resume_unfinished`).
+        await asyncio.gather(record, accepted)
+        return decision
+
+    def _seen_title(self, norm_title: str, now: datetime, window_s: float) -> bool:
+        """Whether this process handled the headline within the window (its row may be in flight)."""
+        if len(self._titles) > _TITLE_MEMORY:
+            cutoff = now - timedelta(seconds=window_s)
+            self._titles = {t: at for t, at in self._titles.items() if at >= cutoff}
+        at = self._titles.get(norm_title)
+        return at is not None and (now - at).total_seconds() <= window_s
 
     # -- steps ---------------------------------------------------------------------------
 

@@ -87,8 +87,15 @@ class WebhookNews(BaseModel):
             )
         return self
 
-    def to_news_item(self, default_source: str = "webhook", received_at: datetime | None = None) -> NewsItem:
-        """The NewsItem the pipeline takes; an id is derived when none was sent, so retries dedupe."""
+    def to_news_item(
+        self,
+        default_source: str = "webhook",
+        received_at: datetime | None = None,
+        received_mono: float | None = None,
+    ) -> NewsItem:
+        """The NewsItem the pipeline takes; an id is derived when none was sent, so retries dedupe.
+
+        `received_mono` is the handler's `time.monotonic()` on arrival: the ledger starts there."""
         source = self.source or default_source
         return NewsItem(
             id=self.id or NewsItem.make_id(source, self.title, self.url),
@@ -98,6 +105,7 @@ class WebhookNews(BaseModel):
             url=self.url,
             published_at=self.published_at,
             received_at=received_at or utcnow(),
+            received_mono=received_mono,
             coin=self.coin,
             side=self.side,
         )

@@ -38,8 +38,10 @@ def serve(
     walk_interval_s: float = 0.0,
     network: str = "testnet",
 ) -> None:
-    """Build the app, print the URLs a client needs, and serve until interrupted."""
+    """Bind, print the URLs a client needs, and serve until interrupted; a taken port is one line."""
     import uvicorn
+
+    from newstrader.web.server import PortUnavailable, bind_loopback
 
     if network not in ("testnet", "mainnet"):
         raise SystemExit(f"--network must be testnet or mainnet, not {network!r}")
@@ -55,7 +57,12 @@ def serve(
         markets=markets,
         walk_interval_s=walk_interval_s,
     )
+    try:
+        sock = bind_loopback(host, port)  # before the banner: a busy port prints nothing else
+    except PortUnavailable as exc:
+        raise SystemExit(f"newstrader sim: {exc} (choose another with --port)") from None
     app = create_app(seed=seed, config=config)
+    port = int(sock.getsockname()[1])
     base = f"http://{host}:{port}"
     print(
         f"newstrader simulator ({network}, seed {seed}, rate limits {'on' if rate_limits else 'off'})",
@@ -64,7 +71,12 @@ def serve(
     print(f"  hyperliquid: {base}/hyperliquid", flush=True)
     print(f"  aster:       {base}/aster", flush=True)
     print(f"  admin:       {base}/admin  (GET {base}/admin/state)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    # log_config=None: uvicorn's lines go through the process's handler (`--log-json` included).
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, log_config=None))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def main(argv: list[str] | None = None) -> None:

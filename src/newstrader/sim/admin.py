@@ -22,6 +22,10 @@ Routes (all JSON; bad input → 400 `{"error": "<what is wrong>"}`, nothing chan
 - `POST /admin/settings {venue?, partial_fill_probability?, spread_bps?, book_gap_bps?,
   level_notional_usd?, rate_limits?}` — run-time knobs; `book_gap_bps` empties the book within
   that distance of the mark and `level_notional_usd` thins each level (a news spike's book).
+
+No authentication (loopback only), so a web page the operator visits must not drive it: a write
+with a foreign `Origin` is 403 and a body that is not `application/json` is 415 (a page can send
+neither without a CORS preflight, which the simulator never grants).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from newstrader.sim.app import VENUES, Sim
@@ -58,6 +62,8 @@ async def _body(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError:
         raise AdminError("body is not valid JSON") from None
+    except RecursionError:
+        raise AdminError("body is nested too deeply") from None
     if not isinstance(data, dict):
         raise AdminError("body must be a JSON object")
     return data
@@ -119,9 +125,23 @@ def _venues(sim: Sim, data: dict[str, Any], *, allow_all: bool, default_all: boo
     return [sim.exchanges[venue]]
 
 
+async def _local_json_only(request: Request) -> None:
+    """Refuse writes a browser page could forge: a foreign Origin, or a body that is not JSON."""
+    if request.method in ("GET", "HEAD"):
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
+        raise HTTPException(403, f"Origin {origin!r} refused: the admin API is for local tools only")
+    content_type = request.headers.get("content-type")
+    if content_type is None and not await request.body():
+        return  # `POST /admin/reset` and friends need no body
+    if (content_type or "").split(";", 1)[0].strip().lower() != "application/json":
+        raise HTTPException(415, "the admin API takes application/json bodies only")
+
+
 def build_router(sim: Sim) -> APIRouter:
     """The `/admin` routes over one `Sim`."""
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(_local_json_only)])
 
     async def run(request: Request, action: Any) -> JSONResponse:
         try:

@@ -78,8 +78,8 @@ class Venue(Protocol):
         """Send one order; market orders go as IOC limits capped by `req.max_slippage`."""
         ...
 
-    async def order_status(self, client_id: str) -> OrderResult | None:
-        """Look an order up by our client id; None when the venue never saw it."""
+    async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:
+        """Look an order up by our client id (and its coin, when known); None when the venue never saw it."""
         ...
 
     async def place_triggers(
@@ -111,6 +111,28 @@ class Venue(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+# Optional abilities: a venue declares one by having the method; callers test for the protocol
+# (`isinstance(venue, ReportsEquity)`), never probe attribute names.
+
+
+@runtime_checkable
+class ReportsEquity(Protocol):
+    """The venue reads the account's equity in USD (sizing by `equity_fraction` needs it)."""
+
+    async def equity(self) -> Decimal:
+        """The account's equity in USD."""
+        ...
+
+
+@runtime_checkable
+class SchedulesCancel(Protocol):
+    """The venue can cancel every open order at a time we keep pushing ahead (dead-man switch)."""
+
+    async def schedule_cancel(self, at: datetime | None) -> None:
+        """Cancel everything at `at`; None removes the schedule."""
         ...
 
 

@@ -148,14 +148,3 @@ def classify_transport(exc: httpx.HTTPError, *, venue: str, is_order: bool) -> V
     if is_order and not never_sent:
         return Ambiguous(text, venue=venue)
     return Transient(text, venue=venue)
-
-
-def report_retried_error(venue: str, error: VenueError) -> None:
-    """Count an error the adapter absorbed by retrying (it never reaches an outcome or the bus)."""
-    try:
-        from newstrader.web import metrics
-    except ImportError:
-        return
-    hook = getattr(metrics, "venue_error", None)  # the web room owns the metric and its name
-    if callable(hook):
-        hook(venue, type(error).__name__)

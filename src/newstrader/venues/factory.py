@@ -7,6 +7,7 @@ read by attribute so the adapters do not depend on the config module's internals
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from newstrader.venues.aster.config import DEFAULT_URLS as ASTER_URLS
@@ -68,31 +69,34 @@ def build_venue(cfg: VenueSettings | Mapping[str, Any], *, timeout_s: float | No
             raise ValueError(f"venues.account is required (venue {name!r})")
         account = L1Signer(secret).address  # the key trades its own account (user == signer)
     timeout_s = float(timeout_s if timeout_s is not None else _get(cfg, "timeout_s", 10.0))
+    # The order validity window, when the config sets one; else each adapter's own default.
+    seconds = _get(cfg, "order_validity_s")
     if kind == "hyperliquid":
-        return HyperliquidVenue(
-            HyperliquidConfig(
-                name=name,
-                url=url,
-                account=account,
-                secret=secret,
-                network=network,
-                vault_address=_get(cfg, "vault_address"),
-                timeout_s=timeout_s,
-                order_validity_s=float(_get(cfg, "order_validity_s", 10.0)),
-                is_mainnet=network == "mainnet",
-            )
-        )
-    auth = str(_get(cfg, "auth", "v3"))
-    return AsterVenue(
-        AsterConfig(
+        hl_config = HyperliquidConfig(
             name=name,
             url=url,
             account=account,
             secret=secret,
-            auth="hmac" if auth == "hmac" else "v3",
-            api_key=_get(cfg, "api_key"),
-            signer=_get(cfg, "signer"),
             network=network,
+            vault_address=_get(cfg, "vault_address"),
             timeout_s=timeout_s,
+            is_mainnet=network == "mainnet",
         )
+        if seconds is not None:
+            hl_config = replace(hl_config, order_validity_s=float(seconds))
+        return HyperliquidVenue(hl_config)
+    auth = str(_get(cfg, "auth", "v3"))
+    aster_config = AsterConfig(
+        name=name,
+        url=url,
+        account=account,
+        secret=secret,
+        auth="hmac" if auth == "hmac" else "v3",
+        api_key=_get(cfg, "api_key"),
+        signer=_get(cfg, "signer"),
+        network=network,
+        timeout_s=timeout_s,
     )
+    if seconds is not None:  # HMAC requests older than recvWindow are refused
+        aster_config = replace(aster_config, recv_window_ms=round(float(seconds) * 1000))
+    return AsterVenue(aster_config)

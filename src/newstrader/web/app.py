@@ -9,6 +9,7 @@ they see the bot only through the typed `BotApi` protocol.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -19,6 +20,7 @@ from newstrader.botapi import BotApi
 from newstrader.web import metrics
 from newstrader.web.auth import TokenGuard
 from newstrader.web.errors import AllowHeader, install_error_handlers
+from newstrader.web.guards import FramingGuard, HostGuard, allowed_host_names
 from newstrader.web.models import ErrorOut
 from newstrader.web.routes import control, news, positions, session, stream
 from newstrader.web.routes import metrics as metrics_route
@@ -28,8 +30,12 @@ from newstrader.web.routes.session import STATIC_DIR
 __all__ = ["MAX_NEWS_BYTES", "STATIC_DIR", "create_app"]
 
 
-def create_app(bot: BotApi, *, token: str) -> FastAPI:
-    """The API and dashboard of one running bot; `token` guards every data route."""
+def create_app(
+    bot: BotApi, *, token: str, host: str = "127.0.0.1", allowed_hosts: Iterable[str] = ()
+) -> FastAPI:
+    """The API and dashboard of one running bot; `token` guards every data route.
+
+    `Host` must name loopback, `host` (the bound address) or one of `allowed_hosts`."""
     if not token:
         raise ValueError("create_app needs a token: set [web] token / NEWSTRADER_WEB_TOKEN")
     guard = Depends(TokenGuard(token))
@@ -73,6 +79,8 @@ def create_app(bot: BotApi, *, token: str) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(AllowHeader)
+    app.add_middleware(FramingGuard)
+    app.add_middleware(HostGuard, allowed_hosts=allowed_host_names(host, allowed_hosts))  # outermost
     original_openapi = app.openapi
     _, news_defs = news.news_schema()
 

@@ -5,17 +5,21 @@ dashboard keeps the token in sessionStorage and sends the header itself; only th
 stream (EventSource cannot send headers) also accepts a session cookie, which
 `POST /api/login` sets: HttpOnly, SameSite=Strict, scoped to `/api/stream`, and holding an
 HMAC of the token rather than the token. So a cookie can read the live feed and nothing else.
+It expires: its value carries its expiry time under the HMAC, so the server refuses it after
+`STREAM_COOKIE_TTL_S` even if a browser keeps it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 from fastapi import HTTPException, Request, status
 
 STREAM_COOKIE = "newstrader_stream"
 STREAM_PATH = "/api/stream"
+STREAM_COOKIE_TTL_S = 12 * 3600  # a working day; the page logs in again after it
 
 
 def tokens_match(given: str | None, expected: str) -> bool:
@@ -25,9 +29,19 @@ def tokens_match(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def stream_cookie_value(token: str) -> str:
-    """The cookie for the SSE stream: derived from the token, useless as a Bearer token."""
-    return hmac.new(token.encode(), b"newstrader-stream-cookie", hashlib.sha256).hexdigest()
+def stream_cookie_value(token: str, expires: int) -> str:
+    """The cookie for the SSE stream until `expires` (Unix seconds): `<expires>.<HMAC>`, derived
+    from the token, useless as a Bearer token."""
+    mac = hmac.new(token.encode(), f"newstrader-stream-cookie:{expires}".encode(), hashlib.sha256)
+    return f"{expires}.{mac.hexdigest()}"
+
+
+def stream_cookie_valid(value: str | None, token: str) -> bool:
+    """True for a cookie this token issued that has not expired."""
+    expires, _, _ = (value or "").partition(".")
+    if not expires.isdigit() or int(expires) <= time.time():
+        return False
+    return tokens_match(value, stream_cookie_value(token, int(expires)))
 
 
 def bearer_of(request: Request) -> str | None:
@@ -49,9 +63,7 @@ class TokenGuard:
     def __call__(self, request: Request) -> None:
         if tokens_match(bearer_of(request), self._token):
             return
-        if self._allow_cookie and tokens_match(
-            request.cookies.get(STREAM_COOKIE), stream_cookie_value(self._token)
-        ):
+        if self._allow_cookie and stream_cookie_valid(request.cookies.get(STREAM_COOKIE), self._token):
             return
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

@@ -30,8 +30,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily
+from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from newstrader.domain import VenueOutcome
+from newstrader.venues.base import VenueError
 
 log = structlog.get_logger("newstrader.metrics")
 
@@ -46,6 +48,7 @@ LEDGER_STAGES: tuple[tuple[str, str], ...] = (
     ("sent", "acked"),
     ("acked", "filled"),
     ("received", "filled"),
+    ("published", "filled"),
 )
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -132,6 +135,17 @@ def drift_event(venue: str, kind: str) -> None:
 def venue_error(venue: str, error_class: str) -> None:
     """Count one venue error by its class name (Transient, RateLimited, Rejected, AuthError, Ambiguous)."""
     VENUE_ERRORS.labels(venue=venue, error_class=error_class).inc()
+
+
+def _count_retried(details: RetryDetails) -> None:
+    """A venue read the transport retried (a stamina hook): counted like any venue error."""
+    error = details.caused_by
+    if isinstance(error, VenueError) and error.venue:
+        venue_error(error.venue, type(error).__name__)
+
+
+if _count_retried not in get_on_retry_hooks():
+    set_on_retry_hooks([*get_on_retry_hooks(), _count_retried])
 
 
 def quarantine(venue: str, active: bool) -> None:

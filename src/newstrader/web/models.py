@@ -1,14 +1,17 @@
-"""Request and response models of the bot's API. Amounts are Decimals (strings on the wire)."""
+"""Request and response models of the bot's API. Amounts are Decimals, plain strings on the wire
+(`3200`, never `3.2E+3`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from newstrader.domain import Signal
+from newstrader.domain import Signal, plain
+
+PlainDecimal = Annotated[Decimal, PlainSerializer(plain, return_type=str, when_used="json")]
 
 
 class Row(BaseModel):
@@ -24,6 +27,7 @@ class SignalOut(BaseModel):
     side: str
     confidence: float = 1.0
     terms: list[str] = []
+    why: list[str] = []  # the parser's rules behind the signal
     source: str = "unknown"
     created_at: datetime | None = None
 
@@ -38,6 +42,7 @@ class SignalOut(BaseModel):
             side=str(signal.side),
             confidence=float(signal.confidence),
             terms=list(signal.terms),
+            why=list(signal.why),
             source=signal.source,
             created_at=signal.created_at,
         )
@@ -49,6 +54,7 @@ class NewsAccepted(BaseModel):
     news_id: str
     signal: SignalOut | None
     reason: str
+    outcome: str = ""  # the pipeline's NewsOutcome: traded, ignored, skipped, duplicate, failed
     done: bool = Field(
         description="False while the signal executes: its per-venue outcomes then arrive on "
         "GET /api/signals/{id} and the stream (or in this answer, with ?wait)."
@@ -76,18 +82,20 @@ class PositionRow(BaseModel):
     model_config = ConfigDict(extra="allow")
     venue: str
     coin: str
-    exchange_size: Decimal | None = None
-    cached_size: Decimal | None = None
+    exchange_size: PlainDecimal | None = None
+    cached_size: PlainDecimal | None = None
     drift: bool = False
-    entry_price: Decimal | None = None
-    mark_price: Decimal | None = None
-    unrealized_pnl: Decimal | None = None
-    take_profit: Decimal | None = None
-    stop_loss: Decimal | None = None
+    entry_price: PlainDecimal | None = None
+    mark_price: PlainDecimal | None = None
+    unrealized_pnl: PlainDecimal | None = None
+    take_profit: PlainDecimal | None = None
+    stop_loss: PlainDecimal | None = None
 
 
 class PositionsOut(BaseModel):
     paused: bool
+    paused_reason: str | None = Field(default=None, description="Why: operator, flatten, the loss limit.")
+    paused_since: str | None = Field(default=None, description="When it paused (ISO 8601, UTC).")
     positions: list[PositionRow]
 
 
@@ -111,15 +119,15 @@ class EventsOut(BaseModel):
 class PnlPoint(BaseModel):
     time: datetime
     venue: str
-    realized_pnl: Decimal = Field(description="Cumulative realized PnL net of fees, all venues.")
+    realized_pnl: PlainDecimal = Field(description="Cumulative realized PnL net of fees, all venues.")
 
 
 class StatsOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     paused: bool
     fills: int
-    realized_pnl: Decimal
-    fees: Decimal
+    realized_pnl: PlainDecimal
+    fees: PlainDecimal
     pnl_curve: list[PnlPoint]
     summary: dict[str, Any] = {}
 

@@ -16,6 +16,29 @@ from typing import Any
 import uvicorn
 
 
+class PortUnavailable(OSError):
+    """The address could not be bound (taken, or not ours): the message names host and port."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot listen on {host}:{port}: {cause.strerror or cause}")
+        self.host, self.port = host, port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def bind_loopback(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (port 0 = any free one); `PortUnavailable` names the address when not."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailable(host, port, exc) from None
+    return sock
+
+
 class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -34,13 +57,7 @@ class LoopbackServer:
         self, app: Any = None, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
     ) -> None:
         # Bind now, so the port is known (and ours) before the app that needs it is built.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._sock.bind((host, port))
-        except OSError:
-            self._sock.close()
-            raise
+        self._sock = bind_loopback(host, port)
         self.host = host
         self.port = int(self._sock.getsockname()[1])
         self._log_level = log_level
@@ -63,6 +80,7 @@ class LoopbackServer:
             self._app,
             log_level=self._log_level,
             access_log=False,
+            log_config=None,  # uvicorn's lines go through our handler: same format, redacted
             lifespan="off",
             timeout_graceful_shutdown=2,
         )

@@ -18,6 +18,8 @@ from typing import Any
 
 import structlog
 
+from newstrader.domain import plain
+
 log = structlog.get_logger(__name__)
 
 # The bus's topic names mapped to the SSE event names the page listens for.
@@ -43,9 +45,10 @@ HEARTBEAT_S = 15.0
 
 
 def to_jsonable(value: Any) -> Any:
-    """Decimals become strings (no float rounding), datetimes ISO 8601, dataclasses dicts."""
+    """Decimals become plain strings (no float rounding, no exponent), datetimes ISO 8601,
+    dataclasses dicts."""
     if isinstance(value, Decimal):
-        return str(value)
+        return plain(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):

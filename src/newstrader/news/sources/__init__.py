@@ -34,7 +34,11 @@ def build_sources(news: Any, submit: Submit, journal: Any = None) -> list[Source
     for cfg in _get(news, "websocket", []):
         sources.append(
             WebSocketSource(
-                str(_get(cfg, "url")), submit, fields=dict(_get(cfg, "fields", {})), name=_get(cfg, "name")
+                str(_get(cfg, "url")),
+                submit,
+                fields=dict(_get(cfg, "fields", {})),
+                name=_get(cfg, "name"),
+                preset=_get(cfg, "preset"),
             )
         )
     for cfg in _get(news, "replay", []):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +83,7 @@ class RssSource(Source):
         if self.last_modified:
             headers["If-Modified-Since"] = self.last_modified
         response = await self._client.get(self.url, headers=headers)
+        received = time.monotonic()  # the edge: every item of this poll arrived now
         self.polls += 1
         if response.status_code == 304:
             self.not_modified += 1
@@ -115,6 +117,7 @@ class RssSource(Source):
                 body=(entry.get("summary") or "")[:65536],
                 url=entry.get("link"),
                 published_at=_entry_time(entry),
+                received_mono=received,
             )
             await self.deliver(item)
             self._remember(news_id)

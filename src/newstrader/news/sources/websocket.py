@@ -2,12 +2,17 @@
 
 `fields` maps our names (title, id, url, body, source, published_at, coin, side) to the
 message's keys; a dotted key ("data.headline") reaches into nested objects. A message may
-be one object or a list of them; anything without a title is ignored.
+be one object or a list of them; anything without a title is ignored. `preset` names the
+field map of a feed news traders use (`PRESETS`); `fields` given too override the preset's.
+
+Each message is stamped `received_mono` the moment its bytes arrive, before JSON decoding:
+the latency ledger of every item starts there.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +36,45 @@ DEFAULT_FIELDS = {
 }
 _MAX_MESSAGE = 1024 * 1024
 
+# Message formats of the feeds news traders stream, each tested with a recorded message
+# (tests/news/test_sources.py); sources noted per preset.
+PRESETS: dict[str, dict[str, str]] = {
+    # Tree of Alpha (wss://news.treeofalpha.com/ws): {"_id", "title", "body", "source", "url",
+    # "time": epoch ms, "coin", "suggestions": [...]}, as read by plutus-terminal's TreeNews.
+    "treeofalpha": {
+        "title": "title",
+        "id": "_id",
+        "url": "url",
+        "body": "body",
+        "source": "source",
+        "published_at": "time",
+    },
+    # BWEnews (wss://bwenews-api.bwe-ws.com/ws): {"source_name", "news_title", "coins_included",
+    # "url", "timestamp": epoch s}, as read by public Telegram relays of the feed.
+    "bwenews": {
+        "title": "news_title",
+        "id": "",
+        "url": "url",
+        "body": "",
+        "source": "source_name",
+        "published_at": "timestamp",
+    },
+    # Exchange-announcement relays (e.g. coinixy's listing socket): {"id", "url", "title",
+    # "serverTime": epoch ms, "exchange"}: "Binance Will List Lido DAO (LDO)".
+    "announcements": {
+        "title": "title",
+        "id": "id",
+        "url": "url",
+        "body": "",
+        "source": "exchange",
+        "published_at": "serverTime",
+    },
+}
+
 
 def _lookup(message: Any, path: str) -> Any:
+    if not path:
+        return None
     value = message
     for part in path.split("."):
         if not isinstance(value, dict):
@@ -72,14 +114,17 @@ class WebSocketSource(Source):
         name: str | None = None,
         subscribe: Any = None,
         backoff: Backoff | None = None,
+        preset: str | None = None,
     ) -> None:
         super().__init__(name or f"ws:{url.split('://', 1)[-1].split('/', 1)[0]}", submit, backoff=backoff)
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"preset: unknown websocket preset {preset!r}; one of {', '.join(PRESETS)}")
         self.url = url
-        self.fields = {**DEFAULT_FIELDS, **(fields or {})}
+        self.fields = {**DEFAULT_FIELDS, **(PRESETS[preset] if preset else {}), **(fields or {})}
         self.subscribe = subscribe
         self.ignored = 0
 
-    def to_item(self, message: Any) -> NewsItem | None:
+    def to_item(self, message: Any, received_mono: float | None = None) -> NewsItem | None:
         """One message → a NewsItem, or None when it carries no title."""
         if not isinstance(message, dict):
             return None
@@ -109,6 +154,7 @@ class WebSocketSource(Source):
             body=body[:65536] if isinstance(body, str) else "",
             url=url,
             published_at=parse_time(_lookup(message, self.fields["published_at"])),
+            received_mono=received_mono,
             coin=coin.strip() if isinstance(coin, str) and coin.strip() and side else None,
             side=side if isinstance(coin, str) and coin.strip() else None,
         )
@@ -120,13 +166,14 @@ class WebSocketSource(Source):
                 await ws.send(payload)
             self.connected()
             async for raw in ws:
+                received = time.monotonic()
                 try:
                     message = json.loads(raw)
                 except (ValueError, TypeError):
                     self.ignored += 1
                     continue
                 for one in message if isinstance(message, list) else [message]:
-                    item = self.to_item(one)
+                    item = self.to_item(one, received)
                     if item is None:
                         self.ignored += 1
                         continue

@@ -13,8 +13,8 @@ import structlog
 
 from newstrader.venues.aster.config import AsterConfig
 from newstrader.venues.aster.signing import MicrosecondNonces, V3Signer, encode_params, hmac_signature
-from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Transient, VenueError
-from newstrader.venues.errors import classify_aster, classify_http, classify_transport, report_retried_error
+from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Transient
+from newstrader.venues.errors import classify_aster, classify_http, classify_transport
 from newstrader.venues.limits import (
     REGISTRY,
     LimitRegistry,
@@ -22,10 +22,10 @@ from newstrader.venues.limits import (
     aster_is_order,
     aster_request_weight,
 )
+from newstrader.venues.retry import read_retries
 
 log = structlog.get_logger(__name__)
 
-READ_ATTEMPTS = 3
 DEFAULT_429_HOLD_S = 1.0
 # Legacy HMAC keys live on v1 paths, except these (Binance-style) newer generations.
 _HMAC_PATHS = {
@@ -139,25 +139,21 @@ class AsterHttp:
         *,
         is_order: bool,
     ) -> Any:
-        last: VenueError | None = None
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                if params is not None:  # signed: a fresh nonce/timestamp on every attempt
-                    return await self._call(
-                        method, path, self._sign(params), is_order=False, signed_params=True
-                    )
-                return await self._call(method, path, query or "", is_order=False, signed_params=False)
-            except Transient as exc:
-                last = exc
-                log.info("read_retry", venue=self.venue, path=path, error=str(exc), attempt=attempt)
-                if attempt < READ_ATTEMPTS - 1:
-                    report_retried_error(self.venue, exc)
-                if exc.code == -1021 and params is not None:
-                    await self.sync_clock()
-                elif not isinstance(exc, RateLimited):
-                    await asyncio.sleep(exc.retry_after or 0.05 * 2**attempt)
-        assert last is not None
-        raise last
+        """A read under the one read policy (`venues/retry.py`); a signed one gets a fresh nonce or
+        timestamp on every attempt, and the clock is synced again after a -1021."""
+        async for attempt in read_retries():
+            with attempt:
+                try:
+                    if params is not None:
+                        return await self._call(
+                            method, path, self._sign(params), is_order=False, signed_params=True
+                        )
+                    return await self._call(method, path, query or "", is_order=False, signed_params=False)
+                except Transient as exc:
+                    if exc.code == -1021 and params is not None:
+                        await self.sync_clock()
+                    raise
+        raise AssertionError("unreachable: the last attempt raises")
 
     async def _call(
         self, method: str, path: str, encoded: str, *, is_order: bool, signed_params: bool

@@ -292,11 +292,16 @@ class AsterVenue:
             error=status if mapped is OrderStatus.REJECTED else None,
         )
 
-    async def order_status(self, client_id: str) -> OrderResult | None:
-        """GET order by origClientOrderId; the symbol is remembered, else searched among the markets."""
+    async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:
+        """GET order by origClientOrderId; the symbol is remembered or given by `coin`, else searched.
+
+        Every signed call spends a v3 nonce and the venue keeps only the last 100: a search over
+        every market, repeated while an order is in flight, would push that order's own nonce out."""
         await self._ensure_one_way()
         cid = aster_client_order_id(client_id)
         known = self._client_symbol.get(cid)
+        if known is None and coin is not None:
+            known = (await self._market(coin)).symbol
         if known is not None:
             symbols = [known]
         else:  # after a restart: the symbols we hold first, then every market

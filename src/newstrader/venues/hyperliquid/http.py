@@ -6,20 +6,17 @@ Reads (`/info`) are retried on transient failures, since asking again is always 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import structlog
 
-from newstrader.venues.base import Ambiguous, RateLimited, Transient, VenueError
+from newstrader.venues.base import Ambiguous, RateLimited, Transient
 from newstrader.venues.errors import (
     classify_http,
     classify_hyperliquid_text,
     classify_transport,
-    report_retried_error,
 )
 from newstrader.venues.limits import (
     REGISTRY,
@@ -28,11 +25,8 @@ from newstrader.venues.limits import (
     hyperliquid_exchange_weight,
     hyperliquid_info_weight,
 )
+from newstrader.venues.retry import read_retries
 
-log = structlog.get_logger(__name__)
-
-READ_ATTEMPTS = 3
-ACTION_ATTEMPTS_ON_429 = 2
 DEFAULT_429_HOLD_S = 1.0
 
 
@@ -65,35 +59,18 @@ class HyperliquidHttp:
         await self._client.aclose()
 
     async def info(self, body: dict[str, Any]) -> Any:
-        """A read; transient failures are retried a few times, honouring Retry-After."""
+        """A read; transient failures are retried by the one read policy (`venues/retry.py`)."""
         weight = hyperliquid_info_weight(str(body.get("type", "")))
-        last: VenueError | None = None
-        for attempt in range(READ_ATTEMPTS):
-            try:
+        async for attempt in read_retries():
+            with attempt:
                 return await self._post("/info", body, weight, is_order=False)
-            except Transient as exc:
-                last = exc
-                log.info(
-                    "read_retry", venue=self.venue, request=body.get("type"), error=str(exc), attempt=attempt
-                )
-                if attempt < READ_ATTEMPTS - 1:
-                    report_retried_error(self.venue, exc)
-                if not isinstance(exc, RateLimited):  # a 429 already held the bucket
-                    await asyncio.sleep(exc.retry_after or 0.05 * 2**attempt)
-        assert last is not None
-        raise last
+        raise AssertionError("unreachable: the last attempt raises")
 
     async def exchange(self, envelope: dict[str, Any], batch_length: int) -> Any:
-        """A signed action; resent (same nonce, same signature) only after a 429, which never executes."""
-        weight = hyperliquid_exchange_weight(batch_length)
-        for attempt in range(ACTION_ATTEMPTS_ON_429):
-            try:
-                return await self._post("/exchange", envelope, weight, is_order=True)
-            except RateLimited as exc:
-                if attempt == ACTION_ATTEMPTS_ON_429 - 1 or exc.code != 429:
-                    raise
-                log.warning("action_rate_limited", venue=self.venue, attempt=attempt)
-        raise AssertionError("unreachable")
+        """A signed action, sent once: only the engine decides to send again (after a fresh read)."""
+        return await self._post(
+            "/exchange", envelope, hyperliquid_exchange_weight(batch_length), is_order=True
+        )
 
     async def _post(self, path: str, body: dict[str, Any], weight: int, *, is_order: bool) -> Any:
         await self.limiter.acquire([(self.ip_bucket, weight)])

@@ -202,8 +202,8 @@ class HyperliquidVenue:
             return self._mids[req.coin]
         return await self.mark_price(req.coin)
 
-    async def order_status(self, client_id: str) -> OrderResult | None:
-        """orderStatus by our cloid; None when the venue never saw the order."""
+    async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:
+        """orderStatus by our cloid (unique per account: the coin is not needed); None when unseen."""
         cloid = cloid_for(client_id)
         reply = await self.http.info({"type": "orderStatus", "user": self.account, "oid": cloid})
         if reply.get("status") != "order":
@@ -477,7 +477,7 @@ class HyperliquidVenue:
                 )
             )
             ids.append(client_id)
-        reply = await self._send(order_action(wires, "positionTpsl"), len(wires))
+        reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
         results = [
             self._one_result(status, client_id, size)
             for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
@@ -492,7 +492,7 @@ class HyperliquidVenue:
         if not triggers:
             return 0
         pairs = [(int(market.asset_id or 0), int(o.venue_order_id)) for o in triggers]
-        reply = await self._send(cancel_action(pairs), len(pairs))
+        reply = await self._send(cancel_action(pairs), len(pairs), expires=True)
         try:
             statuses = reply["response"]["data"]["statuses"]
         except (KeyError, TypeError) as exc:

@@ -12,7 +12,7 @@ from pydantic import create_model
 
 from newstrader.botapi import BotApi
 from newstrader.web import metrics
-from newstrader.web.models import CloseIn, ControlOut
+from newstrader.web.models import CloseIn, ControlOut, ErrorOut
 from newstrader.web.sse import to_jsonable
 
 log = structlog.get_logger(__name__)
@@ -74,12 +74,18 @@ def router(bot: BotApi) -> APIRouter:
         coin = body.coin.upper()
         if not await _listed_somewhere(bot, coin, body.venue):
             where = body.venue or ", ".join(venue_names) or "any venue"
-            raise HTTPException(status_code=422, detail=f"coin {coin!r} is not listed on {where}")
+            raise HTTPException(
+                status_code=404, detail=f"coin {coin!r} is not listed on {where}: nothing to close"
+            )
         return await control("close", bot.close(coin, venue=body.venue))
 
     # The body type is only known now (the venue names); FastAPI reads it from the annotation.
     control_close.__annotations__["body"] = close_body
-    routes.post("/api/control/close", response_model=ControlOut)(control_close)
+    routes.post(
+        "/api/control/close",
+        response_model=ControlOut,
+        responses={404: {"model": ErrorOut, "description": "No venue lists the coin"}},
+    )(control_close)
 
     @routes.post("/api/control/reconcile", response_model=ControlOut)
     async def control_reconcile() -> ControlOut:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from newstrader.botapi import BotApi
 from newstrader.journal import SIGNAL_ACCEPTED
@@ -22,6 +23,9 @@ log = structlog.get_logger(__name__)
 
 MAX_NEWS_BYTES = 64 * 1024
 MAX_WAIT_S = 30.0
+# Position size comes from the config's [sizing], never from a message: refused by name, so a
+# sender who thinks it sizes the trade learns it does not.
+SIZING_KEYS = frozenset({"size", "notional_usd", "notional", "leverage", "qty", "quantity"})
 
 
 def news_schema() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -51,11 +55,16 @@ async def _read_body(request: Request) -> bytes:
         raise HTTPException(status_code=413, detail=f"body over {MAX_NEWS_BYTES} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_NEWS_BYTES:
-            raise HTTPException(status_code=413, detail=f"body over {MAX_NEWS_BYTES} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_NEWS_BYTES:
+                raise HTTPException(status_code=413, detail=f"body over {MAX_NEWS_BYTES} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer and nothing was journaled: one line, not an ASGI traceback.
+        log.info("web_news_client_left", bytes_read=size)
+        raise HTTPException(status_code=400, detail="the client left before sending the body") from None
     return b"".join(chunks)
 
 
@@ -92,15 +101,25 @@ def router(bot: BotApi) -> APIRouter:
 
         Answers 202 once the item is journaled and decided; a signal executes behind the
         answer, its outcomes on `GET /api/signals/{id}` and the stream."""
+        received = time.monotonic()  # the edge: the latency ledger starts before the body is read
         raw = await _read_body(request)
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPException(status_code=422, detail=f"body is not JSON: {exc}") from exc
+        except RecursionError:
+            raise HTTPException(status_code=422, detail="body is nested too deeply") from None
         if not isinstance(payload, dict):
             raise HTTPException(status_code=422, detail="body must be a JSON object")
+        sizing = sorted(SIZING_KEYS & payload.keys())
+        if sizing:
+            raise HTTPException(
+                status_code=422,
+                detail=f"sizing keys are not accepted in news: {', '.join(sizing)} "
+                "(the size comes from [sizing] in the bot's config)",
+            )
         try:
-            item = WebhookNews.model_validate(payload).to_news_item()
+            item = WebhookNews.model_validate(payload).to_news_item(received_mono=received)
         except ValidationError as exc:
             raise HTTPException(status_code=422, detail=errors_reason(exc.errors())) from exc
         except ValueError as exc:
@@ -125,6 +144,7 @@ def router(bot: BotApi) -> APIRouter:
             news_id=decision.news_id,
             signal=SignalOut.of(decision.signal),
             reason=decision.reason,
+            outcome=str(decision.outcome),
             done=execution is None,
         )
         if wait is not None and answer.done:

@@ -10,7 +10,7 @@ import structlog
 from fastapi import APIRouter
 
 from newstrader.botapi import BotApi
-from newstrader.domain import OpenOrder
+from newstrader.domain import OpenOrder, plain
 from newstrader.web.models import EventsOut, OrdersOut, PnlPoint, PositionRow, PositionsOut, Row, StatsOut
 from newstrader.web.routes import LimitQ, jsonable_rows
 from newstrader.web.sse import to_jsonable
@@ -37,7 +37,7 @@ async def _add_triggers(bot: BotApi, rows: list[dict[str, Any]]) -> None:
             price = getattr(order, "trigger_price", None)
             if kind is not None and price is not None:
                 key = "take_profit" if str(kind) == "tp" else "stop_loss"
-                found.setdefault((name, order.coin), {})[key] = str(price)
+                found.setdefault((name, order.coin), {})[key] = plain(Decimal(str(price)))
     for row in rows:
         row.update(found.get((row["venue"], row["coin"]), {}))
 
@@ -50,8 +50,12 @@ def router(bot: BotApi) -> APIRouter:
         """Per venue and coin: the exchange's position (fresh read), the cache, drift."""
         rows = jsonable_rows(await bot.positions_view())
         await _add_triggers(bot, rows)
+        status = await bot.pause_status()
         return PositionsOut(
-            paused=await bot.paused(), positions=[PositionRow.model_validate(r) for r in rows]
+            paused=bool(status.get("paused")),
+            paused_reason=status.get("reason"),
+            paused_since=status.get("since"),
+            positions=[PositionRow.model_validate(r) for r in rows],
         )
 
     @routes.get("/api/orders", response_model=OrdersOut)

@@ -124,7 +124,7 @@ function start() {
 
 async function refreshPositions() {
   const data = await api("/api/positions");
-  setRunState(data.paused);
+  setRunState(data.paused, data.paused_reason, data.paused_since);
   const rows = data.positions || [];
   $("#positions-empty").style.display = rows.length ? "none" : "";
   fillTable("#positions", rows, (p) => {
@@ -145,7 +145,7 @@ async function refreshPositions() {
       el("td", { class: "num " + sideClass(cache), "data-testid": "cached-size" }, fmtNum(cache)),
       el("td", {}, badge),
       el("td", { class: "num" }, fmtNum(p.entry_price)),
-      el("td", { class: "num" }, fmtNum(p.mark_price)),
+      el("td", { class: "num", "data-testid": "mark-price" }, fmtNum(p.mark_price)),
       el("td", { class: "num " + sideClass(upnl) }, fmtNum(upnl, 2)),
       el("td", { class: "num" }, fmtNum(p.take_profit)),
       el("td", { class: "num" }, fmtNum(p.stop_loss)),
@@ -160,7 +160,8 @@ async function refreshPositions() {
 function outcomeCell(outcomes) {
   return el("span", {}, (outcomes || []).map((o) => {
     const status = String(pick(o, "status") || "?");
-    // latency_ms maps each stage to ms since the first stamp: the largest is the total.
+    // latency_ms maps each stage to ms since our receipt of the news (the source's publication,
+    // when given, is negative): the largest is receipt → fill.
     const stages = o.latency_ms && typeof o.latency_ms === "object" ? Object.values(o.latency_ms) : [];
     const ms = stages.length ? Math.max(...stages.map(Number)) : null;
     const reason = pick(o, "reason");
@@ -173,7 +174,7 @@ async function refreshSignals() {
   const data = await api("/api/signals?limit=30");
   fillTable("#signals", data.signals || [], (s) => el("tr", {},
     el("td", {}, fmtTime(pick(s, "created_at", "time"))),
-    el("td", {}, el("b", {}, s.coin)),
+    el("td", {}, el("b", {}, s.coin), whyLine(s.why)),
     el("td", { class: sideClass(s.side) }, s.side),
     el("td", {}, el("span", { title: pick(s, "reason") || "" }, pick(s, "status") || "")),
     el("td", {}, outcomeCell(s.outcomes)),
@@ -243,7 +244,9 @@ async function refreshStats() {
     el("span", {}, "fees ", el("b", {}, fmtNum(data.fees, 2))),
     el("span", {}, "fills ", el("b", {}, data.fills)),
     el("span", {}, "win rate ", el("b", {}, winRate(data.summary))),
-    el("span", {}, "signal→fill p50 ", el("b", {}, latencyP50(data.summary))),
+    el("span", { "data-testid": "news-to-fill" }, "news→fill p50 ",
+      el("b", {}, latencyP50(data.summary, "news_to_fill_ms_p50")), " from receipt"),
+    publishedToFill(data.summary),
   );
   drawChart(data.pnl_curve || []);
 }
@@ -253,9 +256,23 @@ function winRate(summary) {
   return rate === null || rate === undefined ? "–" : `${Math.round(Number(rate) * 100)} %`;
 }
 
-function latencyP50(summary) {
-  const ms = summary && summary.signal_to_fill_ms_p50;
+function latencyP50(summary, key) {
+  const ms = summary && summary[key];
   return ms === null || ms === undefined ? "–" : `${Number(ms).toFixed(0)} ms`;
+}
+
+// From the source's publication: only for news whose source said when it published.
+function publishedToFill(summary) {
+  if (!summary || !summary.published_to_fill_samples) return "";
+  return el("span", { "data-testid": "published-to-fill" }, "from publication ",
+    el("b", {}, latencyP50(summary, "published_to_fill_ms_p50")));
+}
+
+// Why the parser made the signal: its matched rules, and how the side was decided.
+function whyLine(why) {
+  const lines = Array.isArray(why) ? why : [];
+  if (!lines.length) return "";
+  return el("div", { class: "muted why", "data-testid": "why", title: lines.join("\n") }, lines.join(" · "));
 }
 
 // A small hand-written SVG line chart of cumulative realized PnL.
@@ -287,10 +304,19 @@ function drawChart(points) {
     `${last >= 0 ? "+" : ""}${last.toFixed(2)} USD`;
 }
 
-function setRunState(paused) {
+// Why and since when come with /api/positions; other answers only say whether, so a known
+// reason stays shown while the bot stays paused.
+function setRunState(paused, reason, since) {
   const pill = $("#run-state");
   pill.textContent = paused ? "paused" : "trading";
   pill.className = "pill " + (paused ? "warn" : "ok");
+  const why = $("#paused-reason");
+  if (!paused) {
+    why.textContent = "";
+  } else if (reason !== undefined) {
+    const when = since ? " since " + since.replace("T", " ").replace("+00:00", " UTC") : "";
+    why.textContent = (reason || "reason unknown") + when;
+  }
 }
 
 function setLive(on) {

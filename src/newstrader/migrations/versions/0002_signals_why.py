@@ -1,4 +1,4 @@
-"""orders.instance: which bot instance sent each order (several bots share one journal)
+"""signals.why: the parser's rules behind each signal (schema version 2)
 
 Revision ID: 0002
 Revises: 0001
@@ -18,9 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("instance", sa.String(length=200), nullable=True))
-        batch_op.create_index("ix_orders_instance", ["instance"], unique=False)
+    with op.batch_alter_table("signals", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("why", sa.Text(), nullable=True))
     version = sa.table("schema_version", sa.column("version", sa.Integer), sa.column("applied_at", sa.String))
     op.bulk_insert(
         version, [{"version": 2, "applied_at": datetime.now(UTC).isoformat(timespec="microseconds")}]
@@ -29,6 +28,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM schema_version WHERE version = 2")
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_index("ix_orders_instance")
-        batch_op.drop_column("instance")
+    with op.batch_alter_table("signals", schema=None) as batch_op:
+        batch_op.drop_column("why")

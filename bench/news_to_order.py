@@ -1,0 +1,236 @@
+"""Webhook receipt → first order bytes on the socket, with the journal on.
+
+The bot's own path from a headline to an order, measured end to end on this machine:
+`POST /api/news` on the real web app (uvicorn on 127.0.0.1), the pipeline (parse, one
+journal read for dedupe, the news record queued), the engine (fresh position and mark reads
+from the venue, the order intent written durably to SQLite WAL with FULL sync), signing, and
+the order request's last byte written to the venue's socket (httpcore's
+`http11.send_request_body.complete` trace event). The venues are the simulator processes on
+loopback, answering at once; the time spent waiting on their read replies is reported too,
+and subtracted for "our own" time.
+
+- **receipt → order bytes**: from the handler's `received_mono` stamp (the ledger's first stage)
+  to the first order's bytes on either venue's socket;
+- **client send → order bytes**: the same end, from just before the client sent the request;
+- **our own**: receipt → order bytes minus the venue reads' round trips in between.
+
+Each headline alternates a coin between long and short, so every one sends an order on both
+venues. Prints a table and a final JSON line.
+
+    uv run --frozen python bench/news_to_order.py [--items 200] [--coins 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import parser as parser_bench  # bench/parser.py: its stand-in bot for the web app
+from newstrader.domain import NewsItem, Signal, VenueOutcome
+from newstrader.engine.executor import Executor
+from newstrader.engine.ports import EngineConfig
+from newstrader.engine.risk import Sizer
+from newstrader.journal import Journal
+from newstrader.logging_setup import configure_logging
+from newstrader.news.parser import Parser
+from newstrader.news.pipeline import NewsDecision, NewsOutcome, Pipeline, PipelineSettings
+from sim_harness import COINS, machine, new_trader, percentile, venue_sims
+
+ORDER_PATHS = ("/exchange", "/fapi/v3/order")
+
+
+class Wire(httpx.AsyncBaseTransport):
+    """The venue's real transport, noting when each order's last byte went on the socket and
+    how long each read waited for its reply (monotonic seconds)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.order_bytes: list[float] = []
+        self.reads: list[tuple[float, float]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        is_order = path.endswith(ORDER_PATHS) and request.method == "POST" and b'"order"' in request.content
+        if path.endswith("/fapi/v3/order"):
+            is_order = request.method == "POST"
+        if is_order:
+            request.extensions["trace"] = self._trace
+            return await self.inner.handle_async_request(request)
+        started = time.monotonic()
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        self.reads.append((started, time.monotonic()))
+        return response
+
+    async def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "http11.send_request_body.complete":
+            self.order_bytes.append(time.monotonic())
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class NewsDesk(parser_bench.NewsDesk):
+    """`bench/parser.py`'s stand-in bot for the web app, remembering each final decision (the
+    webhook answers once decided; the orders finish behind the answer)."""
+
+    def __init__(self, pipeline: Pipeline, journal: Journal) -> None:
+        super().__init__(pipeline, journal)
+        self.decisions: list[NewsDecision] = []
+
+    async def accept_news(self, item: NewsItem) -> NewsDecision:
+        decision: NewsDecision = await self.pipeline.accept(item)
+        if decision.execution is None:
+            self.decisions.append(decision)
+        else:
+            decision.execution.add_done_callback(lambda done: self.decisions.append(done.result()))
+        return decision
+
+
+def summary_ms(samples: list[float]) -> dict[str, float]:
+    """n / p50 / p99 / max of millisecond samples (nearest rank), rounded for the report."""
+    if not samples:
+        return {"n": 0}
+    return {
+        "n": len(samples),
+        "p50": round(percentile(samples, 0.50), 2),
+        "p99": round(percentile(samples, 0.99), 2),
+        "max": round(max(samples), 2),
+    }
+
+
+def headline(i: int, coins: list[str]) -> str:
+    """Alternates each coin between long and short, so every item needs an order everywhere."""
+    coin = coins[i % len(coins)]
+    tag = f"w{-i}" if i < 0 else f"n{i}"  # unique headlines: the dedupe filter lets each pass
+    if (i // len(coins)) % 2 == 0:
+        return f"Coinbase will list {coin} perpetual futures ({tag})"
+    return f"Binance will delist {coin} spot pairs ({tag})"
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from newstrader.web.app import create_app
+
+    configure_logging(level="warning")
+    coins = list(COINS[: args.coins])
+    sims = venue_sims(args.sim_url, rate_limits=False)
+    tmp = tempfile.TemporaryDirectory(prefix="bench-news-to-order-")
+    journal = await Journal.open(f"sqlite:///{Path(tmp.name) / 'journal.db'}")
+    trader = new_trader(sims)
+    wires = {name: Wire(transport.inner) for name, transport in trader.transports.items()}
+    for name, transport in trader.transports.items():
+        transport.inner = wires[name]  # type: ignore[assignment]
+    executor = Executor(trader.venues, journal, EngineConfig(), Sizer())
+    acted: list[list[VenueOutcome]] = []
+
+    async def act(signal: Signal) -> list[VenueOutcome]:
+        outcomes = await executor.execute(signal)
+        acted.append(outcomes)
+        return outcomes
+
+    pipeline = Pipeline(Parser(), journal, PipelineSettings(), act)
+    desk = NewsDesk(pipeline, journal)
+    server, serving, port = await parser_bench.serve(create_app(desk, token="bench-token"))
+    rows: dict[str, list[float]] = {"receipt": [], "client": [], "own": [], "read_wait": []}
+    stages: dict[str, list[float]] = {}
+    outcomes: dict[str, int] = {}
+    try:
+        headers = {"Authorization": "Bearer bench-token"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            post: Callable[[int], Awaitable[httpx.Response]] = lambda i: client.post(  # noqa: E731
+                "/api/news", json={"id": f"b{i}", "title": headline(i, coins), "source": "bench"}
+            )
+            for i in range(-2 * len(coins), 0):  # warm-up: markets, leverage, keep-alive connections
+                await post(i)
+            for i in range(args.items):
+                for wire in wires.values():
+                    wire.order_bytes.clear()
+                    wire.reads.clear()
+                sent = time.monotonic()
+                response = await post(i)
+                if response.status_code not in (200, 202):
+                    raise RuntimeError(f"webhook said {response.status_code}: {response.text[:200]}")
+                await _until_decided(desk, f"b{i}")
+                decision = desk.decisions[-1]
+                outcomes[decision.outcome.value] = outcomes.get(decision.outcome.value, 0) + 1
+                first = min((t for w in wires.values() for t in w.order_bytes), default=None)
+                if decision.outcome is not NewsOutcome.TRADED or decision.signal is None or first is None:
+                    continue
+                received = dict(decision.signal.stamps)["received"]
+                reads = [r for w in wires.values() for r in w.reads if received <= r[0] and r[1] <= first]
+                read_wait = max((end for _, end in reads), default=received) - min(
+                    (start for start, _ in reads), default=received
+                )
+                rows["receipt"].append((first - received) * 1000)
+                rows["client"].append((first - sent) * 1000)
+                rows["read_wait"].append(read_wait * 1000)
+                rows["own"].append((first - received - read_wait) * 1000)
+                # The ledger of the venue that sent first: where the time went.
+                ledger = min(
+                    (o.latency.stamps for o in acted[-1] if "sent" in o.latency.stamps),
+                    key=lambda st: st["sent"],
+                )
+                for start, end in (("received", "parsed"), ("parsed", "decided"), ("decided", "sent")):
+                    stages.setdefault(f"{start}_to_{end}", []).append((ledger[end] - ledger[start]) * 1000)
+                stages.setdefault("sent_to_order_bytes", []).append((first - ledger["sent"]) * 1000)
+    finally:
+        server.should_exit = True
+        await serving
+        await trader.close()
+        await journal.close()
+        sims.stop()
+        tmp.cleanup()
+    return {
+        "bench": "news_to_order",
+        "items": args.items,
+        "outcomes": outcomes,
+        "receipt_to_order_bytes_ms": summary_ms(rows["receipt"]),
+        "client_send_to_order_bytes_ms": summary_ms(rows["client"]),
+        "venue_read_wait_ms": summary_ms(rows["read_wait"]),
+        "own_ms": summary_ms(rows["own"]),
+        "stages_ms": {k: summary_ms(v) for k, v in stages.items()},
+        "journal": "sqlite WAL, synchronous=FULL, temp dir",
+        "machine": machine(),
+    }
+
+
+async def _until_decided(desk: NewsDesk, news_id: str, timeout: float = 30.0) -> None:
+    """The webhook may answer before the trade (202 at once): wait for the decision itself."""
+    deadline = time.monotonic() + timeout
+    while not desk.decisions or desk.decisions[-1].news_id != news_id:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no decision for {news_id}")
+        await asyncio.sleep(0.0005)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--coins", type=int, default=6)
+    parser.add_argument("--sim-url", default=None, help="attach to a running simulator instead")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print(f"{'measure (ms)':<36}{'n':>6}{'p50':>10}{'p99':>10}{'max':>10}")
+    for label, key in (
+        ("webhook receipt → order bytes", "receipt_to_order_bytes_ms"),
+        ("client send → order bytes", "client_send_to_order_bytes_ms"),
+        ("  of which venue reads (waiting)", "venue_read_wait_ms"),
+        ("  our own (receipt → bytes − reads)", "own_ms"),
+        *((f"  stage {name}", name) for name in result["stages_ms"]),
+    ):
+        row = result[key] if key in result else result["stages_ms"][key]
+        cells = "".join(f"{row.get(k, '-'):>10}" for k in ("p50", "p99", "max"))
+        print(f"{label:<36}{row.get('n', 0):>6}{cells}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

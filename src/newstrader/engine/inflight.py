@@ -1,0 +1,122 @@
+"""The one rule for an order whose outcome is not known: it is *in flight* until proven otherwise.
+
+An intent is journaled before every send. When the reply is lost (`Ambiguous`), when a
+redelivered operation finds its leg already sent, when a crash left the intent `pending`,
+and when reconciliation finds one, the same question is asked: what became of it? The
+venue is asked by client id; "not found" is only final once the order's validity window
+(`Venue.order_validity_s`, from the intent's journal time) plus a grace has passed: before
+that, a request delayed on the way may still execute, and sending the missing size would
+double the position. While an intent is in flight its (venue, coin) lock stays held, so
+nothing new is decided for that coin on that venue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import structlog
+
+from newstrader.domain import OrderResult, OrderStatus, utcnow
+from newstrader.engine.locks import VenueCoinState
+from newstrader.engine.ports import ExecutionJournal
+from newstrader.venues.base import Venue, VenueError
+
+log = structlog.get_logger("newstrader.engine")
+
+UNRESOLVED = ("pending", "ambiguous")
+NOT_SEEN = "venue never saw the order within its validity window"
+# Asked again with backoff: every signed read spends venue budget (and, on Aster v3, a nonce).
+POLL_FIRST_S = 0.1
+POLL_MAX_S = 1.0
+
+
+def intent_status(result: OrderResult) -> str:
+    """The journal's status for what the venue said about an order."""
+    if result.status is OrderStatus.REJECTED:
+        return "rejected"
+    if result.filled_size > 0:
+        return "filled"
+    return "acked"
+
+
+class InFlightRule:
+    """Decides what an intent with an unknown outcome became, waiting while it may still land."""
+
+    def __init__(self, journal: ExecutionJournal, state: VenueCoinState, grace_s: float) -> None:
+        self.journal = journal
+        self.state = state
+        self.grace_s = grace_s
+
+    def deadline(self, venue: Venue, sent_at: datetime) -> datetime:
+        """After this instant an order journaled at `sent_at` can no longer execute."""
+        return sent_at + timedelta(seconds=venue.order_validity_s + self.grace_s)
+
+    def in_flight(self, venue: Venue, sent_at: datetime, now: datetime | None = None) -> bool:
+        """True while an unanswered order journaled at `sent_at` may still reach the venue."""
+        return (now or utcnow()) < self.deadline(venue, sent_at)
+
+    async def resolve(
+        self,
+        venue: Venue,
+        coin: str,
+        client_id: str,
+        sent_at: datetime,
+        *,
+        signal_id: str = "",
+    ) -> OrderResult | None:
+        """What became of `client_id`: the venue's answer, or None once it provably never executes.
+
+        The result (or "never seen") is journaled on the intent. Errors while asking are
+        logged and asked again; they never shorten the wait.
+        """
+        self.state.mark_in_flight(venue.name, coin, client_id)
+        try:
+            return await self._resolve(venue, coin, client_id, sent_at, signal_id)
+        finally:
+            self.state.settle(venue.name, coin, client_id)
+
+    async def _resolve(
+        self, venue: Venue, coin: str, client_id: str, sent_at: datetime, signal_id: str
+    ) -> OrderResult | None:
+        deadline = self.deadline(venue, sent_at)
+        delay = POLL_FIRST_S
+        while True:
+            try:
+                found = await venue.order_status(client_id, coin)
+            except VenueError as exc:
+                log.warning(
+                    "order_status_failed",
+                    venue=venue.name,
+                    coin=coin,
+                    signal_id=signal_id,
+                    client_id=client_id,
+                    error=str(exc),
+                )
+                found = None
+            if found is not None:
+                await self.journal.update_intent(client_id, intent_status(found), result=found)
+                log.info(
+                    "intent_resolved",
+                    venue=venue.name,
+                    coin=coin,
+                    signal_id=signal_id,
+                    client_id=client_id,
+                    status=found.status.value,
+                    filled=str(found.filled_size),
+                )
+                return found
+            now = utcnow()
+            if now >= deadline:
+                await self.journal.update_intent(client_id, "failed", error=NOT_SEEN)
+                log.warning(
+                    "intent_expired",
+                    venue=venue.name,
+                    coin=coin,
+                    signal_id=signal_id,
+                    client_id=client_id,
+                    message=NOT_SEEN,
+                )
+                return None
+            await asyncio.sleep(min(delay, (deadline - now).total_seconds()))
+            delay = min(delay * 2, POLL_MAX_S)
