@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,8 +30,8 @@ from newstrader.cluster.stream import NewsStream
 from newstrader.domain import NewsItem, Signal, VenueOutcome
 from newstrader.engine.ports import NotOwner
 from newstrader.engine.reconcile import Reconciler
-from newstrader.journal import Journal, normalize_title
-from newstrader.news.pipeline import NewsDecision, Pipeline
+from newstrader.journal import NEWS_INTERRUPTED, NEWS_UNFINISHED, Journal, NewsGate, normalize_title
+from newstrader.news.pipeline import NewsDecision, NewsOutcome, Pipeline
 
 if TYPE_CHECKING:
     from newstrader.bot import Bot
@@ -52,34 +52,37 @@ def lane_news_id(news_id: str, venue: str) -> str:
 
 
 class AccountNewsJournal:
-    """The journal as one account's pipeline sees it: headline dedupe within that account only
-    (the other accounts' copies of a headline are not duplicates of it)."""
+    """The journal as one account's pipeline sees it (a `NewsJournal`): headline dedupe within
+    that account only (the other accounts' copies of a headline are not duplicates of it), and
+    an item a previous owner of the account left unfinished is resumed, not taken for a copy."""
 
     def __init__(self, journal: Journal, venue: str) -> None:
         self.journal = journal
+        self.venue = venue
         self.prefix = f"{venue}|"
 
-    async def record_news(self, item: NewsItem, outcome: str, reason: str = "") -> bool:
-        """Claim the item for this account; a row a previous owner left unfinished is resumed.
-
-        Only the account's owner writes its lane ids, and a lane handles one item at a time, so
-        an id still `received` here was left by an owner that lost the account mid-item (paused,
-        then fenced): possibly after this owner's settle step ran, so it is checked again here."""
-        norm = self.prefix + normalize_title(item.title)
-        if await self.journal.record_news(item, outcome, reason, norm_title=norm):
-            return True
-        left = await self.journal.interrupt_unfinished_news(
-            "the previous owner of the account stopped while handling it", id_suffix=item.id
+    def queue_news(self, item: NewsItem, outcome: str, reason: str = "") -> asyncio.Future[bool]:
+        return self.journal.queue_news(
+            item, outcome, reason, norm_title=self.prefix + normalize_title(item.title)
         )
-        return bool(left) and await self.journal.record_news(item, outcome, reason, norm_title=norm)
+
+    async def news_gate(self, news_id: str, norm_title: str, since: datetime | None) -> NewsGate:
+        """The journal's gate; an id still `received` was left by an owner that lost the account
+        mid-item (only the owner writes the lane's ids, and the lane's own items in flight are
+        caught by the pipeline's memory first), so it becomes `interrupted` and is resumed."""
+        gate = await self.journal.news_gate(news_id, self.prefix + norm_title, since)
+        if gate.outcome != NEWS_UNFINISHED:
+            return gate
+        left = await self.journal.interrupt_unfinished_news(
+            "the previous owner of the account stopped while handling it", id_suffix=news_id
+        )
+        return replace(gate, outcome=NEWS_INTERRUPTED) if left else gate
 
     async def update_news(self, news_id: str, outcome: str, reason: str = "") -> None:
         await self.journal.update_news(news_id, outcome, reason)
 
-    async def recent_headline_seen(
-        self, norm_title: str, since: datetime, *, exclude_id: str | None = None
-    ) -> bool:
-        return await self.journal.recent_headline_seen(self.prefix + norm_title, since, exclude_id=exclude_id)
+    def queue_signal(self, signal: Signal, status: str, reason: str = "") -> asyncio.Future[bool]:
+        return self.journal.queue_signal(signal, status, reason)
 
     async def record_signal(self, signal: Signal, status: str, reason: str = "") -> bool:
         return await self.journal.record_signal(signal, status, reason)
@@ -87,11 +90,15 @@ class AccountNewsJournal:
     async def update_signal(self, signal_id: str, status: str, reason: str = "") -> None:
         await self.journal.update_signal(signal_id, status, reason)
 
-    async def get_control(self, key: str, default: Any = None) -> Any:
-        return await self.journal.get_control(key, default)
-
     async def recent_signals(self, limit: int = 50) -> list[dict[str, Any]]:
         return await self.journal.recent_signals(limit)
+
+    async def unfinished_signals(self) -> list[Signal]:
+        suffix = f"@{self.venue}"
+        return [s for s in await self.journal.unfinished_signals() if s.news_id.endswith(suffix)]
+
+    async def interrupt_unfinished_news(self, reason: str, *, keep: Collection[str] = ()) -> list[str]:
+        return await self.journal.interrupt_unfinished_news(reason, keep=keep, id_suffix=f"@{self.venue}")
 
 
 @dataclass(slots=True)
@@ -114,9 +121,15 @@ def combine(news_id: str, lanes: list[Lane], decisions: Sequence[NewsDecision]) 
     """One decision for an item handled by several lanes: the first signal, every lane's reason."""
     signal = next((d.signal for d in decisions if d.signal is not None), None)
     reason = "; ".join(f"{lane.venue}: {d.reason}" for lane, d in zip(lanes, decisions, strict=True))
-    outcomes = {d.outcome for d in decisions}
-    outcome = outcomes.pop() if len(outcomes) == 1 else "mixed"
+    outcome = next(
+        (o for o in _OUTCOME_PRECEDENCE if any(d.outcome is o for d in decisions)),
+        decisions[0].outcome if decisions else NewsOutcome.IGNORED,
+    )
     return NewsDecision(news_id, signal, reason or "no account owned by this instance", outcome)
+
+
+# The item's combined outcome: the most telling one any lane reached.
+_OUTCOME_PRECEDENCE = (NewsOutcome.ACCEPTED, NewsOutcome.TRADED, NewsOutcome.FAILED, NewsOutcome.SKIPPED)
 
 
 class ClusterNode:
