@@ -381,8 +381,7 @@ class Bot:
         """Journal the item first, then act on it; a redelivered id is acted on once."""
         received = time.monotonic()
         if self.cluster is not None:  # each owned account handles it in its own lane
-            done = await self.cluster.submit(item)
-            return NewsDecision(done.news_id, done.signal, done.reason)
+            return await self.cluster.submit(item)
         if self.pipeline is not None:
             decision: NewsDecision = await self.pipeline.submit(item)
             return decision  # unchanged: callers branch on its outcome
