@@ -114,13 +114,16 @@ def _number(value: Any) -> Decimal | None:
 
 
 def _fmt(value: Any, places: int | None = None) -> str:
-    """A number as a plain decimal (never `3.2E+3`), `places` fixed when given; else the text."""
+    """A number as a plain decimal without trailing zeros (never `3.2E+3`), `places` fixed when
+    given; anything else as its text."""
     if value is None or value == "":
         return "–"
     number = _number(value)
     if number is None:
         return str(value)
-    return f"{number:.{places}f}" if places is not None else format(number, "f")
+    if places is not None:
+        return f"{number:.{places}f}"
+    return format(number.normalize(), "f")  # 0.0000 → 0, 1.50 → 1.5, 3.2E+3 → 3200
 
 
 def _money(value: Any) -> str:

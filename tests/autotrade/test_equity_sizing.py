@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from newstrader.domain import Market, Side, Signal
-from newstrader.engine.risk import CoinSizing, Sizer
+from newstrader.engine.risk import CoinSizing, Sizer, SizingSettings
 
 D = Decimal
 ETH = Market("ETH", "ETHUSDT", D("0.001"), D("0.01"), D(5), 100)
@@ -19,7 +19,9 @@ def signal(**kw: Any) -> Signal:
 
 def test_equity_fraction_sizes_from_the_account_and_overrides_still_win() -> None:
     sizer = Sizer.from_settings(
-        {"notional_usd": 100, "equity_fraction": "0.1", "per_coin": {"BTC": {"notional_usd": 50}}}
+        SizingSettings.model_validate(
+            {"notional_usd": 100, "equity_fraction": "0.1", "per_coin": {"BTC": {"notional_usd": 50}}}
+        )
     )
     plan = sizer.plan(signal(), ETH, D(2000), equity=D(30_000))
     assert plan.notional_usd == D(3000) and plan.target_size == D("-1.500") and plan.skip_reason is None
