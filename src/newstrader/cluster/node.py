@@ -278,6 +278,12 @@ class ClusterNode:
 
     async def _act(self, venue: str, signal: Signal) -> list[VenueOutcome]:
         assert self.bot.executor is not None
+        # A previous owner may have finished this item on the account before its news row said
+        # so (killed between the two writes): its outcome is journaled, so it is done here.
+        done = await self.bot.journal.venue_outcome(signal.id, venue)
+        if done is not None:
+            log.info("outcome_already_journaled", venue=venue, coin=signal.coin, signal_id=signal.id)
+            return [done]
         return await self.bot.executor.execute(signal, venues=[venue])
 
     async def _consume(self, lane: Lane) -> None:

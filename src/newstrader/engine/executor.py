@@ -488,12 +488,6 @@ class Executor:
         # outcomes on one (venue, coin) is the order in which they were executed.
         try:
             async with self.state.hold(name, op.coin, timeout=self.config.max_signal_age_s - self._age_s(op)):
-                # An item resumed after a crash or a takeover may have finished here before its
-                # news row said so: its outcome is journaled, so it is done; never act or record twice.
-                done = await self.journal.venue_outcome(op.signal_id, name)
-                if done is not None:
-                    log.info("outcome_already_journaled", venue=name, coin=op.coin, signal_id=op.signal_id)
-                    return done
                 outcome, action = await self._attempt(name, op, received)
                 # An owner paused mid-order and woken after a takeover must not journal an outcome
                 # beside the new owner's: the item is the new owner's to finish.

@@ -55,8 +55,6 @@ class ExecutionJournal(Protocol):
 
     async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> Any: ...
 
-    async def venue_outcome(self, signal_id: str, venue: str) -> VenueOutcome | None: ...
-
     async def record_event(
         self,
         kind: str,
