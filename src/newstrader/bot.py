@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from newstrader.autotrade.trader import AutoTrader, exit_policy
-from newstrader.botapi import Decision
+from newstrader.botapi import ClusterState, Decision
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, TriggerKind, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
@@ -34,6 +34,7 @@ from newstrader.venues.account import AccountState, AccountView, PositionListene
 from newstrader.venues.base import Streaming, Venue, VenueError
 
 if TYPE_CHECKING:
+    from newstrader.cluster.node import ClusterNode
     from newstrader.telegram.service import TelegramService
 
 log = structlog.get_logger("newstrader.bot")
@@ -114,6 +115,7 @@ class Bot:
         self.reconciler: Reconciler | None = None
         self.pipeline: Pipeline | None = None
         self.autotrader: AutoTrader | None = None
+        self.cluster: ClusterNode | None = None  # when the journal is PostgreSQL (shared by bots)
         self.web_app: Any = None
         self.web_url: str | None = None
         self.web_token: str | None = None
@@ -133,26 +135,34 @@ class Bot:
         stamps = {"begin": time.monotonic()}
         if self.serve_web:
             self._bind_web()  # a taken port fails here, before the journal or a venue is touched
-        url = _get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db")
-        self.journal = await Journal.open(str(url))
+        url = str(_get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db"))
+        instance = _cluster_instance(self.settings, url)
+        self.journal = await Journal.open(url, instance=instance)
         try:
             await self._build()
             stamps["built"] = time.monotonic()
             assert self.reconciler is not None
-            resolved = await self.reconciler.resolve_pending()
-            assert self.executor is not None
-            resumed = await self.executor.resume_operations()
-            drift = await self.reconciler.run_once()
+            resolved, drift, resumed = [], [], []
+            if instance is not None:  # shared journal: each account is settled when it is acquired
+                await self._start_cluster(instance)
+            else:
+                resolved = await self.reconciler.resolve_pending()
+                assert self.executor is not None
+                resumed = await self.executor.resume_operations()
+                drift = await self.reconciler.run_once()
             stamps["reconciled"] = time.monotonic()
             if self.autotrader is not None:
                 await self.autotrader.start()
             stamps["autotrader"] = time.monotonic()
-            await self._resume_unfinished_news()
+            if self.cluster is None:  # a node resumes an account's items when it acquires it
+                await self._resume_unfinished_news()
             self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile-loop"))
             await self._start_sources()
             if self.serve_web:
                 await self._start_web()
             await self._start_telegram(len(resolved), len(drift))
+            if self.cluster is not None:  # last: the claim's heartbeat must not wait on start-up work
+                await self.cluster.start()
             stamps["serving"] = time.monotonic()
             self._started = True
             await self._warn_if_paused()
@@ -169,6 +179,23 @@ class Bot:
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_cluster(self, instance: str) -> None:
+        """Trade only owned accounts: fence the executor, feed own sources to the owned lanes
+        (nothing is owned until `cluster.start()` claims the accounts)."""
+        from newstrader.cluster.node import ClusterNode
+        from newstrader.news.sources import build_sources
+
+        assert self.executor is not None
+        self.cluster = ClusterNode(self, instance)
+        self.executor.fence = self.cluster.ownership
+        if self.autotrader is not None:
+            self.autotrader.owns = self.cluster.ownership.owns
+        if self.pipeline is not None:
+            self.pipeline.sources = build_sources(_get(self.settings, "news"), self._submit_own, self.journal)
+
+    async def _submit_own(self, item: NewsItem) -> Any:
+        return await self.submit_news(item)
 
     async def _warn_if_paused(self) -> None:
         """A bot that starts paused says so once, with why and since when (it will not open trades)."""
@@ -363,6 +390,9 @@ class Bot:
                 await self.autotrader.stop()
             except Exception as exc:
                 log.warning("autotrader_stop_failed", error=repr(exc))
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                await self.cluster.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -391,7 +421,10 @@ class Bot:
             await asyncio.sleep(interval)
             try:
                 assert self.reconciler is not None
-                await self.reconciler.run_once()
+                if self.cluster is not None:
+                    await self.cluster.reconcile_owned()
+                else:
+                    await self.reconciler.run_once()
             except Exception as exc:
                 log.warning("reconcile_failed", error=repr(exc))
 
@@ -404,6 +437,9 @@ class Bot:
 
     async def accept_news(self, item: NewsItem) -> Decision:
         """Journal the item and decide it; an accepted signal executes in the background."""
+        if self.cluster is not None:  # each owned account decides it in its own lane
+            combined: Decision = await self.cluster.accept(item)
+            return combined
         assert self.pipeline is not None, "start() builds the pipeline"
         decision: Decision = await self.pipeline.accept(item)
         return decision
@@ -411,6 +447,8 @@ class Bot:
     async def submit_news(self, item: NewsItem) -> NewsDecision:
         """Journal the item first, then act on it; a redelivered id is acted on once."""
         received = time.monotonic()
+        if self.cluster is not None:  # each owned account handles it in its own lane
+            return await self.cluster.submit(item)
         if self.pipeline is not None:
             decision: NewsDecision = await self.pipeline.submit(item)
             return decision  # unchanged: callers branch on its outcome
@@ -451,6 +489,17 @@ class Bot:
         await self.journal.update_signal(signal.id, status, reason)
         await self.journal.update_news(item.id, "traded", reason)
         return NewsDecision(item.id, signal, reason, NewsOutcome.TRADED)
+
+    async def cluster_state(self) -> ClusterState | None:
+        """This instance, its owned accounts and its bus lag when it shares the journal."""
+        if self.cluster is None:
+            return None
+        return ClusterState(
+            instance=self.cluster.instance,
+            configured=tuple(self.venues),
+            owned=tuple(self.cluster.ownership.owned()),
+            bus_lag=await self.cluster.bus_lag(),
+        )
 
     async def paused(self) -> bool:
         return bool(await self.journal.get_control("paused", False))
@@ -552,6 +601,15 @@ class Bot:
 
         groups = await asyncio.gather(*(one(n, v) for n, v in self.views.items()))
         return [row for group in groups for row in group]
+
+
+def _cluster_instance(settings: Any, journal_url: str) -> str | None:
+    """This bot's instance name when it shares a PostgreSQL journal with others, else None."""
+    if not journal_url.startswith("postgresql"):
+        return None
+    from newstrader.cluster.node import default_instance
+
+    return _get(_get(settings, "cluster"), "instance") or default_instance()
 
 
 async def serve_until_signalled(settings: Any, *, live: bool = False) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newstrader.domain import NewsItem, Signal
@@ -51,6 +52,17 @@ class Decision(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """This bot among several sharing one journal: its name, the accounts configured and owned,
+    and per owned account the news-stream items not yet acked (empty without a bus)."""
+
+    instance: str
+    configured: tuple[str, ...]
+    owned: tuple[str, ...]
+    bus_lag: Mapping[str, int]
+
+
 class BotApi(Protocol):
     """Everything the operator can do to a running bot, and what it reads."""
 
@@ -87,4 +99,8 @@ class BotApi(Protocol):
 
     async def positions_view(self) -> list[dict[str, Any]]:
         """Per venue and coin: exchange size (fresh read), cached size, drift, entry, mark, uPnL."""
+        ...
+
+    async def cluster_state(self) -> ClusterState | None:
+        """None for a bot alone on its journal."""
         ...

@@ -99,6 +99,22 @@ def run(
 
 
 @app.command()
+def ingest(config: ConfigOpt = Path("newstrader.toml")) -> None:
+    """Run the news sources and publish every item to the NATS JetStream stream (`[bus] url`)."""
+    from newstrader.cluster.ingest import run_ingest
+
+    raise typer.Exit(run_ingest(config))
+
+
+@app.command()
+def cluster(config: ConfigOpt = Path("newstrader.toml"), as_json: JsonOpt = False) -> None:
+    """The bots sharing this PostgreSQL journal: which instance owns each account, which stand by."""
+    from newstrader.cluster.view import run_cluster
+
+    raise typer.Exit(run_cluster(config, as_json))
+
+
+@app.command()
 def sim(
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8900,

@@ -330,6 +330,37 @@ class JournalSettings(_Section):
         return value
 
 
+class BusSettings(_Section):
+    """The NATS JetStream news stream: `newstrader ingest` publishes to it, bots consume from it."""
+
+    url: str | None = None
+    stream: str = Field(default="NEWSTRADER_NEWS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subject: str = Field(default="newstrader.news", pattern=r"^[A-Za-z0-9_.-]{1,200}$")
+    ack_wait_s: float = Field(default=10.0, gt=0)
+    duplicate_window_s: float = Field(default=3600.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _nats_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(nats|tls)://[^\s/]+", value):
+            raise ValueError("must be a nats:// or tls:// URL")
+        return value
+
+
+class ClusterSettings(_Section):
+    """Several bots on one PostgreSQL journal: each account is owned by one of them at a time."""
+
+    instance: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    heartbeat_s: float = Field(default=0.5, gt=0)
+    session_timeout_s: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_timeout(self) -> ClusterSettings:
+        if self.heartbeat_s * 2 >= self.session_timeout_s:
+            raise ValueError("@heartbeat_s: must be under half of session_timeout_s")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration; env ``NEWSTRADER_<SECTION>__<KEY>`` overrides the TOML file."""
 
@@ -350,6 +381,8 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     journal: JournalSettings = Field(default_factory=JournalSettings)
     telegram: TelegramSettings | None = None
+    bus: BusSettings = Field(default_factory=BusSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -648,6 +681,19 @@ port = 8080
 
 [journal]
 url = "sqlite:///newstrader.db"   # any SQLAlchemy URL; SQLite runs in WAL mode
+# url = "postgresql+psycopg://newstrader@db-host/newstrader"   # several bots share one record
+
+[bus]                      # the NATS JetStream news stream; `newstrader ingest` publishes to it
+# url = "nats://127.0.0.1:4222"   # set: each owned account reads the stream (its own durable consumer)
+stream = "NEWSTRADER_NEWS"
+subject = "newstrader.news"
+ack_wait_s = 10.0          # an item not acked by then is delivered again (to the account's next owner)
+duplicate_window_s = 3600.0   # the server drops a second copy of a news id within this window
+
+[cluster]                  # with a PostgreSQL journal: each account is traded by one bot at a time
+# instance = "bot-a"       # this bot's name in the journal and `newstrader cluster` (default: host-pid)
+heartbeat_s = 0.5
+session_timeout_s = 3.0    # a paused or cut-off owner loses its accounts to a standby after this
 
 # Alerts and commands on Telegram (README: "Telegram"). The token: env NEWSTRADER_TELEGRAM_TOKEN.
 # [telegram]

@@ -1,4 +1,5 @@
-"""The durable record of everything the bot sees and does (SQLAlchemy Core; SQLite WAL by default).
+"""The durable record of everything the bot sees and does (SQLAlchemy Core; SQLite WAL by default,
+or one PostgreSQL database shared by several bots: ``postgresql+psycopg://…``).
 
 Every write is committed before the awaiting caller resumes, so a caller that writes *before*
 acting never loses the record. Writes go through one writer thread that commits them in
@@ -13,6 +14,12 @@ before anything is sent, cannot be durable without them.
 Durability choice for SQLite: WAL with ``synchronous=FULL``. NORMAL survives a killed
 process but may drop the last commits on power loss or an OS crash; with real money the
 journal must not forget an order it said was recorded, and group commit keeps FULL cheap.
+PostgreSQL runs with ``synchronous_commit = on`` (forced per connection): a commit returns only
+after its WAL is flushed.
+
+The schema is managed by Alembic (``newstrader/migrations``); opening a journal upgrades it to
+head, serialised across processes (SQLite's write lock; a PostgreSQL advisory lock), and a
+database written by a newer newstrader is refused.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ from newstrader.domain import (
     OrderRequest,
     OrderResult,
     OrderType,
+    OutcomeStatus,
     Side,
     Signal,
     TimeInForce,
@@ -75,9 +83,10 @@ log = structlog.get_logger("newstrader.journal")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3  # the schema_version row the newest migration writes
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 MAX_GROUP_COMMIT: Final = 512
+PG_IDLE_TX_TIMEOUT_MS: Final = 5000  # a journal transaction never idles this long unless its bot stopped
 
 INTENT_STATUSES: Final = frozenset({"pending", "acked", "filled", "rejected", "failed", "ambiguous"})
 UNRESOLVED_INTENT_STATUSES: Final = ("pending", "ambiguous")
@@ -217,6 +226,8 @@ orders_table = Table(
     Column("error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("instance", String(200)),  # the bot instance that journaled (and so sent) it
+    Index("ix_orders_instance", "instance"),
 )
 
 outcomes_table = Table(
@@ -617,6 +628,15 @@ def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
 def _make_engines(url: str) -> tuple[Engine, Engine | None]:
     """(writer engine, reader engine or None when reads must share the writer's database)."""
     backend = make_url(url).get_backend_name()
+    if backend == "postgresql":
+        # Durable before return whatever the server's default: a commit waits for its WAL flush.
+        # A transaction left open by a paused or cut-off bot is ended by the server, so its
+        # uncommitted rows never block the bot that took its accounts over.
+        options = f"-c synchronous_commit=on -c idle_in_transaction_session_timeout={PG_IDLE_TX_TIMEOUT_MS}"
+        args = {"options": options, "connect_timeout": 10}
+        writer = create_engine(url, connect_args=args, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        reader = create_engine(url, connect_args=args, pool_size=4, max_overflow=4, pool_pre_ping=True)
+        return writer, reader
     if backend != "sqlite":
         engine = create_engine(url, pool_pre_ping=True)
         return engine, engine
@@ -641,24 +661,30 @@ def _make_engines(url: str) -> tuple[Engine, Engine | None]:
 class Journal:
     """Async facade over the database: every write is durable when its coroutine returns."""
 
-    def __init__(self, url: str, writer_engine: Engine, reader_engine: Engine | None) -> None:
+    def __init__(
+        self, url: str, writer_engine: Engine, reader_engine: Engine | None, instance: str | None = None
+    ) -> None:
         self.url = url
+        self.instance = instance
         self._engine = writer_engine
         self._reader = reader_engine
         self._writer = _Writer(writer_engine)
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str) -> Journal:
-        """Open (creating if needed) the journal at a SQLAlchemy URL, e.g. ``sqlite:///newstrader.db``."""
+    async def open(cls, url: str, *, instance: str | None = None) -> Journal:
+        """Open (creating or upgrading) the journal at a SQLAlchemy URL, e.g. ``sqlite:///newstrader.db``.
+
+        `instance` names this bot among several sharing the journal; every order it journals
+        carries it."""
         try:
             writer, reader = _make_engines(url)
         except Exception as exc:
             raise JournalError(f"cannot open journal {url!r}: {exc}") from exc
-        journal = cls(url, writer, reader)
+        journal = cls(url, writer, reader, instance)
         journal._writer.start()
         try:
-            await journal._write(_create_schema)
+            await journal._write(_migrate)
         except BaseException:
             await journal.close()
             raise
@@ -765,18 +791,23 @@ class Journal:
 
         return await self._read(read)
 
-    async def interrupt_unfinished_news(self, reason: str, *, keep: Collection[str] = ()) -> list[str]:
+    async def interrupt_unfinished_news(
+        self, reason: str, *, keep: Collection[str] = (), id_suffix: str | None = None
+    ) -> list[str]:
         """Mark items a crash left half-handled (still `received`) as `interrupted`; their ids.
 
         Called at start-up, when nothing of this process is in flight: the item then has a
         final outcome even if it never comes again, and a redelivery resumes it (see
         `record_news`), its orders found again by their client ids. Items in `keep` are being
-        resumed now (see `unfinished_signals`) and stay unfinished until they finish."""
+        resumed now (see `unfinished_signals`) and stay unfinished until they finish. With
+        `id_suffix`, only ids ending so (one account's items, when several bots share the journal)."""
 
         def mark(conn: Connection) -> list[str]:
             where = news_table.c.outcome == NEWS_UNFINISHED
             if keep:
                 where = and_(where, news_table.c.id.not_in(list(keep)))
+            if id_suffix is not None:
+                where = and_(where, news_table.c.id.endswith(id_suffix, autoescape=True))
             ids = [row[0] for row in conn.execute(select(news_table.c.id).where(where))]
             if ids:
                 conn.execute(
@@ -930,6 +961,7 @@ class Journal:
             "error": None,
             "created_at": now,
             "updated_at": now,
+            "instance": self.instance,
         }
         return await self._write(lambda conn: _insert_if_new(conn, orders_table, values, ["client_id"]))
 
@@ -987,6 +1019,30 @@ class Journal:
             "created_at": _now(),
         }
         await self._write(lambda conn: conn.execute(insert(outcomes_table).values(**values)))
+
+    async def venue_outcome(self, signal_id: str, venue: str) -> VenueOutcome | None:
+        """The journaled outcome of a signal on one venue (the first), or None: an operation
+        resumed after a crash or a takeover is done there already when this is not None."""
+        table = outcomes_table
+        stmt = (
+            select(table)
+            .where(table.c.signal_id == signal_id, table.c.venue == venue)
+            .order_by(table.c.id)
+            .limit(1)
+        )
+        row = await self._read(lambda conn: conn.execute(stmt).mappings().first())
+        if row is None:
+            return None
+        return VenueOutcome(
+            venue=row["venue"],
+            coin=row["coin"],
+            status=OutcomeStatus(row["status"]),
+            reason=row["reason"],
+            exchange_size_before=row["exchange_size_before"],
+            cached_size_before=row["cached_size_before"],
+            target_size=row["target_size"],
+            exchange_size_after=row["exchange_size_after"],
+        )
 
     # ---- reconciliation events
 
@@ -1133,20 +1189,35 @@ class Journal:
         return await self._read(run)
 
 
-def _create_schema(conn: Connection) -> int:
-    """Create missing tables, bring an older schema up to date; returns the version."""
-    metadata.create_all(conn)
-    version = conn.execute(select(func.max(schema_version_table.c.version))).scalar()
-    if version is None:
-        conn.execute(insert(schema_version_table).values(version=SCHEMA_VERSION, applied_at=_now()))
-        return SCHEMA_VERSION
-    if version > SCHEMA_VERSION:
-        raise JournalError(
-            f"journal schema version {version} is newer than this newstrader understands ({SCHEMA_VERSION})"
-        )
-    if version < 2:  # 2: signals.why (the parser's explanation)
-        columns = {c["name"] for c in inspect(conn).get_columns("signals")}
-        if "why" not in columns:
-            conn.exec_driver_sql("ALTER TABLE signals ADD COLUMN why TEXT")
-        conn.execute(insert(schema_version_table).values(version=2, applied_at=_now()))
-    return SCHEMA_VERSION
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+# A database made before Alembic managed the schema is stamped by its schema_version:
+# 1 = the first release, 2 = signals.why (added by hand before the migrations existed).
+PRE_ALEMBIC_REVISIONS: Final = {1: "0001", 2: "0002"}
+# Any constant: the key of the transaction-level advisory lock that serialises migrations.
+_MIGRATION_LOCK_KEY: Final = 0x6E657773_6D696772
+
+
+def _migrate(conn: Connection) -> int:
+    """Bring the schema to head with Alembic; returns the schema version. A database from a
+    newer newstrader is refused before anything is touched."""
+    from alembic import command
+    from alembic.config import Config
+
+    if conn.dialect.name == "postgresql":  # two bots starting together migrate one at a time
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    tables = set(inspect(conn).get_table_names())
+    version = None
+    if "schema_version" in tables:
+        version = conn.execute(select(func.max(schema_version_table.c.version))).scalar()
+        if version is not None and version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal schema version {version} is newer than this newstrader"
+                f" understands ({SCHEMA_VERSION})"
+            )
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    if "news" in tables and "alembic_version" not in tables:
+        command.stamp(config, PRE_ALEMBIC_REVISIONS.get(int(version or 1), "0001"))
+    command.upgrade(config, "head")
+    return int(conn.execute(select(func.max(schema_version_table.c.version))).scalar_one())

@@ -1,4 +1,5 @@
-"""The journal against a real SQLite file: round trips, concurrency, and survival of kill -9."""
+"""The journal against a real SQLite file and a real PostgreSQL server: round trips, concurrency,
+migrations, and survival of kill -9. Every test taking `db_url` runs once per backend."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from newstrader.domain import (
     Fill,
@@ -31,7 +33,7 @@ from newstrader.domain import (
     TimeInForce,
     VenueOutcome,
 )
-from newstrader.journal import SCHEMA_VERSION, Journal, JournalError, normalize_title
+from newstrader.journal import MIGRATIONS, SCHEMA_VERSION, Journal, JournalError, normalize_title
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -40,9 +42,18 @@ def _url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh journal URL: a SQLite file, or a new database on the worker's PostgreSQL server."""
+    if request.param == "sqlite":
+        return _url(tmp_path / "journal.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = await Journal.open(_url(tmp_path / "journal.db"))
+async def journal(db_url: str) -> AsyncIterator[Journal]:
+    j = await Journal.open(db_url, instance="bot-test")
     yield j
     await j.close()
 
@@ -54,7 +65,7 @@ async def test_sqlite_file_is_wal_with_full_sync(tmp_path: Path) -> None:
     await j.close()
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     con.close()
 
 
@@ -308,10 +319,10 @@ async def test_one_failing_write_does_not_undo_its_group(journal: Journal) -> No
     assert (await journal.counts())["news"] == 20
 
 
-async def test_two_journals_on_one_file(tmp_path: Path) -> None:
-    """Two processes' worth of writers (the bot and a CLI verb) share one file without 'locked' errors."""
-    url = _url(tmp_path / "shared.db")
-    a, b = await Journal.open(url), await Journal.open(url)
+async def test_two_journals_on_one_database(db_url: str) -> None:
+    """Two processes' worth of writers (two bots, or a bot and a CLI verb) share one database
+    without 'locked' errors; opened together, they migrate one at a time."""
+    a, b = await asyncio.gather(Journal.open(db_url), Journal.open(db_url))
     try:
 
         async def write(j: Journal, prefix: str) -> None:
@@ -335,25 +346,106 @@ async def test_in_memory_url_and_closed_journal() -> None:
         await j.get_control("k")
 
 
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
-    j = await Journal.open(_url(db))
+async def test_newer_schema_is_refused(db_url: str) -> None:
+    j = await Journal.open(db_url)
     await j.close()
-    con = sqlite3.connect(db)
-    con.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION + 1, T0.isoformat()))
-    con.commit()
-    con.close()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO schema_version VALUES (:v, :at)"),
+            {"v": SCHEMA_VERSION + 1, "at": T0.isoformat()},
+        )
+    engine.dispose()
     with pytest.raises(JournalError, match="newer"):
-        await Journal.open(_url(db))
+        await Journal.open(db_url)
 
 
-def test_reopen_after_kill_keeps_every_committed_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("made_at", ["0001", "0002"])
+async def test_a_journal_from_before_alembic_is_upgraded(db_url: str, made_at: str) -> None:
+    """A database made before Alembic (create_all plus, at schema 2, signals.why added by hand;
+    no alembic_version) keeps its rows and gains what it lacks; a reopen at head changes nothing."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, made_at)
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(
+            text(
+                "INSERT INTO orders (client_id, signal_id, venue, coin, leg, side, size, order_type,"
+                " reduce_only, tif, max_slippage, status, filled_size, created_at, updated_at) VALUES"
+                " ('old-1', 's', 'hl', 'ETH', 'open', 'buy', '1', 'market', false, 'ioc', '0.05',"
+                " 'filled', '1', :at, :at)"
+            ),
+            {"at": T0.isoformat()},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO signals (id, news_id, coin, side, confidence, terms, source, created_at,"
+                " status, reason, updated_at) VALUES ('s-old', 'n-old', 'BTC', 'long', 1.0, '[]', 'x',"
+                " :at, 'executed', '', :at)"
+            ),
+            {"at": T0.isoformat()},
+        )
+    assert "instance" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+    assert ("why" in {c["name"] for c in inspect(engine).get_columns("signals")}) == (made_at == "0002")
+    engine.dispose()
+    for _ in range(2):
+        j = await Journal.open(db_url, instance="bot-b")
+        await j.close()
+    j = await Journal.open(db_url)
+    try:
+        await j.record_signal(
+            Signal(id="s-new", news_id="n-new", coin="ETH", side=Side.SHORT, why=("r",)), "accepted"
+        )
+        rows = {r["id"]: r for r in await j.recent_signals(10)}
+        assert rows["s-old"]["why"] is None and rows["s-new"]["why"] == ["r"]
+    finally:
+        await j.close()
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT client_id, instance FROM orders")).all() == [("old-1", None)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        versions = [v for (v,) in conn.execute(text("SELECT version FROM schema_version ORDER BY 1"))]
+    engine.dispose()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_postgresql_commits_are_synchronous(pg_url: str) -> None:
+    """Durable before return on PostgreSQL too: the writer's sessions run synchronous_commit=on."""
+    j = await Journal.open(pg_url)
+    try:
+        setting = await j._write(lambda conn: conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+        assert setting == "on"
+    finally:
+        await j.close()
+
+
+async def test_orders_carry_the_instance_that_journaled_them(db_url: str) -> None:
+    a, b = await Journal.open(db_url, instance="bot-a"), await Journal.open(db_url, instance="bot-b")
+    try:
+        req = OrderRequest(coin="ETH", is_buy=True, size=Decimal(1), client_id="c-a")
+        assert await a.record_intent("s1", "hl", "ETH", "open", "c-a", req)
+        req_b = OrderRequest(coin="ETH", is_buy=False, size=Decimal(1), client_id="c-b")
+        assert await b.record_intent("s1", "hl", "ETH", "close", "c-b", req_b)
+        assert not await b.record_intent("s1", "hl", "ETH", "open", "c-a", req)  # a's, not stolen
+        rows = {row["client_id"]: row["instance"] for row in await a.recent_orders()}
+        assert rows == {"c-a": "bot-a", "c-b": "bot-b"}
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_reopen_after_kill_keeps_every_committed_write(db_url: str) -> None:
     """A process writing as fast as it can is SIGKILLed; everything it reported committed is there,
     including news items it only queued before awaiting their order intents (the pipeline's way)."""
-    db = tmp_path / "killed.db"
     script = Path(__file__).with_name("journal_writer_proc.py")
     proc = subprocess.Popen(
-        [sys.executable, str(script), _url(db)],
+        [sys.executable, str(script), db_url],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -378,12 +470,13 @@ def test_reopen_after_kill_keeps_every_committed_write(tmp_path: Path) -> None:
             reported.append((news_id, client_id))
     assert len(reported) >= 400, "the writer process did not get going"
 
-    con = sqlite3.connect(db)
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    con.close()
+    if db_url.startswith("sqlite"):
+        con = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
 
     async def check() -> tuple[set[str], set[str]]:
-        j = await Journal.open(_url(db))
+        j = await Journal.open(db_url)
         try:
             news = {row["id"] for row in await j.recent_news(1_000_000)}
             orders = {row["client_id"] for row in await j.recent_orders(1_000_000)}
@@ -420,34 +513,5 @@ async def test_a_queued_write_is_durable_before_any_write_queued_after_it(tmp_pa
             finally:
                 con.close()
             assert news.done() and signal.done() and news.result() and signal.result()
-    finally:
-        await journal.close()
-
-
-async def test_an_old_journal_gains_the_why_column(tmp_path: Path) -> None:
-    """Schema 1 (before signals.why) is brought up to date in place, its rows kept."""
-    db = tmp_path / "v1.db"
-    con = sqlite3.connect(db)
-    con.executescript(
-        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at VARCHAR(32) NOT NULL);"
-        "INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00.000000+00:00');"
-        "CREATE TABLE signals (id VARCHAR(200) PRIMARY KEY, news_id VARCHAR(200) NOT NULL,"
-        " coin VARCHAR(40) NOT NULL, side VARCHAR(8) NOT NULL, confidence FLOAT NOT NULL,"
-        " terms TEXT NOT NULL,"
-        " notional_usd VARCHAR(64), leverage INTEGER, source VARCHAR(200) NOT NULL,"
-        " created_at VARCHAR(32) NOT NULL, status VARCHAR(40) NOT NULL,"
-        " reason TEXT NOT NULL, updated_at VARCHAR(32) NOT NULL);"
-        "INSERT INTO signals VALUES ('s-old', 'n-old', 'BTC', 'long', 1.0, '[]', NULL, NULL, 'x',"
-        " '2026-01-01T00:00:00.000000+00:00', 'executed', '', '2026-01-01T00:00:00.000000+00:00');"
-    )
-    con.commit()
-    con.close()
-    journal = await Journal.open(_url(db))
-    try:
-        await journal.record_signal(
-            Signal(id="s-new", news_id="n-new", coin="ETH", side=Side.SHORT, why=("r",)), "accepted"
-        )
-        rows = {r["id"]: r for r in await journal.recent_signals(10)}
-        assert rows["s-old"]["why"] is None and rows["s-new"]["why"] == ["r"]
     finally:
         await journal.close()

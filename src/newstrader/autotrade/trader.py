@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -74,6 +74,8 @@ class AutoTrader:
         self._last_sizes: dict[str, dict[str, Decimal]] = {}
         self._dirty: set[str] = set()  # venues the engine changed since the last monitor turn
         self._last_full = 0.0
+        # Several bots on one journal (cluster/): the monitor acts only on accounts this one owns.
+        self.owns: Callable[[str], bool] = lambda _venue: True
 
     # -- TradeHooks -------------------------------------------------------------------
 
@@ -141,13 +143,14 @@ class AutoTrader:
         """
         full = full or time.monotonic() - self._last_full >= FULL_EVERY_S
         dirty, self._dirty = self._dirty, set()
+        names = [name for name in self.venues if self.owns(name)]
         turns = await asyncio.gather(
-            *(self._venue_turn(v, now, full=full or v.name in dirty) for v in self.venues.values()),
+            *(self._venue_turn(self.venues[n], now, full=full or n in dirty) for n in names),
             return_exceptions=True,
         )
         result: dict[str, Any] = {"venues": {}, "full": full}
         changed = bool(dirty)
-        for name, turn in zip(self.venues, turns, strict=True):
+        for name, turn in zip(names, turns, strict=True):
             if isinstance(turn, BaseException):
                 result["venues"][name] = {"error": repr(turn)}
                 self._dirty.add(name)  # look properly next time

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -43,7 +43,15 @@ from newstrader.engine.client_ids import client_id as make_client_id
 from newstrader.engine.inflight import UNRESOLVED, InFlightRule, intent_status
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.operations import OperationLog, new_operation_id
-from newstrader.engine.ports import EventSink, ExecutionJournal, NoHooks, TradeHooks
+from newstrader.engine.ports import (
+    EventSink,
+    ExecutionJournal,
+    NoFence,
+    NoHooks,
+    NotOwner,
+    SendFence,
+    TradeHooks,
+)
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
@@ -146,8 +154,10 @@ class Executor:
         state: VenueCoinState | None = None,
         quarantine: Quarantine | None = None,
         publish: EventSink | None = None,
+        fence: SendFence | None = None,
     ) -> None:
         self.venues = dict(venues)
+        self.fence: SendFence = fence or NoFence()
         self.journal = journal
         self.config = settings or EngineSettings()
         self.sizer = sizing or Sizer()
@@ -174,8 +184,11 @@ class Executor:
 
     # ------------------------------------------------------------------ public API
 
-    async def execute(self, signal: Signal, *, received_at: float | None = None) -> list[VenueOutcome]:
-        """Reach `signal`'s target on every venue in parallel; one outcome per venue.
+    async def execute(
+        self, signal: Signal, *, received_at: float | None = None, venues: Sequence[str] | None = None
+    ) -> list[VenueOutcome]:
+        """Reach `signal`'s target on every venue this instance owns (or on `venues`) in
+        parallel; one outcome per venue.
 
         The latency ledger starts with the signal's own stamps (published, received at the
         edge, parsed), so news-to-fill counts from receipt, not from here."""
@@ -199,7 +212,8 @@ class Executor:
             action_name=f"{signal.side.value} {signal.coin}",
             signal=signal,
         )
-        return await self._run_everywhere(op, list(self.venues), received)
+        names = [n for n in (self.venues if venues is None else venues) if self.fence.owns(n)]
+        return await self._run_everywhere(op, names, received)
 
     async def close(
         self,
@@ -217,6 +231,7 @@ class Executor:
         unknown = [n for n in names if n not in self.venues]
         if unknown:
             raise ValueError(f"unknown venue {unknown[0]!r}; configured: {', '.join(self.venues)}")
+        names = [n for n in names if self.fence.owns(n)]  # another bot trades the others
         operation_id = op_id or new_operation_id("close")
         async with self.operations.running(
             operation_id, {"kind": "close", "coin": coin, "venue": venue, "reason": reason}
@@ -245,13 +260,14 @@ class Executor:
         orders still in flight: a coin whose order may yet land is waited for, then closed."""
         operation_id = op_id or new_operation_id("flatten")
         async with self.operations.running(operation_id, {"kind": "flatten", "reason": reason}):
+            owned = [n for n in self.venues if self.fence.owns(n)]  # another bot trades the others
             gathered = await asyncio.gather(
-                *(self._flatten_venue(n, operation_id) for n in self.venues), return_exceptions=True
+                *(self._flatten_venue(n, operation_id) for n in owned), return_exceptions=True
             )
         outcomes: list[VenueOutcome] = []
-        for name, item in zip(self.venues, gathered, strict=True):
+        for name, item in zip(owned, gathered, strict=True):
             if isinstance(item, BaseException):
-                if isinstance(item, asyncio.CancelledError):
+                if isinstance(item, asyncio.CancelledError | NotOwner):
                     raise item
                 outcomes.append(
                     VenueOutcome(name, "*", OutcomeStatus.FAILED, reason=f"flatten read failed: {item}")
@@ -305,6 +321,7 @@ class Executor:
                     for leg, cid, price in (("tp", ids[0], take_profit), ("sl", ids[1], stop_loss))
                     if price is not None
                 ]
+                await self.fence.ensure_owner(venue_name)  # a bot that lost the account journals nothing
                 intent_at = utcnow()
                 fresh = [
                     await self.journal.record_intent(
@@ -334,6 +351,14 @@ class Executor:
                         return results
                     await self.cancel_triggers(venue_name, coin, op_id=op_id)
                     continue
+                try:
+                    await self.fence.ensure_owner(venue_name)  # fencing: still ours at the moment of sending
+                except NotOwner:
+                    for _, cid, _ in legs:
+                        await self.journal.update_intent(
+                            cid, "failed", error="fenced: never sent, the account moved"
+                        )
+                    raise
                 try:
                     results = await venue.place_triggers(coin, position_size, take_profit, stop_loss, ids)
                 except Ambiguous as exc:
@@ -384,6 +409,7 @@ class Executor:
         async with self.state.hold(venue_name, coin):
             log.info("cancel_triggers", venue=venue_name, coin=coin, signal_id=op_id)
             for attempt in range(TRIGGER_ATTEMPTS):
+                await self.fence.ensure_owner(venue_name)  # only the owner touches its orders
                 try:
                     return await venue.cancel_triggers(coin)
                 except Transient as exc:
@@ -441,7 +467,7 @@ class Executor:
         outcomes: list[VenueOutcome] = []
         for name, item in zip(names, gathered, strict=True):
             if isinstance(item, BaseException):
-                if isinstance(item, asyncio.CancelledError):
+                if isinstance(item, asyncio.CancelledError | NotOwner):
                     raise item
                 log.error(
                     "engine_internal_error",
@@ -463,6 +489,9 @@ class Executor:
         try:
             async with self.state.hold(name, op.coin, timeout=self.config.max_signal_age_s - self._age_s(op)):
                 outcome, action = await self._attempt(name, op, received)
+                # An owner paused mid-order and woken after a takeover must not journal an outcome
+                # beside the new owner's: the item is the new owner's to finish.
+                await self.fence.ensure_owner(name)
                 await self._finish(name, op, outcome, action)
         except TimeoutError:
             # An order on this coin was still in flight (or another operation ran) for longer than
@@ -656,6 +685,7 @@ class Executor:
             req = OrderRequest(
                 coin=op.coin, is_buy=delta > 0, size=size, client_id=cid, reduce_only=reduce_only
             )
+            await self.fence.ensure_owner(name)  # a bot that lost the account journals nothing
             intent_at = utcnow()
             fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
             if fresh_intent is False:
@@ -669,6 +699,11 @@ class Executor:
                     last_price = found.avg_price
                 current = await self._fresh_size(name, venue, op)
                 continue
+            try:
+                await self.fence.ensure_owner(name)  # fencing: still ours at the moment of sending
+            except NotOwner:
+                await self.journal.update_intent(cid, "failed", error="fenced: never sent, the account moved")
+                raise
             sent_at = time.monotonic()
             outcome.latency.mark("sent", sent_at)
             try:

@@ -78,6 +78,35 @@ class ExecutionJournal(Protocol):
     async def set_control(self, key: str, value: Any) -> None: ...
 
 
+class NotOwner(BaseException):  # a stop, like CancelledError, not an error
+    """This instance no longer owns the venue account: another bot has taken it over.
+
+    A BaseException, like `asyncio.CancelledError`: nothing may record it as this instance's
+    outcome (an `except Exception` would, overwriting the new owner's record); the work just stops."""
+
+
+class SendFence(Protocol):
+    """Account ownership as the engine sees it (several bots sharing accounts; see cluster/).
+
+    `owns` is the cheap local view used to pick the venues to act on; `ensure_owner` asks the
+    lock's holder (the database) and raises `NotOwner` unless this instance still holds it. It is
+    called right before every order is journaled and again right before it is sent."""
+
+    def owns(self, venue: str) -> bool: ...
+
+    async def ensure_owner(self, venue: str) -> None: ...
+
+
+class NoFence:
+    """One bot alone: it owns every configured account."""
+
+    def owns(self, venue: str) -> bool:
+        return True
+
+    async def ensure_owner(self, venue: str) -> None:
+        return None
+
+
 class TradeHooks(Protocol):
     """Called after every change of a position (the auto trader replaces TP/SL here).
 

@@ -17,7 +17,7 @@ What feeds what, so nothing is counted twice:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -153,6 +153,31 @@ def quarantine(venue: str, active: bool) -> None:
     if active:
         QUARANTINES.labels(venue=venue).inc()
     QUARANTINED.labels(venue=venue).set(1 if active else 0)
+
+
+OWNED = Gauge(
+    "newstrader_account_owned",
+    "1 for each configured account this instance owns now, 0 while it stands by (shared journal).",
+    ["instance", "venue"],
+    registry=REGISTRY,
+)
+BUS_LAG = Gauge(
+    "newstrader_bus_lag_items",
+    "News-stream items not yet acked by an owned account's consumer.",
+    ["venue"],
+    registry=REGISTRY,
+)
+
+
+def set_cluster(
+    instance: str, configured: Sequence[str], owned: Sequence[str], lag: Mapping[str, int]
+) -> None:
+    """Expose account ownership and per-account bus lag (only while owned: a standby has none)."""
+    for venue in configured:
+        OWNED.labels(instance=instance, venue=venue).set(1 if venue in owned else 0)
+    BUS_LAG.clear()
+    for venue, items in lag.items():
+        BUS_LAG.labels(venue=venue).set(items)
 
 
 def set_paused(paused: bool) -> None:

@@ -23,6 +23,13 @@ def router(bot: BotApi) -> APIRouter:
         except Exception as exc:  # the other metrics are still worth serving
             log.warning("metrics_latency_sync_failed", error=repr(exc))
         metrics.set_paused(await bot.paused())
+        try:
+            cluster = await bot.cluster_state()
+        except Exception as exc:  # the stream may be unreachable; the rest still serves
+            log.warning("metrics_cluster_failed", error=repr(exc))
+            cluster = None
+        if cluster is not None:
+            metrics.set_cluster(cluster.instance, cluster.configured, cluster.owned, cluster.bus_lag)
         body, content_type = metrics.render()
         return Response(content=body, media_type=content_type)
 
