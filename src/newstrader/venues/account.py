@@ -50,6 +50,15 @@ PositionSource = Literal["push", "snapshot"]
 PositionListener = Callable[[str, Position | None, Position | None, PositionSource], None]
 
 
+@dataclass(slots=True)
+class _Expected:
+    """One of our orders the stream has not reported yet."""
+
+    coin: str | None
+    sent_at: float
+    answered_at: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
     """What a page or the engine needs to know about a venue's stream."""
@@ -94,7 +103,8 @@ class AccountState:
         self.snapshot_at: float | None = None
         self.heard_at: float | None = None
         self._gap: str | None = "not connected"
-        self._expected: dict[str, float] = {}  # client id → when we sent it
+        self._expected: dict[str, _Expected] = {}  # client id → our order the stream has yet to report
+        self._snapshot_began: float | None = None
         self._final_orders: set[str] = set()  # venue order ids that reached a final status
         self._listeners: list[PositionListener] = []
         # Pushed while a snapshot read is in flight: newer than (or as new as) what it returns.
@@ -125,12 +135,32 @@ class AccountState:
             return self._gap
         if self.heard_at is None or now - self.heard_at > self.max_silence_s:
             return "silent"
-        if self._expected:
-            oldest = min(self._expected.values())
-            return (
-                "order not reported yet" if now - oldest <= ORDER_REPORT_GRACE_S else "order never reported"
-            )
-        return ""
+        return self._unreported(now, self._expected.values())
+
+    @staticmethod
+    def _unreported(now: float, expected: Iterable[_Expected]) -> str:
+        sent = [e.sent_at for e in expected]
+        if not sent:
+            return ""
+        return "order not reported yet" if now - min(sent) <= ORDER_REPORT_GRACE_S else "order never reported"
+
+    def current_for(self, coin: str) -> bool:
+        """Current as far as `coin` goes: no gap, not silent, and every order we sent on `coin`
+        (or on no stated coin) reported. Our orders on other coins cannot move this position."""
+        now = self._clock()
+        if self._gap is not None or self.heard_at is None or now - self.heard_at > self.max_silence_s:
+            return False
+        return not self._unreported(now, (e for e in self._expected.values() if e.coin in (None, coin)))
+
+    async def wait_current_for(self, coin: str, timeout_s: float) -> bool:
+        """Wait (bounded) until `current_for(coin)`; False on timeout."""
+        deadline = self._clock() + timeout_s
+        while not self.current_for(coin):
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            await self.wait_changed(min(left, 0.05))
+        return True
 
     def position(self, coin: str) -> Position | None:
         return self.positions.get(coin)
@@ -158,9 +188,21 @@ class AccountState:
 
     # ----- our own orders ---------------------------------------------------------------------
 
-    def expect_order(self, client_id: str) -> None:
-        """We are sending this order: the state is not current until the stream reports it."""
-        self._expected[client_id] = self._clock()
+    def expect_order(self, client_id: str, coin: str | None = None) -> None:
+        """We are sending this order: the state (for `coin`; all coins when None) is not current
+        until the stream reports it."""
+        self._expected[client_id] = _Expected(coin, self._clock())
+
+    def order_answered(self, client_id: str) -> None:
+        """The venue answered us about this order (its reply, or a status read): a REST snapshot
+        that starts after now shows what it did, so the next one settles it even if the push was lost."""
+        expected = self._expected.get(client_id)
+        if expected is not None and expected.answered_at is None:
+            expected.answered_at = self._clock()
+
+    def forget_order(self, client_id: str) -> None:
+        """The order never executed (refused before it reached the book): nothing will be pushed."""
+        self.order_reported(client_id)
 
     def order_reported(self, client_id: str | None) -> None:
         if client_id is not None and self._expected.pop(client_id, None) is not None:
@@ -188,6 +230,7 @@ class AccountState:
         """A REST read is about to go out: pushes from now on win over what it returns."""
         self._pushed_coins = set()
         self._pushed_orders = {}
+        self._snapshot_began = self._clock()
 
     def apply_snapshot(
         self,
@@ -209,6 +252,12 @@ class AccountState:
         self.open_orders = orders
         for order in self.open_orders.values():
             self.order_reported(order.client_id)
+        # Our orders answered before this read began are in it (an IOC that filled is not in the
+        # open orders, but its position is): their pushes, if lost in a gap, are not needed.
+        began = self._snapshot_began
+        for cid, expected in list(self._expected.items()):
+            if began is not None and expected.answered_at is not None and expected.answered_at <= began:
+                del self._expected[cid]
         for fill in fills:
             self.add_fill(fill)
         if marks:
