@@ -1,0 +1,273 @@
+"""`[engine] position_source = "stream"`: decide from the account stream, check over REST alongside.
+
+The executor runs in-process over the real adapters (`build_venue`, their account streams
+started) and the real journal, against the simulator process. The simulator's websocket faults
+make a push late (`ws_stall_ms`), lost (`ws_drop_message`) or cut (`ws_disconnect`); the truth is
+read from `/admin/state`, the exchange reads are counted at the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from newstrader.domain import OutcomeStatus, Side, Signal, VenueOutcome
+from newstrader.engine.executor import Executor
+from newstrader.engine.risk import Sizer
+from newstrader.engine.settings import EngineSettings
+from newstrader.journal import Journal
+from newstrader.venues.account import AccountState
+from newstrader.venues.base import Streaming, Venue
+from newstrader.venues.factory import build_venue
+
+VENUES = ("hyperliquid", "aster")
+MARKS = {"ETH": Decimal(2000), "SOL": Decimal(100)}
+NOTIONAL = Decimal(1000)
+POSITION_READS = {"hyperliquid": "info:clearinghouseState", "aster": "GET /fapi/v3/positionRisk"}
+POSITION_PUSH = {"hyperliquid": "ws:clearinghouseState", "aster": "ws:ACCOUNT_UPDATE"}
+_ids = itertools.count()
+
+
+def target(coin: str, side: Side) -> Decimal:
+    return NOTIONAL / MARKS[coin] * side.sign
+
+
+class StreamRig:
+    """Fresh funded accounts on both venues, their adapters with streams running, one executor."""
+
+    def __init__(self, sim: Any, workdir: Path, **engine: Any) -> None:
+        self.sim = sim
+        hl, user, signer = Account.create(), Account.create(), Account.create()
+        self.address = {"hyperliquid": str(hl.address), "aster": str(user.address)}
+        sim.admin.create_account(hl.address, usd=10_000_000, venue="hyperliquid")
+        sim.admin.create_account(user.address, usd=10_000_000, venue="aster", signers=[signer.address])
+        for coin, price in MARKS.items():
+            sim.admin.set_price(coin, price)
+        self.venues: dict[str, Venue] = {
+            "hyperliquid": build_venue(
+                {
+                    "name": "hyperliquid",
+                    "kind": "hyperliquid",
+                    "url": sim.hl_url,
+                    "account": hl.address,
+                    "secret": "0x" + bytes(hl.key).hex(),
+                }
+            ),
+            "aster": build_venue(
+                {
+                    "name": "aster",
+                    "kind": "aster",
+                    "url": sim.aster_url,
+                    "account": user.address,
+                    "signer": signer.address,
+                    "secret": "0x" + bytes(signer.key).hex(),
+                }
+            ),
+        }
+        self.workdir = workdir
+        self.engine = {"max_signal_age_s": 15, "backoff_base_s": 0.01, "ambiguous_grace_s": 0.3, **engine}
+        self.journal: Journal
+        self.executor: Executor
+
+    async def start(self, max_silence_s: float = 5.0) -> None:
+        self.journal = await Journal.open(f"sqlite:///{self.workdir / f'stream-{next(_ids)}.db'}")
+        self.executor = Executor(
+            self.venues, self.journal, EngineSettings(**self.engine), Sizer(NOTIONAL, 3)
+        )
+        for venue in self.venues.values():
+            assert isinstance(venue, Streaming)
+            venue.stream.state.max_silence_s = max_silence_s
+            venue.stream.ping_interval_s = max(0.3, max_silence_s / 3)
+            venue.stream.start()
+        await self.wait_current()
+
+    async def stop(self) -> None:
+        for venue in self.venues.values():
+            await venue.close()
+        await self.journal.close()
+
+    def state(self, venue: str) -> AccountState:
+        v = self.venues[venue]
+        assert isinstance(v, Streaming)
+        return v.stream.state
+
+    async def wait_current(self, timeout: float = 20.0) -> None:
+        for name, venue in self.venues.items():
+            assert isinstance(venue, Streaming)
+            assert await venue.stream.wait_current(timeout), (name, venue.stream.state.status())
+
+    def position(self, venue: str, coin: str) -> Decimal:
+        return Decimal(self.sim.admin.position(venue, self.address[venue], coin))
+
+    def outside(self, venue: str, coin: str, size: Decimal) -> None:
+        """A trade made outside the bot (the web UI, another bot): the exchange's position changes."""
+        self.sim.admin.set_position(venue, self.address[venue], coin, str(size))
+
+    def reads(self) -> dict[str, int]:
+        requests = self.sim.admin.stats()["requests"]
+        return {v: int(requests.get(v, {}).get(POSITION_READS[v], 0)) for v in VENUES}
+
+    async def signal(self, coin: str, side: Side) -> list[VenueOutcome]:
+        n = next(_ids)
+        outcomes = await self.executor.execute(Signal(id=f"s{n}", news_id=f"n{n}", coin=coin, side=side))
+        for outcome in outcomes:
+            assert outcome.status is OutcomeStatus.OK, (outcome.venue, outcome.reason)
+        return outcomes
+
+    async def events(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in await self.journal.recent_events(200) if e["kind"] == kind]
+
+    async def wait_pushed(self, venue: str, coin: str, size: Decimal, timeout: float = 10.0) -> None:
+        """Poll (with a deadline) until the venue's stream shows `size` for `coin`."""
+        state = self.state(venue)
+        deadline = time.monotonic() + timeout
+        while True:
+            held = state.position(coin)
+            if (held.size if held is not None else Decimal(0)) == size and state.current_for(coin):
+                return
+            assert time.monotonic() < deadline, (venue, coin, size, state.position(coin), state.status())
+            await state.wait_changed(0.05)
+
+
+@pytest.fixture
+async def rig(sim: Any, tmp_path: Path) -> AsyncIterator[StreamRig]:
+    r = StreamRig(sim, tmp_path)
+    await r.start()
+    yield r
+    sim.admin.clear_faults()
+    await r.stop()
+
+
+async def test_ten_messages_for_one_coin_are_decided_from_the_stream_and_each_reads_the_exchange(
+    rig: StreamRig,
+) -> None:
+    before = rig.reads()
+    sides = [Side.LONG, Side.SHORT] * 5
+    for side in sides:
+        await rig.signal("ETH", side)
+        for venue in VENUES:
+            assert rig.position(venue, "ETH") == target("ETH", side)
+    after = rig.reads()
+    for venue in VENUES:
+        assert rig.executor.decided_from[(venue, "stream")] == 10
+        assert rig.executor.decided_from[(venue, "rest")] == 0
+        # The seed's rule: each message queried the exchange (one read alongside each order),
+        # plus any read a decision needed to settle what the exchange held after our fill.
+        extra = rig.executor.stream_confirm_reads[venue]
+        assert after[venue] - before[venue] == 10 + extra, (venue, before, after, extra)
+        assert extra <= 3, (venue, extra)
+    assert await rig.events("stream_lag") == []
+
+
+@pytest.mark.parametrize(
+    ("side", "stall_ms", "read_delay_ms"),
+    [(Side.LONG, 800, None), (Side.SHORT, 150, None), (Side.SHORT, 150, 300), (Side.SHORT, 1500, None)],
+    ids=["same-side", "flip-read-first", "flip-read-after-our-fill", "flip-push-later-than-the-wait"],
+)
+async def test_outside_trade_just_before_a_signal_is_corrected_with_one_more_order(
+    rig: StreamRig, side: Side, stall_ms: int, read_delay_ms: int | None
+) -> None:
+    await rig.signal("ETH", Side.LONG)
+    for venue in VENUES:
+        await rig.wait_pushed(venue, "ETH", target("ETH", Side.LONG))
+    # The outside trade's push is held back (with every push after it on that socket); the signal
+    # arrives a few ms after the trade, while the stream still shows the old position. With a
+    # read delay, the read sent alongside the order reaches the exchange after our fill.
+    for venue in VENUES:
+        rig.sim.admin.add_fault(venue, "ws_stall_ms", count=1, endpoint=POSITION_PUSH[venue], ms=stall_ms)
+        if read_delay_ms is not None:
+            rig.sim.admin.add_fault(
+                venue, "latency_ms", count=1, endpoint=POSITION_READS[venue], ms=read_delay_ms
+            )
+    outside = target("ETH", Side.LONG) * Decimal("0.3")
+    for venue in VENUES:
+        rig.outside(venue, "ETH", outside)
+    for venue in VENUES:
+        assert rig.state(venue).current_for("ETH")
+        held = rig.state(venue).position("ETH")
+        assert held is not None and held.size == target("ETH", Side.LONG)  # the stream is behind
+    outcomes = await rig.signal("ETH", side)
+    for outcome in outcomes:
+        assert rig.position(outcome.venue, "ETH") == target("ETH", side)
+        assert outcome.exchange_size_after == target("ETH", side)
+        # Same side: the stream said "at target", nothing was sent, the read showed 0.3: one order.
+        # Flip: one order from the stream's view, then exactly one correcting order.
+        assert len(outcome.orders) == (1 if side is Side.LONG else 2), outcome.orders
+    lags = await rig.events("stream_lag")
+    assert sorted(e["venue"] for e in lags) == sorted(VENUES)
+    for e in lags:
+        assert e["coin"] == "ETH"
+        assert Decimal(str(e["exchange_size"])) == outside + target("ETH", side) - target("ETH", Side.LONG)
+    for venue in VENUES:
+        assert rig.executor.decided_from[(venue, "stream")] == 2
+        confirm = rig.executor.stream_confirm_reads[venue]
+        if read_delay_ms is not None or stall_ms > 1000:
+            # The read may have seen our fill, or the stream did not report it in time: the read
+            # alone cannot tell an outside trade from our fill, so the engine asked once more.
+            assert confirm == 1, (venue, confirm)
+        else:
+            assert confirm <= 1, (venue, confirm)
+
+
+async def test_stream_faults_fall_back_to_rest_and_the_state_resyncs(sim: Any, tmp_path: Path) -> None:
+    rig = StreamRig(sim, tmp_path)
+    await rig.start(max_silence_s=1.0)
+    try:
+        await rig.signal("SOL", Side.LONG)
+        # A dropped socket: not current until resynced; the engine reads REST first meanwhile.
+        for venue in VENUES:
+            sim.admin.add_fault(venue, "ws_disconnect", count=1)
+        sim.admin.set_price("SOL", "101")  # a push that meets the fault
+        sim.admin.set_price("SOL", "100")
+        for venue in VENUES:
+            state = rig.state(venue)
+            deadline = time.monotonic() + 10
+            while state.current_for("SOL"):
+                assert time.monotonic() < deadline
+                await state.wait_changed(0.05)
+        rig.outside("hyperliquid", "SOL", Decimal("-4"))
+        await rig.signal("SOL", Side.SHORT)
+        for venue in VENUES:
+            assert rig.position(venue, "SOL") == target("SOL", Side.SHORT)
+        stale = {v for v in VENUES if rig.executor.decided_from[(v, "rest")] == 1}
+        assert stale, "the signal after the disconnect was decided from a stale stream"
+        await rig.wait_current()  # resynced
+        # A stall longer than the silence limit: not current; REST again; then resynced.
+        for venue in VENUES:
+            sim.admin.add_fault(venue, "ws_stall_ms", count=1, ms=3000)
+        sim.admin.set_price("SOL", "101")
+        sim.admin.set_price("SOL", "100")
+        for venue in VENUES:
+            state = rig.state(venue)
+            deadline = time.monotonic() + 10
+            while state.current_for("SOL"):
+                assert time.monotonic() < deadline
+                await state.wait_changed(0.05)
+        rest_before = {v: rig.executor.decided_from[(v, "rest")] for v in VENUES}
+        rig.outside("aster", "SOL", Decimal("7"))
+        await rig.signal("SOL", Side.LONG)
+        for venue in VENUES:
+            assert rig.position(venue, "SOL") == target("SOL", Side.LONG)
+            assert rig.executor.decided_from[(venue, "rest")] == rest_before[venue] + 1
+        sim.admin.clear_faults()
+        await rig.wait_current()
+        # A dropped position push: the stream stays "current" but stale. The read alongside the
+        # order catches it: corrected, journaled as stream_lag.
+        for venue in VENUES:
+            sim.admin.add_fault(venue, "ws_drop_message", count=1, endpoint=POSITION_PUSH[venue])
+            rig.outside(venue, "SOL", Decimal("2"))
+        await rig.signal("SOL", Side.SHORT)
+        for venue in VENUES:
+            assert rig.position(venue, "SOL") == target("SOL", Side.SHORT)
+        assert {e["venue"] for e in await rig.events("stream_lag")} == set(VENUES)
+    finally:
+        sim.admin.clear_faults()
+        await rig.stop()
