@@ -8,7 +8,6 @@ read from `/admin/state`, the exchange reads are counted at the simulator.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -79,9 +78,7 @@ class StreamRig:
 
     async def start(self, max_silence_s: float = 5.0) -> None:
         self.journal = await Journal.open(f"sqlite:///{self.workdir / f'stream-{next(_ids)}.db'}")
-        self.executor = Executor(
-            self.venues, self.journal, EngineSettings(**self.engine), Sizer(NOTIONAL, 3)
-        )
+        self.executor = Executor(self.venues, self.journal, EngineSettings(**self.engine), Sizer(NOTIONAL, 3))
         for venue in self.venues.values():
             assert isinstance(venue, Streaming)
             venue.stream.state.max_silence_s = max_silence_s
