@@ -20,10 +20,11 @@ from eth_account import Account
 
 from newstrader.domain import OutcomeStatus, Side, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
+from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
-from newstrader.venues.account import AccountState
+from newstrader.venues.account import AccountState, AccountStream
 from newstrader.venues.base import Streaming, Venue
 from newstrader.venues.factory import build_venue
 
@@ -91,10 +92,13 @@ class StreamRig:
             await venue.close()
         await self.journal.close()
 
-    def state(self, venue: str) -> AccountState:
+    def stream(self, venue: str) -> AccountStream:
         v = self.venues[venue]
         assert isinstance(v, Streaming)
-        return v.stream.state
+        return v.stream
+
+    def state(self, venue: str) -> AccountState:
+        return self.stream(venue).state
 
     async def wait_current(self, timeout: float = 20.0) -> None:
         for name, venue in self.venues.items():
@@ -268,3 +272,34 @@ async def test_stream_faults_fall_back_to_rest_and_the_state_resyncs(sim: Any, t
     finally:
         sim.admin.clear_faults()
         await rig.stop()
+
+
+async def test_the_slow_rest_check_records_a_lost_push_and_resyncs_the_stream(rig: StreamRig) -> None:
+    await rig.signal("SOL", Side.LONG)
+    for venue in VENUES:
+        await rig.wait_pushed(venue, "SOL", target("SOL", Side.LONG))
+    connects = {v: rig.stream(v).connects for v in VENUES}
+    for venue in VENUES:
+        rig.sim.admin.add_fault(venue, "ws_drop_message", count=1, endpoint=POSITION_PUSH[venue])
+        rig.outside(venue, "SOL", Decimal("3"))
+    # The push is lost: the stream still says current, with the old position.
+    for venue in VENUES:
+        held = rig.state(venue).position("SOL")
+        assert rig.state(venue).current_for("SOL")
+        assert held is not None and held.size == target("SOL", Side.LONG)
+    reconciler = Reconciler(rig.venues, rig.journal, state=rig.executor.state)
+    await reconciler.run_once()
+    mismatches = await rig.events("stream_mismatch")
+    assert sorted(e["venue"] for e in mismatches) == sorted(VENUES)
+    for e in mismatches:
+        assert (e["coin"], Decimal(str(e["exchange_size"])), Decimal(str(e["cached_size"]))) == (
+            "SOL",
+            Decimal(3),
+            target("SOL", Side.LONG),
+        )
+    for venue in VENUES:  # resynced: a fresh connection, and the stream shows the exchange's position
+        await rig.wait_pushed(venue, "SOL", Decimal(3))
+        assert rig.stream(venue).connects > connects[venue]
+    # With the stream right again, the check finds nothing.
+    await reconciler.run_once()
+    assert len(await rig.events("stream_mismatch")) == 2

@@ -684,11 +684,19 @@ class Executor:
             outcome.target_size = target
             outcome.latency.mark("decided", time.monotonic())
             calls = reader.calls
-            current, price = await self._drive(
-                name, venue, market, mark, op, outcome, assumed, target, "t", reference=mark
-            )
-            # A partial fill, an ambiguous send or a refusal made `_drive` re-read the exchange after
-            # our own order: `current` is then the exchange's word already.
+            refusal: GiveUp | None = None
+            try:
+                current, price = await self._drive(
+                    name, venue, market, mark, op, outcome, assumed, target, "t", reference=mark
+                )
+            except GiveUp as exc:
+                # Refused with nothing filled (a reduce-only order against a position the stream had
+                # not shown yet, say): the read alongside says whether the stream was behind.
+                if reader.calls != calls or any(o.filled_size > 0 for o in outcome.orders):
+                    raise
+                refusal, current, price = exc, assumed, None
+            # A partial fill, an ambiguous send or a transient refusal made `_drive` re-read the
+            # exchange after our own order: `current` is then the exchange's word already.
             settled = reader.calls != calls
         except BaseException:
             check.cancel()
@@ -706,6 +714,8 @@ class Executor:
             read = None if rest is None else (rest[op.coin].size if op.coin in rest else ZERO)
             truth = await self._settle_streamed(name, venue, op, account, assumed, current - assumed, read)
             lagged = truth != current
+            if refusal is not None and not lagged:
+                raise refusal
             if lagged:
                 await self._stream_lag(name, op, assumed, current - assumed, read, truth)
                 current, corrected = await self._drive(
