@@ -905,8 +905,6 @@ class Executor:
                     "order_ambiguous", venue=name, coin=op.coin, signal_id=op.signal_id, client_id=cid
                 )
                 found = await self.intents.resolve(venue, op.coin, cid, intent_at, signal_id=op.signal_id)
-                if account is not None:
-                    account.order_answered(cid)
                 if found is not None:
                     outcome.orders.append(found)
                     if found.avg_price is not None:
