@@ -42,6 +42,7 @@ from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
 from newstrader.news.parser import Parser
 from newstrader.news.pipeline import NewsDecision, NewsOutcome, Pipeline, PipelineSettings
+from newstrader.venues.base import Streaming
 from sim_harness import COINS, machine, new_trader, percentile, venue_sims
 
 ORDER_PATHS = ("/exchange", "/fapi/v3/order")
@@ -128,7 +129,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     wires = {name: Wire(transport.inner) for name, transport in trader.transports.items()}
     for name, transport in trader.transports.items():
         transport.inner = wires[name]  # type: ignore[assignment]
-    executor = Executor(trader.venues, journal, EngineSettings(), Sizer())
+    settings = EngineSettings()
+    # The account streams, dialled as the bot dials them: with `position_source = "stream"` the
+    # engine decides from them and the REST read goes out alongside the order.
+    streams = [venue.stream for venue in trader.venues.values() if isinstance(venue, Streaming)]
+    for stream in streams:
+        stream.state.max_silence_s = settings.stream_max_silence_ms / 1000
+        stream.start()
+    for stream in streams:
+        if not await stream.wait_current(30):
+            raise RuntimeError(f"account stream not current: {stream.state.status().describe()}")
+    stream_status = [stream.state.status().describe() for stream in streams]
+    executor = Executor(trader.venues, journal, settings, Sizer())
     acted: list[list[VenueOutcome]] = []
 
     async def act(signal: Signal) -> list[VenueOutcome]:
@@ -198,6 +210,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "own_ms": summary_ms(rows["own"]),
         "stages_ms": {k: summary_ms(v) for k, v in stages.items()},
         "journal": "sqlite WAL, synchronous=FULL, temp dir",
+        "engine": settings.model_dump(include={"position_source", "mode"}),
+        "streams_at_start": stream_status,
         "machine": machine(),
     }
 
