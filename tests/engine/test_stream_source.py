@@ -32,6 +32,11 @@ VENUES = ("hyperliquid", "aster")
 MARKS = {"ETH": Decimal(2000), "SOL": Decimal(100)}
 NOTIONAL = Decimal(1000)
 POSITION_READS = {"hyperliquid": "info:clearinghouseState", "aster": "GET /fapi/v3/positionRisk"}
+ORDER_SENDS = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
+ONE_TIME_SETUP = {
+    "hyperliquid": {"info:meta", "exchange:updateLeverage"},
+    "aster": {"GET /fapi/v1/exchangeInfo", "POST /fapi/v3/leverage", "POST /fapi/v3/marginType"},
+}
 POSITION_PUSH = {"hyperliquid": "ws:clearinghouseState", "aster": "ws:ACCOUNT_UPDATE"}
 _ids = itertools.count()
 
@@ -151,12 +156,25 @@ async def test_ten_messages_for_one_coin_are_decided_from_the_stream_and_each_re
     rig: StreamRig,
 ) -> None:
     before = rig.reads()
+    requests_before = rig.sim.admin.stats()["requests"]
     sides = [Side.LONG, Side.SHORT] * 5
     for side in sides:
         await rig.signal("ETH", side)
         for venue in VENUES:
             assert rig.position(venue, "ETH") == target("ETH", side)
     after = rig.reads()
+    requests_after = rig.sim.admin.stats()["requests"]
+    for v in VENUES:
+        spent = {
+            label: n - requests_before[v].get(label, 0)
+            for label, n in requests_after[v].items()
+            if n != requests_before[v].get(label, 0)
+        }
+        # Ten orders, the reads alongside them, and the coin's one-time set-up (market table,
+        # leverage): no mark read, no read before an order.
+        assert spent.pop(ORDER_SENDS[v]) == 10, spent
+        assert spent.pop(POSITION_READS[v]) >= 10, spent
+        assert set(spent) <= ONE_TIME_SETUP[v], spent
     for venue in VENUES:
         assert rig.executor.decided_from[(venue, "stream")] == 10
         assert rig.executor.decided_from[(venue, "rest")] == 0
@@ -303,3 +321,26 @@ async def test_the_slow_rest_check_records_a_lost_push_and_resyncs_the_stream(ri
     # With the stream right again, the check finds nothing.
     await reconciler.run_once()
     assert len(await rig.events("stream_mismatch")) == 2
+
+
+async def test_position_source_rest_reads_before_every_order(sim: Any, tmp_path: Path) -> None:
+    rig = StreamRig(sim, tmp_path, position_source="rest")
+    await rig.start()
+    try:
+        await rig.signal("ETH", Side.LONG)
+        for venue in VENUES:
+            await rig.wait_pushed(venue, "ETH", target("ETH", Side.LONG))
+            sim.admin.add_fault(venue, "ws_stall_ms", count=1, endpoint=POSITION_PUSH[venue], ms=800)
+            rig.outside(venue, "ETH", Decimal("-0.1"))
+        outcomes = await rig.signal("ETH", Side.SHORT)
+        for outcome in outcomes:
+            # Read first: the outside trade is seen before the order, one order reaches the target.
+            assert outcome.exchange_size_before == Decimal("-0.1")
+            assert len(outcome.orders) == 1
+            assert rig.position(outcome.venue, "ETH") == target("ETH", Side.SHORT)
+            assert rig.executor.decided_from[(outcome.venue, "rest")] == 2
+            assert rig.executor.decided_from[(outcome.venue, "stream")] == 0
+        assert await rig.events("stream_lag") == []
+    finally:
+        sim.admin.clear_faults()
+        await rig.stop()
