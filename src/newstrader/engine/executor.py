@@ -126,12 +126,10 @@ class PositionReader:
         self.ttl_s = ttl_s
         self._inflight: tuple[float, asyncio.Task[dict[str, Position]]] | None = None
         self._last: tuple[float, dict[str, Position]] | None = None
-        self.reads = 0  # reads sent to the venue
-        self.calls = 0  # reads asked for (some share a read in flight)
+        self.reads = 0
 
     async def read(self, not_before: float) -> dict[str, Position]:
         """The venue's positions from a read that started no earlier than `not_before`."""
-        self.calls += 1
         if self.ttl_s <= 0:
             self.reads += 1
             return await self.venue.positions()
@@ -194,6 +192,8 @@ class Executor:
         # a streamed decision needed to settle what the exchange held (see `_settle_streamed`).
         self.decided_from: Counter[tuple[str, str]] = Counter()
         self.stream_confirm_reads: Counter[str] = Counter()
+        # Per (venue, coin): re-reads of the exchange after one of our sends (`_fresh_size`).
+        self._rereads: Counter[tuple[str, str]] = Counter()
         self._markets: dict[str, dict[str, Market]] = {}
         self._market_loads: dict[str, asyncio.Lock] = {}
         self._leverage_done: dict[tuple[str, str], int] = {}
@@ -670,20 +670,19 @@ class Executor:
         reader = self._readers[name]
         not_before = max(received, self.state.last_order_done(name, op.coin))
         check = asyncio.ensure_future(reader.read(not_before))  # before anything else: see _settle_streamed
+        # The cache is bookkeeping here, not an input: its journal read overlaps the order.
+        cached_read = asyncio.ensure_future(self._cached_size(name, op.coin))
         try:
             held = account.position(op.coin)
             assumed = held.size if held is not None else ZERO
             mark = account.marks.get(op.coin)
-            cached = await self._cached_size(name, op.coin)
             if mark is None:
                 mark = await venue.mark_price(op.coin)
             outcome.exchange_size_before = assumed
-            outcome.cached_size_before = cached
-            await self._reconcile_cache(name, op, held, cached)
             target = await op.goal(market, mark, name)
             outcome.target_size = target
             outcome.latency.mark("decided", time.monotonic())
-            calls = reader.calls
+            rereads = self._rereads[(name, op.coin)]
             refusal: GiveUp | None = None
             try:
                 current, price = await self._drive(
@@ -692,16 +691,21 @@ class Executor:
             except GiveUp as exc:
                 # Refused with nothing filled (a reduce-only order against a position the stream had
                 # not shown yet, say): the read alongside says whether the stream was behind.
-                if reader.calls != calls or any(o.filled_size > 0 for o in outcome.orders):
+                moved = any(o.filled_size > 0 for o in outcome.orders)
+                if moved or self._rereads[(name, op.coin)] != rereads:
                     raise
                 refusal, current, price = exc, assumed, None
             # A partial fill, an ambiguous send or a transient refusal made `_drive` re-read the
             # exchange after our own order: `current` is then the exchange's word already.
-            settled = reader.calls != calls
+            settled = self._rereads[(name, op.coin)] != rereads
         except BaseException:
             check.cancel()
-            await asyncio.gather(check, return_exceptions=True)
+            cached_read.cancel()
+            await asyncio.gather(check, cached_read, return_exceptions=True)
             raise
+        cached = await cached_read
+        outcome.cached_size_before = cached
+        await self._reconcile_cache(name, op, held, cached)  # drift as the stream showed it
         try:
             rest: dict[str, Position] | None = await check
         except VenueError as exc:
@@ -752,15 +756,31 @@ class Executor:
         is the truth. Anything else (the read came after our fill, a push lost or late, the read
         failed) is settled by one more read, started after our order was answered.
         """
+        streamed: Decimal | None = None
         if read is not None and filled == 0:
-            return read
-        if read is not None and await account.wait_current_for(op.coin, STREAM_CONFIRM_S):
-            pushed = account.position(op.coin)
-            streamed = pushed.size if pushed is not None else ZERO
-            if streamed == read + filled:
-                return streamed
-        self.stream_confirm_reads[name] += 1
-        return await self._fresh_size(name, venue, op)
+            truth, how = read, "read"
+        else:
+            if read is not None and await account.wait_current_for(op.coin, STREAM_CONFIRM_S):
+                pushed = account.position(op.coin)
+                streamed = pushed.size if pushed is not None else ZERO
+            if read is not None and streamed == read + filled:
+                truth, how = streamed, "stream and read agree"
+            else:
+                self.stream_confirm_reads[name] += 1
+                truth, how = await self._fresh_size(name, venue, op), "read after our fill"
+        log.info(
+            "stream_decision_checked",
+            venue=name,
+            coin=op.coin,
+            signal_id=op.signal_id,
+            stream_size=str(assumed),
+            filled=str(filled),
+            read_size=_fmt(read),
+            streamed_after=_fmt(streamed),
+            exchange_size=str(truth),
+            settled_by=how,
+        )
+        return truth
 
     async def _stream_lag(
         self,
@@ -1004,6 +1024,7 @@ class Executor:
         return await self.intents.resolve(venue, coin, cid, earlier.created_at, signal_id=signal_id)
 
     async def _fresh_size(self, name: str, venue: Venue, op: Operation) -> Decimal:
+        self._rereads[(name, op.coin)] += 1
         started = time.monotonic()
         positions = await self._readers[name].read(started)
         held = positions.get(op.coin)
