@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
+from tests.engine.sim_accounts import funded_venues
 
 from newstrader.domain import OutcomeStatus, Side, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
@@ -25,8 +25,7 @@ from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
 from newstrader.venues.account import AccountState, AccountStream
-from newstrader.venues.base import Streaming, Venue
-from newstrader.venues.factory import build_venue
+from newstrader.venues.base import Streaming
 
 VENUES = ("hyperliquid", "aster")
 MARKS = {"ETH": Decimal(2000), "SOL": Decimal(100)}
@@ -50,33 +49,7 @@ class StreamRig:
 
     def __init__(self, sim: Any, workdir: Path, **engine: Any) -> None:
         self.sim = sim
-        hl, user, signer = Account.create(), Account.create(), Account.create()
-        self.address = {"hyperliquid": str(hl.address), "aster": str(user.address)}
-        sim.admin.create_account(hl.address, usd=10_000_000, venue="hyperliquid")
-        sim.admin.create_account(user.address, usd=10_000_000, venue="aster", signers=[signer.address])
-        for coin, price in MARKS.items():
-            sim.admin.set_price(coin, price)
-        self.venues: dict[str, Venue] = {
-            "hyperliquid": build_venue(
-                {
-                    "name": "hyperliquid",
-                    "kind": "hyperliquid",
-                    "url": sim.hl_url,
-                    "account": hl.address,
-                    "secret": "0x" + bytes(hl.key).hex(),
-                }
-            ),
-            "aster": build_venue(
-                {
-                    "name": "aster",
-                    "kind": "aster",
-                    "url": sim.aster_url,
-                    "account": user.address,
-                    "signer": signer.address,
-                    "secret": "0x" + bytes(signer.key).hex(),
-                }
-            ),
-        }
+        self.venues, self.address = funded_venues(sim, MARKS)
         self.workdir = workdir
         self.engine = {"max_signal_age_s": 15, "backoff_base_s": 0.01, "ambiguous_grace_s": 0.3, **engine}
         self.journal: Journal
