@@ -104,6 +104,14 @@ class StreamRig:
     async def events(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in await self.journal.recent_events(200) if e["kind"] == kind]
 
+    async def wait_not_current(self, venue: str, coin: str, timeout: float = 10.0) -> None:
+        """Poll (with a deadline) until the venue's stream no longer counts as current for `coin`."""
+        state = self.state(venue)
+        deadline = time.monotonic() + timeout
+        while state.current_for(coin):
+            assert time.monotonic() < deadline, (venue, state.status())
+            await state.wait_changed(0.05)
+
     async def wait_pushed(self, venue: str, coin: str, size: Decimal, timeout: float = 10.0) -> None:
         """Poll (with a deadline) until the venue's stream shows `size` for `coin`."""
         state = self.state(venue)
@@ -209,60 +217,58 @@ async def test_outside_trade_just_before_a_signal_is_corrected_with_one_more_ord
             assert confirm <= 1, (venue, confirm)
 
 
-async def test_stream_faults_fall_back_to_rest_and_the_state_resyncs(sim: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "ms"), [("ws_disconnect", None), ("ws_stall_ms", 4000)], ids=["disconnect", "stall"]
+)
+async def test_stream_faults_fall_back_to_rest_and_the_state_resyncs(
+    sim: Any, tmp_path: Path, kind: str, ms: int | None
+) -> None:
     rig = StreamRig(sim, tmp_path)
-    await rig.start(max_silence_s=1.0)
+    await rig.start(max_silence_s=2.0)
     try:
         await rig.signal("SOL", Side.LONG)
-        # A dropped socket: not current until resynced; the engine reads REST first meanwhile.
+        # Every push is cut (every redial too) or held back past the silence limit: the streams
+        # are not current while the fault lasts, and an outside trade's push cannot arrive.
         for venue in VENUES:
-            sim.admin.add_fault(venue, "ws_disconnect", count=1)
+            sim.admin.add_fault(venue, kind, probability=1.0, ms=ms)
         sim.admin.set_price("SOL", "101")  # a push that meets the fault
         sim.admin.set_price("SOL", "100")
         for venue in VENUES:
-            state = rig.state(venue)
-            deadline = time.monotonic() + 10
-            while state.current_for("SOL"):
-                assert time.monotonic() < deadline
-                await state.wait_changed(0.05)
-        rig.outside("hyperliquid", "SOL", Decimal("-4"))
+            await rig.wait_not_current(venue, "SOL")
+            rig.outside(venue, "SOL", Decimal("-4"))
         await rig.signal("SOL", Side.SHORT)
         for venue in VENUES:
             assert rig.position(venue, "SOL") == target("SOL", Side.SHORT)
-        stale = {v for v in VENUES if rig.executor.decided_from[(v, "rest")] == 1}
-        assert stale, "the signal after the disconnect was decided from a stale stream"
+            assert rig.executor.decided_from[(venue, "rest")] == 1  # read first: the stream was down
+        sim.admin.clear_faults()
         await rig.wait_current()  # resynced
-        # A stall longer than the silence limit: not current; REST again; then resynced.
         for venue in VENUES:
-            sim.admin.add_fault(venue, "ws_stall_ms", count=1, ms=3000)
-        sim.admin.set_price("SOL", "101")
-        sim.admin.set_price("SOL", "100")
-        for venue in VENUES:
-            state = rig.state(venue)
-            deadline = time.monotonic() + 10
-            while state.current_for("SOL"):
-                assert time.monotonic() < deadline
-                await state.wait_changed(0.05)
-        rest_before = {v: rig.executor.decided_from[(v, "rest")] for v in VENUES}
-        rig.outside("aster", "SOL", Decimal("7"))
+            await rig.wait_pushed(venue, "SOL", target("SOL", Side.SHORT))
         await rig.signal("SOL", Side.LONG)
         for venue in VENUES:
             assert rig.position(venue, "SOL") == target("SOL", Side.LONG)
-            assert rig.executor.decided_from[(venue, "rest")] == rest_before[venue] + 1
-        sim.admin.clear_faults()
-        await rig.wait_current()
-        # A dropped position push: the stream stays "current" but stale. The read alongside the
-        # order catches it: corrected, journaled as stream_lag.
-        for venue in VENUES:
-            sim.admin.add_fault(venue, "ws_drop_message", count=1, endpoint=POSITION_PUSH[venue])
-            rig.outside(venue, "SOL", Decimal("2"))
-        await rig.signal("SOL", Side.SHORT)
-        for venue in VENUES:
-            assert rig.position(venue, "SOL") == target("SOL", Side.SHORT)
-        assert {e["venue"] for e in await rig.events("stream_lag")} == set(VENUES)
+            assert rig.executor.decided_from[(venue, "stream")] == 2  # the stream decides again
     finally:
         sim.admin.clear_faults()
         await rig.stop()
+
+
+async def test_a_lost_position_push_is_caught_by_the_read_alongside(rig: StreamRig) -> None:
+    await rig.signal("SOL", Side.LONG)
+    for venue in VENUES:
+        await rig.wait_pushed(venue, "SOL", target("SOL", Side.LONG))
+    # A dropped position push: the stream stays "current" but stale. The read alongside the
+    # order catches it: corrected, journaled as stream_lag.
+    for venue in VENUES:
+        rig.sim.admin.add_fault(venue, "ws_drop_message", count=1, endpoint=POSITION_PUSH[venue])
+        rig.outside(venue, "SOL", Decimal("2"))
+    for venue in VENUES:
+        assert rig.state(venue).current_for("SOL")
+    await rig.signal("SOL", Side.SHORT)
+    for venue in VENUES:
+        assert rig.position(venue, "SOL") == target("SOL", Side.SHORT)
+        assert rig.executor.decided_from[(venue, "stream")] == 2
+    assert {e["venue"] for e in await rig.events("stream_lag")} == set(VENUES)
 
 
 async def test_the_slow_rest_check_records_a_lost_push_and_resyncs_the_stream(rig: StreamRig) -> None:
