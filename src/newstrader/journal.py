@@ -1195,6 +1195,9 @@ MIGRATIONS: Final = Path(__file__).with_name("migrations")
 PRE_ALEMBIC_REVISIONS: Final = {1: "0001", 2: "0002"}
 # Any constant: the key of the transaction-level advisory lock that serialises migrations.
 _MIGRATION_LOCK_KEY: Final = 0x6E657773_6D696772
+# Alembic's `context` and `op` are process-wide proxies: two journals migrating at once in one
+# process (`check --trade-test` opens one per venue, in parallel) would run on each other's.
+_ALEMBIC_IN_USE = threading.Lock()
 
 
 def _migrate(conn: Connection) -> int:
@@ -1217,7 +1220,8 @@ def _migrate(conn: Connection) -> int:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
-    if "news" in tables and "alembic_version" not in tables:
-        command.stamp(config, PRE_ALEMBIC_REVISIONS.get(int(version or 1), "0001"))
-    command.upgrade(config, "head")
+    with _ALEMBIC_IN_USE:
+        if "news" in tables and "alembic_version" not in tables:
+            command.stamp(config, PRE_ALEMBIC_REVISIONS.get(int(version or 1), "0001"))
+        command.upgrade(config, "head")
     return int(conn.execute(select(func.max(schema_version_table.c.version))).scalar_one())
