@@ -917,10 +917,7 @@ class Executor:
 
     async def _cached_size(self, name: str, coin: str) -> Decimal | None:
         cached = (await self.journal.cached_positions(name)).get((name, coin))
-        if cached is None:
-            return None
-        size = getattr(cached, "size", None)
-        return Decimal(str(size)) if size is not None else None
+        return None if cached is None else cached.size
 
     async def _reconcile_cache(
         self, name: str, op: Operation, held: Position | None, cached: Decimal | None
