@@ -92,6 +92,20 @@ def _two(value: float) -> str:
     return text
 
 
+_ROUNDED: dict[float, float] = {}
+
+
+def _round3(value: float) -> float:
+    """`round(value, 3)`, remembered: float rounding goes through decimal conversion (~0.5 µs),
+    and confidences come from a few rule weights."""
+    rounded = _ROUNDED.get(value)
+    if rounded is None:
+        rounded = round(value, 3)
+        if len(_ROUNDED) < 10_000:
+            _ROUNDED[value] = rounded
+    return rounded
+
+
 def stem(word: str) -> str:
     """Fold plurals and -ed/-ing forms so one listed term matches its inflections."""
     if len(word) <= 3:
@@ -954,14 +968,14 @@ class Parser:
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
         if weak > 0 and isinstance(effect, Side):
             # Cause and effect disagree ("SEC drops appeal, XRP surges"): the price move decides.
-            confidence = round(min(1.0, bull if effect is Side.LONG else bear), 3)
+            confidence = _round3(min(1.0, bull if effect is Side.LONG else bear))
             why.append(f"decided by {DECIDED_BY_EFFECT}: the price move outweighs the opposing cause")
             return REASON_MATCHED, subject, effect, confidence, terms, None, tuple(why)
         if weak > 0 and weak >= rules.conflict_ratio * strong:
             why.append(f"conflict: long {_two(bull)} vs short {_two(bear)}")
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
         side = Side.LONG if bull > bear else Side.SHORT
-        confidence = round(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)), 3)
+        confidence = _round3(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)))
         why.append(f"decided by {DECIDED_BY_STRENGTH}: long {_two(bull)} vs short {_two(bear)}")
         return REASON_MATCHED, subject, side, confidence, terms, None, tuple(why)
 
