@@ -341,6 +341,9 @@ def run(n: int) -> dict[str, Any]:
         "target_p99_us": 1000,
         "met": results["ours_bytes_hyperliquid"]["p50_us"] <= 300
         and results["ours_bytes_hyperliquid"]["p99_us"] <= 1000,
+        # The same on the wall clock: also counts the moments the shared box took the core away.
+        "met_wall": results["ours_bytes_hyperliquid"]["wall_p50_us"] <= 300
+        and results["ours_bytes_hyperliquid"]["wall_p99_us"] <= 1000,
         "ours_hl_p50_us": results["ours_hyperliquid"]["p50_us"],
         "ours_hl_p99_us": results["ours_hyperliquid"]["p99_us"],
         "ours_aster_p50_us": results["ours_aster"]["p50_us"],
