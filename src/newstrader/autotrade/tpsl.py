@@ -20,6 +20,7 @@ from newstrader.autotrade.killswitch import close_report
 from newstrader.autotrade.policy import ExitPolicy
 from newstrader.domain import Market, Position
 from newstrader.engine.executor import GiveUp
+from newstrader.venues.account import read_triggers
 from newstrader.venues.base import AuthError, Venue, VenueError
 
 if TYPE_CHECKING:
@@ -178,15 +179,16 @@ class Protection:
         """Cancel triggers orphaned on coins the venue no longer holds (a TP or SL fired), and
         name the held coins that rest without any trigger (a crash between fill and protection).
 
-        Returns (orphaned coins cleaned, unprotected coins); one open-orders read.
+        Returns (orphaned coins cleaned, unprotected coins). The triggers come from the account
+        stream when it can vouch for them, else from one open-orders read.
         """
         try:
-            orders = await venue.open_orders()
+            triggers = await read_triggers(venue)
         except VenueError as exc:
             log.warning("autotrade_sweep_unreadable", venue=venue.name, error=str(exc))
             return [], []
         held = {c for c, p in positions.items() if not p.is_flat}
-        protected = {o.coin for o in orders if o.trigger_price is not None}
+        protected = {o.coin for o in triggers}
         orphaned = sorted(protected - held)
         for coin in orphaned:
             cancelled = await self._cancel(venue, coin, f"orphans:{venue.name}:{coin}")
@@ -195,8 +197,8 @@ class Protection:
         return orphaned, unprotected
 
     async def is_protected(self, venue: Venue, coin: str) -> bool:
-        """True when at least one trigger rests on `coin` (a fresh read)."""
-        return any(o.trigger_price is not None for o in await venue.open_orders(coin))
+        """True when at least one trigger rests on `coin` (the stream's, or a fresh read)."""
+        return bool(await read_triggers(venue, coin))
 
 
 class AutoTradeHooks:

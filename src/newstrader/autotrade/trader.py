@@ -32,6 +32,7 @@ from newstrader.autotrade.policy import ExitPolicy
 from newstrader.autotrade.stats import FillIngester, compute_stats, export_csv
 from newstrader.autotrade.tpsl import AutoTradeHooks, Protection
 from newstrader.domain import Position
+from newstrader.venues.account import read_positions
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class AutoTrader:
 
     async def _venue_turn(self, venue: Venue, now: datetime | None, *, full: bool) -> dict[str, Any]:
         try:
-            positions = await venue.positions()
+            positions = await read_positions(venue)  # the stream's while current: no request
         except VenueError as exc:
             log.warning("autotrade_monitor_unreadable", venue=venue.name, error=str(exc))
             raise
@@ -195,7 +196,7 @@ class AutoTrader:
         """Protect a held position that has no trigger, priced from its entry (under the coin's lock)."""
         async with self.gateway.state.hold(venue.name, coin):
             # Re-read under the lock: the engine may just have traded and protected it.
-            position = (await venue.positions()).get(coin)
+            position = (await read_positions(venue)).get(coin)
             if position is None or position.is_flat or await self.protection.is_protected(venue, coin):
                 return False
             log.warning(

@@ -23,7 +23,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -89,6 +89,7 @@ class AccountState:
         self.open_orders: dict[str, OpenOrder] = {}  # venue order id → order
         self.fills: deque[Fill] = deque(maxlen=RECENT_FILLS)
         self._fill_ids: set[str] = set()
+        self.fills_seen = 0  # fills ever added (the deque keeps the newest RECENT_FILLS)
         self.marks: dict[str, Decimal] = {}
         self.connected = False
         self.snapshot_at: float | None = None
@@ -96,10 +97,17 @@ class AccountState:
         self._gap: str | None = "not connected"
         self._expected: dict[str, float] = {}  # client id → when we sent it
         self._final_orders: set[str] = set()  # venue order ids that reached a final status
+        # Our own TP/SL triggers by client id, as we sent them: a push may not name the kind
+        # (Hyperliquid's orderUpdates do not), our send and its ack do.
+        self._own_triggers: dict[str, OpenOrder] = {}
+        # Resting orders pushed without a kind we could tell (e.g. an outside order on Hyperliquid):
+        # until they are gone or a snapshot names them, their coin's triggers are not known.
+        self._unknown_kind: set[str] = set()
         self._listeners: list[PositionListener] = []
         # Pushed while a snapshot read is in flight: newer than (or as new as) what it returns.
         self._pushed_coins: set[str] = set()
         self._pushed_orders: dict[str, OpenOrder | None] = {}
+        self._snapshot_started: float | None = None
         self._changed = asyncio.Event()
         self.version = 0
 
@@ -117,15 +125,19 @@ class AccountState:
             silence_s=silence,
         )
 
+    def now(self) -> float:
+        """This state's clock (monotonic seconds), for callers that time themselves against it."""
+        return self._clock()
+
     def is_current(self) -> bool:
         return self._reason(self._clock()) == ""
 
-    def _reason(self, now: float) -> str:
+    def _reason(self, now: float, *, orders: bool = True) -> str:
         if self._gap is not None:
             return self._gap
         if self.heard_at is None or now - self.heard_at > self.max_silence_s:
             return "silent"
-        if self._expected:
+        if orders and self._expected:
             oldest = min(self._expected.values())
             return (
                 "order not reported yet" if now - oldest <= ORDER_REPORT_GRACE_S else "order never reported"
@@ -142,6 +154,35 @@ class AccountState:
             for o in self.open_orders.values()
             if o.trigger_kind is not None and (coin is None or o.coin == coin)
         ]
+
+    def known_triggers(self, coin: str | None = None) -> list[OpenOrder] | None:
+        """The resting TP/SL triggers of `coin` (of every coin for None) when the state can vouch
+        for them, else None: then read the venue.
+
+        It can when there is no gap and no silence, every trigger we sent is acked or reported,
+        and every resting order there is of a known kind. Orders of ours still unreported do not
+        matter here: a plain order is no trigger, and our triggers are known from their acks.
+        """
+        if self._reason(self._clock(), orders=False):
+            return None
+        resting = {o.client_id for o in self.open_orders.values()}
+        if any(cid in self._expected and cid not in resting for cid in self._own_triggers):
+            return None  # sent, neither acked nor reported: it may rest where we cannot see it
+        unknown = (self.open_orders[oid] for oid in self._unknown_kind if oid in self.open_orders)
+        if any(coin is None or o.coin == coin for o in unknown):
+            return None
+        return self.triggers(coin)
+
+    def fills_since_read(self, read_started: float, seen_then: int) -> list[Fill] | None:
+        """Every fill since a REST fills read that began at `read_started` (this state's clock,
+        `fills_seen` then), or None when the pushes cannot vouch for that: a gap since, a
+        connection newer than the read (a push may have been missed between), or more fills
+        than the state keeps."""
+        if self._gap is not None or self.snapshot_at is None or self.snapshot_at > read_started:
+            return None
+        if self.fills_seen - seen_then > RECENT_FILLS:
+            return None
+        return list(self.fills)
 
     def on_position(self, listener: PositionListener) -> None:
         """Hear every position change: (coin, before, after, 'push' | 'snapshot')."""
@@ -166,6 +207,39 @@ class AccountState:
         if client_id is not None and self._expected.pop(client_id, None) is not None:
             self._bump()
 
+    def sending_trigger(self, order: OpenOrder) -> None:
+        """We are sending this TP/SL trigger (`client_id` as the stream will name it; the venue order
+        id is not known yet): remember its kind and price, and expect the stream to report it."""
+        assert order.client_id is not None
+        self._own_triggers[order.client_id] = order
+        self.expect_order(order.client_id)
+
+    def trigger_acked(self, client_id: str, venue_order_id: str | None, resting: bool) -> None:
+        """The venue answered our trigger: resting under `venue_order_id`, or not placed. Known at
+        once, before (or after) its push; a refused trigger is never reported, so not expected."""
+        sent = self._own_triggers.get(client_id)
+        if sent is None:
+            return
+        if not resting or venue_order_id is None:
+            self._own_triggers.pop(client_id, None)
+            self.order_reported(client_id)
+            return
+        if venue_order_id in self._final_orders:
+            return  # its push (fired, cancelled) came first
+        self._unknown_kind.discard(venue_order_id)
+        self.open_orders[venue_order_id] = replace(
+            sent, venue_order_id=venue_order_id, size=self._resting_size(venue_order_id, sent.size)
+        )
+        self._bump()
+
+    def trigger_cancelled(self, venue_order_id: str, client_id: str | None = None) -> None:
+        """Our cancel of a trigger was confirmed (or the venue says it was already gone)."""
+        self.order_update(venue_order_id, None, client_id)
+
+    def _resting_size(self, venue_order_id: str, default: Decimal) -> Decimal:
+        pushed = self.open_orders.get(venue_order_id)
+        return pushed.size if pushed is not None else default
+
     # ----- feeding ----------------------------------------------------------------------------
 
     def heard(self) -> None:
@@ -188,6 +262,7 @@ class AccountState:
         """A REST read is about to go out: pushes from now on win over what it returns."""
         self._pushed_coins = set()
         self._pushed_orders = {}
+        self._snapshot_started = self._clock()
 
     def apply_snapshot(
         self,
@@ -207,6 +282,14 @@ class AccountState:
             else:
                 orders[oid] = pushed
         self.open_orders = orders
+        # Orders sent before the read began are in it (resting, or in the positions) or never
+        # happened: waiting on their pushes would keep the state not current for ever.
+        started = self._snapshot_started
+        self._expected = {cid: at for cid, at in self._expected.items() if started is None or at > started}
+        # The snapshot names every kind; only orders pushed meanwhile may still lack one.
+        self._unknown_kind &= {oid for oid, o in self._pushed_orders.items() if o is not None}
+        live = {o.client_id for o in orders.values()}
+        self._own_triggers = {c: o for c, o in self._own_triggers.items() if c in live or c in self._expected}
         for order in self.open_orders.values():
             self.order_reported(order.client_id)
         for fill in fills:
@@ -238,16 +321,47 @@ class AccountState:
             for listener in self._listeners:
                 listener(coin, before, position, source)
 
-    def order_update(self, venue_order_id: str, order: OpenOrder | None, client_id: str | None) -> None:
-        """An order's new state: resting (`order`) or gone (None: filled, cancelled, rejected)."""
+    def order_update(
+        self,
+        venue_order_id: str,
+        order: OpenOrder | None,
+        client_id: str | None,
+        *,
+        kind_known: bool = True,
+    ) -> None:
+        """An order's new state: resting (`order`) or gone (None: filled, cancelled, rejected).
+
+        `kind_known=False`: the push could not say whether it is a trigger (Hyperliquid's
+        orderUpdates); one of our own triggers is then completed from what we sent."""
         if venue_order_id in self._final_orders:
             return  # never move an order out of a final status
+        sent = self._own_triggers.get(client_id) if client_id is not None else None
+        if order is not None and sent is not None and order.trigger_kind is None:
+            order = replace(
+                order,
+                trigger_kind=sent.trigger_kind,
+                trigger_price=sent.trigger_price,
+                reduce_only=sent.reduce_only,
+                is_buy=sent.is_buy,
+            )
+            kind_known = True
+        # An order the snapshot or our ack already named keeps its kind whatever the push says.
+        kind_known = kind_known or (
+            venue_order_id in self.open_orders and venue_order_id not in self._unknown_kind
+        )
         self._pushed_orders[venue_order_id] = order
         if order is None:
             self._final_orders.add(venue_order_id)
             self.open_orders.pop(venue_order_id, None)
+            self._unknown_kind.discard(venue_order_id)
+            if client_id is not None:
+                self._own_triggers.pop(client_id, None)
         else:
             self.open_orders[venue_order_id] = order
+            if kind_known:
+                self._unknown_kind.discard(venue_order_id)
+            else:
+                self._unknown_kind.add(venue_order_id)
         self.order_reported(client_id)
         self._bump()
 
@@ -259,6 +373,7 @@ class AccountState:
             self._fill_ids.discard(self.fills[0].fill_id)
         self.fills.append(fill)
         self._fill_ids.add(fill.fill_id)
+        self.fills_seen += 1
         self.order_reported(fill.client_id)
         self._bump()
         return True
@@ -449,9 +564,7 @@ class AccountView:
 
     @property
     def state(self) -> AccountState | None:
-        from newstrader.venues.base import Streaming  # base imports this module for typing only
-
-        return self.venue.stream.state if isinstance(self.venue, Streaming) else None
+        return pushed_state(self.venue)
 
     async def read(self) -> Observed:
         state = self.state
@@ -470,3 +583,29 @@ class AccountView:
         reason = state.status().reason if state is not None else "no stream"
         note = f"stream down ({reason}), showing REST snapshot from {age:.0f} s ago"
         return Observed(dict(positions), list(orders), "rest", note, age)
+
+
+def pushed_state(venue: Venue) -> AccountState | None:
+    """The venue's pushed account state (None for a venue without a stream)."""
+    from newstrader.venues.base import Streaming  # base imports this module for typing only
+
+    return venue.stream.state if isinstance(venue, Streaming) else None
+
+
+async def read_positions(venue: Venue) -> dict[str, Position]:
+    """The account's positions for upkeep: from the stream while it is current, else one REST read."""
+    state = pushed_state(venue)
+    if state is not None and state.is_current():
+        return dict(state.positions)
+    return await venue.positions()
+
+
+async def read_triggers(venue: Venue, coin: str | None = None) -> list[OpenOrder]:
+    """The resting TP/SL triggers of `coin` (every coin for None): from the stream when it can vouch
+    for them (`AccountState.known_triggers`), else one open-orders read (Hyperliquid
+    `frontendOpenOrders`, weight 20)."""
+    state = pushed_state(venue)
+    known = state.known_triggers(coin) if state is not None else None
+    if known is not None:
+        return known
+    return [o for o in await venue.open_orders(coin) if o.trigger_kind is not None]

@@ -28,6 +28,7 @@ from newstrader.domain import (
     TimeInForce,
     TriggerKind,
 )
+from newstrader.venues.account import read_triggers
 from newstrader.venues.base import Ambiguous, AuthError, Rejected
 from newstrader.venues.errors import classify_hyperliquid_text
 from newstrader.venues.hyperliquid.config import HyperliquidConfig
@@ -48,6 +49,8 @@ log = structlog.get_logger(__name__)
 _TIF = {TimeInForce.GTC: "Gtc", TimeInForce.IOC: "Ioc", TimeInForce.POST_ONLY: "Alo"}
 # Trigger orders fill as market orders; their limit is the worst price we accept, this far past the trigger.
 TRIGGER_SLIPPAGE = Decimal("0.10")
+# A cancel's error for an order that no longer rests (filled, fired, cancelled) or never did.
+GONE_ALREADY = "Order was never placed, already canceled, or filled"
 _NONCES: dict[str, NonceSource] = {}  # per signer address, shared by every adapter in the process
 _OPEN_STATUSES = {"open", "triggered"}
 # A mid this young may serve as a market order's slippage reference: the engine reads the mark
@@ -168,6 +171,10 @@ class HyperliquidVenue:
     def client_id_of(self, cloid: str) -> str:
         """Our client id for a cloid we sent (the cloid itself for orders placed elsewhere)."""
         return self._cloid_to_client.get(cloid, cloid)
+
+    def sent_by_us(self, cloid: str | None) -> bool:
+        """Did this process send the order with this cloid (so it knows whether it is a trigger)?"""
+        return cloid is not None and cloid in self._cloid_to_client
 
     async def equity(self) -> Decimal:
         """The account's value in USD: the base of `equity_fraction`.
@@ -488,18 +495,43 @@ class HyperliquidVenue:
                 )
             )
             ids.append(client_id)
-        reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
-        results = [
-            self._one_result(status, client_id, size)
-            for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
-        ]
+            # orderUpdates will not say this is a trigger: the account state learns it from us.
+            self.stream.state.sending_trigger(
+                OpenOrder(
+                    coin=coin,
+                    venue_order_id="",
+                    is_buy=is_buy,
+                    size=size,
+                    price=limit_px,
+                    client_id=client_id,
+                    reduce_only=True,
+                    trigger_price=trigger_px,
+                    trigger_kind=TriggerKind.TAKE_PROFIT if tpsl == "tp" else TriggerKind.STOP_LOSS,
+                )
+            )
+        try:
+            reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
+            results = [
+                self._one_result(status, client_id, size)
+                for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
+            ]
+        except Ambiguous:
+            raise  # they may rest: the stream reports them, or the state resyncs without them
+        except Exception:
+            for client_id in ids:
+                self.stream.state.trigger_acked(client_id, None, resting=False)
+            raise
+        for client_id, result in zip(ids, results, strict=True):
+            self.stream.state.trigger_acked(
+                client_id, result.venue_order_id, resting=result.status is OrderStatus.RESTING
+            )
         log.info("triggers_placed", venue=self.name, coin=coin, tp=str(take_profit), sl=str(stop_loss))
         return results
 
     async def cancel_triggers(self, coin: str) -> int:
         """Cancel every trigger order on `coin`; returns how many the venue confirmed."""
         market = await self._market(coin)
-        triggers = [o for o in await self.open_orders(coin) if o.trigger_kind is not None]
+        triggers = await read_triggers(self, coin)  # the stream's, or a read when it cannot vouch
         if not triggers:
             return 0
         pairs = [(int(market.asset_id or 0), int(o.venue_order_id)) for o in triggers]
@@ -509,6 +541,10 @@ class HyperliquidVenue:
         except (KeyError, TypeError) as exc:
             raise Ambiguous(f"unexpected cancel reply: {str(reply)[:200]}", venue=self.name) from exc
         cancelled = sum(1 for s in statuses if s == "success")
+        for order, status in zip(triggers, statuses, strict=False):
+            error = str(status.get("error", "")) if isinstance(status, dict) else ""
+            if status == "success" or error.startswith(GONE_ALREADY):
+                self.stream.state.trigger_cancelled(order.venue_order_id, order.client_id)
         log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
         return cancelled
 
@@ -521,7 +557,7 @@ class HyperliquidVenue:
         if status == "success":
             return True
         text = str(status.get("error", status)) if isinstance(status, dict) else str(status)
-        if text.startswith("Order was never placed, already canceled, or filled"):
+        if text.startswith(GONE_ALREADY):
             return False
         raise classify_hyperliquid_text(text, venue=self.name, is_order=True)
 
