@@ -50,6 +50,15 @@ PositionSource = Literal["push", "snapshot"]
 PositionListener = Callable[[str, Position | None, Position | None, PositionSource], None]
 
 
+@dataclass(slots=True)
+class _Expected:
+    """One of our orders the stream has not reported yet."""
+
+    coin: str | None
+    sent_at: float
+    answered_at: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
     """What a page or the engine needs to know about a venue's stream."""
@@ -95,7 +104,8 @@ class AccountState:
         self.snapshot_at: float | None = None
         self.heard_at: float | None = None
         self._gap: str | None = "not connected"
-        self._expected: dict[str, float] = {}  # client id → when we sent it
+        self._expected: dict[str, _Expected] = {}  # client id → our order the stream has yet to report
+        self._snapshot_began: float | None = None
         self._final_orders: set[str] = set()  # venue order ids that reached a final status
         # Our own TP/SL triggers by client id, as we sent them: a push may not name the kind
         # (Hyperliquid's orderUpdates do not), our send and its ack do.
@@ -107,7 +117,6 @@ class AccountState:
         # Pushed while a snapshot read is in flight: newer than (or as new as) what it returns.
         self._pushed_coins: set[str] = set()
         self._pushed_orders: dict[str, OpenOrder | None] = {}
-        self._snapshot_started: float | None = None
         self._changed = asyncio.Event()
         self.version = 0
 
@@ -137,12 +146,32 @@ class AccountState:
             return self._gap
         if self.heard_at is None or now - self.heard_at > self.max_silence_s:
             return "silent"
-        if orders and self._expected:
-            oldest = min(self._expected.values())
-            return (
-                "order not reported yet" if now - oldest <= ORDER_REPORT_GRACE_S else "order never reported"
-            )
-        return ""
+        return self._unreported(now, self._expected.values()) if orders else ""
+
+    @staticmethod
+    def _unreported(now: float, expected: Iterable[_Expected]) -> str:
+        sent = [e.sent_at for e in expected]
+        if not sent:
+            return ""
+        return "order not reported yet" if now - min(sent) <= ORDER_REPORT_GRACE_S else "order never reported"
+
+    def current_for(self, coin: str) -> bool:
+        """Current as far as `coin` goes: no gap, not silent, and every order we sent on `coin`
+        (or on no stated coin) reported. Our orders on other coins cannot move this position."""
+        now = self._clock()
+        if self._gap is not None or self.heard_at is None or now - self.heard_at > self.max_silence_s:
+            return False
+        return not self._unreported(now, (e for e in self._expected.values() if e.coin in (None, coin)))
+
+    async def wait_current_for(self, coin: str, timeout_s: float) -> bool:
+        """Wait (bounded) until `current_for(coin)`; False on timeout."""
+        deadline = self._clock() + timeout_s
+        while not self.current_for(coin):
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            await self.wait_changed(min(left, 0.05))
+        return True
 
     def position(self, coin: str) -> Position | None:
         return self.positions.get(coin)
@@ -199,9 +228,21 @@ class AccountState:
 
     # ----- our own orders ---------------------------------------------------------------------
 
-    def expect_order(self, client_id: str) -> None:
-        """We are sending this order: the state is not current until the stream reports it."""
-        self._expected[client_id] = self._clock()
+    def expect_order(self, client_id: str, coin: str | None = None) -> None:
+        """We are sending this order: the state (for `coin`; all coins when None) is not current
+        until the stream reports it."""
+        self._expected[client_id] = _Expected(coin, self._clock())
+
+    def order_answered(self, client_id: str) -> None:
+        """The venue answered us about this order (its reply, or a status read): a REST snapshot
+        that starts after now shows what it did, so the next one settles it even if the push was lost."""
+        expected = self._expected.get(client_id)
+        if expected is not None and expected.answered_at is None:
+            expected.answered_at = self._clock()
+
+    def forget_order(self, client_id: str) -> None:
+        """The order never executed (refused before it reached the book): nothing will be pushed."""
+        self.order_reported(client_id)
 
     def order_reported(self, client_id: str | None) -> None:
         if client_id is not None and self._expected.pop(client_id, None) is not None:
@@ -212,7 +253,7 @@ class AccountState:
         id is not known yet): remember its kind and price, and expect the stream to report it."""
         assert order.client_id is not None
         self._own_triggers[order.client_id] = order
-        self.expect_order(order.client_id)
+        self.expect_order(order.client_id, order.coin)
 
     def trigger_acked(self, client_id: str, venue_order_id: str | None, resting: bool) -> None:
         """The venue answered our trigger: resting under `venue_order_id`, or not placed. Known at
@@ -224,6 +265,7 @@ class AccountState:
             self._own_triggers.pop(client_id, None)
             self.order_reported(client_id)
             return
+        self.order_answered(client_id)  # a snapshot begun after now shows it, should its push be lost
         if venue_order_id in self._final_orders:
             return  # its push (fired, cancelled) came first
         self._unknown_kind.discard(venue_order_id)
@@ -262,7 +304,7 @@ class AccountState:
         """A REST read is about to go out: pushes from now on win over what it returns."""
         self._pushed_coins = set()
         self._pushed_orders = {}
-        self._snapshot_started = self._clock()
+        self._snapshot_began = self._clock()
 
     def apply_snapshot(
         self,
@@ -282,16 +324,18 @@ class AccountState:
             else:
                 orders[oid] = pushed
         self.open_orders = orders
-        # Orders sent before the read began are in it (resting, or in the positions) or never
-        # happened: waiting on their pushes would keep the state not current for ever.
-        started = self._snapshot_started
-        self._expected = {cid: at for cid, at in self._expected.items() if started is None or at > started}
         # The snapshot names every kind; only orders pushed meanwhile may still lack one.
         self._unknown_kind &= {oid for oid, o in self._pushed_orders.items() if o is not None}
         live = {o.client_id for o in orders.values()}
         self._own_triggers = {c: o for c, o in self._own_triggers.items() if c in live or c in self._expected}
         for order in self.open_orders.values():
             self.order_reported(order.client_id)
+        # Our orders answered before this read began are in it (an IOC that filled is not in the
+        # open orders, but its position is): their pushes, if lost in a gap, are not needed.
+        began = self._snapshot_began
+        for cid, expected in list(self._expected.items()):
+            if began is not None and expected.answered_at is not None and expected.answered_at <= began:
+                del self._expected[cid]
         for fill in fills:
             self.add_fill(fill)
         if marks:
