@@ -165,6 +165,25 @@ def test_per_item_weight_of_fill_reads() -> None:
     assert hyperliquid_items_weight("userFills", 19) == 0 and hyperliquid_items_weight("userFills", 45) == 2
     assert hyperliquid_items_weight("historicalOrders", 2000) == 100
     assert hyperliquid_items_weight("userFillsByTime", 40) == 2 and hyperliquid_items_weight("meta", 400) == 0
+    # The docs' whole list: funding and TWAP histories too; candles weigh +1 per 60.
+    assert (
+        hyperliquid_items_weight("userFunding", 100) == 5
+        and hyperliquid_items_weight("recentTrades", 20) == 1
+    )
+    assert (
+        hyperliquid_items_weight("candleSnapshot", 119) == 1
+        and hyperliquid_items_weight("candleSnapshot", 120) == 2
+    )
+
+
+def test_aster_v3_account_read_weighs_what_the_venue_charges() -> None:
+    """The v3 path of `account` (w5) is `accountWithJoinMargin`: charged as such, not as 1."""
+    assert (
+        aster_request_weight("/fapi/v3/accountWithJoinMargin")
+        == 5
+        == aster_request_weight("/fapi/v4/account")
+    )
+    assert aster_request_weight("/fapi/v3/listenKey", "POST") == 1
 
 
 async def test_hyperliquid_charges_per_item_weight_after_the_reply(sim: Any) -> None:
