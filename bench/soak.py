@@ -236,6 +236,7 @@ class SoakReport:
             "signal_p50_ms": round(_percentile(self.signal_ms, 0.5), 1),
             "signal_p95_ms": round(_percentile(self.signal_ms, 0.95), 1),
             "weight_per_signal": {v: round(self.weight_per_signal(v), 2) for v in VENUES},
+            "weights": self.weights,
             "seconds": round(self.seconds, 1),
             "seconds_per_signal": round(self.seconds / max(1, self.signals), 3),
         }
@@ -578,12 +579,13 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
             f" / {_percentile(report.signal_ms, 0.95):.0f} / {max(report.signal_ms):.0f}"
             f"  (mean {statistics.fmean(report.signal_ms):.0f})"
         )
-    lines.append("venue weight (IP budget) per signal, top request types")
+    lines.append("venue weight (IP budget) per signal, by request type (>= 0.05)")
     for venue in VENUES:
         weights = report.weights.get(venue, {})
         lines.append(f"{'  ' + venue:<34}{report.weight_per_signal(venue):>8.2f}")
-        for label, spent in sorted(weights.items(), key=lambda kv: -kv[1])[:5]:
-            lines.append(f"{'    ' + label:<34}{spent / max(1, report.signals):>8.2f}")
+        for label, spent in sorted(weights.items(), key=lambda kv: -kv[1]):
+            if spent / max(1, report.signals) >= 0.05:
+                lines.append(f"{'    ' + label:<34}{spent / max(1, report.signals):>8.2f}")
     lines.append(f"{'mismatches':<34}{report.mismatches:>8}")
     lines.append(f"{'doubled':<34}{report.doubled:>8}")
     lines.append(f"{'lost':<34}{report.lost:>8}")
