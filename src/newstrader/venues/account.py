@@ -150,10 +150,19 @@ class AccountState:
 
     @staticmethod
     def _unreported(now: float, expected: Iterable[_Expected]) -> str:
-        sent = [e.sent_at for e in expected]
-        if not sent:
+        """Why our orders keep the state from being current ("" when none does).
+
+        "order never reported" (the session redials and resyncs) only for an order the venue
+        answered more than `ORDER_REPORT_GRACE_S` ago: its push was lost, and a snapshot begun
+        after the answer settles it. An order without an answer yet (its reply lost: in flight)
+        cannot be settled by a snapshot, so redialing would only spend the budget; it keeps the
+        state not current until it is pushed, answered or forgotten by the in-flight rule."""
+        waiting = list(expected)
+        if not waiting:
             return ""
-        return "order not reported yet" if now - min(sent) <= ORDER_REPORT_GRACE_S else "order never reported"
+        if any(e.answered_at is not None and now - e.answered_at > ORDER_REPORT_GRACE_S for e in waiting):
+            return "order never reported"
+        return "order not reported yet"
 
     def current_for(self, coin: str) -> bool:
         """Current as far as `coin` goes: no gap, not silent, and every order we sent on `coin`
