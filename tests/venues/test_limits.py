@@ -199,6 +199,24 @@ async def test_hyperliquid_charges_per_item_weight_after_the_reply(sim: Any) -> 
         await v.venue.close()
 
 
+async def test_resolving_a_filled_order_costs_the_same_however_many_fills_the_account_has(sim: Any) -> None:
+    """An ambiguous order found filled: its fills are read from its own time on (`userFillsByTime`),
+    not the account's last 2000 (`userFills`, +1 weight per 20): the weight the venue charged."""
+    v = make_venue(sim, "hyperliquid")
+    try:
+        for i in range(60):  # 60 outside trades: 60 older fills (+3 weight on a whole-history read)
+            sim.admin.set_position("hyperliquid", v.account, "ETH", str(Decimal("0.01") * (i % 2 + 1)))
+        order = OrderRequest(coin="ETH", is_buy=True, size=Decimal("0.01"), client_id="nt-limits-status-1")
+        placed = await v.venue.place_order(order)
+        assert placed.filled_size == Decimal("0.01")
+        before = sim.admin.stats()["weight_totals"]["hyperliquid"]
+        found = await v.venue.order_status("nt-limits-status-1", "ETH")
+        assert found is not None and found.filled_size == Decimal("0.01") and found.avg_price is not None
+        assert sim.admin.stats()["weight_totals"]["hyperliquid"] - before == 2 + 20  # orderStatus + one read
+    finally:
+        await v.venue.close()
+
+
 async def test_aster_follows_the_venues_used_weight(sim: Any) -> None:
     """Another client on the same IP spent 1400 weight: our bucket believes the venue, not itself."""
     sim.admin.settings(rate_limits=True)
