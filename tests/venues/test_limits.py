@@ -217,6 +217,18 @@ async def test_resolving_a_filled_order_costs_the_same_however_many_fills_the_ac
         await v.venue.close()
 
 
+async def test_hyperliquid_market_table_is_read_once_for_callers_close_together(sim: Any) -> None:
+    """`meta` weighs 20: the bot's start-up asks for the markets three times, the venue sees one."""
+    v = make_venue(sim, "hyperliquid")
+    try:
+        before = sim.admin.stats()["requests"].get("hyperliquid", {}).get("info:meta", 0)
+        first, second, third = [await v.venue.markets() for _ in range(3)]
+        assert first == second == third and "ETH" in first
+        assert sim.admin.stats()["requests"]["hyperliquid"]["info:meta"] == before + 1
+    finally:
+        await v.venue.close()
+
+
 async def test_aster_follows_the_venues_used_weight(sim: Any) -> None:
     """Another client on the same IP spent 1400 weight: our bucket believes the venue, not itself."""
     sim.admin.settings(rate_limits=True)

@@ -56,6 +56,7 @@ _OPEN_STATUSES = {"open", "triggered"}
 # A mid this young may serve as a market order's slippage reference: the engine reads the mark
 # alongside the position just before it orders, so the order needs no third round trip.
 REFERENCE_MAX_AGE_S = 2.0
+MARKETS_FRESH_S = 60.0
 FILL_PAGE_SIZE = 2000  # userFillsByTime returns at most this many per call
 FILL_PAGES = 5  # and only the newest 10000 fills are available at all
 _UNKNOWN_SIGNER = re.compile(r"User or API Wallet (0x[0-9a-fA-F]{40}) does not exist")
@@ -117,6 +118,7 @@ class HyperliquidVenue:
             ip_weight_per_min=config.ip_weight_per_min,
         )
         self._markets: dict[str, Market] = {}
+        self._markets_at = float("-inf")
         self._cloid_to_client: dict[str, str] = {}
         self._mids: dict[str, Decimal] = {}
         self._mids_at = float("-inf")
@@ -134,7 +136,12 @@ class HyperliquidVenue:
     # --- reads ---------------------------------------------------------------------------------
 
     async def markets(self) -> dict[str, Market]:
-        """Coin → rules from `meta`; the asset id is the coin's index in the universe."""
+        """Coin → rules from `meta`; the asset id is the coin's index in the universe.
+
+        `meta` weighs 20 and the listings change rarely: callers within `MARKETS_FRESH_S` of a
+        read (the bot's start-up asks three times: listing check, engine, TP/SL) share it."""
+        if self._markets and time.monotonic() - self._markets_at < MARKETS_FRESH_S:
+            return dict(self._markets)
         meta = await self.http.info({"type": "meta"})
         markets: dict[str, Market] = {}
         for index, entry in enumerate(meta.get("universe", [])):
@@ -152,7 +159,7 @@ class HyperliquidVenue:
                 asset_id=index,
                 min_size=Decimal(1).scaleb(-sz_decimals),
             )
-        self._markets = markets
+        self._markets, self._markets_at = markets, time.monotonic()
         return dict(markets)
 
     async def _market(self, coin: str) -> Market:
