@@ -12,7 +12,10 @@ and subtracted for "our own" time.
 - **receipt → order bytes**: from the handler's `received_mono` stamp (the ledger's first stage)
   to the first order's bytes on either venue's socket;
 - **client send → order bytes**: the same end, from just before the client sent the request;
-- **our own**: receipt → order bytes minus the venue reads' round trips in between.
+- **our own**: receipt → order bytes minus the venue reads' round trips in between. With
+  `position_source = "stream"` the engine decides from the account streams and its REST read goes
+  out alongside the order: a read that happens to finish before the bytes is still subtracted, so
+  this is then a lower bound. `reads_before_first_order` counts those reads by kind.
 
 Each headline alternates a coin between long and short, so every one sends an order on both
 venues. Prints a table and a final JSON line.
@@ -34,6 +37,7 @@ from typing import Any
 import httpx
 
 import parser as parser_bench  # bench/parser.py: its stand-in bot for the web app
+from newstrader.bot import prefer_short_handoffs
 from newstrader.domain import NewsItem, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.risk import Sizer
@@ -42,6 +46,7 @@ from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
 from newstrader.news.parser import Parser
 from newstrader.news.pipeline import NewsDecision, NewsOutcome, Pipeline, PipelineSettings
+from newstrader.venues.base import Streaming
 from sim_harness import COINS, machine, new_trader, percentile, venue_sims
 
 ORDER_PATHS = ("/exchange", "/fapi/v3/order")
@@ -55,6 +60,7 @@ class Wire(httpx.AsyncBaseTransport):
         self.inner = inner
         self.order_bytes: list[float] = []
         self.reads: list[tuple[float, float]] = []
+        self.read_kinds: list[str] = []  # per read: its path (and Hyperliquid info type)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -68,6 +74,7 @@ class Wire(httpx.AsyncBaseTransport):
         response = await self.inner.handle_async_request(request)
         await response.aread()
         self.reads.append((started, time.monotonic()))
+        self.read_kinds.append(_read_kind(request))
         return response
 
     async def _trace(self, event: str, info: dict[str, Any]) -> None:
@@ -76,6 +83,13 @@ class Wire(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _read_kind(request: httpx.Request) -> str:
+    path = request.url.path.rsplit("/", 1)[-1]
+    if path == "info":
+        return "info:" + str(json.loads(request.content).get("type"))
+    return path
 
 
 class NewsDesk(parser_bench.NewsDesk):
@@ -120,6 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from newstrader.web.app import create_app
 
     configure_logging(level="warning")
+    prefer_short_handoffs()  # as the bot does at start
     coins = list(COINS[: args.coins])
     sims = venue_sims(args.sim_url, rate_limits=False)
     tmp = tempfile.TemporaryDirectory(prefix="bench-news-to-order-")
@@ -128,7 +143,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     wires = {name: Wire(transport.inner) for name, transport in trader.transports.items()}
     for name, transport in trader.transports.items():
         transport.inner = wires[name]  # type: ignore[assignment]
-    executor = Executor(trader.venues, journal, EngineSettings(), Sizer())
+    settings = EngineSettings()
+    # The account streams, dialled as the bot dials them: with `position_source = "stream"` the
+    # engine decides from them and the REST read goes out alongside the order.
+    streams = [venue.stream for venue in trader.venues.values() if isinstance(venue, Streaming)]
+    for stream in streams:
+        stream.state.max_silence_s = settings.stream_max_silence_ms / 1000
+        stream.start()
+    for stream in streams:
+        if not await stream.wait_current(30):
+            raise RuntimeError(f"account stream not current: {stream.state.status().describe()}")
+    stream_status = [stream.state.status().describe() for stream in streams]
+    executor = Executor(trader.venues, journal, settings, Sizer())
     acted: list[list[VenueOutcome]] = []
 
     async def act(signal: Signal) -> list[VenueOutcome]:
@@ -142,6 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: dict[str, list[float]] = {"receipt": [], "client": [], "own": [], "read_wait": []}
     stages: dict[str, list[float]] = {}
     outcomes: dict[str, int] = {}
+    blocking: dict[str, int] = {}  # venue reads that ended before the first order's bytes, by kind
     try:
         headers = {"Authorization": "Bearer bench-token"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
@@ -154,6 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for wire in wires.values():
                     wire.order_bytes.clear()
                     wire.reads.clear()
+                    wire.read_kinds.clear()
                 sent = time.monotonic()
                 response = await post(i)
                 if response.status_code not in (200, 202):
@@ -166,6 +194,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 received = dict(decision.signal.stamps)["received"]
                 reads = [r for w in wires.values() for r in w.reads if received <= r[0] and r[1] <= first]
+                for w in wires.values():
+                    for (start, end), kind in zip(w.reads, w.read_kinds, strict=True):
+                        if received <= start and end <= first:
+                            blocking[kind] = blocking.get(kind, 0) + 1
                 read_wait = max((end for _, end in reads), default=received) - min(
                     (start for start, _ in reads), default=received
                 )
@@ -195,9 +227,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "receipt_to_order_bytes_ms": summary_ms(rows["receipt"]),
         "client_send_to_order_bytes_ms": summary_ms(rows["client"]),
         "venue_read_wait_ms": summary_ms(rows["read_wait"]),
+        "reads_before_first_order": blocking,
         "own_ms": summary_ms(rows["own"]),
         "stages_ms": {k: summary_ms(v) for k, v in stages.items()},
         "journal": "sqlite WAL, synchronous=FULL, temp dir",
+        "engine": settings.model_dump(include={"position_source", "mode"}),
+        "streams_at_start": stream_status,
         "machine": machine(),
     }
 

@@ -133,3 +133,48 @@ async def test_a_position_left_without_triggers_is_protected_again_at_start_up(r
         assert all(t["side"] == "buy" for t in triggers.values())
     events = [e for e in await bot.journal.recent_events(50) if e["kind"] == "protection_restored"]
     assert sorted(e["venue"] for e in events) == sorted(VENUES)
+
+
+async def test_half_a_pair_or_doubled_triggers_end_as_exactly_one_pair_at_start_up(rig: Rig) -> None:
+    """A crash between a venue's TP and SL requests (Aster sends them one by one) leaves half a
+    pair; a trigger sent twice leaves two. "Has a trigger" is not "protected": the restarted bot
+    replaces what rests with exactly one TP and one SL per held position."""
+    bot = await rig.start_bot()
+    await rig.news(bot, "ETH", "long")
+    half, doubled = VENUES
+    for name in VENUES:
+        assert {t["trigger"]["kind"] for t in rig.triggers(name, "ETH")} == {"tp", "sl"}
+    size = {name: rig.position(name, "ETH") for name in VENUES}
+    mark = Decimal(2000)
+    # Half a pair: only the TP rests.
+    assert await bot.venues[half].cancel_triggers("ETH") == 2
+    placed = await bot.venues[half].place_triggers(
+        "ETH", size[half], mark * Decimal("1.02"), None, ("nt-half-tp", "nt-half-sl")
+    )
+    assert [r.ok for r in placed] == [True]
+    # Doubled: a second TP beside the pair.
+    placed = await bot.venues[doubled].place_triggers(
+        "ETH", size[doubled], mark * Decimal("1.03"), None, ("nt-dbl-tp", "nt-dbl-sl")
+    )
+    assert [r.ok for r in placed] == [True]
+    assert sorted(t["trigger"]["kind"] for t in rig.triggers(half, "ETH")) == ["tp"]
+    assert sorted(t["trigger"]["kind"] for t in rig.triggers(doubled, "ETH")) == ["sl", "tp", "tp"]
+    await rig.stop_bot(bot)
+
+    bot = await rig.start_bot()  # the start-up turn of the monitor replaces them
+    for name in VENUES:
+        entry = Decimal(rig.account(name)["positions"]["ETH"]["entry_px"])
+        market = (await bot.venues[name].markets())["ETH"]
+        want = trigger_prices(bot.autotrader.policy, market, size[name], entry)
+        triggers = rig.triggers(name, "ETH")
+        assert sorted(t["trigger"]["kind"] for t in triggers) == ["sl", "tp"], (name, triggers)
+        assert {t["trigger"]["kind"]: Decimal(t["trigger"]["trigger_px"]) for t in triggers} == {
+            "tp": want.take_profit,
+            "sl": want.stop_loss,
+        }
+    assert rig.positions("ETH") == size
+    events = [e for e in await bot.journal.recent_events(50) if e["kind"] == "protection_restored"]
+    assert sorted(e["venue"] for e in events) == sorted(VENUES)
+    # Once protected exactly once, later monitor turns leave it alone.
+    turn = await bot.autotrader.run_once(full=True)
+    assert all(turn["venues"][n]["protection_restored"] == [] for n in VENUES), turn

@@ -9,7 +9,8 @@ closes they are cancelled. If protection cannot be placed, `on_protection_failur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ import structlog
 
 from newstrader.autotrade.killswitch import close_report
 from newstrader.autotrade.policy import ExitPolicy
-from newstrader.domain import Market, Position
+from newstrader.domain import Market, OpenOrder, Position, TriggerKind
 from newstrader.engine.executor import GiveUp
 from newstrader.venues.account import read_triggers
 from newstrader.venues.base import AuthError, Venue, VenueError
@@ -59,6 +60,33 @@ def trigger_prices(policy: ExitPolicy, market: Market, size: Decimal, fill_price
     # A distance of 100 % or more on the price's way down (a short's TP, a long's SL) is no price:
     # that leg is left out rather than sent to be refused.
     return TriggerPrices(tp if tp is None or tp > 0 else None, sl if sl is None or sl > 0 else None)
+
+
+def wanted_triggers(policy: ExitPolicy, size: Decimal) -> Counter[TriggerKind]:
+    """The triggers a position of signed `size` carries when protected exactly once: one of each
+    configured leg that has a price (`trigger_prices` leaves out a 100 %+ distance downwards)."""
+    wanted: Counter[TriggerKind] = Counter()
+    if size == 0:
+        return wanted
+    long = size > 0
+    if policy.take_profit_pct is not None and (long or policy.take_profit_pct < HUNDRED):
+        wanted[TriggerKind.TAKE_PROFIT] = 1
+    if policy.stop_loss_pct is not None and (not long or policy.stop_loss_pct < HUNDRED):
+        wanted[TriggerKind.STOP_LOSS] = 1
+    return wanted
+
+
+def resting_triggers(position: Position, orders: Iterable[OpenOrder]) -> Counter[TriggerKind | str]:
+    """The triggers resting on `position`'s coin by kind; one on the wrong side (it would grow
+    the position, not close it) counts as `foreign`."""
+    closing_is_buy = position.size < 0
+    found: Counter[TriggerKind | str] = Counter()
+    for order in orders:
+        if order.coin != position.coin or order.trigger_price is None:
+            continue
+        kind = order.trigger_kind if order.trigger_kind is not None else "unknown"
+        found[kind if order.is_buy == closing_is_buy else "foreign"] += 1
+    return found
 
 
 class Protection:
@@ -177,28 +205,36 @@ class Protection:
 
     async def sweep(self, venue: Venue, positions: Mapping[str, Position]) -> tuple[list[str], list[str]]:
         """Cancel triggers orphaned on coins the venue no longer holds (a TP or SL fired), and
-        name the held coins that rest without any trigger (a crash between fill and protection).
+        name the held coins not protected exactly once: no trigger or half a pair (a crash
+        between the fill and the protection, or between a venue's TP and SL requests), or
+        doubled triggers.
 
-        Returns (orphaned coins cleaned, unprotected coins). The triggers come from the account
-        stream when it can vouch for them, else from one open-orders read.
+        Returns (orphaned coins cleaned, coins to protect again). The triggers come from the
+        account stream when it can vouch for them, else from one open-orders read.
         """
         try:
             triggers = await read_triggers(venue)
         except VenueError as exc:
             log.warning("autotrade_sweep_unreadable", venue=venue.name, error=str(exc))
             return [], []
-        held = {c for c, p in positions.items() if not p.is_flat}
+        held = {c: p for c, p in positions.items() if not p.is_flat}
         protected = {o.coin for o in triggers}
-        orphaned = sorted(protected - held)
+        orphaned = sorted(protected - set(held))
         for coin in orphaned:
             cancelled = await self._cancel(venue, coin, f"orphans:{venue.name}:{coin}")
             log.info("autotrade_orphan_triggers_cancelled", venue=venue.name, coin=coin, count=cancelled)
-        unprotected = sorted(held - protected) if self.policy.protects else []
+        if not self.policy.protects:
+            return orphaned, []
+        unprotected = sorted(c for c, p in held.items() if not self.protected_once(p, triggers))
         return orphaned, unprotected
 
-    async def is_protected(self, venue: Venue, coin: str) -> bool:
-        """True when at least one trigger rests on `coin` (the stream's, or a fresh read)."""
-        return bool(await read_triggers(venue, coin))
+    def protected_once(self, position: Position, orders: Iterable[OpenOrder]) -> bool:
+        """True when `position` carries exactly the triggers the policy wants, each once."""
+        return resting_triggers(position, orders) == wanted_triggers(self.policy, position.size)
+
+    async def protection_of(self, venue: Venue, position: Position) -> Counter[TriggerKind | str]:
+        """The triggers resting on `position`'s coin by kind (the stream's, or a fresh read)."""
+        return resting_triggers(position, await read_triggers(venue, position.coin))
 
 
 class AutoTradeHooks:
@@ -233,4 +269,11 @@ class AutoTradeHooks:
             self.after(venue, coin, position)
 
 
-__all__ = ["AutoTradeHooks", "Protection", "TriggerPrices", "trigger_prices"]
+__all__ = [
+    "AutoTradeHooks",
+    "Protection",
+    "TriggerPrices",
+    "resting_triggers",
+    "trigger_prices",
+    "wanted_triggers",
+]

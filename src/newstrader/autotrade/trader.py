@@ -30,8 +30,9 @@ from newstrader.autotrade.exits import TimeExits
 from newstrader.autotrade.killswitch import KillSwitch
 from newstrader.autotrade.policy import ExitPolicy
 from newstrader.autotrade.stats import FillIngester, compute_stats, export_csv
-from newstrader.autotrade.tpsl import AutoTradeHooks, Protection
+from newstrader.autotrade.tpsl import AutoTradeHooks, Protection, wanted_triggers
 from newstrader.domain import Position
+from newstrader.engine.operations import new_operation_id
 from newstrader.venues.account import read_positions
 from newstrader.venues.base import Venue, VenueError
 
@@ -182,6 +183,11 @@ class AutoTrader:
         if full or changed:
             orphans, unprotected = await self.protection.sweep(venue, positions)
             for coin in unprotected:
+                if self.gateway.state.in_flight(venue.name, coin):
+                    # An order sent before a restart may still land (a TP/SL pair among them):
+                    # start-up does not wait for it; the next turn looks again.
+                    self._dirty.add(venue.name)
+                    continue
                 if await self._restore_protection(venue, coin):
                     restored.append(coin)
         exits = await self.exits.check_venue(venue, positions, now=now)
@@ -193,32 +199,42 @@ class AutoTrader:
         }
 
     async def _restore_protection(self, venue: Venue, coin: str) -> bool:
-        """Protect a held position that has no trigger, priced from its entry (under the coin's lock)."""
+        """Protect a held position exactly once (priced from its entry, under the coin's lock):
+        its triggers are replaced by one pair when it has none, half a pair or more than one."""
         async with self.gateway.state.hold(venue.name, coin):
-            # Re-read under the lock: the engine may just have traded and protected it.
+            # Re-read under the lock: the engine may just have traded and protected it, or an
+            # order sent before a restart may just have been resolved.
             position = (await read_positions(venue)).get(coin)
-            if position is None or position.is_flat or await self.protection.is_protected(venue, coin):
+            if position is None or position.is_flat:
                 return False
+            found = await self.protection.protection_of(venue, position)
+            if found == wanted_triggers(self.policy, position.size):
+                return False
+            resting = ", ".join(f"{kind}={n}" for kind, n in sorted(found.items())) or "none"
             log.warning(
                 "autotrade_protection_missing",
                 venue=venue.name,
                 coin=coin,
                 size=str(position.size),
                 entry=str(position.entry_price),
+                resting=resting,
             )
             await self.protection.event(
                 "protection_restored",
                 venue.name,
                 coin,
                 position.size,
-                f"position held without TP/SL (entry {position.entry_price}); protection placed",
+                f"position held without exactly one TP/SL (resting: {resting}; entry"
+                f" {position.entry_price}); protection replaced",
             )
             await self.protection.replace(
                 venue.name,
                 coin,
                 position,
                 position.entry_price or None,
-                f"restore:{venue.name}:{coin}:{position.size}:{position.entry_price}",
+                # A fresh id each time: a position restored twice (a second crash) must not
+                # find its earlier restore's client ids taken and count them as failed pairs.
+                new_operation_id("restore"),
             )
             await self.exits.on_position_change(venue.name, coin, position)
             return True

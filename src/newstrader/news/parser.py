@@ -53,17 +53,20 @@ _FLAT_TOKEN_RE = re.compile(
 )
 _SENTENCE_ENDERS = frozenset("?!.;:|")
 _WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION, _NUM, _OPEN, _CLOSE = range(8)  # token kinds
+_CLAUSE_INFO = (_CLAUSE, "", "", "", 0)
 # A trading symbol in prose ("FARTCOINUSDT", "HYPE-PERP"): the base is the coin.
 _SYMBOL_SUFFIXES = ("usdt", "usdc", "-perp", "perp")
 _PAREN_TICKER_RE = re.compile(r"[A-Z][A-Z0-9]{1,11}")
 _MAY_BE_COIN, _MAY_BE_SYMBOL, _MAY_BE_TERM, _MAY_BE_METRIC = 1, 2, 4, 8  # what a word may start
 _MOVED_BOTH_WAYS = object()  # a headline whose price moves contradict each other
+_LONGER: Any = object()  # a word that may start a phrase of more than one word
 # "binance:btcusdt.p", "eth-perp", "sol/usdt", "1000pepeusdt": exchange prefix, base, quote, perp suffix.
 _ALERT_SYMBOL_RE = re.compile(
     r"(?:[a-z0-9_]+:)?(?P<base>[a-z0-9]+?)[-_/]?(?:usdt|usdc|usd|busd|fdusd|perp)?"
     r"(?:[-_.]?(?:p|perp|swap))?"
 )
 _TOKEN_CACHE_MAX = 200_000
+_DASHES = "-–—"
 _COMMAND_RE = re.compile(
     r"^\s*(?:signal\s*[:\-]\s*)?(?P<verb>long|short|buy|sell)\s+(?P<coin>\$?[\w.]+)"
     r"(?:\s+(?P<lev>\d{1,3}(?:\.\d+)?)\s*x)?\s*[.!]*\s*$",
@@ -484,6 +487,12 @@ class Parser:
         self.rules = rules if rules is not None else load_rules()
         self.tradable = frozenset(tradable) if tradable is not None else frozenset(self.rules.coins)
         self._token_cache: dict[str, tuple[int, str, str, str, int]] = {}
+        self._chunk_cache: dict[str, tuple[tuple[int, str, str, str, int], ...]] = {}
+        # Words that start only one-word phrases: their phrase look-up, done once.
+        self._single_word: dict[str, tuple[str, Term | None, int] | None] = {}
+        for first, lengths in self.rules.term_lengths.items():
+            if lengths == (1,):
+                self._single_word[first] = self._phrase(first, 1)
 
     # -- public --------------------------------------------------------------------------
 
@@ -604,46 +613,72 @@ class Parser:
             return _CLOSE, "", "", "", 0
         return _CLAUSE, "", "", "", 0
 
-    def _tokenize(self, text: str) -> _Words:
-        """Words (stopwords dropped), their clause and sentence numbers, numbers and parenthesised words."""
+    def _chunk(self, piece: str, spaced: bool) -> tuple[tuple[int, str, str, str, int], ...]:
+        """The classified tokens of one whitespace-separated piece of a headline.
+
+        No token spans whitespace except a dash set off by spaces (" - "), which bounds a clause:
+        `spaced` says whether this piece has whitespace on both sides."""
+        if spaced and not piece.strip(_DASHES):
+            return (_CLAUSE_INFO,)
         cache = self._token_cache
-        words = _Words()
-        infos, positions, marked = words.info, words.pos, words.marked
-        segment = sentence = 0
-        opened = -1
-        for token in _FLAT_TOKEN_RE.findall(text):
+        infos = []
+        for token in _FLAT_TOKEN_RE.findall(piece):
             info = cache.get(token)
             if info is None:
                 info = self._classify(token)
                 if len(cache) < _TOKEN_CACHE_MAX:
                     cache[token] = info
-            kind = info[0]
-            if kind == _WORD:
-                if info[4]:
-                    if info[4] & _MAY_BE_METRIC:
-                        words.metric_at.append(len(infos))
-                    if info[4] != _MAY_BE_METRIC:
-                        marked.append(len(infos))
+            if info[0] != _SKIP:
                 infos.append(info)
-                positions.append(sentence << 20 | segment)
-            elif kind == _SKIP:
-                continue
-            elif kind == _NUM:
-                words.numbers.append((len(infos), sentence << 20 | segment, info[1]))
-            elif kind == _CLAUSE:
-                segment += 1
-            elif kind == _OPEN:
-                segment += 1
-                opened = len(infos)
-            elif kind == _CLOSE:
-                if opened == len(infos) - 1:
-                    words.parens.append(opened)
-                segment += 1
-            else:
-                if kind == _QUESTION:
-                    words.questions.add(sentence)
-                sentence += 1
-                segment += 1
+        return tuple(infos)
+
+    def _tokenize(self, text: str) -> _Words:
+        """Words (stopwords dropped), their clause and sentence numbers, numbers and parenthesised words.
+
+        A headline is split at whitespace and each piece's tokens come from a cache: news
+        reuses its vocabulary, so the regular expression runs only on pieces not seen before."""
+        chunks = self._chunk_cache
+        words = _Words()
+        infos, positions, marked = words.info, words.pos, words.marked
+        segment = sentence = 0
+        opened = -1
+        pieces = text.split()
+        last = len(pieces) - 1
+        for k, piece in enumerate(pieces):
+            chunk = chunks.get(piece)
+            if chunk is None:
+                # A dash-only piece first or last in the text lacks the whitespace on one side
+                # unless the text itself starts/ends with whitespace: not cached, rare.
+                edge = (k == 0 and not text[0].isspace()) or (k == last and not text[-1].isspace())
+                chunk = self._chunk(piece, not edge)
+                if (not edge or piece.strip(_DASHES)) and len(chunks) < _TOKEN_CACHE_MAX:
+                    chunks[piece] = chunk
+            for info in chunk:
+                kind = info[0]
+                if kind == _WORD:
+                    if info[4]:
+                        if info[4] & _MAY_BE_METRIC:
+                            words.metric_at.append(len(infos))
+                        if info[4] != _MAY_BE_METRIC:
+                            marked.append(len(infos))
+                    infos.append(info)
+                    positions.append(sentence << 20 | segment)
+                elif kind == _NUM:
+                    words.numbers.append((len(infos), sentence << 20 | segment, info[1]))
+                elif kind == _CLAUSE:
+                    segment += 1
+                elif kind == _OPEN:
+                    segment += 1
+                    opened = len(infos)
+                elif kind == _CLOSE:
+                    if opened == len(infos) - 1:
+                        words.parens.append(opened)
+                    segment += 1
+                else:
+                    if kind == _QUESTION:
+                        words.questions.add(sentence)
+                    sentence += 1
+                    segment += 1
         return words
 
     def _coin_at(self, words: _Words, i: int) -> tuple[str, int] | None:
@@ -690,6 +725,9 @@ class Parser:
         rules = self.rules
         info = words.info
         first = info[i][3]
+        single = self._single_word.get(first, _LONGER)
+        if single is not _LONGER:
+            return single
         left = len(info) - i
         pair = left > 1 and f"{first} {info[i + 1][3]}" in rules.term_pairs
         for n in rules.term_lengths.get(first, ()):
@@ -697,14 +735,21 @@ class Parser:
                 continue
             if n > 1 and words.pos[i + n - 1] >> 20 != words.pos[i] >> 20:
                 continue
-            key = first if n == 1 else " ".join(w[3] for w in info[i : i + n])
-            term = rules.terms.get(key)
-            if term is not None:
-                return "term", term, n
-            if key in rules.local_negations:
-                return ("hedge" if key in rules.hedges else "local"), None, n
-            if key in rules.global_negations:
-                return "global", None, n
+            found = self._phrase(first if n == 1 else " ".join(w[3] for w in info[i : i + n]), n)
+            if found is not None:
+                return found
+        return None
+
+    def _phrase(self, key: str, n: int) -> tuple[str, Term | None, int] | None:
+        """("term" | "local" | "hedge" | "global", term, n) for a phrase key, None if it is none."""
+        rules = self.rules
+        term = rules.terms.get(key)
+        if term is not None:
+            return "term", term, n
+        if key in rules.local_negations:
+            return ("hedge" if key in rules.hedges else "local"), None, n
+        if key in rules.global_negations:
+            return "global", None, n
         return None
 
     def _magnitude(self, token: str) -> str:

@@ -254,6 +254,13 @@ class RateLimiter:
         """Wait until every bucket can pay its cost at `priority` (default: the context's), then pay;
         returns the seconds waited."""
         rank = current_priority() if priority is None else priority
+        if not self._queue and all(bucket.delay_for(weight, rank) <= 0 for bucket, weight in costs):
+            # Nobody waits and every bucket can pay: pay now (no await between the check and the
+            # payment), without the queue's lock and wake-ups, which cost more than the payment.
+            for bucket, weight in costs:
+                bucket.take(weight)
+            self.served[rank] += 1
+            return 0.0
         entry = (int(rank), next(self._seq))
         async with self._cond:
             heapq.heappush(self._queue, entry)

@@ -56,6 +56,11 @@ class HyperliquidHttp:
         )
         self.limiter = RateLimiter(venue)
         self.ip_bucket = registry.bucket(("hyperliquid", self.base_url), ip_weight_per_min)
+        # An action's URL and headers, built once: `client.post(path)` parses and merges the URL
+        # and headers on every call, a third of an order's own time before its bytes go out.
+        self._exchange_url = httpx.URL(self.base_url + "/exchange")
+        self._exchange_headers = httpx.Headers(self._client.headers)
+        self._exchange_extensions = {"timeout": self._client.timeout.as_dict()}
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -79,8 +84,19 @@ class HyperliquidHttp:
 
     async def _post(self, path: str, body: dict[str, Any], weight: int, *, is_order: bool) -> Any:
         await self.limiter.acquire([(self.ip_bucket, weight)], Priority.ORDER if is_order else None)
+        content = json.dumps(body, separators=(",", ":")).encode()
         try:
-            response = await self._client.post(path, content=json.dumps(body, separators=(",", ":")))
+            if path == "/exchange":
+                request = httpx.Request(
+                    "POST",
+                    self._exchange_url,
+                    headers=self._exchange_headers,
+                    content=content,
+                    extensions={**self._exchange_extensions},  # a transport may add to it
+                )
+                response = await self._client.send(request)
+            else:
+                response = await self._client.post(path, content=content)
         except httpx.HTTPError as exc:
             raise classify_transport(exc, venue=self.venue, is_order=is_order) from exc
         if response.status_code == 429:
