@@ -201,15 +201,23 @@ class AccountState:
         and every resting order there is of a known kind. Orders of ours still unreported do not
         matter here: a plain order is no trigger, and our triggers are known from their acks.
         """
-        if self._reason(self._clock(), orders=False):
-            return None
+        return None if self.triggers_unknown(coin) else self.triggers(coin)
+
+    def triggers_unknown(self, coin: str | None = None) -> str:
+        """Why the state cannot vouch for the triggers of `coin` (every coin for None); "" when it can."""
+        reason = self._reason(self._clock(), orders=False)
+        if reason:
+            return reason
         resting = {o.client_id for o in self.open_orders.values()}
-        if any(cid in self._expected and cid not in resting for cid in self._own_triggers):
-            return None  # sent, neither acked nor reported: it may rest where we cannot see it
+        if any(
+            cid in self._expected and cid not in resting and (coin is None or sent.coin == coin)
+            for cid, sent in self._own_triggers.items()
+        ):
+            return "trigger sent, not answered"  # it may rest where we cannot see it
         unknown = (self.open_orders[oid] for oid in self._unknown_kind if oid in self.open_orders)
         if any(coin is None or o.coin == coin for o in unknown):
-            return None
-        return self.triggers(coin)
+            return "order of unknown kind"
+        return ""
 
     def fills_since_read(self, read_started: float, seen_then: int) -> list[Fill] | None:
         """Every fill since a REST fills read that began at `read_started` (this state's clock,
@@ -658,7 +666,8 @@ async def read_triggers(venue: Venue, coin: str | None = None) -> list[OpenOrder
     for them (`AccountState.known_triggers`), else one open-orders read (Hyperliquid
     `frontendOpenOrders`, weight 20)."""
     state = pushed_state(venue)
-    known = state.known_triggers(coin) if state is not None else None
-    if known is not None:
-        return known
+    why = state.triggers_unknown(coin) if state is not None else "no stream"
+    if not why and state is not None:
+        return state.triggers(coin)
+    log.info("triggers_read_from_venue", venue=venue.name, coin=coin, reason=why)
     return [o for o in await venue.open_orders(coin) if o.trigger_kind is not None]
