@@ -121,3 +121,15 @@ def test_fills_come_from_the_pushes_only_while_connected_since_the_last_read() -
     state.apply_snapshot({}, [])  # a newer connection: pushes before it may be lost
     assert state.fills_since_read(read_began, 0) is None
     assert state.fills_since_read(clock.now, 0) == []
+
+
+def test_a_venue_that_replays_fills_on_connect_needs_no_read_after_a_reconnect() -> None:
+    state, clock = current_state()
+    state.fills_replayed_on_connect = True  # Hyperliquid's userFills snapshot
+    read_began = clock.now
+    clock.now += 5
+    state.mark_gap("disconnected")
+    assert state.fills_since_read(read_began, 0) is None  # not while the gap lasts
+    state.begin_snapshot()
+    state.apply_snapshot({}, [])
+    assert state.fills_since_read(read_began, 0) == []

@@ -46,6 +46,11 @@ BACKOFF_MAX_S = 10.0
 # Orders we sent that the stream has not reported after this long open a gap: a push was lost.
 ORDER_REPORT_GRACE_S = 5.0
 
+# read_triggers: how long a stream that cannot vouch for the triggers (resyncing, silent) is
+# waited for before the venue is read instead.
+TRIGGERS_WAIT_S = 1.0
+UNKNOWN_KIND = "order of unknown kind"
+
 PositionSource = Literal["push", "snapshot"]
 PositionListener = Callable[[str, Position | None, Position | None, PositionSource], None]
 
@@ -99,6 +104,9 @@ class AccountState:
         self.fills: deque[Fill] = deque(maxlen=RECENT_FILLS)
         self._fill_ids: set[str] = set()
         self.fills_seen = 0  # fills ever added (the deque keeps the newest RECENT_FILLS)
+        # The venue replays recent fills on every (re)subscribe (Hyperliquid's `userFills`
+        # snapshot): a reconnect then loses no fill, and needs no REST fills read.
+        self.fills_replayed_on_connect = False
         self.marks: dict[str, Decimal] = {}
         self.connected = False
         self.snapshot_at: float | None = None
@@ -216,15 +224,17 @@ class AccountState:
             return "trigger sent, not answered"  # it may rest where we cannot see it
         unknown = (self.open_orders[oid] for oid in self._unknown_kind if oid in self.open_orders)
         if any(coin is None or o.coin == coin for o in unknown):
-            return "order of unknown kind"
+            return UNKNOWN_KIND
         return ""
 
     def fills_since_read(self, read_started: float, seen_then: int) -> list[Fill] | None:
         """Every fill since a REST fills read that began at `read_started` (this state's clock,
         `fills_seen` then), or None when the pushes cannot vouch for that: a gap since, a
-        connection newer than the read (a push may have been missed between), or more fills
-        than the state keeps."""
-        if self._gap is not None or self.snapshot_at is None or self.snapshot_at > read_started:
+        connection newer than the read (a push may have been missed between, unless the venue
+        replays recent fills on connect), or more fills than the state keeps."""
+        if self._gap is not None or self.snapshot_at is None:
+            return None
+        if self.snapshot_at > read_started and not self.fills_replayed_on_connect:
             return None
         if self.fills_seen - seen_then > RECENT_FILLS:
             return None
@@ -667,6 +677,14 @@ async def read_triggers(venue: Venue, coin: str | None = None) -> list[OpenOrder
     `frontendOpenOrders`, weight 20)."""
     state = pushed_state(venue)
     why = state.triggers_unknown(coin) if state is not None else "no stream"
+    if why and state is not None and why != UNKNOWN_KIND:
+        # A reconnect usually resyncs within a round trip or two, its snapshot naming every
+        # trigger: wait that long rather than pay for a read of our own (the old triggers
+        # still rest meanwhile). An order of unknown kind stays unknown: read at once.
+        deadline = state.now() + TRIGGERS_WAIT_S
+        while why and why != UNKNOWN_KIND and (left := deadline - state.now()) > 0:
+            await state.wait_changed(left)
+            why = state.triggers_unknown(coin)
     if not why and state is not None:
         return state.triggers(coin)
     log.info("triggers_read_from_venue", venue=venue.name, coin=coin, reason=why)

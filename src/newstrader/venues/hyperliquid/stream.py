@@ -41,6 +41,7 @@ class HyperliquidStream(AccountStream):
 
     def __init__(self, venue: HyperliquidVenue, state: AccountState | None = None) -> None:
         super().__init__(state or AccountState(venue.name))
+        self.state.fills_replayed_on_connect = True  # the userFills snapshot on every subscribe
         self.venue = venue
         self._acks = 0
         self._acked = asyncio.Event()
