@@ -229,6 +229,28 @@ async def test_hyperliquid_market_table_is_read_once_for_callers_close_together(
         await v.venue.close()
 
 
+async def test_a_resyncing_stream_is_not_starved_by_the_reads_it_replaces(sim: Any) -> None:
+    """While a stream is down the trading path reads instead and can hold the bucket under the
+    reconciliation reserve; the stream's snapshot must still get through, or it never comes back."""
+    v = make_venue(sim, "hyperliquid")
+    stream = v.venue.stream
+    try:
+        stream.start()
+        assert await stream.wait_current(20)
+        bucket = v.venue.http.ip_bucket
+        bucket.take(bucket.tokens)  # spent: a reconciliation read would wait ~9 s for its reserve
+        connects = stream.connects
+        await stream.reconnect()
+        deadline = time.monotonic() + 5
+        while stream.connects == connects and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # poll for the redial
+        assert stream.connects > connects and not stream.state.is_current()
+        # The snapshot (clearinghouseState w2 + frontendOpenOrders w20) at 10 weight/s: ~2.2 s.
+        assert await stream.wait_current(6)
+    finally:
+        await v.venue.close()
+
+
 async def test_aster_follows_the_venues_used_weight(sim: Any) -> None:
     """Another client on the same IP spent 1400 weight: our bucket believes the venue, not itself."""
     sim.admin.settings(rate_limits=True)

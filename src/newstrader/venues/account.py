@@ -562,7 +562,11 @@ class AccountStream:
             try:
                 await self.subscribe(ws)
                 self.state.begin_snapshot()
-                await self.snapshot()
+                # The resync is what spares the trading path its reads: it must not queue behind
+                # them (while the stream is down, pre-trade reads and orders can keep the bucket
+                # under the reconciliation reserve, and the stream would never come back).
+                with request_priority(Priority.PRE_TRADE):
+                    await self.snapshot()
                 log.info("stream_current", venue=self.state.venue, connects=self.connects)
                 tasks.append(asyncio.create_task(self._watch(ws)))
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
