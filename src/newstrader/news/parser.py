@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from newstrader.domain import NewsItem, Side, Signal
 
@@ -457,7 +457,7 @@ def signal_id_for(news_id: str) -> str:
     return "s-" + hashlib.sha256(news_id.encode()).hexdigest()[:24]
 
 
-def _joined(info: list[tuple[int, str, str, str, int]], i: int, n: int, form: int) -> str:
+def _joined(info: list[tuple[int, str, str, str, int]], i: int, n: int, form: Literal[1, 2, 3]) -> str:
     """Words i … i+n-1 in one form (1 raw, 2 lower case, 3 stem), space-joined: a phrase key.
     Two words (most phrases) without a generator, which costs more than the join."""
     if n == 2:
