@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
+import importlib
 import json
 import os
 import signal
@@ -49,13 +49,10 @@ MARKS = {"BTC": 50_000, "ETH": 2_000, "SOL": 100}
 
 
 def _servers() -> ModuleType:
-    """tests/conftest.py as a module: the same server starters the tests use."""
-    spec = importlib.util.spec_from_file_location("newstrader_test_servers", ROOT / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """tests/harness/servers.py: the same server starters the tests use."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the test harness is a package of the repository, not installed
+    return importlib.import_module("tests.harness.servers")
 
 
 def _port() -> int:

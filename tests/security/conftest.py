@@ -1,6 +1,6 @@
 """One bot process with every kind of configured secret, for the security tests.
 
-The bot is the engine harness's (`tests/engine/conftest.py`): `newstrader run` against the
+The bot is the engine harness's (`tests/harness/bots.py`): `newstrader run` against the
 simulator process, secrets only in the environment. On top of its Hyperliquid key and Aster
 API-wallet key it gets a third venue on Aster's legacy HMAC scheme (an API key in the config,
 the HMAC secret from `NEWSTRADER_ASTERHMAC_SECRET`), and its `[web]` section names no host,
@@ -9,38 +9,18 @@ so the default bind address is the one in use.
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from eth_account import Account
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(path: Path, name: str) -> ModuleType:
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # its dataclasses look their module up while being built
-        spec.loader.exec_module(module)
-    return module
-
-
-harness = _load(ROOT / "tests" / "engine" / "conftest.py", "newstrader_engine_harness")
-engine_sim = harness.engine_sim
+from tests.harness.bots import World
 
 
 @dataclass
-class SecretWorld(harness.World):  # type: ignore[name-defined,misc]
+class SecretWorld(World):
     """The harness's world plus an Aster legacy-HMAC account; the config omits `[web] host`."""
 
     hmac_user: str = field(default_factory=lambda: str(Account.create().address))

@@ -1,13 +1,11 @@
 """The Telegram room's harness: the bot process + the venue simulator + the Bot API stand-in.
 
-Reuses the engine's end-to-end harness (tests/engine/conftest.py, loaded by path) and adds a
+Reuses the engine's end-to-end harness (tests/harness/bots.py) and adds a
 `[telegram]` section pointing python-telegram-bot's `base_url` at the stand-in.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.harness.bots import World, wait_until
 
 from .standin import BotApiStandIn, Fault
 
@@ -24,26 +23,8 @@ ALLOWED_CHAT = 424242
 STRANGER_CHAT = 666
 
 
-def _load(relative: str, name: str) -> Any:
-    path = Path(__file__).resolve().parents[1] / relative
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being built
-        spec.loader.exec_module(module)
-    return module
-
-
-engine = _load("engine/conftest.py", "newstrader_engine_conftest_for_telegram")
-World = engine.World
-wait_until = engine.wait_until
-engine_sim = engine.engine_sim  # the engine harness's module-scoped simulator fixture
-
-
 @dataclass
-class TelegramWorld(World):  # type: ignore[misc,valid-type]
+class TelegramWorld(World):
     """A World whose bots also run `[telegram]` against the stand-in."""
 
     standin: Any = None

@@ -10,6 +10,7 @@ Playwright's sync API, httpx).
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import threading
 import time
@@ -49,8 +50,17 @@ class RunningStack:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self) -> None:
+        # The demo hands its in-process bot the keys and token through this process's env; once the
+        # bot has read them, put the env back: left there for the session, they would override the
+        # settings of every later in-process bot on this worker (a foreign web token or venue key).
+        saved = dict(os.environ)
         self.thread.start()
-        self.run(self.stack.start(), timeout=START_TIMEOUT_S)
+        try:
+            self.run(self.stack.start(), timeout=START_TIMEOUT_S)
+        finally:
+            for key in set(os.environ) - set(saved):
+                del os.environ[key]
+            os.environ.update(saved)
 
     def stop(self) -> None:
         try:
