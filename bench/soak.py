@@ -245,6 +245,13 @@ class SoakReport:
     signal_ms: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # IP weight the simulator charged per venue and request type over the whole run (start-ups,
+    # restarts and the soak's own checks of positions included: those go to /admin, not the venues).
+    weights: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def weight_per_signal(self, venue: str) -> float:
+        """Average venue weight a signal cost (everything the bot spent, divided by the signals)."""
+        return sum(self.weights.get(venue, {}).values()) / max(1, self.signals)
 
     def line(self) -> dict[str, Any]:
         """The final JSON line: the six promised keys first, then what explains them."""
@@ -265,7 +272,10 @@ class SoakReport:
             "outcomes": {f"{v}:{s}": n for (v, s), n in sorted(self.outcomes.items())},
             "signal_p50_ms": round(_percentile(self.signal_ms, 0.5), 1),
             "signal_p95_ms": round(_percentile(self.signal_ms, 0.95), 1),
+            "weight_per_signal": {v: round(self.weight_per_signal(v), 2) for v in VENUES},
+            "weights": self.weights,
             "seconds": round(self.seconds, 1),
+            "seconds_per_signal": round(self.seconds / max(1, self.signals), 3),
         }
 
 
@@ -328,6 +338,7 @@ class Soak:
             self._check_protected()
             self._finish_bot()
             self._check_nothing_lost()
+            self.report.weights = self.sim.admin.stats().get("weights", {})
         finally:
             if self.world is not None:
                 for bot in self.world.bots:
@@ -686,6 +697,13 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
             f" / {_percentile(report.signal_ms, 0.95):.0f} / {max(report.signal_ms):.0f}"
             f"  (mean {statistics.fmean(report.signal_ms):.0f})"
         )
+    lines.append("venue weight (IP budget) per signal, by request type (>= 0.05)")
+    for venue in VENUES:
+        weights = report.weights.get(venue, {})
+        lines.append(f"{'  ' + venue:<34}{report.weight_per_signal(venue):>8.2f}")
+        for label, spent in sorted(weights.items(), key=lambda kv: -kv[1]):
+            if spent / max(1, report.signals) >= 0.05:
+                lines.append(f"{'    ' + label:<34}{spent / max(1, report.signals):>8.2f}")
     lines.append(f"{'mismatches':<34}{report.mismatches:>8}")
     lines.append(f"{'doubled':<34}{report.doubled:>8}")
     lines.append(f"{'lost':<34}{report.lost:>8}")
