@@ -85,6 +85,28 @@ class Wire(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def time_journal_calls(journal: Journal, names: tuple[str, ...]) -> dict[str, list[float]]:
+    """Wrap these journal methods of this one object to note how long each call took (ms): the
+    journal's share of the path (the gate read, the cached-size read, the order intent's write)."""
+    took: dict[str, list[float]] = {name: [] for name in names}
+
+    def timed(name: str) -> Callable[..., Awaitable[Any]]:
+        inner = getattr(journal, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return await inner(*args, **kwargs)
+            finally:
+                took[name].append((time.monotonic() - started) * 1000)
+
+        return call
+
+    for name in names:
+        setattr(journal, name, timed(name))
+    return took
+
+
 def _read_kind(request: httpx.Request) -> str:
     path = request.url.path.rsplit("/", 1)[-1]
     if path == "info":
@@ -139,6 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     sims = venue_sims(args.sim_url, rate_limits=False)
     tmp = tempfile.TemporaryDirectory(prefix="bench-news-to-order-")
     journal = await Journal.open(f"sqlite:///{Path(tmp.name) / 'journal.db'}")
+    calls = time_journal_calls(journal, ("news_gate", "cached_positions", "record_intent"))
     trader = new_trader(sims)
     wires = {name: Wire(transport.inner) for name, transport in trader.transports.items()}
     for name, transport in trader.transports.items():
@@ -177,6 +200,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             for i in range(-2 * len(coins), 0):  # warm-up: markets, leverage, keep-alive connections
                 await post(i)
+            for samples in calls.values():
+                samples.clear()
             for i in range(args.items):
                 for wire in wires.values():
                     wire.order_bytes.clear()
@@ -230,6 +255,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "reads_before_first_order": blocking,
         "own_ms": summary_ms(rows["own"]),
         "stages_ms": {k: summary_ms(v) for k, v in stages.items()},
+        "journal_calls_ms": {k: summary_ms(v) for k, v in calls.items()},
         "journal": "sqlite WAL, synchronous=FULL, temp dir",
         "engine": settings.model_dump(include={"position_source", "mode"}),
         "streams_at_start": stream_status,
@@ -260,8 +286,9 @@ def main() -> None:
         ("  of which venue reads (waiting)", "venue_read_wait_ms"),
         ("  our own (receipt → bytes − reads)", "own_ms"),
         *((f"  stage {name}", name) for name in result["stages_ms"]),
+        *((f"  journal {name} (each call)", name) for name in result["journal_calls_ms"]),
     ):
-        row = result[key] if key in result else result["stages_ms"][key]
+        row = result[key] if key in result else {**result["stages_ms"], **result["journal_calls_ms"]}[key]
         cells = "".join(f"{row.get(k, '-'):>10}" for k in ("p50", "p99", "max"))
         print(f"{label:<36}{row.get('n', 0):>6}{cells}")
     print(json.dumps(result))

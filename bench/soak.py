@@ -9,30 +9,37 @@ The plan (signals, faults, outside trades, liquidations, restarts) is drawn up f
 - after every signal settles (its `POST /api/news` answered, or, when the bot was killed
   during it, the item redelivered to the restarted bot), every venue whose outcome for that
   signal is `ok` holds exactly the target (`mismatches` otherwise);
+- after a TP/SL kill and at the end, every held position carries exactly one TP and one SL
+  (`unprotected` when one is missing, `double_protected` when one rests twice);
 - after the run, every news item sent is in a journal with a final outcome (`lost` otherwise).
 
 Half the restarts keep the journal, half start on an empty one; pairs alternate between
 killing the bot while a signal is in flight (then the item is redelivered, as a webhook
 sender that got no answer would; an item accepted before the kill is resumed by the restarted
-bot itself when the journal is kept) and while it is idle (6 and 4 of 10). The bot and its
+bot itself when the journal is kept) and while it is idle (6 and 4 of 10). Every fourth restart
+is an in-flight kill (the orders held inside the venues), and one in eight a TP/SL kill: the bot
+kills itself right after the next signal's TP/SL send, before the result is journaled. The bot and its
 harness are the engine tests' own (`tests/harness/bots.py`): `python -m newstrader.cli
 run` against `python -m newstrader.sim`, both on loopback.
 
     uv run --frozen python bench/soak.py [--signals 1000] [--restarts 10] [--coins 11] [--seed 1]
 
 Prints a table and a final JSON line
-`{"signals": .., "restarts": .., "faults": .., "mismatches": 0, "doubled": 0, "lost": 0, ...}`.
+`{"signals": .., "restarts": .., "faults": .., "mismatches": 0, "doubled": 0, "lost": 0,
+"unprotected": 0, "double_protected": 0, ...}`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +61,12 @@ FAULT_KINDS = faults.FAULT_KINDS  # every kind the simulator has, the stream fau
 IN_FLIGHT_HOLD_MS = 6000
 IN_FLIGHT_WAIT_S = 10.0
 ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
+# The TP/SL kill: the executor's test crash hook, armed with the next signal's news id (its
+# TP/SL operations are named `<news id>:<venue>:...`).
+CRASH_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
+# Re-protection after a restart waits out the crashed pair's validity window (+ grace), then a
+# monitor turn (5 s): this bounds the wait for every held position to carry one TP and one SL.
+PROTECTED_WAIT_S = 90.0
 # A news item's outcome while it is still being handled; anything else is final.
 UNFINISHED_OUTCOMES = {"received", "accepted"}
 
@@ -91,6 +104,9 @@ class Step:
     # Restarts: kill while the next signal's orders are held inside the venues (latency inside
     # their validity window), restart at once and redeliver: the held orders land after the restart.
     in_flight: bool | None = None
+    # Restarts: the bot kills itself right after the next signal's TP/SL send (before the result
+    # is journaled); restart on the same journal at once and redeliver.
+    tpsl: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -126,11 +142,12 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
         if i in restart_at:
             k = restart_at[i]
             in_flight = k % 4 == 3
+            tpsl = k % 8 == 2
             steps.append(
                 Step(
                     "restart",
-                    keep_journal=k % 2 == 0 or in_flight,
-                    mid_signal=(k // 2) % 2 == 0 or in_flight,
+                    keep_journal=k % 2 == 0 or in_flight or tpsl,
+                    mid_signal=(k // 2) % 2 == 0 or in_flight or tpsl,
                     # An in-flight kill waits for the orders to be held in the venue; of the
                     # others half land in the first milliseconds (the item's record queued, its
                     # order intent not yet durable: issue 18), half anywhere in the signal.
@@ -138,6 +155,7 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
                     if in_flight
                     else rng.choice((rng.randint(0, 4), rng.randint(5, 150))),
                     in_flight=in_flight,
+                    tpsl=tpsl,
                 )
             )
         if rng.random() < cfg.outside_rate:
@@ -197,6 +215,8 @@ class SoakReport:
     mismatches: int = 0
     doubled: int = 0
     lost: int = 0
+    unprotected: int = 0  # held positions missing their TP or SL
+    double_protected: int = 0  # held positions with a TP or SL resting twice
     outside_trades: int = 0
     liquidations: int = 0
     faults_by_kind: Counter[str] = field(default_factory=Counter)
@@ -216,6 +236,8 @@ class SoakReport:
             "mismatches": self.mismatches,
             "doubled": self.doubled,
             "lost": self.lost,
+            "unprotected": self.unprotected,
+            "double_protected": self.double_protected,
             "outside_trades": self.outside_trades,
             "liquidations": self.liquidations,
             "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
@@ -283,6 +305,7 @@ class Soak:
                 else:
                     self._apply(step)
                 self._check_no_position_exceeds_target(step)
+            self._check_protected()
             self._finish_bot()
             self._check_nothing_lost()
         finally:
@@ -294,9 +317,10 @@ class Soak:
         return self.report
 
     def _bad(self) -> int:
-        return self.report.mismatches + self.report.doubled + self.report.lost
+        r = self.report
+        return r.mismatches + r.doubled + r.lost + r.unprotected + r.double_protected
 
-    def _start_bot(self, *, keep_journal: bool) -> Any:
+    def _start_bot(self, *, keep_journal: bool, env: dict[str, str] | None = None) -> Any:
         if keep_journal and self.journals:
             name = self.journals[-1].name
         else:
@@ -306,6 +330,7 @@ class Soak:
             journal_name=name,
             max_signal_age_s=self.cfg.max_signal_age_s,
             reconcile_interval_s=3600,
+            env=env,
         )
         if bot.journal_path not in self.journals:
             self.journals.append(bot.journal_path)
@@ -321,7 +346,15 @@ class Soak:
         self._kill()
         self.report.restarts += 1
         journal = "kept" if step.keep_journal else "empty"
-        when = "in-flight" if step.in_flight else "mid-signal" if step.mid_signal else "idle"
+        when = (
+            "in-flight"
+            if step.in_flight
+            else "tpsl"
+            if step.tpsl
+            else "mid-signal"
+            if step.mid_signal
+            else "idle"
+        )
         kind = f"{journal}-journal/{when}"
         self.report.restarts_by_kind[kind] += 1
         return self._start_bot(keep_journal=bool(step.keep_journal))
@@ -348,7 +381,12 @@ class Soak:
         assert step.news_id and step.coin and step.side
         self.sent.append(step.news_id)
         begin = time.monotonic()
-        reply = self._post(step) if restart is None else self._post_and_kill(step, restart)
+        if restart is None:
+            reply = self._post(step)
+        elif restart.tpsl:
+            reply = self._post_and_crash_in_tpsl(step, restart)
+        else:
+            reply = self._post_and_kill(step, restart)
         self.report.signal_ms.append((time.monotonic() - begin) * 1000)
         self._count_faults()
         self.report.signals += 1
@@ -356,6 +394,8 @@ class Soak:
             self._problem("lost", f"{step.news_id}: no answer from the bot")
             return
         self._check_signal(step, reply)
+        if restart is not None and restart.tpsl:
+            self._check_protected({step.coin})
 
     def _post(self, step: Step, *, quiet: bool = False) -> dict[str, Any] | None:
         try:
@@ -388,11 +428,37 @@ class Soak:
             )  # chaos timing: where in the signal the kill lands
         self._restart(restart)
         sender.join(timeout=60)
+        return self._redeliver(step, first[0] if first else None)
+
+    def _post_and_crash_in_tpsl(self, step: Step, restart: Step) -> dict[str, Any] | None:
+        """Restart the bot armed to kill itself right after this signal's TP/SL send (before its
+        result is journaled), deliver the item, restart on the same journal, redeliver.
+
+        The coin is flattened first (an outside trade) so the signal opens a position and
+        places TP/SL; the restarted bot must then protect each position exactly once."""
+        self._kill()
+        for venue in VENUES:
+            self.world.outside_trade(venue, step.coin, "0")
+        self._held = None
+        armed = self._start_bot(keep_journal=True, env={CRASH_ENV: f"{step.news_id}:"})
+        first = self._post_quietly(step)
+        if first is None:  # no answer: the process is going down
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                armed.process.wait(timeout=30)
+        if armed.process.returncode != 137:
+            self.report.problems.append(
+                f"{step.news_id}: the TP/SL kill did not fire (exit {armed.process.returncode})"
+            )
+        self._restart(restart)
+        return self._redeliver(step, first)
+
+    def _redeliver(self, step: Step, first: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Deliver the item again to the restarted bot (a webhook retry after a lost answer)."""
         reply = self._post(step)
         if reply is not None and reply.get("signal") is None:
             # A duplicate: the first delivery was accepted before the kill landed, and the
             # restarted bot resumed it (kept journal) or it had finished. Check its signal.
-            reply = self._accepted_earlier(step) or (first[0] if first and first[0] is not None else reply)
+            reply = self._accepted_earlier(step) or (first if first is not None else reply)
         return reply
 
     def _hold_orders(self) -> dict[str, int]:
@@ -514,6 +580,36 @@ class Soak:
             )
         )
 
+    def _check_protected(self, coins: set[str] | None = None) -> None:
+        """Every held position (of `coins`) carries exactly one TP and one SL, once the bot had
+        time to resolve what a kill left in flight and to re-protect (bounded wait)."""
+        deadline = time.monotonic() + PROTECTED_WAIT_S
+        wrong = self._protection_wrong(coins)
+        while wrong and time.monotonic() < deadline:
+            time.sleep(0.5)  # poll interval
+            wrong = self._protection_wrong(coins)
+        for (venue, coin), kinds in sorted(wrong.items()):
+            kind = "double_protected" if any(kinds.count(k) > 1 for k in kinds) else "unprotected"
+            self._problem(kind, f"{venue} {coin} holds a position with triggers {kinds or 'none'}")
+
+    def _protection_wrong(self, coins: set[str] | None) -> dict[tuple[str, str], list[str]]:
+        """The held positions not protected exactly once, with the trigger kinds resting on each."""
+        state = self.sim.admin.state()["venues"]
+        wrong: dict[tuple[str, str], list[str]] = {}
+        for venue in VENUES:
+            account = state[venue]["accounts"].get(self.world.keys.address(venue).lower()) or {}
+            for coin, pos in account.get("positions", {}).items():
+                if Decimal(str(pos["size"])) == 0 or (coins is not None and coin not in coins):
+                    continue
+                kinds = sorted(
+                    o["trigger"]["kind"]
+                    for o in account.get("open_orders", [])
+                    if o["coin"] == coin and o["trigger"]
+                )
+                if kinds != ["sl", "tp"]:
+                    wrong[(venue, coin)] = kinds
+        return wrong
+
     def _news_outcome(self, news_id: str | None) -> str | None:
         rows = self.world.bot.rows("SELECT outcome FROM news WHERE id = ?", news_id)
         return rows[0]["outcome"] if rows else None
@@ -566,6 +662,8 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
     lines.append(f"{'mismatches':<34}{report.mismatches:>8}")
     lines.append(f"{'doubled':<34}{report.doubled:>8}")
     lines.append(f"{'lost':<34}{report.lost:>8}")
+    lines.append(f"{'unprotected':<34}{report.unprotected:>8}")
+    lines.append(f"{'double protected':<34}{report.double_protected:>8}")
     lines += [f"  problem: {p}" for p in report.problems[:40]]
     return "\n".join(lines)
 
@@ -616,7 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     report = run_soak(cfg, args.workdir, say=lambda line: print(line, flush=True))
     print(render(report, cfg))
     print(json.dumps(report.line()))
-    return 0 if report.mismatches == report.doubled == report.lost == 0 and not report.problems else 1
+    bad = report.mismatches + report.doubled + report.lost + report.unprotected + report.double_protected
+    return 0 if bad == 0 and not report.problems else 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.reconcile import Reconciler
-from newstrader.engine.risk import Sizer, SizingSettings
+from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
 from newstrader.news.pipeline import DUPLICATE_ID, NewsDecision, NewsOutcome, Pipeline, build_pipeline
 from newstrader.venues.account import AccountState, AccountView, PositionListener
@@ -36,6 +35,7 @@ from newstrader.venues.base import Streaming, Venue, VenueError
 
 if TYPE_CHECKING:
     from newstrader.cluster.node import ClusterNode
+    from newstrader.config import Settings
     from newstrader.telegram.service import TelegramService
 
 log = structlog.get_logger("newstrader.bot")
@@ -43,19 +43,6 @@ log = structlog.get_logger("newstrader.bot")
 # At stop, how long executions already accepted may take to finish before they are cancelled
 # (a cancelled one is resumed at the next start-up).
 DRAIN_TIMEOUT_S = 15.0
-
-
-def _get(source: Any, name: str, default: Any = None) -> Any:
-    if source is None:
-        return default
-    value = source.get(name, default) if isinstance(source, Mapping) else getattr(source, name, default)
-    return default if value is None else value
-
-
-def _secret(value: Any) -> str | None:
-    reveal = getattr(value, "get_secret_value", None)
-    raw = reveal() if callable(reveal) else value
-    return str(raw) if raw else None
 
 
 class Bus:
@@ -102,7 +89,7 @@ class Bot:
     (by label or url) needs `live=True`: the guard is here so no entry point can skip it.
     """
 
-    def __init__(self, settings: Any, *, serve_web: bool = True, live: bool = False) -> None:
+    def __init__(self, settings: Settings, *, serve_web: bool = True, live: bool = False) -> None:
         from newstrader.config import require_live
 
         require_live(settings, live)  # raises MainnetRefused before anything is opened
@@ -120,8 +107,8 @@ class Bot:
         self.web_app: Any = None
         self.web_url: str | None = None
         self.web_token: str | None = None
-        self.engine_config: EngineSettings = _get(settings, "engine", None) or EngineSettings()
-        self.sizer = Sizer.from_settings(_get(settings, "sizing", None) or SizingSettings())
+        self.engine_config: EngineSettings = settings.engine
+        self.sizer = Sizer.from_settings(settings.sizing)
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
         self.telegram: TelegramService | None = None
@@ -137,7 +124,7 @@ class Bot:
         prefer_short_handoffs()
         if self.serve_web:
             self._bind_web()  # a taken port fails here, before the journal or a venue is touched
-        url = str(_get(_get(self.settings, "journal"), "url", "sqlite:///newstrader.db"))
+        url = self.settings.journal.url
         instance = _cluster_instance(self.settings, url)
         self.journal = await Journal.open(url, instance=instance)
         try:
@@ -194,7 +181,7 @@ class Bot:
         if self.autotrader is not None:
             self.autotrader.owns = self.cluster.ownership.owns
         if self.pipeline is not None:
-            self.pipeline.sources = build_sources(_get(self.settings, "news"), self._submit_own, self.journal)
+            self.pipeline.sources = build_sources(self.settings.news, self._submit_own, self.journal)
 
     async def _submit_own(self, item: NewsItem) -> Any:
         return await self.submit_news(item)
@@ -231,10 +218,8 @@ class Bot:
     async def _build(self) -> None:
         from newstrader.venues.factory import build_venue
 
-        order_timeout_s = _get(_get(self.settings, "engine", None), "order_timeout_s", None)
-        for cfg in _get(self.settings, "venues", []) or []:
-            venue = build_venue(cfg, timeout_s=order_timeout_s)
-            self.venues[str(_get(cfg, "name", getattr(venue, "name", "")))] = venue
+        for cfg in self.settings.venues:
+            self.venues[cfg.name] = build_venue(cfg, timeout_s=self.engine_config.order_timeout_s)
         self._start_streams()
         state = VenueCoinState()
         quarantine = Quarantine(
@@ -254,7 +239,7 @@ class Bot:
         # The auto trader sends every order through the executor, and is the executor's hook
         # (TP/SL after every position change).
         self.autotrader = AutoTrader(
-            self.venues, self.journal, exit_policy(_get(self.settings, "exits")), self.executor
+            self.venues, self.journal, exit_policy(self.settings.exits), self.executor
         )
         self.executor.hooks = self.autotrader
         self.reconciler = Reconciler(
@@ -291,14 +276,16 @@ class Bot:
     def _bind_web(self) -> None:
         from newstrader.web.server import LoopbackServer
 
-        web = _get(self.settings, "web")
-        self._server = LoopbackServer(None, str(_get(web, "host", "127.0.0.1")), int(_get(web, "port", 8080)))
+        web = self.settings.web
+        self._server = LoopbackServer(None, web.host, web.port)
 
     async def _start_web(self) -> None:
         from newstrader.web.app import create_app
 
-        web = _get(self.settings, "web")
-        token = _secret(_get(web, "token")) or os.environ.get("NEWSTRADER_WEB_TOKEN")
+        web = self.settings.web
+        token = (web.token.get_secret_value() if web.token else None) or os.environ.get(
+            "NEWSTRADER_WEB_TOKEN"
+        )
         if not token:
             token = secrets.token_urlsafe(24)
             print(f"web token (generated; set NEWSTRADER_WEB_TOKEN to fix it): {token}", flush=True)
@@ -308,16 +295,17 @@ class Bot:
             self,
             token=token,
             host=self._server.host,
-            allowed_hosts=[str(h) for h in _get(web, "allowed_hosts", []) or []],
+            allowed_hosts=list(web.allowed_hosts),
         )
-        await self._server.start(self.web_app)
+        state = self.web_app.state  # what create_app asks of the server that serves it
+        await self._server.start(self.web_app, closing=state.closing, on_serve=state.on_serve)
         print(f"newstrader listening on {self._server.url}", flush=True)
         self.web_url = self._server.url
         log.info("web_listening", url=self.web_url)
 
     async def _start_telegram(self, resolved: int, drift: int) -> None:
         """Alerts and commands on Telegram when `[telegram]` is configured (never blocks on it)."""
-        settings = _get(self.settings, "telegram")
+        settings = self.settings.telegram
         if settings is None:
             return
         from newstrader.telegram.service import TelegramService
@@ -605,13 +593,13 @@ class Bot:
         return [row for group in groups for row in group]
 
 
-def _cluster_instance(settings: Any, journal_url: str) -> str | None:
+def _cluster_instance(settings: Settings, journal_url: str) -> str | None:
     """This bot's instance name when it shares a PostgreSQL journal with others, else None."""
     if not journal_url.startswith("postgresql"):
         return None
     from newstrader.cluster.node import default_instance
 
-    return _get(_get(settings, "cluster"), "instance") or default_instance()
+    return settings.cluster.instance or default_instance()
 
 
 async def serve_until_signalled(settings: Any, *, live: bool = False) -> None:

@@ -2,30 +2,37 @@
 
 Reachability and clock skew come from one public request per venue (Hyperliquid ``POST /info``
 meta, Aster ``GET /fapi/v1/time``), so they work without credentials and without the adapter.
-Credentials are checked locally (the key's address against `account`/`signer`) and, when the
-venue adapter is available, by one authenticated read through it.
+Credentials are checked locally (the key's address against `account`/`signer`) and by one
+authenticated read through the venue adapter.
 
 `--trade-test` proves the keys can trade before the news comes: one post-only bid at half the
 mark (it can never fill, and stays inside every venue's price band) is placed and cancelled by
 its client id, so an unapproved agent, an unfunded account or a clock outside the venue's window
 shows up now. The order is cancelled by client id even when the placing reply was lost, and the
-test does not end while that order may still rest.
+test does not end while that order may still rest. Like every order, it is sent by the engine
+(`Executor.place_resting` / `cancel_order`): journaled before the send, under the coin's lock,
+here in a throwaway journal (no bot exists yet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from newstrader.config import Settings, VenueSettings
+
+if TYPE_CHECKING:
+    from newstrader.engine.executor import Executor
+    from newstrader.venues.base import Venue
 
 PROBE_TIMEOUT_S = 5.0
 SKEW_WARN_S = 1.0
@@ -166,25 +173,22 @@ def _local_credentials(cfg: VenueSettings, result: VenueCheck) -> bool:
 
 async def _remote_credentials(cfg: VenueSettings, result: VenueCheck, *, trade_test: bool = False) -> None:
     """One authenticated read through the venue adapter (and the trade test when asked)."""
-    try:
-        from newstrader.venues.factory import build_venue
-    except ImportError:
-        result.notes.append("venue adapter not available: credentials not tried remotely")
-        return
-    from newstrader.venues.base import AuthError, VenueError
+    from newstrader.venues.base import AuthError, ReportsEquity, VenueError
+    from newstrader.venues.factory import build_venue
 
     try:
-        venue: Any = build_venue(cfg)
+        venue = build_venue(cfg)
     except Exception as exc:
         result.problems.append(f"adapter refused the settings: {exc}")
         return
     try:
         positions = await asyncio.wait_for(venue.positions(), PROBE_TIMEOUT_S)
         await asyncio.wait_for(venue.open_orders(), PROBE_TIMEOUT_S)
-        balance = await asyncio.wait_for(venue.equity(), PROBE_TIMEOUT_S)
-        result.balance_usd = f"{balance:.2f}"
-        if balance <= 0:
-            result.notes.append("balance is 0: fund the account, or every order will be refused")
+        if isinstance(venue, ReportsEquity):
+            balance = await asyncio.wait_for(venue.equity(), PROBE_TIMEOUT_S)
+            result.balance_usd = f"{balance:.2f}"
+            if balance <= 0:
+                result.notes.append("balance is 0: fund the account, or every order will be refused")
     except AuthError as exc:
         result.problems.append(
             f"credentials refused (approve the agent / API wallet for this account?): {exc}"
@@ -248,15 +252,31 @@ def _trade_test_failure(exc: Exception) -> str:
     return f"refused: {type(exc).__name__}: {text}"
 
 
-async def run_trade_test(venue: Any, result: VenueCheck) -> None:
-    """Place one post-only bid far below the market and cancel it by client id; never leave it resting."""
-    from newstrader.domain import OrderRequest, OrderStatus, OrderType, TimeInForce
-    from newstrader.venues.base import Ambiguous, CancelsByClientId, Transient, VenueError
+async def run_trade_test(venue: Venue, result: VenueCheck) -> None:
+    """Place one post-only bid far below the market and cancel it by client id; never leave it
+    resting. The engine sends both, journaling into a temporary journal removed afterwards."""
+    from newstrader.engine.executor import Executor
+    from newstrader.journal import Journal
+    from newstrader.venues.base import CancelsByClientId
 
     if not isinstance(venue, CancelsByClientId):
         result.trade_test = "not run: the adapter cannot cancel by client id"
         result.notes.append(result.trade_test)
         return
+    with tempfile.TemporaryDirectory(prefix="newstrader-check-") as scratch:
+        journal = await Journal.open(f"sqlite:///{Path(scratch) / 'trade-test.db'}")
+        try:
+            await _trade_test(Executor({venue.name: venue}, journal), venue, result)
+        finally:
+            await journal.close()
+
+
+async def _trade_test(gateway: Executor, venue: Venue, result: VenueCheck) -> None:
+    from newstrader.domain import OrderRequest, OrderStatus, OrderType, TimeInForce
+    from newstrader.engine.client_ids import client_id as make_client_id
+    from newstrader.engine.operations import new_operation_id
+    from newstrader.venues.base import Ambiguous, Transient, VenueError
+
     try:
         markets = await venue.markets()
         coin = next((c for c in TRADE_TEST_COINS if c in markets), None) or sorted(markets)[0]
@@ -269,14 +289,17 @@ async def run_trade_test(venue: Any, result: VenueCheck) -> None:
         result.trade_test = f"not run: could not read the market ({exc})"
         result.problems.append(f"trade test {result.trade_test}")
         return
-    client_id = f"nt-trade-test-{secrets.token_hex(6)}"
+    op_id = new_operation_id("trade-test")
+    client_id = make_client_id(op_id, venue.name, "probe")
     order = OrderRequest(
         coin, True, size, client_id, order_type=OrderType.LIMIT, limit_price=price, tif=TimeInForce.POST_ONLY
     )
     started = time.perf_counter()
     outcome: str
     try:
-        placed = await asyncio.wait_for(venue.place_order(order), PROBE_TIMEOUT_S)
+        placed = await asyncio.wait_for(
+            gateway.place_resting(venue.name, order, op_id=op_id), PROBE_TIMEOUT_S
+        )
     except (VenueError, TimeoutError) as exc:
         outcome = _trade_test_failure(exc)
         lost = isinstance(exc, Ambiguous | Transient | TimeoutError)  # it may still reach the venue
@@ -285,7 +308,9 @@ async def run_trade_test(venue: Any, result: VenueCheck) -> None:
         outcome = (
             "" if placed.status is OrderStatus.RESTING else f"refused: the order was {placed.status.value}"
         )
-    left = await _cancel_until_gone(venue, coin, client_id, venue.order_validity_s if lost else 0.0)
+    left = await _cancel_until_gone(
+        gateway, venue, coin, client_id, op_id, venue.order_validity_s if lost else 0.0
+    )
     ms = round((time.perf_counter() - started) * 1000)
     if left:
         result.problems.append(f"trade test: order {client_id} may still rest on {coin}: cancel it by hand")
@@ -296,7 +321,9 @@ async def run_trade_test(venue: Any, result: VenueCheck) -> None:
         result.trade_test = f"ok: post-only buy {size} {coin} @ {price} rested and was cancelled ({ms} ms)"
 
 
-async def _cancel_until_gone(venue: Any, coin: str, client_id: str, window_s: float) -> bool:
+async def _cancel_until_gone(
+    gateway: Executor, venue: Venue, coin: str, client_id: str, op_id: str, window_s: float
+) -> bool:
     """Cancel by client id until the venue shows no such order resting; True if it may still rest.
 
     After a lost reply the order may still arrive until its validity window ends, so keep
@@ -309,9 +336,9 @@ async def _cancel_until_gone(venue: Any, coin: str, client_id: str, window_s: fl
     settle = time.monotonic() + window_s
     while True:
         with contextlib.suppress(VenueError):  # a refused key cannot cancel; the read below decides
-            await venue.cancel_by_client_id(coin, client_id)
+            await gateway.cancel_order(venue.name, coin, client_id, op_id=op_id)
         try:
-            status = await venue.order_status(client_id)
+            status = await venue.order_status(client_id, coin)
         except VenueError:
             if time.monotonic() >= deadline:
                 return True

@@ -248,7 +248,7 @@ async def test_an_order_landing_after_the_client_gave_up_is_found_not_sent_twice
     Giving up on "not found" before the order's validity window ends would send the size again
     and, when the held request lands, double the position.
     """
-    venue = build_venue({**rig.configs[venue_name], "timeout_s": 0.8})  # gives up long before
+    venue = build_venue(rig.configs[venue_name], timeout_s=0.8)  # gives up long before
     label = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}[venue_name]
 
     def orders_sent() -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from newstrader.domain import (
     Fill,
@@ -33,7 +34,15 @@ from newstrader.domain import (
     TimeInForce,
     VenueOutcome,
 )
-from newstrader.journal import MIGRATIONS, SCHEMA_VERSION, Journal, JournalError, normalize_title
+from newstrader.journal import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Journal,
+    JournalError,
+    _insert_if_new,
+    normalize_title,
+    orders_table,
+)
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -138,6 +147,22 @@ async def test_signal_round_trip(journal: Journal) -> None:
         "reason": "2 venues ok",
         "updated_at": row["updated_at"],
     }
+
+
+async def test_insert_if_new_skips_only_a_duplicate_key(journal: Journal) -> None:
+    """The one-statement insert (ON CONFLICT DO NOTHING) reports a duplicate key as "already
+    there", but a row breaking another constraint (here NOT NULL) is an error, not a duplicate."""
+    now = datetime.now(UTC)
+    row = {"client_id": "c-1", "signal_id": "s-1", "venue": "hl", "coin": "BTC", "leg": "open"}
+    row |= {"side": "buy", "size": Decimal(1), "order_type": "market", "reduce_only": False}
+    row |= {"tif": "ioc", "max_slippage": Decimal("0.01"), "status": "pending", "created_at": now}
+    row |= {"updated_at": now, "filled_size": Decimal(0)}
+    assert await journal._write(lambda conn: _insert_if_new(conn, orders_table, row, ["client_id"])) is True
+    assert await journal._write(lambda conn: _insert_if_new(conn, orders_table, row, ["client_id"])) is False
+    broken = {**row, "client_id": "c-2", "coin": None}
+    with pytest.raises(IntegrityError):
+        await journal._write(lambda conn: _insert_if_new(conn, orders_table, broken, ["client_id"]))
+    assert [i.client_id for i in await journal.pending_intents()] == ["c-1"]
 
 
 async def test_intent_lifecycle_and_pending(journal: Journal) -> None:

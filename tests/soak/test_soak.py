@@ -39,6 +39,9 @@ def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any)
     assert {s.mid_signal for s in restarts} == {True, False}
     # Every fourth: killed while the next signal's orders are held inside the venues.
     assert [k for k, s in enumerate(restarts) if s.in_flight] == [3, 7]
+    # One in eight: the bot kills itself right after the next signal's TP/SL send (journal kept).
+    assert [k for k, s in enumerate(restarts) if s.tpsl] == [2]
+    assert all(s.keep_journal and s.mid_signal for s in restarts if s.tpsl)
     # Some kills land in the first milliseconds, while the item's record is only queued (issue 18).
     assert any((s.kill_after_ms or 0) <= 4 for s in restarts) and any(
         (s.kill_after_ms or 0) > 4 for s in restarts
@@ -54,9 +57,9 @@ def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any)
 @pytest.mark.timeout(600)  # ~90 s on an idle 2-core box; far more when it is shared
 def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> None:
     # Fewer and shorter faults than `make soak` (each costs the bot seconds of retries), same kinds.
-    # Four restarts: one of each kind but empty/idle, plus a kill while orders are held inside the
-    # venues (issue 14). Each restarted client starts with a full Hyperliquid weight budget, which
-    # paces the bot (1200/min).
+    # Four restarts: kept/empty journal mid-signal, a kill right after a TP/SL send and a kill
+    # while orders are held inside the venues (issue 14). Each restarted client starts with a full
+    # Hyperliquid weight budget, which paces the bot (1200/min).
     cfg = soak.SoakConfig(signals=100, restarts=4, coins=11, seed=3, fault_rate=0.15, timeout_ms=400)
     lines: list[str] = []
     report = soak.run_soak(cfg, tmp_path, say=lines.append)
@@ -64,6 +67,8 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
     assert report.problems == [], summary
     line = report.line()
     assert (line["mismatches"], line["doubled"], line["lost"]) == (0, 0, 0), summary
+    # Every held position ended protected exactly once (after the TP/SL kill and at the end).
+    assert (line["unprotected"], line["double_protected"]) == (0, 0), summary
     assert line["signals"] == 100 and line["restarts"] == 4
     # The chaos really happened: faults of several kinds fired, the world moved under the bot.
     assert line["faults"] >= 8 and len(line["faults_by_kind"]) >= 3, summary
@@ -72,7 +77,7 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
         {
             "kept-journal/mid-signal": 1,
             "empty-journal/mid-signal": 1,
-            "kept-journal/idle": 1,
+            "kept-journal/tpsl": 1,
             "kept-journal/in-flight": 1,
         }
     )

@@ -37,7 +37,6 @@ def make_venue(sim: Any, kind: str, *, timeout_s: float = 5.0, usd: int = 100_00
         "network": "sim",
         "account": wallet.address,
         "secret": "0x" + bytes(wallet.key).hex(),
-        "timeout_s": timeout_s,
     }
     if kind == "hyperliquid-agent":  # signer ≠ account: an approved agent wallet signs
         agent = Account.create()
@@ -51,7 +50,7 @@ def make_venue(sim: Any, kind: str, *, timeout_s: float = 5.0, usd: int = 100_00
     else:
         sim.admin.create_account(wallet.address, usd=usd, venue=sim_venue)
     cfg["url"] = sim.hl_url if sim_venue == "hyperliquid" else sim.aster_url
-    return VenueUnderTest(build_venue(cfg), sim_venue, wallet.address, kind)
+    return VenueUnderTest(build_venue(cfg, timeout_s=timeout_s), sim_venue, wallet.address, kind)
 
 
 @pytest.fixture(autouse=True)

@@ -162,3 +162,28 @@ async def test_live_testnet_runner_against_the_testnet_simulator(
     assert result.ok and result.network == "testnet", result.problems
     assert result.trade_test.startswith("ok: post-only buy")
     _nothing_rests(sim, user.address)
+
+
+async def test_the_engine_sends_the_probe_only_as_a_post_only_limit(tmp_path: Path) -> None:
+    """`Executor.place_resting` (the trade test's sender) is no back door for an order that fills."""
+    from decimal import Decimal
+
+    from newstrader.domain import OrderRequest, OrderType, TimeInForce
+    from newstrader.engine.executor import Executor
+    from newstrader.journal import Journal
+
+    journal = await Journal.open(f"sqlite:///{tmp_path / 'j.db'}")
+    try:
+        gateway = Executor({}, journal)
+        for order in (
+            OrderRequest("BTC", True, Decimal("0.001"), "nt-x-1"),  # market
+            OrderRequest(
+                "BTC", True, Decimal("0.001"), "nt-x-2", order_type=OrderType.LIMIT, limit_price=Decimal(1)
+            ),  # limit IOC
+        ):
+            with pytest.raises(ValueError, match="post-only"):
+                await gateway.place_resting("hyperliquid", order, op_id="x")
+            assert order.tif is not TimeInForce.POST_ONLY
+            assert await journal.intent(order.client_id) is None  # nothing journaled, nothing sent
+    finally:
+        await journal.close()

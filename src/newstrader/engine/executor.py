@@ -58,6 +58,7 @@ from newstrader.engine.settings import EngineSettings
 from newstrader.venues.base import (
     Ambiguous,
     AuthError,
+    CancelsByClientId,
     RateLimited,
     Rejected,
     ReportsEquity,
@@ -420,6 +421,45 @@ class Executor:
                     if attempt == TRIGGER_ATTEMPTS - 1:
                         raise
             raise AssertionError("unreachable")
+
+    async def place_resting(self, venue_name: str, order: OrderRequest, *, op_id: str) -> OrderResult:
+        """Send one post-only order (it rests or is refused, never fills: `check --trade-test`'s
+        probe) as an operation: under the coin's lock, journaled before the send.
+
+        Errors are journaled on the intent and raised; after a lost reply (`Ambiguous`) the
+        caller cancels by client id until the order's validity window has passed."""
+        if order.tif is not TimeInForce.POST_ONLY or order.order_type is not OrderType.LIMIT:
+            raise ValueError("place_resting sends post-only limit orders only")
+        venue = self.venues[venue_name]
+        cid = order.client_id
+        async with self.state.hold(venue_name, order.coin):
+            await self.fence.ensure_owner(venue_name)
+            if not await self.journal.record_intent(op_id, venue_name, order.coin, "probe", cid, order):
+                raise GiveUp(f"order {cid} was sent before: not sent again")
+            try:
+                result = await venue.place_order(order)
+            except Ambiguous as exc:
+                await self.journal.update_intent(cid, "ambiguous", error=str(exc))
+                raise
+            except VenueError as exc:
+                status = "rejected" if isinstance(exc, Rejected | AuthError) else "failed"
+                await self.journal.update_intent(cid, status, error=str(exc))
+                raise
+            await self.journal.update_intent(cid, intent_status(result), result=result)
+            return result
+
+    async def cancel_order(self, venue_name: str, coin: str, client_id: str, *, op_id: str) -> bool:
+        """Cancel one order by client id under the coin's lock; True when one was cancelled.
+
+        Logged with its operation, not journaled (a cancel can neither open nor grow a position).
+        The venue must declare `CancelsByClientId`."""
+        venue = self.venues[venue_name]
+        if not isinstance(venue, CancelsByClientId):
+            raise VenueError(f"{venue_name} cannot cancel by client id")
+        async with self.state.hold(venue_name, coin):
+            await self.fence.ensure_owner(venue_name)
+            log.info("cancel_order", venue=venue_name, coin=coin, signal_id=op_id, client_id=client_id)
+            return await venue.cancel_by_client_id(coin, client_id)
 
     async def resume_operations(self) -> list[str]:
         """Finish the operator operations (close, flatten) a crash interrupted, in the background.
@@ -877,10 +917,7 @@ class Executor:
 
     async def _cached_size(self, name: str, coin: str) -> Decimal | None:
         cached = (await self.journal.cached_positions(name)).get((name, coin))
-        if cached is None:
-            return None
-        size = getattr(cached, "size", None)
-        return Decimal(str(size)) if size is not None else None
+        return None if cached is None else cached.size
 
     async def _reconcile_cache(
         self, name: str, op: Operation, held: Position | None, cached: Decimal | None

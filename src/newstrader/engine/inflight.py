@@ -81,42 +81,21 @@ class InFlightRule:
     ) -> OrderResult | None:
         deadline = self.deadline(venue, sent_at)
         delay = POLL_FIRST_S
+        order_log = log.bind(venue=venue.name, coin=coin, signal_id=signal_id, client_id=client_id)
         while True:
             try:
                 found = await venue.order_status(client_id, coin)
             except VenueError as exc:
-                log.warning(
-                    "order_status_failed",
-                    venue=venue.name,
-                    coin=coin,
-                    signal_id=signal_id,
-                    client_id=client_id,
-                    error=str(exc),
-                )
+                order_log.warning("order_status_failed", error=str(exc))
                 found = None
             if found is not None:
                 await self.journal.update_intent(client_id, intent_status(found), result=found)
-                log.info(
-                    "intent_resolved",
-                    venue=venue.name,
-                    coin=coin,
-                    signal_id=signal_id,
-                    client_id=client_id,
-                    status=found.status.value,
-                    filled=str(found.filled_size),
-                )
+                order_log.info("intent_resolved", status=found.status.value, filled=str(found.filled_size))
                 return found
             now = utcnow()
             if now >= deadline:
                 await self.journal.update_intent(client_id, "failed", error=NOT_SEEN)
-                log.warning(
-                    "intent_expired",
-                    venue=venue.name,
-                    coin=coin,
-                    signal_id=signal_id,
-                    client_id=client_id,
-                    message=NOT_SEEN,
-                )
+                order_log.warning("intent_expired", message=NOT_SEEN)
                 return None
             await asyncio.sleep(min(delay, (deadline - now).total_seconds()))
             delay = min(delay * 2, POLL_MAX_S)

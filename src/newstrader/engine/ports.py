@@ -17,6 +17,8 @@ EventSink = Callable[[dict[str, Any]], None]
 
 
 class CachedPositionLike(Protocol):
+    """A cached position row, as the engine reads it (only its size)."""
+
     @property
     def size(self) -> Decimal: ...
 
@@ -65,7 +67,9 @@ class ExecutionJournal(Protocol):
         detail: str = "",
     ) -> Any: ...
 
-    async def cached_positions(self, venue: str | None = None) -> Mapping[tuple[str, str], Any]: ...
+    async def cached_positions(
+        self, venue: str | None = None
+    ) -> Mapping[tuple[str, str], CachedPositionLike]: ...
 
     async def set_cached_position(
         self, venue: str, coin: str, size: Decimal, entry_price: Decimal = ...

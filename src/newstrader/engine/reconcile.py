@@ -12,14 +12,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import structlog
 
 from newstrader.domain import ZERO, OrderResult, Position
 from newstrader.engine.inflight import InFlightRule, intent_status
 from newstrader.engine.locks import VenueCoinState
-from newstrader.engine.ports import EventSink, ExecutionJournal, IntentLike
+from newstrader.engine.ports import CachedPositionLike, EventSink, ExecutionJournal, IntentLike
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.settings import EngineSettings
 from newstrader.venues.base import Venue
@@ -131,11 +130,15 @@ class Reconciler:
         return events
 
     async def _coin(
-        self, name: str, coin: str, position: Position | None, cached_row: Any, source: str = "reconcile"
+        self,
+        name: str,
+        coin: str,
+        position: Position | None,
+        cached_row: CachedPositionLike | None,
+        source: str = "reconcile",
     ) -> DriftEvent | None:
         exchange = position.size if position is not None else ZERO
-        raw = getattr(cached_row, "size", None) if cached_row is not None else None
-        cached = Decimal(str(raw)) if raw is not None else None
+        cached = cached_row.size if cached_row is not None else None
         kind = classify(exchange, cached)
         if kind is None:
             return None

@@ -92,6 +92,20 @@ def _two(value: float) -> str:
     return text
 
 
+_ROUNDED: dict[float, float] = {}
+
+
+def _round3(value: float) -> float:
+    """`round(value, 3)`, remembered: float rounding goes through decimal conversion (~0.5 µs),
+    and confidences come from a few rule weights."""
+    rounded = _ROUNDED.get(value)
+    if rounded is None:
+        rounded = round(value, 3)
+        if len(_ROUNDED) < 10_000:
+            _ROUNDED[value] = rounded
+    return rounded
+
+
 def stem(word: str) -> str:
     """Fold plurals and -ed/-ing forms so one listed term matches its inflections."""
     if len(word) <= 3:
@@ -640,7 +654,8 @@ class Parser:
         chunks = self._chunk_cache
         words = _Words()
         infos, positions, marked = words.info, words.pos, words.marked
-        segment = sentence = 0
+        add_info, add_pos = infos.append, positions.append
+        segment = sentence = here = 0  # here: sentence << 20 | segment
         opened = -1
         pieces = text.split()
         last = len(pieces) - 1
@@ -656,29 +671,29 @@ class Parser:
             for info in chunk:
                 kind = info[0]
                 if kind == _WORD:
-                    if info[4]:
-                        if info[4] & _MAY_BE_METRIC:
+                    marks = info[4]
+                    if marks:
+                        if marks & _MAY_BE_METRIC:
                             words.metric_at.append(len(infos))
-                        if info[4] != _MAY_BE_METRIC:
+                        if marks != _MAY_BE_METRIC:
                             marked.append(len(infos))
-                    infos.append(info)
-                    positions.append(sentence << 20 | segment)
-                elif kind == _NUM:
-                    words.numbers.append((len(infos), sentence << 20 | segment, info[1]))
-                elif kind == _CLAUSE:
-                    segment += 1
-                elif kind == _OPEN:
-                    segment += 1
+                    add_info(info)
+                    add_pos(here)
+                    continue
+                if kind == _NUM:
+                    words.numbers.append((len(infos), here, info[1]))
+                    continue
+                if kind == _OPEN:
                     opened = len(infos)
                 elif kind == _CLOSE:
                     if opened == len(infos) - 1:
                         words.parens.append(opened)
-                    segment += 1
-                else:
+                elif kind != _CLAUSE:  # a sentence ends
                     if kind == _QUESTION:
                         words.questions.add(sentence)
                     sentence += 1
-                    segment += 1
+                segment += 1
+                here = sentence << 20 | segment
         return words
 
     def _coin_at(self, words: _Words, i: int) -> tuple[str, int] | None:
@@ -943,8 +958,9 @@ class Parser:
             if term.move:
                 moves.append((term.side, bool(h.boosted), weight))  # type: ignore[arg-type]
             texts.append(h.text)
-        bull, bear = self._strength(longs), self._strength(shorts)
-        terms = tuple(dict.fromkeys(texts))
+        bull = longs[0] if len(longs) == 1 else self._strength(longs)
+        bear = shorts[0] if len(shorts) == 1 else self._strength(shorts)
+        terms = (texts[0],) if len(texts) == 1 else tuple(dict.fromkeys(texts))
         strong, weak = (bull, bear) if bull >= bear else (bear, bull)
         effect = self._effect(moves) if moves else None
         if effect is _MOVED_BOTH_WAYS:
@@ -952,14 +968,14 @@ class Parser:
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
         if weak > 0 and isinstance(effect, Side):
             # Cause and effect disagree ("SEC drops appeal, XRP surges"): the price move decides.
-            confidence = round(min(1.0, bull if effect is Side.LONG else bear), 3)
+            confidence = _round3(min(1.0, bull if effect is Side.LONG else bear))
             why.append(f"decided by {DECIDED_BY_EFFECT}: the price move outweighs the opposing cause")
             return REASON_MATCHED, subject, effect, confidence, terms, None, tuple(why)
         if weak > 0 and weak >= rules.conflict_ratio * strong:
             why.append(f"conflict: long {_two(bull)} vs short {_two(bear)}")
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
         side = Side.LONG if bull > bear else Side.SHORT
-        confidence = round(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)), 3)
+        confidence = _round3(max(0.0, min(1.0, strong - rules.opposing_penalty * weak)))
         why.append(f"decided by {DECIDED_BY_STRENGTH}: long {_two(bull)} vs short {_two(bear)}")
         return REASON_MATCHED, subject, side, confidence, terms, None, tuple(why)
 
@@ -968,16 +984,25 @@ class Parser:
 
         Moves backed by a level or percentage count over bare ones ("… as BTC lags"); two
         backed moves of about equal strength the other way round are a real conflict."""
-        up = self._strength([w for side, backed, w in moves if backed and side is Side.LONG])
-        down = self._strength([w for side, backed, w in moves if backed and side is Side.SHORT])
+        ups: list[float] = []
+        downs: list[float] = []
+        bare_up = bare_down = False
+        for side, backed, w in moves:  # one pass: this runs for most headlines that trade
+            if side is Side.LONG:
+                bare_up = True
+                if backed:
+                    ups.append(w)
+            else:
+                bare_down = True
+                if backed:
+                    downs.append(w)
+        up, down = self._strength(ups), self._strength(downs)
         if up and down:
             if min(up, down) >= self.rules.conflict_ratio * max(up, down):
                 return _MOVED_BOTH_WAYS
             return Side.LONG if up > down else Side.SHORT
         if up or down:
             return Side.LONG if up else Side.SHORT
-        bare_up = any(side is Side.LONG for side, _, _ in moves)
-        bare_down = any(side is Side.SHORT for side, _, _ in moves)
         if bare_up != bare_down:
             return Side.LONG if bare_up else Side.SHORT
         return None

@@ -31,6 +31,7 @@ neither without a CORS preflight, which the simulator never grants).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -197,27 +198,30 @@ def build_router(sim: Sim) -> APIRouter:
 
         return await run(request, act)
 
+    def change_signer(
+        data: dict[str, Any], apply: Callable[[Exchange, str, str], None]
+    ) -> tuple[str, str, list[str]]:
+        """`apply(exchange, address, signer)` on each venue asked for: (address, signer, venue names)."""
+        exchanges = _venues(sim, data, allow_all=True)
+        address = _address(data, "address")
+        signer = _address(data, "signer")
+        for ex in exchanges:
+            apply(ex, address, signer)
+        return address, signer, [ex.name for ex in exchanges]
+
     @router.post("/agents")
     async def agents(request: Request) -> JSONResponse:
         def act(data: dict[str, Any]) -> dict[str, Any]:
-            exchanges = _venues(sim, data, allow_all=True)
-            address = _address(data, "address")
-            signer = _address(data, "signer")
-            for ex in exchanges:
-                ex.add_signer(address, signer)
-            return {"address": address, "signer": signer, "venues": [ex.name for ex in exchanges]}
+            address, signer, venues = change_signer(data, Exchange.add_signer)
+            return {"address": address, "signer": signer, "venues": venues}
 
         return await run(request, act)
 
     @router.post("/agents/revoke")
     async def revoke_agent(request: Request) -> JSONResponse:
         def act(data: dict[str, Any]) -> dict[str, Any]:
-            exchanges = _venues(sim, data, allow_all=True)
-            address = _address(data, "address")
-            signer = _address(data, "signer")
-            for ex in exchanges:
-                ex.remove_signer(address, signer)
-            return {"address": address, "revoked": signer, "venues": [ex.name for ex in exchanges]}
+            address, signer, venues = change_signer(data, Exchange.remove_signer)
+            return {"address": address, "revoked": signer, "venues": venues}
 
         return await run(request, act)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any
 
 import uvicorn
@@ -65,15 +65,27 @@ class LoopbackServer:
         self._task: asyncio.Task[None] | None = None
         self._app: Any = app
         self._background: list[asyncio.Task[Any]] = []
+        self._closing: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, app: Any = None, timeout: float = 15.0) -> None:
-        """Serve the app; raises if the server does not come up within `timeout` seconds."""
+    async def start(
+        self,
+        app: Any = None,
+        timeout: float = 15.0,
+        *,
+        closing: asyncio.Event | None = None,
+        on_serve: Sequence[Callable[[], Coroutine[Any, Any, Any]]] = (),
+    ) -> None:
+        """Serve the app; raises if the server does not come up within `timeout` seconds.
+
+        `on_serve`: background work the app needs while it serves (e.g. the metrics feed);
+        `closing` is set at `stop()` so open streams end."""
         if app is not None:
             self._app = app
+        self._closing = closing
         if self._app is None:
             raise ValueError("LoopbackServer.start needs an app")
         config = uvicorn.Config(
@@ -87,7 +99,7 @@ class LoopbackServer:
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         # Background work the app asked for (e.g. the metrics feed), for as long as it serves.
-        for hook in getattr(getattr(self._app, "state", None), "on_serve", None) or []:
+        for hook in on_serve:
             self._background.append(asyncio.create_task(hook()))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -101,9 +113,8 @@ class LoopbackServer:
 
     async def stop(self) -> None:
         """Ask open streams to end, stop accepting, wait for the server task."""
-        closing = getattr(getattr(self._app, "state", None), "closing", None)
-        if isinstance(closing, asyncio.Event):
-            closing.set()
+        if self._closing is not None:
+            self._closing.set()
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 
 from newstrader.domain import plain
 
@@ -54,28 +55,20 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return to_jsonable(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(v) for v in value]
-    if hasattr(value, "model_dump"):
+    if isinstance(value, BaseModel):
         return to_jsonable(value.model_dump())
     return value
 
 
-def normalise(message: Any) -> tuple[str, dict[str, Any]]:
-    """Accept the bus's message shapes: (topic, payload), an object with topic/kind + data, or a dict."""
-    if isinstance(message, tuple) and len(message) == 2:
-        topic, payload = message
-    elif isinstance(message, Mapping):
-        topic = message.get("topic") or message.get("type") or message.get("kind") or "event"
-        payload = message.get("data", message)
-    else:
-        topic = getattr(message, "topic", None) or getattr(message, "kind", None) or "event"
-        payload = getattr(message, "data", None)
-        if payload is None:
-            payload = message
+def normalise(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The SSE event name and data of one bus event (a dict: `type` names it, the rest is data)."""
+    topic = message.get("topic") or message.get("type") or message.get("kind") or "event"
+    payload = message.get("data", message)
     data = to_jsonable(payload)
     if not isinstance(data, dict):
         data = {"value": data}

@@ -2,47 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newstrader.news.sources.base import Backoff, Source, Submit
 
-
-def _get(section: Any, key: str, default: Any = None) -> Any:
-    value = section.get(key, default) if isinstance(section, dict) else getattr(section, key, default)
-    return default if value is None else value
+if TYPE_CHECKING:
+    from newstrader.config import NewsSettings
 
 
-def build_sources(news: Any, submit: Submit, journal: Any = None) -> list[Source]:
+def build_sources(news: NewsSettings, submit: Submit, journal: Any = None) -> list[Source]:
     """One source per `[[news.rss]]`, `[[news.websocket]]` and `[[news.replay]]` entry."""
     from newstrader.news.sources.replay import ReplaySource
     from newstrader.news.sources.rss import RssSource
     from newstrader.news.sources.websocket import WebSocketSource
 
     sources: list[Source] = []
-    for cfg in _get(news, "rss", []):
-        url = str(_get(cfg, "url"))
+    for rss in news.rss:
+        sources.append(RssSource(rss.url, submit, interval_s=rss.interval_s, name=rss.name, journal=journal))
+    for ws in news.websocket:
         sources.append(
-            RssSource(
-                url,
-                submit,
-                interval_s=float(_get(cfg, "interval_s", 60.0)),
-                name=_get(cfg, "name"),
-                journal=journal,
-            )
+            WebSocketSource(ws.url, submit, fields=dict(ws.fields), name=ws.name, preset=ws.preset)
         )
-    for cfg in _get(news, "websocket", []):
-        sources.append(
-            WebSocketSource(
-                str(_get(cfg, "url")),
-                submit,
-                fields=dict(_get(cfg, "fields", {})),
-                name=_get(cfg, "name"),
-                preset=_get(cfg, "preset"),
-            )
-        )
-    for cfg in _get(news, "replay", []):
-        sources.append(ReplaySource(Path(_get(cfg, "path")), submit, speed=float(_get(cfg, "speed", 1.0))))
+    for replay in news.replay:
+        sources.append(ReplaySource(replay.path, submit, speed=replay.speed))
     return sources
 
 
