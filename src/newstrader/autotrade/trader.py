@@ -33,6 +33,7 @@ from newstrader.autotrade.stats import FillIngester, compute_stats, export_csv
 from newstrader.autotrade.tpsl import AutoTradeHooks, Protection, wanted_triggers
 from newstrader.domain import Position
 from newstrader.engine.operations import new_operation_id
+from newstrader.venues.account import read_positions
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ class AutoTrader:
 
     async def _venue_turn(self, venue: Venue, now: datetime | None, *, full: bool) -> dict[str, Any]:
         try:
-            positions = await venue.positions()
+            positions = await read_positions(venue)  # the stream's while current: no request
         except VenueError as exc:
             log.warning("autotrade_monitor_unreadable", venue=venue.name, error=str(exc))
             raise
@@ -203,7 +204,7 @@ class AutoTrader:
         async with self.gateway.state.hold(venue.name, coin):
             # Re-read under the lock: the engine may just have traded and protected it, or an
             # order sent before a restart may just have been resolved.
-            position = (await venue.positions()).get(coin)
+            position = (await read_positions(venue)).get(coin)
             if position is None or position.is_flat:
                 return False
             found = await self.protection.protection_of(venue, position)
