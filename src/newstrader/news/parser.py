@@ -454,7 +454,7 @@ def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], .
 
 def signal_id_for(news_id: str) -> str:
     """Deterministic: the same news item always maps to the same signal (and so the same orders)."""
-    return "s-" + hashlib.sha256(news_id.encode()).hexdigest()[:24]
+    return "s-" + hashlib.sha256(news_id.encode()).digest()[:12].hex()  # = hexdigest()[:24]
 
 
 def _joined(info: list[tuple[int, str, str, str, int]], i: int, n: int, form: Literal[1, 2, 3]) -> str:
