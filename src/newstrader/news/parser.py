@@ -569,16 +569,17 @@ class Parser:
         leverage: int | None = None,
         why: tuple[str, ...] = (),
     ) -> ParseResult:
+        # The leading fields by position, in Signal's own order: matching ten keywords cost ~1 µs.
         signal = Signal(
-            id=signal_id_for(item.id),
-            news_id=item.id,
-            coin=coin,
-            side=side,
-            confidence=confidence,
-            terms=terms,
+            signal_id_for(item.id),  # id
+            item.id,  # news_id
+            coin,
+            side,
+            confidence,
+            terms,
+            why,
             leverage=leverage,
             source=item.source,
-            why=why,
             stamps=ledger_start(item, time.monotonic()),
         )
         return ParseResult(signal, reason, confidence, terms, coin, side, why)
