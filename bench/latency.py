@@ -9,9 +9,14 @@ all three see the same prices and the same machine load:
   what it holds (reduce-only market), open; every call awaited in sequence. It is handed the
   mark for free (sizing and Hyperliquid's slippage reference need no read), so it is
   measured at its best: 2 round trips per venue for an open, 3 for a flip or a same-side.
-- **engine**: `Executor.execute` in its default `target` mode (venues in parallel; one read
-  of position + mark, then one net order; nothing to send when already at target).
-- **engine close_then_open**: the engine with the seed's close-then-open kept, still parallel.
+- **engine**: `Executor.execute` in the bot's default configuration: `target` mode and
+  `position_source = "stream"` with the venues' account streams running, as the bot runs them
+  (venues in parallel; the decision from the pushed position and mark when the stream is
+  current, one net order, the REST read alongside it; nothing to send when already at target).
+- **engine_rest**: the same with `position_source = "rest"`: one read of position + mark
+  first, then the order.
+- **engine close_then_open**: the engine with the seed's close-then-open kept, still parallel
+  (it always reads first).
 
 Latency is from the signal's arrival to the last venue's fill (or, when a venue needs no
 order, to its decision). The journal (SQLite WAL, FULL sync) is on for the engine, as in
@@ -28,6 +33,7 @@ import json
 import random
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +45,7 @@ from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
 from newstrader.logging_setup import configure_logging
+from newstrader.venues.base import Streaming
 from sim_harness import (
     COINS,
     Trader,
@@ -50,7 +57,8 @@ from sim_harness import (
     venue_sims,
 )
 
-FLOWS = ("seed", "engine", "engine_close_then_open")
+FLOWS = ("seed", "engine", "engine_rest", "engine_close_then_open")
+STREAM_READY_S = 30.0  # the account streams' first snapshot, on a loaded machine
 
 
 @dataclass(frozen=True)
@@ -148,18 +156,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     traders: list[Trader] = []
     journals: list[Journal] = []
     try:
-        seed_trader, engine_trader, cto_trader = (new_trader(sims) for _ in FLOWS)
-        traders = [seed_trader, engine_trader, cto_trader]
+        traders = [new_trader(sims) for _ in FLOWS]
+        seed_trader = traders[0]
         sizer = Sizer()
         seed = SeedFlow(seed_trader, sizer)
         engines: dict[str, Executor] = {}
-        for flow, trader, mode in (
-            ("engine", engine_trader, "target"),
-            ("engine_close_then_open", cto_trader, "close_then_open"),
-        ):
+        settings = {
+            "engine": EngineSettings(),  # the bot's default configuration
+            "engine_rest": EngineSettings(position_source="rest"),
+            "engine_close_then_open": EngineSettings(mode="close_then_open"),
+        }
+        for flow, trader in zip(FLOWS[1:], traders[1:], strict=True):
             journal = await Journal.open(f"sqlite:///{Path(tmp.name) / flow}.db")
             journals.append(journal)
-            engines[flow] = Executor(trader.venues, journal, EngineSettings(mode=mode), sizer)
+            engines[flow] = Executor(trader.venues, journal, settings[flow], sizer)
+            await start_streams(trader)  # the bot runs every venue's stream, whatever the source
 
         # Warm-up, untimed: markets, leverage and keep-alive connections; every account ends flat.
         await seed.warm_up(coins)
@@ -171,6 +182,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.gather(*(executor.execute(s) for s in warm))
             await asyncio.gather(*(executor.close(c) for c in coins))
         sims.delay_every_request(args.delay_ms)
+        decided_before = {flow: Counter(e.decided_from) for flow, e in engines.items()}
 
         samples: dict[str, list[float]] = {flow: [] for flow in FLOWS}
         returned: list[float] = []
@@ -204,6 +216,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 samples[flow].append(elapsed_ms)
                 by_kind[flow].setdefault(item.kind, []).append(elapsed_ms)
 
+        decided = {  # where each engine flow's timed decisions came from, per venue
+            flow: {f"{v}:{src}": n for (v, src), n in sorted((e.decided_from - decided_before[flow]).items())}
+            for flow, e in engines.items()
+        }
         final = check_final_positions(sims, planned, traders)
         throttled = {  # how often each flow's own rate limiter held a request back
             flow: sum(int(b["waits"]) for b in trader.limits.snapshot().values())
@@ -218,7 +234,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp.cleanup()
 
     stats = {flow: summary_ms(samples[flow]) for flow in FLOWS}
-    base, ours = stats["seed"], stats["engine"]
+    base, ours, rest = stats["seed"], stats["engine"], stats["engine_rest"]
     kinds = {item.kind for item in planned}
     return {
         "bench": "latency",
@@ -232,6 +248,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "engine_p95_ms": ours["p95_ms"],
         "ratio_p50": round(ours["p50_ms"] / base["p50_ms"], 3),
         "ratio_p95": round(ours["p95_ms"] / base["p95_ms"], 3),
+        "rest_p50_ms": rest["p50_ms"],
+        "rest_ratio_p50": round(rest["p50_ms"] / base["p50_ms"], 3),
+        "rest_ratio_p95": round(rest["p95_ms"] / base["p95_ms"], 3),
+        "decided_from": decided,
         "flows": stats,
         "by_kind_p50_ms": {
             flow: {k: summary_ms(v)["p50_ms"] for k, v in sorted(by_kind[flow].items())} for flow in FLOWS
@@ -245,6 +265,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "limiter_waits": throttled,
         "machine": machine(),
     }
+
+
+async def start_streams(trader: Trader) -> None:
+    """Start every venue's account stream and wait for its first snapshot, as the bot does."""
+    streaming = [v for v in trader.venues.values() if isinstance(v, Streaming)]
+    for venue in streaming:
+        venue.stream.start()
+    ready = await asyncio.gather(*(v.stream.wait_current(STREAM_READY_S) for v in streaming))
+    if not all(ready):
+        raise RuntimeError("an account stream did not become current")
 
 
 def check_final_positions(sims: VenueSims, planned: list[Planned], traders: list[Trader]) -> bool:
@@ -274,7 +304,19 @@ def print_table(report: dict[str, Any]) -> None:
             f"{flow:<24}{row['p50_ms']:>8}{row['p95_ms']:>8}{row['mean_ms']:>9}"
             f"{report['requests_per_signal'][flow]:>9}{report['cpu_ms_per_signal'][flow]:>11}  {kinds}"
         )
-    print(f"engine / seed: p50 {report['ratio_p50']}, p95 {report['ratio_p95']} (floor 1/3 = 0.333)")
+    print(
+        f"engine (default: position_source=stream) / seed: p50 {report['ratio_p50']}, "
+        f"p95 {report['ratio_p95']} (floor with one round trip about 1/6)"
+    )
+    print(
+        f"engine_rest (position_source=rest) / seed: p50 {report['rest_ratio_p50']}, "
+        f"p95 {report['rest_ratio_p95']} (floor 1/3 = 0.333)"
+    )
+    sources = "; ".join(
+        f"{flow} " + ", ".join(f"{k} {n}" for k, n in counts.items())
+        for flow, counts in report["decided_from"].items()
+    )
+    print(f"decisions taken from (venue:source): {sources}")
     returned = f"p50 {report['engine_returned_p50_ms']} ms, p95 {report['engine_returned_p95_ms']} ms"
     print(f"engine until execute() returned (fill + journal bookkeeping): {returned}")
     stages = ", ".join(f"{k} {v:g}" for k, v in report["engine_stages_p50_ms"].items())

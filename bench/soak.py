@@ -61,6 +61,8 @@ FAULT_KINDS = faults.FAULT_KINDS  # every kind the simulator has, the stream fau
 IN_FLIGHT_HOLD_MS = 6000
 IN_FLIGHT_WAIT_S = 10.0
 ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order"}
+# The pushed message that carries a position change, per venue (a `stream_lag` step holds it back).
+POSITION_PUSH = {"hyperliquid": "ws:clearinghouseState", "aster": "ws:ACCOUNT_UPDATE"}
 # The TP/SL kill: the executor's test crash hook, armed with the next signal's news id (its
 # TP/SL operations are named `<news id>:<venue>:...`).
 CRASH_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
@@ -89,7 +91,10 @@ def servers() -> ModuleType:
 
 @dataclass(frozen=True)
 class Step:
-    """One thing the soak does. `kind`: signal, fault, outside, liquidate, restart."""
+    """One thing the soak does. `kind`: signal, fault, outside, stream_lag, liquidate, restart.
+
+    `stream_lag`: an outside trade on the next signal's coin whose push is held back (`fault`, a
+    `ws_stall_ms` on the position push), so the signal arrives while the stream is behind."""
 
     kind: str
     coin: str | None = None
@@ -117,6 +122,7 @@ class SoakConfig:
     seed: int = 1
     fault_rate: float = 0.3  # share of signals preceded by one or two faults
     outside_rate: float = 0.06
+    stream_lag_rate: float = 0.04  # share of signals just after an outside trade whose push is late
     liquidation_rate: float = 0.04
     timeout_ms: int = 1500  # how long a `timeout` fault holds a request before its 504
     max_signal_age_s: float = 8.0
@@ -168,14 +174,26 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
         if rng.random() < cfg.fault_rate:
             for _ in range(rng.choice((1, 1, 2))):
                 steps.append(Step("fault", fault=_draw_fault(rng, cfg)))
-        steps.append(
-            Step(
-                "signal",
-                coin=rng.choice(coins),
-                side=rng.choice(("long", "short")),
-                news_id=f"soak-{cfg.seed}-{i}",
-            )
+        signal = Step(
+            "signal",
+            coin=rng.choice(coins),
+            side=rng.choice(("long", "short")),
+            news_id=f"soak-{cfg.seed}-{i}",
         )
+        if rng.random() < cfg.stream_lag_rate:
+            venue = rng.choice(VENUES)
+            full = harness.target_size(signal.coin, "long")
+            stall = {"venue": venue, "kind": "ws_stall_ms", "count": 1, "endpoint": POSITION_PUSH[venue]}
+            steps.append(
+                Step(
+                    "stream_lag",
+                    coin=signal.coin,
+                    venue=venue,
+                    size=str(rng.choice((full, -full, full / 2, -full / 2, Decimal(0)))),
+                    fault={**stall, "ms": rng.randint(200, 1500)},
+                )
+            )
+        steps.append(signal)
     return steps
 
 
@@ -218,6 +236,7 @@ class SoakReport:
     unprotected: int = 0  # held positions missing their TP or SL
     double_protected: int = 0  # held positions with a TP or SL resting twice
     outside_trades: int = 0
+    late_pushes: int = 0  # outside trades just before a signal, their push held back
     liquidations: int = 0
     faults_by_kind: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (venue, status)
@@ -226,6 +245,13 @@ class SoakReport:
     signal_ms: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # IP weight the simulator charged per venue and request type over the whole run (start-ups,
+    # restarts and the soak's own checks of positions included: those go to /admin, not the venues).
+    weights: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def weight_per_signal(self, venue: str) -> float:
+        """Average venue weight a signal cost (everything the bot spent, divided by the signals)."""
+        return sum(self.weights.get(venue, {}).values()) / max(1, self.signals)
 
     def line(self) -> dict[str, Any]:
         """The final JSON line: the six promised keys first, then what explains them."""
@@ -239,13 +265,17 @@ class SoakReport:
             "unprotected": self.unprotected,
             "double_protected": self.double_protected,
             "outside_trades": self.outside_trades,
+            "late_pushes": self.late_pushes,
             "liquidations": self.liquidations,
             "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
             "restarts_by_kind": dict(sorted(self.restarts_by_kind.items())),
             "outcomes": {f"{v}:{s}": n for (v, s), n in sorted(self.outcomes.items())},
             "signal_p50_ms": round(_percentile(self.signal_ms, 0.5), 1),
             "signal_p95_ms": round(_percentile(self.signal_ms, 0.95), 1),
+            "weight_per_signal": {v: round(self.weight_per_signal(v), 2) for v in VENUES},
+            "weights": self.weights,
             "seconds": round(self.seconds, 1),
+            "seconds_per_signal": round(self.seconds / max(1, self.signals), 3),
         }
 
 
@@ -308,6 +338,7 @@ class Soak:
             self._check_protected()
             self._finish_bot()
             self._check_nothing_lost()
+            self.report.weights = self.sim.admin.stats().get("weights", {})
         finally:
             if self.world is not None:
                 for bot in self.world.bots:
@@ -373,6 +404,12 @@ class Soak:
         elif step.kind == "outside":
             self.world.outside_trade(step.venue, step.coin, step.size)
             self.report.outside_trades += 1
+        elif step.kind == "stream_lag":
+            assert step.fault is not None
+            self.sim.admin.add_fault(**step.fault)
+            self.world.outside_trade(step.venue, step.coin, step.size)
+            self.report.outside_trades += 1
+            self.report.late_pushes += 1
         elif step.kind == "liquidate":
             self.world.liquidate(step.venue, step.coin)
             self.report.liquidations += 1
@@ -648,6 +685,7 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
     lines.append(f"{'faults fired':<34}{report.faults:>8}")
     lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.faults_by_kind.items())]
     lines.append(f"{'outside trades':<34}{report.outside_trades:>8}")
+    lines.append(f"{'  late push, then a signal':<34}{report.late_pushes:>8}")
     lines.append(f"{'liquidations':<34}{report.liquidations:>8}")
     lines.append("outcomes per venue")
     lines += [f"{'  ' + v + ' ' + s:<34}{n:>8}" for (v, s), n in sorted(report.outcomes.items())]
@@ -659,6 +697,13 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
             f" / {_percentile(report.signal_ms, 0.95):.0f} / {max(report.signal_ms):.0f}"
             f"  (mean {statistics.fmean(report.signal_ms):.0f})"
         )
+    lines.append("venue weight (IP budget) per signal, by request type (>= 0.05)")
+    for venue in VENUES:
+        weights = report.weights.get(venue, {})
+        lines.append(f"{'  ' + venue:<34}{report.weight_per_signal(venue):>8.2f}")
+        for label, spent in sorted(weights.items(), key=lambda kv: -kv[1]):
+            if spent / max(1, report.signals) >= 0.05:
+                lines.append(f"{'    ' + label:<34}{spent / max(1, report.signals):>8.2f}")
     lines.append(f"{'mismatches':<34}{report.mismatches:>8}")
     lines.append(f"{'doubled':<34}{report.doubled:>8}")
     lines.append(f"{'lost':<34}{report.lost:>8}")

@@ -629,6 +629,8 @@ reconcile_interval_s = 30  # read every venue and journal drift (manual trades, 
 position_cache_ttl_ms = 0  # 0 = always read the exchange position before acting
 conflict_window_s = 0      # opposite signals on one coin within this window: the newer wins
 order_timeout_s = 5
+position_source = "stream"  # "stream": decide from the account stream while it is current, with the
+                           # REST read alongside the order | "rest": read the exchange before ordering
 stream_max_silence_ms = 5000  # a stream silent this long is not current (REST until it resyncs)
 
 [sizing]

@@ -86,9 +86,15 @@ def test_latency_reports_both_flows_and_the_ratio(outputs: dict[str, tuple[int, 
         "ratio_p95",
         "baseline_p95_ms",
         "engine_p95_ms",
+        "rest_p50_ms",
+        "rest_ratio_p50",
     ):
         assert isinstance(data[key], int | float) and data[key] > 0, key
-    assert set(data["flows"]) == {"seed", "engine", "engine_close_then_open"}
+    assert set(data["flows"]) == {"seed", "engine", "engine_rest", "engine_close_then_open"}
+    # The default configuration decides from the account streams; position_source rest reads first.
+    decided = data["decided_from"]
+    assert decided["engine"] == {"aster:stream": 4, "hyperliquid:stream": 4}, decided
+    assert decided["engine_rest"] == {"aster:rest": 4, "hyperliquid:rest": 4}, decided
     assert data["signals"] == 4 and sum(data["signal_kinds"].values()) == 4
     assert data["final_positions_agree"] is True
     # The seed flow's own request count: 2 per venue to open, 3 to close and reopen.

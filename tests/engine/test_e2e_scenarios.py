@@ -268,7 +268,9 @@ def test_6_ten_messages_within_100ms(on_shared: Any) -> None:
     signal_ids = {r["signal"]["id"] for r in replies}
     for venue in VENUES:
         handled = [o for o in bot.outcomes() if o["venue"] == venue and o["signal_id"] in signal_ids]
-        assert len(handled) == 10 and all(o["status"] == "ok" for o in handled)
+        assert len(handled) == 10 and all(o["status"] == "ok" for o in handled), [
+            (o["status"], o["reason"]) for o in handled if o["status"] != "ok"
+        ]
         assert all(o["exchange_size_before"] is not None for o in handled)
         last = handled[-1]  # journaled in the order the (venue, coin) lock let them through
         assert world.position(venue, "SOL") == Decimal(last["target_size"])

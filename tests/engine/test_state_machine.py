@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+from tests.engine.sim_accounts import funded_venues
 
 from newstrader.domain import OutcomeStatus, Side, Signal
 from newstrader.engine.executor import Executor
 from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
-from newstrader.venues.factory import build_venue
 
 VENUES = ("hyperliquid", "aster")
 MARKS = {"ETH": Decimal(2000), "SOL": Decimal(100)}
@@ -41,33 +40,7 @@ def make_machine(sim: Any, workdir: Path, mode: str) -> type[RuleBasedStateMachi
             super().__init__()
             self.loop = asyncio.new_event_loop()
             sim.admin.reset()
-            hl, user, signer = Account.create(), Account.create(), Account.create()
-            self.address = {"hyperliquid": str(hl.address), "aster": str(user.address)}
-            sim.admin.create_account(hl.address, usd=10_000_000, venue="hyperliquid")
-            sim.admin.create_account(user.address, usd=10_000_000, venue="aster", signers=[signer.address])
-            for coin, price in MARKS.items():
-                sim.admin.set_price(coin, price)
-            self.venues = {
-                "hyperliquid": build_venue(
-                    {
-                        "name": "hyperliquid",
-                        "kind": "hyperliquid",
-                        "url": sim.hl_url,
-                        "account": hl.address,
-                        "secret": "0x" + bytes(hl.key).hex(),
-                    }
-                ),
-                "aster": build_venue(
-                    {
-                        "name": "aster",
-                        "kind": "aster",
-                        "url": sim.aster_url,
-                        "account": user.address,
-                        "signer": signer.address,
-                        "secret": "0x" + bytes(signer.key).hex(),
-                    }
-                ),
-            }
+            self.venues, self.address = funded_venues(sim, MARKS)
             db = workdir / f"machine-{next(_run_ids)}.db"
             self.journal = self.loop.run_until_complete(Journal.open(f"sqlite:///{db}"))
             config = EngineSettings(

@@ -49,8 +49,16 @@ def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any)
     # Outside trades stay within the target, so a larger position can only be the bot's doing.
     harness = soak.engine_harness()
     for step in plan:
-        if step.kind == "outside":
+        if step.kind in ("outside", "stream_lag"):
             assert abs(Decimal(step.size)) <= harness.target_size(step.coin, "long")
+    # Stream lag (issue 15): an outside trade whose push is held back, right before a signal on
+    # that coin, so the signal arrives while the venue's stream still shows the old position.
+    lags = [(k, s) for k, s in enumerate(plan) if s.kind == "stream_lag"]
+    assert len(lags) > 20 and {s.venue for _, s in lags} == VENUES
+    for k, step in lags:
+        assert step.fault is not None and step.fault["kind"] == "ws_stall_ms"
+        assert step.fault["endpoint"] == soak.POSITION_PUSH[step.venue]
+        assert plan[k + 1].kind == "signal" and plan[k + 1].coin == step.coin
 
 
 @pytest.mark.xdist_group("soak")
@@ -73,6 +81,7 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
     # The chaos really happened: faults of several kinds fired, the world moved under the bot.
     assert line["faults"] >= 8 and len(line["faults_by_kind"]) >= 3, summary
     assert line["outside_trades"] + line["liquidations"] >= 5, summary
+    assert line["late_pushes"] >= 2, summary
     assert report.restarts_by_kind == Counter(
         {
             "kept-journal/mid-signal": 1,

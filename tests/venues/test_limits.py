@@ -165,6 +165,25 @@ def test_per_item_weight_of_fill_reads() -> None:
     assert hyperliquid_items_weight("userFills", 19) == 0 and hyperliquid_items_weight("userFills", 45) == 2
     assert hyperliquid_items_weight("historicalOrders", 2000) == 100
     assert hyperliquid_items_weight("userFillsByTime", 40) == 2 and hyperliquid_items_weight("meta", 400) == 0
+    # The docs' whole list: funding and TWAP histories too; candles weigh +1 per 60.
+    assert (
+        hyperliquid_items_weight("userFunding", 100) == 5
+        and hyperliquid_items_weight("recentTrades", 20) == 1
+    )
+    assert (
+        hyperliquid_items_weight("candleSnapshot", 119) == 1
+        and hyperliquid_items_weight("candleSnapshot", 120) == 2
+    )
+
+
+def test_aster_v3_account_read_weighs_what_the_venue_charges() -> None:
+    """The v3 path of `account` (w5) is `accountWithJoinMargin`: charged as such, not as 1."""
+    assert (
+        aster_request_weight("/fapi/v3/accountWithJoinMargin")
+        == 5
+        == aster_request_weight("/fapi/v4/account")
+    )
+    assert aster_request_weight("/fapi/v3/listenKey", "POST") == 1
 
 
 async def test_hyperliquid_charges_per_item_weight_after_the_reply(sim: Any) -> None:
@@ -176,6 +195,58 @@ async def test_hyperliquid_charges_per_item_weight_after_the_reply(sim: Any) -> 
         before = bucket.spent
         rows = await v.venue.http.info({"type": "userFills", "user": v.account.lower()})
         assert len(rows) == 41 and bucket.spent - before == 20 + 2
+    finally:
+        await v.venue.close()
+
+
+async def test_resolving_a_filled_order_costs_the_same_however_many_fills_the_account_has(sim: Any) -> None:
+    """An ambiguous order found filled: its fills are read from its own time on (`userFillsByTime`),
+    not the account's last 2000 (`userFills`, +1 weight per 20): the weight the venue charged."""
+    v = make_venue(sim, "hyperliquid")
+    try:
+        for i in range(60):  # 60 outside trades: 60 older fills (+3 weight on a whole-history read)
+            sim.admin.set_position("hyperliquid", v.account, "ETH", str(Decimal("0.01") * (i % 2 + 1)))
+        order = OrderRequest(coin="ETH", is_buy=True, size=Decimal("0.01"), client_id="nt-limits-status-1")
+        placed = await v.venue.place_order(order)
+        assert placed.filled_size == Decimal("0.01")
+        before = sim.admin.stats()["weight_totals"]["hyperliquid"]
+        found = await v.venue.order_status("nt-limits-status-1", "ETH")
+        assert found is not None and found.filled_size == Decimal("0.01") and found.avg_price is not None
+        assert sim.admin.stats()["weight_totals"]["hyperliquid"] - before == 2 + 20  # orderStatus + one read
+    finally:
+        await v.venue.close()
+
+
+async def test_hyperliquid_market_table_is_read_once_for_callers_close_together(sim: Any) -> None:
+    """`meta` weighs 20: the bot's start-up asks for the markets three times, the venue sees one."""
+    v = make_venue(sim, "hyperliquid")
+    try:
+        before = sim.admin.stats()["requests"].get("hyperliquid", {}).get("info:meta", 0)
+        first, second, third = [await v.venue.markets() for _ in range(3)]
+        assert first == second == third and "ETH" in first
+        assert sim.admin.stats()["requests"]["hyperliquid"]["info:meta"] == before + 1
+    finally:
+        await v.venue.close()
+
+
+async def test_a_resyncing_stream_is_not_starved_by_the_reads_it_replaces(sim: Any) -> None:
+    """While a stream is down the trading path reads instead and can hold the bucket under the
+    reconciliation reserve; the stream's snapshot must still get through, or it never comes back."""
+    v = make_venue(sim, "hyperliquid")
+    stream = v.venue.stream
+    try:
+        stream.start()
+        assert await stream.wait_current(20)
+        bucket = v.venue.http.ip_bucket
+        bucket.take(bucket.tokens)  # spent: a reconciliation read would wait ~9 s for its reserve
+        connects = stream.connects
+        await stream.reconnect()
+        deadline = time.monotonic() + 5
+        while stream.connects == connects and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # poll for the redial
+        assert stream.connects > connects and not stream.state.is_current()
+        # The snapshot (clearinghouseState w2 + frontendOpenOrders w20) at 10 weight/s: ~2.2 s.
+        assert await stream.wait_current(6)
     finally:
         await v.venue.close()
 

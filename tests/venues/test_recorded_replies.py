@@ -273,7 +273,7 @@ async def test_hl_order_status_of_a_filled_market_order() -> None:
     reply = recorded("hyperliquid", "orderStatus")
     order = reply["order"]["order"]
     fills = [{"oid": order["oid"], "sz": order["origSz"], "px": "2412.0"}]
-    venue = hl_venue(orderStatus=reply, userFills=fills)
+    venue = hl_venue(orderStatus=reply, userFillsByTime=fills)  # from the order's time on
     result = await venue.order_status("x")
     assert result is not None and result.status is OrderStatus.FILLED
     assert result.filled_size == _dec(order["origSz"]) and result.venue_order_id == str(order["oid"])

@@ -24,6 +24,7 @@ import structlog
 
 from newstrader.autotrade.policy import fills_cursor_key
 from newstrader.domain import ZERO, Fill, plain, utcnow
+from newstrader.venues.account import pushed_state
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
@@ -37,17 +38,24 @@ FIRST_LOOKBACK = timedelta(days=7)
 ROW_LIMIT = 1_000_000  # the journal's recent_* views take a limit; we want every row
 
 
-async def ingest_fills(venues: Mapping[str, Venue], journal: Journal) -> dict[str, int]:
-    """Copy new exchange fills into the journal; returns venue → fills newly recorded."""
+async def ingest_fills(
+    venues: Mapping[str, Venue], journal: Journal, pushed: Mapping[str, list[Fill]] | None = None
+) -> dict[str, int]:
+    """Copy new exchange fills into the journal; returns venue → fills newly recorded.
+
+    A venue in `pushed` takes its fills from there (its account stream) instead of a read."""
     added: dict[str, int] = {}
     for name, venue in venues.items():
         cursor = await journal.get_control(fills_cursor_key(name), None)
         since = datetime.fromisoformat(cursor) - CURSOR_OVERLAP if cursor else utcnow() - FIRST_LOOKBACK
-        try:
-            fills = await venue.fills(since)
-        except VenueError as exc:
-            log.warning("autotrade_fills_unreadable", venue=name, error=str(exc))
-            continue
+        if pushed is not None and name in pushed:
+            fills = [f for f in pushed[name] if f.time >= since]
+        else:
+            try:
+                fills = await venue.fills(since)
+            except VenueError as exc:
+                log.warning("autotrade_fills_unreadable", venue=name, error=str(exc))
+                continue
         count = 0
         for fill in fills:
             if await journal.record_fill(fill):
@@ -68,14 +76,25 @@ class FillIngester:
 
     A read is skipped when the last one is younger than `min_interval_s` and nothing was marked
     stale since; `force=True` (the loss limit, a monitor turn that saw a change) always reads.
+    Between REST reads (at least every `rest_every_s` per venue) the fills come from the venue's
+    account stream when it has been connected without a gap since the last read: no request.
+    The REST read overlaps its cursor (`CURSOR_OVERLAP`), so a push lost to a fault is found then.
     """
 
-    def __init__(self, venues: Mapping[str, Venue], journal: Journal, min_interval_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        venues: Mapping[str, Venue],
+        journal: Journal,
+        min_interval_s: float = 2.0,
+        rest_every_s: float = 60.0,
+    ) -> None:
         self.venues = venues
         self.journal = journal
         self.min_interval_s = min_interval_s
+        self.rest_every_s = rest_every_s
         self._last_at: float | None = None
         self._stale = True
+        self._rest: dict[str, tuple[float, int]] = {}  # venue → (its last REST read began, fills_seen then)
 
     def mark_stale(self) -> None:
         """A position changed: the next read must not be skipped."""
@@ -88,7 +107,22 @@ class FillIngester:
         if not force and not self._stale and recent:
             return None
         self._stale = False
-        added = await ingest_fills(self.venues, self.journal)
+        pushed: dict[str, list[Fill]] = {}
+        read: dict[str, tuple[float, int]] = {}  # venues read over REST: (began, fills_seen then)
+        for name, venue in self.venues.items():
+            state = pushed_state(venue)
+            if state is None:
+                continue
+            last = self._rest.get(name)
+            fills = None
+            if last is not None and state.now() - last[0] < self.rest_every_s:
+                fills = state.fills_since_read(*last)
+            if fills is None:
+                read[name] = (state.now(), state.fills_seen)
+            else:
+                pushed[name] = fills
+        added = await ingest_fills(self.venues, self.journal, pushed)
+        self._rest.update((name, began) for name, began in read.items() if name in added)
         self._last_at = now
         if len(added) < len(self.venues):
             self._stale = True  # a venue could not be read: try again next time

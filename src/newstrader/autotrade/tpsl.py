@@ -21,6 +21,7 @@ from newstrader.autotrade.killswitch import close_report
 from newstrader.autotrade.policy import ExitPolicy
 from newstrader.domain import Market, OpenOrder, Position, TriggerKind
 from newstrader.engine.executor import GiveUp
+from newstrader.venues.account import read_triggers
 from newstrader.venues.base import AuthError, Venue, VenueError
 
 if TYPE_CHECKING:
@@ -208,22 +209,23 @@ class Protection:
         between the fill and the protection, or between a venue's TP and SL requests), or
         doubled triggers.
 
-        Returns (orphaned coins cleaned, coins to protect again); one open-orders read.
+        Returns (orphaned coins cleaned, coins to protect again). The triggers come from the
+        account stream when it can vouch for them, else from one open-orders read.
         """
         try:
-            orders = await venue.open_orders()
+            triggers = await read_triggers(venue)
         except VenueError as exc:
             log.warning("autotrade_sweep_unreadable", venue=venue.name, error=str(exc))
             return [], []
         held = {c: p for c, p in positions.items() if not p.is_flat}
-        protected = {o.coin for o in orders if o.trigger_price is not None}
+        protected = {o.coin for o in triggers}
         orphaned = sorted(protected - set(held))
         for coin in orphaned:
             cancelled = await self._cancel(venue, coin, f"orphans:{venue.name}:{coin}")
             log.info("autotrade_orphan_triggers_cancelled", venue=venue.name, coin=coin, count=cancelled)
         if not self.policy.protects:
             return orphaned, []
-        unprotected = sorted(c for c, p in held.items() if not self.protected_once(p, orders))
+        unprotected = sorted(c for c, p in held.items() if not self.protected_once(p, triggers))
         return orphaned, unprotected
 
     def protected_once(self, position: Position, orders: Iterable[OpenOrder]) -> bool:
@@ -231,8 +233,8 @@ class Protection:
         return resting_triggers(position, orders) == wanted_triggers(self.policy, position.size)
 
     async def protection_of(self, venue: Venue, position: Position) -> Counter[TriggerKind | str]:
-        """The triggers resting on `position`'s coin by kind (a fresh read)."""
-        return resting_triggers(position, await venue.open_orders(position.coin))
+        """The triggers resting on `position`'s coin by kind (the stream's, or a fresh read)."""
+        return resting_triggers(position, await read_triggers(venue, position.coin))
 
 
 class AutoTradeHooks:

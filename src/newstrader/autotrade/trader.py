@@ -31,8 +31,10 @@ from newstrader.autotrade.killswitch import KillSwitch
 from newstrader.autotrade.policy import ExitPolicy
 from newstrader.autotrade.stats import FillIngester, compute_stats, export_csv
 from newstrader.autotrade.tpsl import AutoTradeHooks, Protection, wanted_triggers
+from newstrader.config import ExitsSettings
 from newstrader.domain import Position
 from newstrader.engine.operations import new_operation_id
+from newstrader.venues.account import read_positions
 from newstrader.venues.base import Venue, VenueError
 
 if TYPE_CHECKING:
@@ -170,7 +172,7 @@ class AutoTrader:
 
     async def _venue_turn(self, venue: Venue, now: datetime | None, *, full: bool) -> dict[str, Any]:
         try:
-            positions = await venue.positions()
+            positions = await read_positions(venue)  # the stream's while current: no request
         except VenueError as exc:
             log.warning("autotrade_monitor_unreadable", venue=venue.name, error=str(exc))
             raise
@@ -203,7 +205,7 @@ class AutoTrader:
         async with self.gateway.state.hold(venue.name, coin):
             # Re-read under the lock: the engine may just have traded and protected it, or an
             # order sent before a restart may just have been resolved.
-            position = (await venue.positions()).get(coin)
+            position = (await read_positions(venue)).get(coin)
             if position is None or position.is_flat:
                 return False
             found = await self.protection.protection_of(venue, position)
@@ -280,7 +282,7 @@ class AutoTrader:
 CHECK_INTERVAL_ENV = "NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S"
 
 
-def exit_policy(exits: Any) -> ExitPolicy:
+def exit_policy(exits: ExitsSettings | None) -> ExitPolicy:
     """The `[exits]` section as an `ExitPolicy`, with the monitor interval from the environment."""
     overrides: dict[str, Any] = {}
     interval = os.environ.get(CHECK_INTERVAL_ENV, "").strip()
@@ -293,4 +295,4 @@ def exit_policy(exits: Any) -> ExitPolicy:
             overrides["check_interval_s"] = seconds
         else:
             log.warning("autotrade_bad_check_interval", env=CHECK_INTERVAL_ENV, value=interval, used=5.0)
-    return ExitPolicy.from_settings(exits if exits is not None else {}, **overrides)
+    return ExitPolicy.from_settings(exits or ExitsSettings(), **overrides)

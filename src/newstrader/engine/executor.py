@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -62,16 +63,23 @@ from newstrader.venues.base import (
     RateLimited,
     Rejected,
     ReportsEquity,
+    Streaming,
     Transient,
     Venue,
     VenueError,
 )
+
+if TYPE_CHECKING:
+    from newstrader.venues.account import AccountState
 
 log = structlog.get_logger("newstrader.engine")
 
 CRASH_AFTER_SEND_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
 TRIGGER_ATTEMPTS = 3  # TP/SL pairs tried per placement before the failure policy decides
 EQUITY_TTL_S = 30.0  # sizing.equity_fraction: equity moves slowly; one read per venue per 30 s
+# position_source = "stream": how long the check of a streamed decision waits for the stream to
+# report our own order before it asks the exchange once more instead.
+STREAM_CONFIRM_S = 0.5
 
 
 class SkipVenue(Exception):
@@ -177,6 +185,16 @@ class Executor:
             name: PositionReader(v, self.config.position_cache_ttl_ms / 1000.0)
             for name, v in self.venues.items()
         }
+        # The account streams of the venues that keep one (the declared `Streaming` capability).
+        self._accounts: dict[str, AccountState] = {
+            name: v.stream.state for name, v in self.venues.items() if isinstance(v, Streaming)
+        }
+        # Per venue: decisions taken from the stream or from a REST read first, and the extra reads
+        # a streamed decision needed to settle what the exchange held (see `_settle_streamed`).
+        self.decided_from: Counter[tuple[str, str]] = Counter()
+        self.stream_confirm_reads: Counter[str] = Counter()
+        # Per (venue, coin): re-reads of the exchange after one of our sends (`_fresh_size`).
+        self._rereads: Counter[tuple[str, str]] = Counter()
         self._markets: dict[str, dict[str, Market]] = {}
         self._market_loads: dict[str, asyncio.Lock] = {}
         self._leverage_done: dict[tuple[str, str], int] = {}
@@ -611,6 +629,11 @@ class Executor:
     ) -> str:
         # Reads are retried by the venue's transport (venues/retry.py), never here as well.
         market = await self._market(name, venue, op.coin)
+        account = self._decides_from_stream(name, op.coin)
+        if account is not None:
+            self.decided_from[(name, "stream")] += 1
+            return await self._reach_goal_streamed(name, venue, market, op, received, outcome, account)
+        self.decided_from[(name, "rest")] += 1
         not_before = max(received, self.state.last_order_done(name, op.coin))
         # The cached size is a journal query: it overlaps the venue reads instead of following
         # them (under the (venue, coin) lock nothing else changes it meanwhile).
@@ -659,6 +682,181 @@ class Executor:
             await self.cancel_triggers(name, op.coin, op_id=op.op_id)
         return self._describe_action(before, current, target)
 
+    def _decides_from_stream(self, name: str, coin: str) -> AccountState | None:
+        """The venue's account state when this decision may be taken from it: `position_source =
+        "stream"`, mode "target", the stream current for the coin (connected without a gap since
+        its snapshot, heard from lately, every order of ours on the coin reported), and no intent
+        of ours on the coin in flight. Otherwise None: read the exchange first."""
+        if self.config.position_source != "stream" or self.config.mode != "target":
+            return None
+        account = self._accounts.get(name)
+        if account is None or self.state.in_flight(name, coin) or not account.current_for(coin):
+            return None
+        return account
+
+    async def _reach_goal_streamed(
+        self,
+        name: str,
+        venue: Venue,
+        market: Market,
+        op: Operation,
+        received: float,
+        outcome: VenueOutcome,
+        account: AccountState,
+    ) -> str:
+        """Decide from the account stream and order at once; the REST read the seed demands for
+        every message goes out alongside the order. When the exchange turns out to hold something
+        else (a push still in flight), one more order reaches the target and `stream_lag` is journaled."""
+        reader = self._readers[name]
+        not_before = max(received, self.state.last_order_done(name, op.coin))
+        check = asyncio.ensure_future(reader.read(not_before))  # before anything else: see _settle_streamed
+        # The cache is bookkeeping here, not an input: its journal read overlaps the order.
+        cached_read = asyncio.ensure_future(self._cached_size(name, op.coin))
+        try:
+            held = account.position(op.coin)
+            assumed = held.size if held is not None else ZERO
+            mark = account.marks.get(op.coin)
+            if mark is None:
+                mark = await venue.mark_price(op.coin)
+            outcome.exchange_size_before = assumed
+            target = await op.goal(market, mark, name)
+            outcome.target_size = target
+            outcome.latency.mark("decided", time.monotonic())
+            rereads = self._rereads[(name, op.coin)]
+            refusal: GiveUp | None = None
+            try:
+                current, price = await self._drive(
+                    name, venue, market, mark, op, outcome, assumed, target, "t", reference=mark
+                )
+            except GiveUp as exc:
+                # Refused with nothing filled (a reduce-only order against a position the stream had
+                # not shown yet, say): the read alongside says whether the stream was behind.
+                moved = any(o.filled_size > 0 for o in outcome.orders)
+                if moved or self._rereads[(name, op.coin)] != rereads:
+                    raise
+                refusal, current, price = exc, assumed, None
+            # A partial fill, an ambiguous send or a transient refusal made `_drive` re-read the
+            # exchange after our own order: `current` is then the exchange's word already.
+            settled = self._rereads[(name, op.coin)] != rereads
+        except BaseException:
+            check.cancel()
+            cached_read.cancel()
+            await asyncio.gather(check, cached_read, return_exceptions=True)
+            raise
+        cached = await cached_read
+        outcome.cached_size_before = cached
+        await self._reconcile_cache(name, op, held, cached)  # drift as the stream showed it
+        try:
+            rest: dict[str, Position] | None = await check
+        except VenueError as exc:
+            log.warning(
+                "stream_check_read_failed", venue=name, coin=op.coin, signal_id=op.signal_id, error=str(exc)
+            )
+            rest = None
+        lagged = False
+        if not settled:
+            read = None if rest is None else (rest[op.coin].size if op.coin in rest else ZERO)
+            truth = await self._settle_streamed(name, venue, op, account, assumed, current - assumed, read)
+            lagged = truth != current
+            if refusal is not None and not lagged:
+                raise refusal
+            if lagged:
+                await self._stream_lag(name, op, assumed, current - assumed, read, truth)
+                current, corrected = await self._drive(
+                    name, venue, market, mark, op, outcome, truth, target, "s", reference=mark
+                )
+                price = corrected or price
+        outcome.exchange_size_after = current
+        if current != assumed or lagged:
+            entry = held.entry_price if held is not None else None
+            if Side.of_size(current) != Side.of_size(assumed):
+                entry = price
+            await self._after_change(name, op, current, price, entry)
+        if op.cancel_triggers:
+            await self.cancel_triggers(name, op.coin, op_id=op.op_id)
+        return self._describe_action(assumed, current, target)
+
+    async def _settle_streamed(
+        self,
+        name: str,
+        venue: Venue,
+        op: Operation,
+        account: AccountState,
+        assumed: Decimal,
+        filled: Decimal,
+        read: Decimal | None,
+    ) -> Decimal:
+        """What the exchange holds after our order of a streamed decision, never guessed.
+
+        `read` (the REST read sent alongside) may have been served before or after our fill, and
+        an outside trade of exactly our size would make the two look alike: the read alone cannot
+        tell. So: when our order moved nothing, the read is the truth. Otherwise the stream (which
+        delivers the exchange's changes in order) is waited for until it has reported our order;
+        if its position equals the read plus our fill, the read came first and both agree: that
+        is the truth. Anything else (the read came after our fill, a push lost or late, the read
+        failed) is settled by one more read, started after our order was answered.
+        """
+        streamed: Decimal | None = None
+        if read is not None and filled == 0:
+            truth, how = read, "read"
+        else:
+            if read is not None and await account.wait_current_for(op.coin, STREAM_CONFIRM_S):
+                pushed = account.position(op.coin)
+                streamed = pushed.size if pushed is not None else ZERO
+            if read is not None and streamed == read + filled:
+                truth, how = streamed, "stream and read agree"
+            else:
+                self.stream_confirm_reads[name] += 1
+                truth, how = await self._fresh_size(name, venue, op), "read after our fill"
+        log.info(
+            "stream_decision_checked",
+            venue=name,
+            coin=op.coin,
+            signal_id=op.signal_id,
+            stream_size=str(assumed),
+            filled=str(filled),
+            read_size=_fmt(read),
+            streamed_after=_fmt(streamed),
+            exchange_size=str(truth),
+            settled_by=how,
+        )
+        return truth
+
+    async def _stream_lag(
+        self,
+        name: str,
+        op: Operation,
+        assumed: Decimal,
+        filled: Decimal,
+        read: Decimal | None,
+        truth: Decimal,
+    ) -> None:
+        """The stream's position was behind the exchange's when we decided: journal it."""
+        detail = (
+            f"signal {op.signal_id}: decided from the stream's {assumed}, our order filled {filled},"
+            f" the exchange holds {truth} (alongside read {read}); correcting"
+        )
+        await self.journal.record_event("stream_lag", name, op.coin, truth, assumed + filled, detail=detail)
+        log.warning(
+            "stream_lag",
+            venue=name,
+            coin=op.coin,
+            signal_id=op.signal_id,
+            stream_size=str(assumed),
+            filled=str(filled),
+            exchange_size=str(truth),
+            read_size=_fmt(read),
+        )
+        self._publish(
+            "drift",
+            kind="stream_lag",
+            venue=name,
+            coin=op.coin,
+            exchange_size=str(truth),
+            cached_size=str(assumed + filled),
+            signal_id=op.signal_id,
+        )
+
     @staticmethod
     def _describe_action(before: Decimal, after: Decimal, target: Decimal) -> str:
         if after == before:
@@ -686,12 +884,17 @@ class Executor:
         current: Decimal,
         goal: Decimal,
         leg_prefix: str,
+        reference: Decimal | None = None,
     ) -> tuple[Decimal, Decimal | None]:
         """Send orders until the exchange holds `goal`; each send has its own leg id.
 
         Ambiguous sends are looked up by client id and the position re-read before anything
         else is sent; transient errors and partial fills re-read and send only what is missing.
+        `reference` (the stream's mark) is the price a market order's slippage cap is measured
+        from, so the adapter need not read one first. The venue's account stream (if any) is told
+        of every send, so it is not current for the coin until it has reported the order.
         """
+        account = self._accounts.get(name)
         attempt = 0
         last_price: Decimal | None = None
         while True:
@@ -723,7 +926,12 @@ class Executor:
             attempt += 1
             cid = make_client_id(op.op_id, name, leg)
             req = OrderRequest(
-                coin=op.coin, is_buy=delta > 0, size=size, client_id=cid, reduce_only=reduce_only
+                coin=op.coin,
+                is_buy=delta > 0,
+                size=size,
+                client_id=cid,
+                reduce_only=reduce_only,
+                limit_price=reference,
             )
             await self.fence.ensure_owner(name)  # a bot that lost the account journals nothing
             intent_at = utcnow()
@@ -744,6 +952,8 @@ class Executor:
             except NotOwner:
                 await self.journal.update_intent(cid, "failed", error="fenced: never sent, the account moved")
                 raise
+            if account is not None:
+                account.expect_order(cid, op.coin)
             sent_at = time.monotonic()
             outcome.latency.mark("sent", sent_at)
             try:
@@ -763,6 +973,8 @@ class Executor:
                 continue
             except RateLimited as exc:
                 self.state.order_done(name, op.coin)
+                if account is not None:
+                    account.forget_order(cid)  # refused before it reached the book
                 await self.journal.update_intent(cid, "failed", error=f"rate limited: {exc}")
                 if self.quarantine.note_rate_limited(name):
                     await self._announce_quarantine(
@@ -774,21 +986,32 @@ class Executor:
                 continue
             except Transient as exc:
                 self.state.order_done(name, op.coin)
+                if account is not None:
+                    account.order_answered(cid)  # the next snapshot settles it, pushed or not
                 await self.journal.update_intent(cid, "failed", error=f"transient: {exc}")
                 await self._backoff(op, attempt, exc.retry_after)
                 current = await self._fresh_size(name, venue, op)
                 continue
             except Rejected as exc:
                 self.state.order_done(name, op.coin)
+                if account is not None:
+                    account.forget_order(cid)  # it did not move the position, pushed or not
                 await self.journal.update_intent(cid, "rejected", error=str(exc))
                 raise GiveUp(f"rejected: {exc}") from exc
             except VenueError as exc:
                 self.state.order_done(name, op.coin)
+                if account is not None:
+                    account.order_answered(cid)
                 await self.journal.update_intent(cid, "failed", error=str(exc))
                 raise
             answered = time.monotonic()  # an IOC's answer carries its fill: one stamp for both
             self._crash_point(op.op_id)
             self.state.order_done(name, op.coin, answered)
+            if account is not None:
+                if result.status is OrderStatus.REJECTED:
+                    account.forget_order(cid)  # never on the book: nothing will be pushed
+                else:
+                    account.order_answered(cid)
             outcome.latency.mark("acked", answered)
             await self.journal.update_intent(cid, intent_status(result), result=result)
             outcome.orders.append(result)
@@ -841,6 +1064,7 @@ class Executor:
         return await self.intents.resolve(venue, coin, cid, earlier.created_at, signal_id=signal_id)
 
     async def _fresh_size(self, name: str, venue: Venue, op: Operation) -> Decimal:
+        self._rereads[(name, op.coin)] += 1
         started = time.monotonic()
         positions = await self._readers[name].read(started)
         held = positions.get(op.coin)

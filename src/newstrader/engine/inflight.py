@@ -20,7 +20,7 @@ import structlog
 from newstrader.domain import OrderResult, OrderStatus, utcnow
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.ports import ExecutionJournal
-from newstrader.venues.base import Venue, VenueError
+from newstrader.venues.base import Streaming, Venue, VenueError
 
 log = structlog.get_logger("newstrader.engine")
 
@@ -72,9 +72,17 @@ class InFlightRule:
         """
         self.state.mark_in_flight(venue.name, coin, client_id)
         try:
-            return await self._resolve(venue, coin, client_id, sent_at, signal_id)
+            found = await self._resolve(venue, coin, client_id, sent_at, signal_id)
         finally:
             self.state.settle(venue.name, coin, client_id)
+        if isinstance(venue, Streaming):
+            # The account stream waits for this order's report before it counts as current for the
+            # coin: now the venue has answered (a snapshot from here on shows it), or it never ran.
+            if found is None:
+                venue.stream.state.forget_order(client_id)
+            else:
+                venue.stream.state.order_answered(client_id)
+        return found
 
     async def _resolve(
         self, venue: Venue, coin: str, client_id: str, sent_at: datetime, signal_id: str

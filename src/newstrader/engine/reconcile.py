@@ -21,9 +21,12 @@ from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.ports import CachedPositionLike, EventSink, ExecutionJournal, IntentLike
 from newstrader.engine.quarantine import Quarantine
 from newstrader.engine.settings import EngineSettings
-from newstrader.venues.base import Venue
+from newstrader.venues.base import Streaming, Venue
 
 PUSH_SETTLE_S = 2.0
+# The slow REST check of the account stream: a push for a change the read already saw may still be
+# on its way; the stream gets this long to catch up before a difference counts as a stream fault.
+STREAM_CATCH_UP_S = 1.0
 log = structlog.get_logger("newstrader.reconcile")
 
 
@@ -112,6 +115,8 @@ class Reconciler:
             await self.journal.record_event(
                 "venue_released", name, "", None, None, detail="reconcile read succeeded"
             )
+        if pushed is None:
+            await self._check_stream(name, held, started)
         cached_rows = await self.journal.cached_positions(name)
         coins = sorted(set(held) | {coin for (_, coin) in cached_rows})
         events: list[DriftEvent] = []
@@ -128,6 +133,51 @@ class Reconciler:
                 if event is not None:
                     events.append(event)
         return events
+
+    async def _check_stream(self, name: str, held: Mapping[str, Position], started: float) -> None:
+        """Compare the venue's account stream with a REST read taken at `started`: a difference the
+        stream does not make up within `STREAM_CATCH_UP_S` is a stream fault (a lost push). It is
+        journaled as `stream_mismatch` and the stream resyncs (redial, fresh snapshot)."""
+        venue = self.venues[name]
+        if not isinstance(venue, Streaming):
+            return
+        account = venue.stream.state
+
+        def differing() -> dict[str, tuple[Decimal, Decimal]]:
+            out: dict[str, tuple[Decimal, Decimal]] = {}
+            for coin in set(held) | set(account.positions):
+                if (
+                    not account.current_for(coin)
+                    or self.state.in_flight(name, coin)
+                    or self.state.last_order_done(name, coin) >= started
+                ):
+                    continue  # nothing claimed, or our own order may move it: not comparable
+                pushed = account.position(coin)
+                streamed = pushed.size if pushed is not None else ZERO
+                exchange = held[coin].size if coin in held else ZERO
+                if streamed != exchange:
+                    out[coin] = (exchange, streamed)
+            return out
+
+        deadline = time.monotonic() + STREAM_CATCH_UP_S
+        differ = differing()
+        while differ and time.monotonic() < deadline:
+            await account.wait_changed(max(0.0, min(0.1, deadline - time.monotonic())))
+            differ = differing()
+        if not differ:
+            return
+        for coin, (exchange, streamed) in sorted(differ.items()):
+            detail = f"stream shows {streamed}, REST read {exchange}: stream resynced"
+            await self.journal.record_event("stream_mismatch", name, coin, exchange, streamed, detail=detail)
+            log.error(
+                "stream_mismatch",
+                venue=name,
+                coin=coin,
+                exchange_size=str(exchange),
+                stream_size=str(streamed),
+            )
+        account.mark_gap("REST check disagrees")
+        await venue.stream.reconnect()
 
     async def _coin(
         self,

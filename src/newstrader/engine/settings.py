@@ -22,6 +22,10 @@ class EngineSettings(BaseModel):
     position_cache_ttl_ms: float = Field(default=0.0, ge=0)
     conflict_window_s: float = Field(default=0.0, ge=0)
     order_timeout_s: float = Field(default=5.0, gt=0)
+    # Where a signal's decision reads the position: "stream" decides from the venue's account
+    # stream while it is current (the REST read goes out alongside the order, and a disagreement is
+    # corrected with one more order and journaled as `stream_lag`); "rest" reads before ordering.
+    position_source: Literal["stream", "rest"] = "stream"
     # The venues' account streams (positions view, dashboard, drift from pushes) count as current
     # only while heard from within this long.
     stream_max_silence_ms: float = Field(default=5000.0, gt=0)

@@ -95,15 +95,24 @@ class SimConfig:
 
 
 class RequestStats:
-    """Request counts per venue and request type, for `GET /admin/stats`."""
+    """Request counts and IP weight charged per venue and request type, for `GET /admin/stats`.
+
+    The weight is what the venue's own rate limit charges (also with limits off), so a bench can
+    say what a workload costs against the budget (e.g. weight per signal)."""
 
     def __init__(self) -> None:
         self.counts: dict[str, dict[str, int]] = {}
+        self.weights: dict[str, dict[str, int]] = {}
         self.faults_fired: dict[str, int] = {}
 
     def record(self, venue: str, label: str) -> None:
         per_venue = self.counts.setdefault(venue, {})
         per_venue[label] = per_venue.get(label, 0) + 1
+
+    def charge(self, venue: str, label: str, weight: int) -> None:
+        """`weight` of the venue's per-IP budget spent by a request labelled `label`."""
+        per_venue = self.weights.setdefault(venue, {})
+        per_venue[label] = per_venue.get(label, 0) + weight
 
     def record_fault(self, kind: str) -> None:
         self.faults_fired[kind] = self.faults_fired.get(kind, 0) + 1
@@ -112,11 +121,14 @@ class RequestStats:
         return {
             "requests": {venue: dict(sorted(c.items())) for venue, c in sorted(self.counts.items())},
             "totals": {venue: sum(c.values()) for venue, c in sorted(self.counts.items())},
+            "weights": {venue: dict(sorted(w.items())) for venue, w in sorted(self.weights.items())},
+            "weight_totals": {venue: sum(w.values()) for venue, w in sorted(self.weights.items())},
             "faults_fired": dict(sorted(self.faults_fired.items())),
         }
 
     def reset(self) -> None:
         self.counts.clear()
+        self.weights.clear()
         self.faults_fired.clear()
 
 

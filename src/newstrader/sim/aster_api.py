@@ -1082,6 +1082,7 @@ def build_router(sim: Sim) -> APIRouter:
             headers = {"X-MBX-USED-WEIGHT-1M": str(api.ip_weight.used(ip)), "Retry-After": str(retry)}
             msg = f"Too many requests; current limit of IP({ip}) is {IP_WEIGHT_PER_MIN} requests per minute."
             return _json_response(429, {"code": -1003, "msg": msg}, headers)
+        sim.stats.charge("aster", f"{request.method} /{subpath}", weight)
         headers["X-MBX-USED-WEIGHT-1M"] = str(api.ip_weight.used(ip))
         try:
             caller = api.authenticate(version, request, raw_query, raw_body) if route.private else None

@@ -405,6 +405,7 @@ def build_router(sim: Sim) -> APIRouter:
         ip = client_ip(request)
         if not state.ip_limiter.try_spend(ip, weight):
             return _too_many()
+        sim.stats.charge(VENUE, f"info:{kind}", weight)
         state.housekeeping()
         try:
             result = _info(state, kind, payload)
@@ -412,6 +413,7 @@ def build_router(sim: Sim) -> APIRouter:
             return _unprocessable(str(exc))
         if kind in ("userFills", "userFillsByTime", "historicalOrders") and isinstance(result, list):
             state.ip_limiter.try_spend(ip, len(result) // 20)
+            sim.stats.charge(VENUE, f"info:{kind}", len(result) // 20)
         return JSONResponse(result)
 
     @router.post("/exchange")
@@ -726,6 +728,7 @@ def _exchange(state: HyperliquidState, payload: Any, ip: str) -> Response:
     n = _batch_len(action)
     if not state.ip_limiter.try_spend(ip, 1 + n // 40):
         return _too_many()
+    sim.stats.charge(VENUE, f"exchange:{kind}", 1 + n // 40)
     state.housekeeping()
     now = sim.now_ms()
     if expires is not None and expires < now:

@@ -23,7 +23,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,8 +46,22 @@ BACKOFF_MAX_S = 10.0
 # Orders we sent that the stream has not reported after this long open a gap: a push was lost.
 ORDER_REPORT_GRACE_S = 5.0
 
+# read_triggers: how long a stream that cannot vouch for the triggers (resyncing, silent) is
+# waited for before the venue is read instead.
+TRIGGERS_WAIT_S = 1.0
+UNKNOWN_KIND = "order of unknown kind"
+
 PositionSource = Literal["push", "snapshot"]
 PositionListener = Callable[[str, Position | None, Position | None, PositionSource], None]
+
+
+@dataclass(slots=True)
+class _Expected:
+    """One of our orders the stream has not reported yet."""
+
+    coin: str | None
+    sent_at: float
+    answered_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +103,24 @@ class AccountState:
         self.open_orders: dict[str, OpenOrder] = {}  # venue order id → order
         self.fills: deque[Fill] = deque(maxlen=RECENT_FILLS)
         self._fill_ids: set[str] = set()
+        self.fills_seen = 0  # fills ever added (the deque keeps the newest RECENT_FILLS)
+        # The venue replays recent fills on every (re)subscribe (Hyperliquid's `userFills`
+        # snapshot): a reconnect then loses no fill, and needs no REST fills read.
+        self.fills_replayed_on_connect = False
         self.marks: dict[str, Decimal] = {}
         self.connected = False
         self.snapshot_at: float | None = None
         self.heard_at: float | None = None
         self._gap: str | None = "not connected"
-        self._expected: dict[str, float] = {}  # client id → when we sent it
+        self._expected: dict[str, _Expected] = {}  # client id → our order the stream has yet to report
+        self._snapshot_began: float | None = None
         self._final_orders: set[str] = set()  # venue order ids that reached a final status
+        # Our own TP/SL triggers by client id, as we sent them: a push may not name the kind
+        # (Hyperliquid's orderUpdates do not), our send and its ack do.
+        self._own_triggers: dict[str, OpenOrder] = {}
+        # Resting orders pushed without a kind we could tell (e.g. an outside order on Hyperliquid):
+        # until they are gone or a snapshot names them, their coin's triggers are not known.
+        self._unknown_kind: set[str] = set()
         self._listeners: list[PositionListener] = []
         # Pushed while a snapshot read is in flight: newer than (or as new as) what it returns.
         self._pushed_coins: set[str] = set()
@@ -117,20 +142,53 @@ class AccountState:
             silence_s=silence,
         )
 
+    def now(self) -> float:
+        """This state's clock (monotonic seconds), for callers that time themselves against it."""
+        return self._clock()
+
     def is_current(self) -> bool:
         return self._reason(self._clock()) == ""
 
-    def _reason(self, now: float) -> str:
+    def _reason(self, now: float, *, orders: bool = True) -> str:
         if self._gap is not None:
             return self._gap
         if self.heard_at is None or now - self.heard_at > self.max_silence_s:
             return "silent"
-        if self._expected:
-            oldest = min(self._expected.values())
-            return (
-                "order not reported yet" if now - oldest <= ORDER_REPORT_GRACE_S else "order never reported"
-            )
-        return ""
+        return self._unreported(now, self._expected.values()) if orders else ""
+
+    @staticmethod
+    def _unreported(now: float, expected: Iterable[_Expected]) -> str:
+        """Why our orders keep the state from being current ("" when none does).
+
+        "order never reported" (the session redials and resyncs) only for an order the venue
+        answered more than `ORDER_REPORT_GRACE_S` ago: its push was lost, and a snapshot begun
+        after the answer settles it. An order without an answer yet (its reply lost: in flight)
+        cannot be settled by a snapshot, so redialing would only spend the budget; it keeps the
+        state not current until it is pushed, answered or forgotten by the in-flight rule."""
+        waiting = list(expected)
+        if not waiting:
+            return ""
+        if any(e.answered_at is not None and now - e.answered_at > ORDER_REPORT_GRACE_S for e in waiting):
+            return "order never reported"
+        return "order not reported yet"
+
+    def current_for(self, coin: str) -> bool:
+        """Current as far as `coin` goes: no gap, not silent, and every order we sent on `coin`
+        (or on no stated coin) reported. Our orders on other coins cannot move this position."""
+        now = self._clock()
+        if self._gap is not None or self.heard_at is None or now - self.heard_at > self.max_silence_s:
+            return False
+        return not self._unreported(now, (e for e in self._expected.values() if e.coin in (None, coin)))
+
+    async def wait_current_for(self, coin: str, timeout_s: float) -> bool:
+        """Wait (bounded) until `current_for(coin)`; False on timeout."""
+        deadline = self._clock() + timeout_s
+        while not self.current_for(coin):
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            await self.wait_changed(min(left, 0.05))
+        return True
 
     def position(self, coin: str) -> Position | None:
         return self.positions.get(coin)
@@ -142,6 +200,45 @@ class AccountState:
             for o in self.open_orders.values()
             if o.trigger_kind is not None and (coin is None or o.coin == coin)
         ]
+
+    def known_triggers(self, coin: str | None = None) -> list[OpenOrder] | None:
+        """The resting TP/SL triggers of `coin` (of every coin for None) when the state can vouch
+        for them, else None: then read the venue.
+
+        It can when there is no gap and no silence, every trigger we sent is acked or reported,
+        and every resting order there is of a known kind. Orders of ours still unreported do not
+        matter here: a plain order is no trigger, and our triggers are known from their acks.
+        """
+        return None if self.triggers_unknown(coin) else self.triggers(coin)
+
+    def triggers_unknown(self, coin: str | None = None) -> str:
+        """Why the state cannot vouch for the triggers of `coin` (every coin for None); "" when it can."""
+        reason = self._reason(self._clock(), orders=False)
+        if reason:
+            return reason
+        resting = {o.client_id for o in self.open_orders.values()}
+        if any(
+            cid in self._expected and cid not in resting and (coin is None or sent.coin == coin)
+            for cid, sent in self._own_triggers.items()
+        ):
+            return "trigger sent, not answered"  # it may rest where we cannot see it
+        unknown = (self.open_orders[oid] for oid in self._unknown_kind if oid in self.open_orders)
+        if any(coin is None or o.coin == coin for o in unknown):
+            return UNKNOWN_KIND
+        return ""
+
+    def fills_since_read(self, read_started: float, seen_then: int) -> list[Fill] | None:
+        """Every fill since a REST fills read that began at `read_started` (this state's clock,
+        `fills_seen` then), or None when the pushes cannot vouch for that: a gap since, a
+        connection newer than the read (a push may have been missed between, unless the venue
+        replays recent fills on connect), or more fills than the state keeps."""
+        if self._gap is not None or self.snapshot_at is None:
+            return None
+        if self.snapshot_at > read_started and not self.fills_replayed_on_connect:
+            return None
+        if self.fills_seen - seen_then > RECENT_FILLS:
+            return None
+        return list(self.fills)
 
     def on_position(self, listener: PositionListener) -> None:
         """Hear every position change: (coin, before, after, 'push' | 'snapshot')."""
@@ -158,13 +255,59 @@ class AccountState:
 
     # ----- our own orders ---------------------------------------------------------------------
 
-    def expect_order(self, client_id: str) -> None:
-        """We are sending this order: the state is not current until the stream reports it."""
-        self._expected[client_id] = self._clock()
+    def expect_order(self, client_id: str, coin: str | None = None) -> None:
+        """We are sending this order: the state (for `coin`; all coins when None) is not current
+        until the stream reports it."""
+        self._expected[client_id] = _Expected(coin, self._clock())
+
+    def order_answered(self, client_id: str) -> None:
+        """The venue answered us about this order (its reply, or a status read): a REST snapshot
+        that starts after now shows what it did, so the next one settles it even if the push was lost."""
+        expected = self._expected.get(client_id)
+        if expected is not None and expected.answered_at is None:
+            expected.answered_at = self._clock()
+
+    def forget_order(self, client_id: str) -> None:
+        """The order never executed (refused before it reached the book): nothing will be pushed."""
+        self.order_reported(client_id)
 
     def order_reported(self, client_id: str | None) -> None:
         if client_id is not None and self._expected.pop(client_id, None) is not None:
             self._bump()
+
+    def sending_trigger(self, order: OpenOrder) -> None:
+        """We are sending this TP/SL trigger (`client_id` as the stream will name it; the venue order
+        id is not known yet): remember its kind and price, and expect the stream to report it."""
+        assert order.client_id is not None
+        self._own_triggers[order.client_id] = order
+        self.expect_order(order.client_id, order.coin)
+
+    def trigger_acked(self, client_id: str, venue_order_id: str | None, resting: bool) -> None:
+        """The venue answered our trigger: resting under `venue_order_id`, or not placed. Known at
+        once, before (or after) its push; a refused trigger is never reported, so not expected."""
+        sent = self._own_triggers.get(client_id)
+        if sent is None:
+            return
+        if not resting or venue_order_id is None:
+            self._own_triggers.pop(client_id, None)
+            self.order_reported(client_id)
+            return
+        self.order_answered(client_id)  # a snapshot begun after now shows it, should its push be lost
+        if venue_order_id in self._final_orders:
+            return  # its push (fired, cancelled) came first
+        self._unknown_kind.discard(venue_order_id)
+        self.open_orders[venue_order_id] = replace(
+            sent, venue_order_id=venue_order_id, size=self._resting_size(venue_order_id, sent.size)
+        )
+        self._bump()
+
+    def trigger_cancelled(self, venue_order_id: str, client_id: str | None = None) -> None:
+        """Our cancel of a trigger was confirmed (or the venue says it was already gone)."""
+        self.order_update(venue_order_id, None, client_id)
+
+    def _resting_size(self, venue_order_id: str, default: Decimal) -> Decimal:
+        pushed = self.open_orders.get(venue_order_id)
+        return pushed.size if pushed is not None else default
 
     # ----- feeding ----------------------------------------------------------------------------
 
@@ -188,6 +331,7 @@ class AccountState:
         """A REST read is about to go out: pushes from now on win over what it returns."""
         self._pushed_coins = set()
         self._pushed_orders = {}
+        self._snapshot_began = self._clock()
 
     def apply_snapshot(
         self,
@@ -207,8 +351,18 @@ class AccountState:
             else:
                 orders[oid] = pushed
         self.open_orders = orders
+        # The snapshot names every kind; only orders pushed meanwhile may still lack one.
+        self._unknown_kind &= {oid for oid, o in self._pushed_orders.items() if o is not None}
+        live = {o.client_id for o in orders.values()}
+        self._own_triggers = {c: o for c, o in self._own_triggers.items() if c in live or c in self._expected}
         for order in self.open_orders.values():
             self.order_reported(order.client_id)
+        # Our orders answered before this read began are in it (an IOC that filled is not in the
+        # open orders, but its position is): their pushes, if lost in a gap, are not needed.
+        began = self._snapshot_began
+        for cid, expected in list(self._expected.items()):
+            if began is not None and expected.answered_at is not None and expected.answered_at <= began:
+                del self._expected[cid]
         for fill in fills:
             self.add_fill(fill)
         if marks:
@@ -238,16 +392,47 @@ class AccountState:
             for listener in self._listeners:
                 listener(coin, before, position, source)
 
-    def order_update(self, venue_order_id: str, order: OpenOrder | None, client_id: str | None) -> None:
-        """An order's new state: resting (`order`) or gone (None: filled, cancelled, rejected)."""
+    def order_update(
+        self,
+        venue_order_id: str,
+        order: OpenOrder | None,
+        client_id: str | None,
+        *,
+        kind_known: bool = True,
+    ) -> None:
+        """An order's new state: resting (`order`) or gone (None: filled, cancelled, rejected).
+
+        `kind_known=False`: the push could not say whether it is a trigger (Hyperliquid's
+        orderUpdates); one of our own triggers is then completed from what we sent."""
         if venue_order_id in self._final_orders:
             return  # never move an order out of a final status
+        sent = self._own_triggers.get(client_id) if client_id is not None else None
+        if order is not None and sent is not None and order.trigger_kind is None:
+            order = replace(
+                order,
+                trigger_kind=sent.trigger_kind,
+                trigger_price=sent.trigger_price,
+                reduce_only=sent.reduce_only,
+                is_buy=sent.is_buy,
+            )
+            kind_known = True
+        # An order the snapshot or our ack already named keeps its kind whatever the push says.
+        kind_known = kind_known or (
+            venue_order_id in self.open_orders and venue_order_id not in self._unknown_kind
+        )
         self._pushed_orders[venue_order_id] = order
         if order is None:
             self._final_orders.add(venue_order_id)
             self.open_orders.pop(venue_order_id, None)
+            self._unknown_kind.discard(venue_order_id)
+            if client_id is not None:
+                self._own_triggers.pop(client_id, None)
         else:
             self.open_orders[venue_order_id] = order
+            if kind_known:
+                self._unknown_kind.discard(venue_order_id)
+            else:
+                self._unknown_kind.add(venue_order_id)
         self.order_reported(client_id)
         self._bump()
 
@@ -259,6 +444,7 @@ class AccountState:
             self._fill_ids.discard(self.fills[0].fill_id)
         self.fills.append(fill)
         self._fill_ids.add(fill.fill_id)
+        self.fills_seen += 1
         self.order_reported(fill.client_id)
         self._bump()
         return True
@@ -376,7 +562,11 @@ class AccountStream:
             try:
                 await self.subscribe(ws)
                 self.state.begin_snapshot()
-                await self.snapshot()
+                # The resync is what spares the trading path its reads: it must not queue behind
+                # them (while the stream is down, pre-trade reads and orders can keep the bucket
+                # under the reconciliation reserve, and the stream would never come back).
+                with request_priority(Priority.PRE_TRADE):
+                    await self.snapshot()
                 log.info("stream_current", venue=self.state.venue, connects=self.connects)
                 tasks.append(asyncio.create_task(self._watch(ws)))
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -449,9 +639,7 @@ class AccountView:
 
     @property
     def state(self) -> AccountState | None:
-        from newstrader.venues.base import Streaming  # base imports this module for typing only
-
-        return self.venue.stream.state if isinstance(self.venue, Streaming) else None
+        return pushed_state(self.venue)
 
     async def read(self) -> Observed:
         state = self.state
@@ -470,3 +658,38 @@ class AccountView:
         reason = state.status().reason if state is not None else "no stream"
         note = f"stream down ({reason}), showing REST snapshot from {age:.0f} s ago"
         return Observed(dict(positions), list(orders), "rest", note, age)
+
+
+def pushed_state(venue: Venue) -> AccountState | None:
+    """The venue's pushed account state (None for a venue without a stream)."""
+    from newstrader.venues.base import Streaming  # base imports this module for typing only
+
+    return venue.stream.state if isinstance(venue, Streaming) else None
+
+
+async def read_positions(venue: Venue) -> dict[str, Position]:
+    """The account's positions for upkeep: from the stream while it is current, else one REST read."""
+    state = pushed_state(venue)
+    if state is not None and state.is_current():
+        return dict(state.positions)
+    return await venue.positions()
+
+
+async def read_triggers(venue: Venue, coin: str | None = None) -> list[OpenOrder]:
+    """The resting TP/SL triggers of `coin` (every coin for None): from the stream when it can vouch
+    for them (`AccountState.known_triggers`), else one open-orders read (Hyperliquid
+    `frontendOpenOrders`, weight 20)."""
+    state = pushed_state(venue)
+    why = state.triggers_unknown(coin) if state is not None else "no stream"
+    if why and state is not None and why != UNKNOWN_KIND:
+        # A reconnect usually resyncs within a round trip or two, its snapshot naming every
+        # trigger: wait that long rather than pay for a read of our own (the old triggers
+        # still rest meanwhile). An order of unknown kind stays unknown: read at once.
+        deadline = state.now() + TRIGGERS_WAIT_S
+        while why and why != UNKNOWN_KIND and (left := deadline - state.now()) > 0:
+            await state.wait_changed(left)
+            why = state.triggers_unknown(coin)
+    if not why and state is not None:
+        return state.triggers(coin)
+    log.info("triggers_read_from_venue", venue=venue.name, coin=coin, reason=why)
+    return [o for o in await venue.open_orders(coin) if o.trigger_kind is not None]

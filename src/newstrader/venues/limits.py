@@ -51,15 +51,36 @@ _ASTER_WEIGHTS = {
     "marginType": 1,
     "balance": 5,
     "account": 5,
+    "accountWithJoinMargin": 5,  # the v3 name of `account`
     "positionRisk": 5,
     "userTrades": 5,
     "leverageBracket": 1,
+    "commissionRate": 20,
+    "listenKey": 1,
 }
 
 
-# Info replies whose weight grows with their length: +1 per 20 items, charged after the reply.
-HL_PER_ITEM_INFO = frozenset({"userFills", "userFillsByTime", "historicalOrders"})
+# Info replies whose weight grows with their length (docs "Rate limits"): +1 per 20 items
+# (`candleSnapshot`: per 60), charged after the reply.
+HL_PER_ITEM_INFO = frozenset(
+    {
+        "recentTrades",
+        "historicalOrders",
+        "userFills",
+        "userFillsByTime",
+        "fundingHistory",
+        "userFunding",
+        "nonUserFundingUpdates",
+        "twapHistory",
+        "userTwapSliceFills",
+        "userTwapSliceFillsByTime",
+        "delegatorHistory",
+        "delegatorRewards",
+        "validatorStats",
+    }
+)
 HL_ITEMS_PER_WEIGHT = 20
+HL_CANDLES_PER_WEIGHT = 60
 
 
 class Priority(enum.IntEnum):
@@ -99,7 +120,9 @@ def current_priority() -> Priority:
 
 
 def hyperliquid_items_weight(request_type: str, items: int) -> int:
-    """The extra weight of a per-item info reply (`userFills` & co.): +1 per 20 items."""
+    """The extra weight of a per-item info reply (`userFills` & co.): +1 per 20 items (candles: 60)."""
+    if request_type == "candleSnapshot":
+        return items // HL_CANDLES_PER_WEIGHT
     return items // HL_ITEMS_PER_WEIGHT if request_type in HL_PER_ITEM_INFO else 0
 
 

@@ -32,9 +32,10 @@ from newstrader.domain import (
     TimeInForce,
     TriggerKind,
 )
+from newstrader.venues.account import read_triggers
 from newstrader.venues.aster.config import AsterConfig
 from newstrader.venues.aster.http import AsterHttp
-from newstrader.venues.base import AuthError, Rejected
+from newstrader.venues.base import Ambiguous, AuthError, Rejected
 
 log = structlog.get_logger(__name__)
 
@@ -468,6 +469,7 @@ class AsterVenue:
         market = await self._market(coin)
         side = "SELL" if position_size > 0 else "BUY"
         results: list[OrderResult] = []
+        state = self.stream.state
         for trigger, order_type, client_id in (
             (take_profit, "TAKE_PROFIT_MARKET", client_ids[0]),
             (stop_loss, "STOP_MARKET", client_ids[1]),
@@ -476,27 +478,49 @@ class AsterVenue:
                 continue
             cid = aster_client_order_id(client_id)
             self._client_symbol[cid] = market.symbol
+            stop = market.round_price(trigger)
             params = [
                 ("symbol", market.symbol),
                 ("side", side),
                 ("type", order_type),
-                ("stopPrice", _plain(market.round_price(trigger))),
+                ("stopPrice", _plain(stop)),
                 ("closePosition", "true"),
                 ("workingType", "MARK_PRICE"),
                 ("newClientOrderId", cid),
             ]
-            row = await self.http.signed("POST", "order", params, is_order=True)
-            results.append(self._result(row, client_id))
+            # Known to the account state from the send and its ack, before its push (named `cid` there).
+            state.sending_trigger(
+                OpenOrder(
+                    coin=coin,
+                    venue_order_id="",
+                    is_buy=side == "BUY",
+                    size=abs(position_size),
+                    price=ZERO,
+                    client_id=cid,
+                    reduce_only=True,
+                    trigger_price=stop,
+                    trigger_kind=_TRIGGER_TYPES[order_type],
+                )
+            )
+            try:
+                row = await self.http.signed("POST", "order", params, is_order=True)
+                result = self._result(row, client_id)
+            except Ambiguous:
+                raise  # it may rest: the stream reports it, or the state resyncs without it
+            except Exception:
+                state.trigger_acked(cid, None, resting=False)
+                raise
+            state.trigger_acked(cid, result.venue_order_id, resting=result.status is OrderStatus.RESTING)
+            results.append(result)
         log.info("triggers_placed", venue=self.name, coin=coin, tp=str(take_profit), sl=str(stop_loss))
         return results
 
     async def cancel_triggers(self, coin: str) -> int:
         """Cancel each TP/SL order on `coin` by id; returns how many were cancelled."""
         market = await self._market(coin)
+        triggers = await read_triggers(self, coin)  # the stream's, or a read when it cannot vouch
         cancelled = 0
-        for order in await self.open_orders(coin):
-            if order.trigger_kind is None:
-                continue
+        for order in triggers:
             try:
                 await self.http.signed(
                     "DELETE",
@@ -506,8 +530,10 @@ class AsterVenue:
                 )
             except Rejected as exc:
                 if exc.code in (-2011, -2013):  # already gone (fired or cancelled meanwhile)
+                    self.stream.state.trigger_cancelled(order.venue_order_id, order.client_id)
                     continue
                 raise
+            self.stream.state.trigger_cancelled(order.venue_order_id, order.client_id)
             cancelled += 1
         log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
         return cancelled

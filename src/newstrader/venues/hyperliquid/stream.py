@@ -41,6 +41,7 @@ class HyperliquidStream(AccountStream):
 
     def __init__(self, venue: HyperliquidVenue, state: AccountState | None = None) -> None:
         super().__init__(state or AccountState(venue.name))
+        self.state.fills_replayed_on_connect = True  # the userFills snapshot on every subscribe
         self.venue = venue
         self._acks = 0
         self._acked = asyncio.Event()
@@ -104,8 +105,8 @@ class HyperliquidStream(AccountStream):
             self.state.order_update(oid, None, client_id)
             return
         known = self.state.open_orders.get(oid)
-        # orderUpdates carries the basic order shape: keep what the snapshot (or our ack) knew
-        # about a trigger, update the size.
+        # orderUpdates carries the basic order shape, no trigger kind: keep what the snapshot
+        # knew about the order; our own orders are completed from what we sent (AccountState).
         fresh = self.venue._open_order(row)
         order = (
             OpenOrder(
@@ -122,4 +123,4 @@ class HyperliquidStream(AccountStream):
             if known is not None
             else fresh
         )
-        self.state.order_update(oid, order, client_id)
+        self.state.order_update(oid, order, client_id, kind_known=self.venue.sent_by_us(cloid))

@@ -28,6 +28,7 @@ from newstrader.domain import (
     TimeInForce,
     TriggerKind,
 )
+from newstrader.venues.account import read_triggers
 from newstrader.venues.base import Ambiguous, AuthError, Rejected
 from newstrader.venues.errors import classify_hyperliquid_text
 from newstrader.venues.hyperliquid.config import HyperliquidConfig
@@ -48,11 +49,14 @@ log = structlog.get_logger(__name__)
 _TIF = {TimeInForce.GTC: "Gtc", TimeInForce.IOC: "Ioc", TimeInForce.POST_ONLY: "Alo"}
 # Trigger orders fill as market orders; their limit is the worst price we accept, this far past the trigger.
 TRIGGER_SLIPPAGE = Decimal("0.10")
+# A cancel's error for an order that no longer rests (filled, fired, cancelled) or never did.
+GONE_ALREADY = "Order was never placed, already canceled, or filled"
 _NONCES: dict[str, NonceSource] = {}  # per signer address, shared by every adapter in the process
 _OPEN_STATUSES = {"open", "triggered"}
 # A mid this young may serve as a market order's slippage reference: the engine reads the mark
 # alongside the position just before it orders, so the order needs no third round trip.
 REFERENCE_MAX_AGE_S = 2.0
+MARKETS_FRESH_S = 60.0
 FILL_PAGE_SIZE = 2000  # userFillsByTime returns at most this many per call
 FILL_PAGES = 5  # and only the newest 10000 fills are available at all
 _UNKNOWN_SIGNER = re.compile(r"User or API Wallet (0x[0-9a-fA-F]{40}) does not exist")
@@ -114,6 +118,7 @@ class HyperliquidVenue:
             ip_weight_per_min=config.ip_weight_per_min,
         )
         self._markets: dict[str, Market] = {}
+        self._markets_at = float("-inf")
         self._cloid_to_client: dict[str, str] = {}
         self._mids: dict[str, Decimal] = {}
         self._mids_at = float("-inf")
@@ -131,7 +136,12 @@ class HyperliquidVenue:
     # --- reads ---------------------------------------------------------------------------------
 
     async def markets(self) -> dict[str, Market]:
-        """Coin → rules from `meta`; the asset id is the coin's index in the universe."""
+        """Coin → rules from `meta`; the asset id is the coin's index in the universe.
+
+        `meta` weighs 20 and the listings change rarely: callers within `MARKETS_FRESH_S` of a
+        read (the bot's start-up asks three times: listing check, engine, TP/SL) share it."""
+        if self._markets and time.monotonic() - self._markets_at < MARKETS_FRESH_S:
+            return dict(self._markets)
         meta = await self.http.info({"type": "meta"})
         markets: dict[str, Market] = {}
         for index, entry in enumerate(meta.get("universe", [])):
@@ -149,7 +159,7 @@ class HyperliquidVenue:
                 asset_id=index,
                 min_size=Decimal(1).scaleb(-sz_decimals),
             )
-        self._markets = markets
+        self._markets, self._markets_at = markets, time.monotonic()
         return dict(markets)
 
     async def _market(self, coin: str) -> Market:
@@ -168,6 +178,10 @@ class HyperliquidVenue:
     def client_id_of(self, cloid: str) -> str:
         """Our client id for a cloid we sent (the cloid itself for orders placed elsewhere)."""
         return self._cloid_to_client.get(cloid, cloid)
+
+    def sent_by_us(self, cloid: str | None) -> bool:
+        """Did this process send the order with this cloid (so it knows whether it is a trigger)?"""
+        return cloid is not None and cloid in self._cloid_to_client
 
     async def equity(self) -> Decimal:
         """The account's value in USD: the base of `equity_fraction`.
@@ -229,7 +243,7 @@ class HyperliquidVenue:
         if not rejected and oid is not None and (remaining < orig or status not in _OPEN_STATUSES):
             # An IOC's unfilled rest is cancelled and `sz` drops to 0, so the fills, not the
             # order record, say how much executed.
-            filled, avg = await self._filled_by_oid(int(oid))
+            filled, avg = await self._filled_by_oid(int(oid), int(order.get("timestamp") or 0))
             if filled == 0 and status == "filled":
                 filled = orig - remaining if remaining < orig else orig
         if rejected:
@@ -251,13 +265,14 @@ class HyperliquidVenue:
             error=status if rejected else None,
         )
 
-    async def _filled_by_oid(self, oid: int) -> tuple[Decimal, Decimal | None]:
-        """(size, average price) of the account's fills of one order."""
-        fills = [
-            f
-            for f in await self.http.info({"type": "userFills", "user": self.account})
-            if f.get("oid") == oid
-        ]
+    async def _filled_by_oid(self, oid: int, placed_ms: int) -> tuple[Decimal, Decimal | None]:
+        """(size, average price) of the account's fills of one order placed at `placed_ms`.
+
+        Read from the order's own time on (`userFillsByTime`): a fills read weighs +1 per 20
+        fills returned, and `userFills` would return up to the account's last 2000."""
+        query = {"type": "userFillsByTime", "user": self.account, "startTime": placed_ms}
+        rows = await self.http.info({**query, "aggregateByTime": False})
+        fills = [f for f in rows if f.get("oid") == oid]
         size = sum((_dec(f["sz"]) for f in fills), Decimal(0))
         if not size:
             return Decimal(0), None
@@ -488,18 +503,43 @@ class HyperliquidVenue:
                 )
             )
             ids.append(client_id)
-        reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
-        results = [
-            self._one_result(status, client_id, size)
-            for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
-        ]
+            # orderUpdates will not say this is a trigger: the account state learns it from us.
+            self.stream.state.sending_trigger(
+                OpenOrder(
+                    coin=coin,
+                    venue_order_id="",
+                    is_buy=is_buy,
+                    size=size,
+                    price=limit_px,
+                    client_id=client_id,
+                    reduce_only=True,
+                    trigger_price=trigger_px,
+                    trigger_kind=TriggerKind.TAKE_PROFIT if tpsl == "tp" else TriggerKind.STOP_LOSS,
+                )
+            )
+        try:
+            reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
+            results = [
+                self._one_result(status, client_id, size)
+                for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
+            ]
+        except Ambiguous:
+            raise  # they may rest: the stream reports them, or the state resyncs without them
+        except Exception:
+            for client_id in ids:
+                self.stream.state.trigger_acked(client_id, None, resting=False)
+            raise
+        for client_id, result in zip(ids, results, strict=True):
+            self.stream.state.trigger_acked(
+                client_id, result.venue_order_id, resting=result.status is OrderStatus.RESTING
+            )
         log.info("triggers_placed", venue=self.name, coin=coin, tp=str(take_profit), sl=str(stop_loss))
         return results
 
     async def cancel_triggers(self, coin: str) -> int:
         """Cancel every trigger order on `coin`; returns how many the venue confirmed."""
         market = await self._market(coin)
-        triggers = [o for o in await self.open_orders(coin) if o.trigger_kind is not None]
+        triggers = await read_triggers(self, coin)  # the stream's, or a read when it cannot vouch
         if not triggers:
             return 0
         pairs = [(int(market.asset_id or 0), int(o.venue_order_id)) for o in triggers]
@@ -509,6 +549,10 @@ class HyperliquidVenue:
         except (KeyError, TypeError) as exc:
             raise Ambiguous(f"unexpected cancel reply: {str(reply)[:200]}", venue=self.name) from exc
         cancelled = sum(1 for s in statuses if s == "success")
+        for order, status in zip(triggers, statuses, strict=False):
+            error = str(status.get("error", "")) if isinstance(status, dict) else ""
+            if status == "success" or error.startswith(GONE_ALREADY):
+                self.stream.state.trigger_cancelled(order.venue_order_id, order.client_id)
         log.info("triggers_cancelled", venue=self.name, coin=coin, count=cancelled)
         return cancelled
 
@@ -521,7 +565,7 @@ class HyperliquidVenue:
         if status == "success":
             return True
         text = str(status.get("error", status)) if isinstance(status, dict) else str(status)
-        if text.startswith("Order was never placed, already canceled, or filled"):
+        if text.startswith(GONE_ALREADY):
             return False
         raise classify_hyperliquid_text(text, venue=self.name, is_order=True)
 
