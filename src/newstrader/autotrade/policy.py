@@ -7,9 +7,11 @@ auto trader reads the same numbers and the journal keys are spelled in one place
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
+
+from newstrader.config import ExitsSettings
 
 ProtectionFailurePolicy = Literal["close", "keep"]
 
@@ -66,25 +68,8 @@ class ExitPolicy:
         return self.take_profit_pct is not None or self.stop_loss_pct is not None
 
     @classmethod
-    def from_settings(cls, exits: Any, **overrides: Any) -> ExitPolicy:
-        """Build from the config's `[exits]` section (any object with those attributes)."""
-        fields: dict[str, Any] = {}
-        if isinstance(exits, ExitPolicy):
-            return replace(exits, **overrides)
-        for name in (
-            "take_profit_pct",
-            "stop_loss_pct",
-            "max_hold_s",
-            "daily_loss_limit_usd",
-            "on_protection_failure",
-            "dead_man_switch_s",
-            "check_interval_s",
-        ):
-            present = name in exits if isinstance(exits, Mapping) else hasattr(exits, name)
-            if present:
-                value = exits[name] if isinstance(exits, Mapping) else getattr(exits, name)
-                if isinstance(value, float | int) and name.endswith(("_pct", "_usd")):
-                    value = Decimal(str(value))
-                fields[name] = value
-        fields.update(overrides)
-        return cls(**fields)
+    def from_settings(cls, exits: ExitsSettings | Mapping[str, Any], **overrides: Any) -> ExitPolicy:
+        """Build from the config's `[exits]` section (a mapping is validated as that section first,
+        so a bad key is named); `overrides` set what the section does not hold (check_interval_s)."""
+        section = exits if isinstance(exits, ExitsSettings) else ExitsSettings.model_validate(exits)
+        return cls(**{**section.model_dump(), **overrides})

@@ -31,6 +31,7 @@ from newstrader.autotrade.killswitch import KillSwitch
 from newstrader.autotrade.policy import ExitPolicy
 from newstrader.autotrade.stats import FillIngester, compute_stats, export_csv
 from newstrader.autotrade.tpsl import AutoTradeHooks, Protection, wanted_triggers
+from newstrader.config import ExitsSettings
 from newstrader.domain import Position
 from newstrader.engine.operations import new_operation_id
 from newstrader.venues.account import read_positions
@@ -281,7 +282,7 @@ class AutoTrader:
 CHECK_INTERVAL_ENV = "NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S"
 
 
-def exit_policy(exits: Any) -> ExitPolicy:
+def exit_policy(exits: ExitsSettings | None) -> ExitPolicy:
     """The `[exits]` section as an `ExitPolicy`, with the monitor interval from the environment."""
     overrides: dict[str, Any] = {}
     interval = os.environ.get(CHECK_INTERVAL_ENV, "").strip()
@@ -294,4 +295,4 @@ def exit_policy(exits: Any) -> ExitPolicy:
             overrides["check_interval_s"] = seconds
         else:
             log.warning("autotrade_bad_check_interval", env=CHECK_INTERVAL_ENV, value=interval, used=5.0)
-    return ExitPolicy.from_settings(exits if exits is not None else {}, **overrides)
+    return ExitPolicy.from_settings(exits or ExitsSettings(), **overrides)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from newstrader.domain import NewsItem, Side, Signal
 
@@ -457,6 +457,14 @@ def signal_id_for(news_id: str) -> str:
     return "s-" + hashlib.sha256(news_id.encode()).hexdigest()[:24]
 
 
+def _joined(info: list[tuple[int, str, str, str, int]], i: int, n: int, form: Literal[1, 2, 3]) -> str:
+    """Words i … i+n-1 in one form (1 raw, 2 lower case, 3 stem), space-joined: a phrase key.
+    Two words (most phrases) without a generator, which costs more than the join."""
+    if n == 2:
+        return f"{info[i][form]} {info[i + 1][form]}"
+    return " ".join([w[form] for w in info[i : i + n]])
+
+
 class _Words:
     """A tokenized headline as parallel lists (cheaper than one object per word)."""
 
@@ -712,10 +720,10 @@ class Parser:
                 continue
             if n > 1 and words.pos[i + n - 1] != words.pos[i]:
                 continue
-            key = low if n == 1 else " ".join(w[2] for w in info[i : i + n])
+            key = low if n == 1 else _joined(info, i, n, 2)
             names = rules.coin_names.get(key)
             if names:
-                raw = info[i][1] if n == 1 else " ".join(w[1] for w in info[i : i + n])
+                raw = info[i][1] if n == 1 else _joined(info, i, n, 1)
                 for name in names:
                     exact = name.mode == "alias" or raw == name.form
                     if exact and (name.mode != "proper" or i > 0):
@@ -750,7 +758,7 @@ class Parser:
                 continue
             if n > 1 and words.pos[i + n - 1] >> 20 != words.pos[i] >> 20:
                 continue
-            found = self._phrase(first if n == 1 else " ".join(w[3] for w in info[i : i + n]), n)
+            found = self._phrase(first if n == 1 else _joined(info, i, n, 3), n)
             if found is not None:
                 return found
         return None
@@ -874,7 +882,7 @@ class Parser:
                 continue
             kind, term, n = found
             if kind == "term" and term is not None:
-                hit = _Hit(i, term, low if n == 1 else " ".join(w[2] for w in info[i : i + n]))
+                hit = _Hit(i, term, low if n == 1 else _joined(info, i, n, 2))
                 hit.questioned = rules.ignore_questions and words.pos[i] >> 20 in words.questions
                 hits.append(hit)
             elif kind == "global":
