@@ -323,3 +323,28 @@ async def test_position_source_rest_reads_before_every_order(sim: Any, tmp_path:
     finally:
         sim.admin.clear_faults()
         await rig.stop()
+
+
+async def test_an_order_the_stream_has_not_reported_makes_the_next_decision_read_first(
+    rig: StreamRig,
+) -> None:
+    # Every report of our next order is lost (order updates and fills), its position push too.
+    reports = {
+        "hyperliquid": ("ws:orderUpdates", "ws:userFills", "ws:clearinghouseState"),
+        "aster": ("ws:ORDER_TRADE_UPDATE", "ws:ACCOUNT_UPDATE"),
+    }
+    for venue, labels in reports.items():
+        for label in labels:
+            rig.sim.admin.add_fault(venue, "ws_drop_message", count=2, endpoint=label)
+    await rig.signal("ETH", Side.LONG)
+    for venue in VENUES:
+        assert not rig.state(venue).current_for("ETH")  # our order is not reported yet
+        assert rig.state(venue).current_for("SOL")  # other coins are unaffected
+    await rig.signal("ETH", Side.SHORT)
+    for venue in VENUES:
+        assert rig.position(venue, "ETH") == target("ETH", Side.SHORT)
+        assert rig.executor.decided_from[(venue, "stream")] == 1
+        assert rig.executor.decided_from[(venue, "rest")] == 1
+    rig.sim.admin.clear_faults()
+    for venue in VENUES:  # the unreported order ends the session; the resync settles it
+        await rig.wait_pushed(venue, "ETH", target("ETH", Side.SHORT), timeout=20)

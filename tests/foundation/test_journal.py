@@ -17,9 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+import newstrader.journal as journal_module
 from newstrader.domain import (
     Fill,
     LatencyLedger,
@@ -515,6 +516,34 @@ def test_reopen_after_kill_keeps_every_committed_write(db_url: str) -> None:
     assert missing_news == []
     assert missing_orders == []
     assert any(int(n.split("-")[1]) % 2 for n, _ in reported), "no queued-only lane reported"
+
+
+async def test_queued_rows_share_the_order_intents_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group of queued-only rows (news, signal) waits for the intent that follows them, so the
+    three are made durable by one commit (one fsync on the order's way, not two in a row). The
+    wait is stretched here so the test does not depend on how fast this box is; an awaited
+    write (the intent, `record_news`) never waits."""
+    monkeypatch.setattr(journal_module, "QUEUED_ROWS_LINGER_S", 30.0)
+    journal = await Journal.open(_url(tmp_path / "linger.db"))
+    commits: list[int] = []
+    event.listen(journal._writer._engine, "commit", lambda conn: commits.append(1))
+    try:
+        news = journal.queue_news(NewsItem(id="q-1", title="queued"), "received")
+        signal = journal.queue_signal(Signal(id="s-1", news_id="q-1", coin="ETH", side=Side.LONG), "accepted")
+        deadline = time.monotonic() + 10
+        while not journal._writer._queue.empty():  # the writer has taken both rows
+            assert time.monotonic() < deadline, "the journal writer never took the queued rows"
+            await asyncio.sleep(0.001)
+        req = OrderRequest(coin="ETH", is_buy=True, size=Decimal("1"), client_id="c-1")
+        assert await journal.record_intent("s-1", "sim", "ETH", "open", "c-1", req) is True
+        assert news.done() and signal.done() and news.result() and signal.result()
+        assert len(commits) == 1
+        assert await journal.record_news(NewsItem(id="q-2", title="awaited"), "received") is True
+        assert len(commits) == 2
+    finally:
+        await journal.close()
 
 
 async def test_a_queued_write_is_durable_before_any_write_queued_after_it(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from newstrader.demo import VENUE_KINDS, DemoStack, positions_in_state
+from newstrader.venues.limits import REGISTRY
 
 T = TypeVar("T")
 START_TIMEOUT_S = 60.0
@@ -112,14 +113,27 @@ class RunningStack:
         """Poll `condition` until it is truthy or `timeout` passes; returns its last value."""
         return wait_until(condition, timeout, interval)
 
+    def fresh_budgets(self) -> None:
+        """Full request budgets on both sides, as after a quiet minute: the simulator's rate-limit
+        windows restart (re-enabling resets them) and so do the bot's own buckets (on its loop).
+        Without this a test inherits what the tests before it spent, and its set-up waits seconds
+        on Hyperliquid's budget (as other rooms reset theirs with the simulator, per test)."""
+        self.sim_admin("POST", "/settings", {"rate_limits": True})
+        self.run(_refill_budgets())
+
     def flatten_now(self) -> None:
         """Start a test from flat and trading (through the bot, as an operator would)."""
+        self.fresh_budgets()
         with self.api() as api:
             if self.exchange_positions():  # the simulator's state is free to read; the venues' is not
                 api.post("/api/control/flatten").raise_for_status()  # flatten also pauses (kill switch)
                 assert wait_until(lambda: not self.exchange_positions(), 20), self.exchange_positions()
             if api.get("/api/stats").json()["paused"]:
                 api.post("/api/control/resume").raise_for_status()
+
+
+async def _refill_budgets() -> None:
+    REGISTRY.refill()
 
 
 async def _cancel_leftover_tasks() -> None:

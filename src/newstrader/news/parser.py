@@ -454,7 +454,7 @@ def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], .
 
 def signal_id_for(news_id: str) -> str:
     """Deterministic: the same news item always maps to the same signal (and so the same orders)."""
-    return "s-" + hashlib.sha256(news_id.encode()).hexdigest()[:24]
+    return "s-" + hashlib.sha256(news_id.encode()).digest()[:12].hex()  # = hexdigest()[:24]
 
 
 def _joined(info: list[tuple[int, str, str, str, int]], i: int, n: int, form: Literal[1, 2, 3]) -> str:
@@ -569,16 +569,17 @@ class Parser:
         leverage: int | None = None,
         why: tuple[str, ...] = (),
     ) -> ParseResult:
+        # The leading fields by position, in Signal's own order: matching ten keywords cost ~1 µs.
         signal = Signal(
-            id=signal_id_for(item.id),
-            news_id=item.id,
-            coin=coin,
-            side=side,
-            confidence=confidence,
-            terms=terms,
+            signal_id_for(item.id),  # id
+            item.id,  # news_id
+            coin,
+            side,
+            confidence,
+            terms,
+            why,
             leverage=leverage,
             source=item.source,
-            why=why,
             stamps=ledger_start(item, time.monotonic()),
         )
         return ParseResult(signal, reason, confidence, terms, coin, side, why)

@@ -182,6 +182,12 @@ class TokenBucket:
         """Half the limit as burst, half refilled over 60 s: any minute stays within `limit`."""
         return cls(name, capacity=limit / 2, refill_per_s=limit / 2 / 60.0, clock=clock)
 
+    def refill(self) -> None:
+        """Back to a full burst now (see `LimitRegistry.refill`)."""
+        self._tokens = self.capacity
+        self._stamp = self.clock()
+        self._blocked_until = 0.0
+
     def _refill(self, now: float) -> None:
         self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.refill_per_s)
         self._stamp = now
@@ -312,6 +318,12 @@ class LimitRegistry:
     def reset(self) -> None:
         """Forget every bucket (a test whose simulator was just reset starts from full budgets)."""
         self._buckets.clear()
+
+    def refill(self) -> None:
+        """Every bucket back to a full burst, counters kept: for adapters that stay up while the
+        venue's own windows were just reset (a long-lived test stack between tests)."""
+        for bucket in self._buckets.values():
+            bucket.refill()
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Every bucket's counters, keyed by its name (for /metrics)."""
