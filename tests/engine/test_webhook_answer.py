@@ -195,8 +195,10 @@ def test_accepted_signal_is_resumed_at_start_up_after_sigkill(world: Any) -> Non
 @pytest.mark.timeout(400)  # two bot starts on a loaded box
 def test_killed_right_after_the_202_before_any_order_is_still_resumed(world: Any) -> None:
     """The 202 promises the item is safe: killed before either venue was even read (so before any
-    order intent could make earlier writes durable), the restart still finds and finishes it."""
-    bot = world.start_bot()
+    order intent could make earlier writes durable), the restart still finds and finishes it.
+    REST mode, because only there does a read stand between the decision and the first intent
+    (from the stream the intent follows at once, and test_in_flight covers a kill after it)."""
+    bot = world.start_bot(position_source="rest")
     world.sim.admin.add_fault("hyperliquid", "latency_ms", probability=1.0, ms=20_000, endpoint="info:")
     world.sim.admin.add_fault("aster", "latency_ms", probability=1.0, ms=20_000, endpoint="GET ")
     body = {"id": "resume-2", "title": "resume: LINK long", "coin": "LINK", "side": "long", "source": "test"}

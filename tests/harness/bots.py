@@ -260,6 +260,7 @@ class World:
         journal_path: Path,
         max_signal_age_s: float = 30,
         reconcile_interval_s: float = 3600,
+        position_source: str = "stream",
         aster_signer: str | None = None,
         venue_lines: dict[str, str] | None = None,
         max_hold_s: float | None = None,
@@ -271,6 +272,7 @@ class World:
 mode = "{mode}"
 max_signal_age_s = {max_signal_age_s}
 reconcile_interval_s = {reconcile_interval_s}
+position_source = "{position_source}"
 order_timeout_s = 2
 
 [sizing]

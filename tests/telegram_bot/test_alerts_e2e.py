@@ -128,9 +128,8 @@ def test_a_telegram_outage_does_not_slow_trading(alerts_world: Any) -> None:
 
 def test_drift_pause_and_resume_are_alerted(alerts_world: Any) -> None:
     bot = alerts_world.bot
-    # A trade made by hand on the exchange: the next signal finds the cache stale.
+    # A trade made by hand on the exchange: the account stream pushes it, and it is drift at once.
     alerts_world.outside_trade("hyperliquid", "AAVE", "3")
-    bot.news("AAVE", "long")
     drift = wait_until(lambda: _messages(alerts_world, "⚠️ drift hyperliquid AAVE:"), timeout=30)
     assert "missing_local_adopted: exchange 3, cache -" in drift[0].text
 

@@ -251,6 +251,36 @@ async def test_a_resyncing_stream_is_not_starved_by_the_reads_it_replaces(sim: A
         await v.venue.close()
 
 
+def _resynced(stream: Any, connects: int) -> bool:
+    return bool(stream.connects > connects and stream.state.is_current())
+
+
+async def test_a_stream_that_was_current_redials_at_once_after_each_new_fault(sim: Any) -> None:
+    """Sessions end in errors: a backoff that only a clean end resets grew with every fault over a
+    long run (0.2, 0.4, … 10 s), keeping the stream down, and the trading path reading, longer."""
+    v = make_venue(sim, "hyperliquid")
+    stream = v.venue.stream
+    try:
+        stream.start()
+        assert await stream.wait_current(20)
+        for round_ in range(6):  # without the reset the sixth redial waits 3.2 to 9.6 s
+            connects = stream.connects
+            await asyncio.to_thread(sim.admin.add_fault, "hyperliquid", "ws_disconnect", None, 1)
+            await asyncio.to_thread(sim.admin.set_price, "ETH", str(2000 + round_))  # a push to cut
+            cut = time.monotonic()
+            while stream.state.is_current() and time.monotonic() - cut < 5:
+                await asyncio.sleep(0.01)  # poll for the cut
+            cut = time.monotonic()
+            deadline = cut + 15
+            while not _resynced(stream, connects) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)  # poll for the redial and resync
+            assert _resynced(stream, connects)
+        assert time.monotonic() - cut < 2.5  # the sixth cut: back within the first backoff step
+    finally:
+        await asyncio.to_thread(sim.admin.clear_faults)
+        await v.venue.close()
+
+
 async def test_aster_follows_the_venues_used_weight(sim: Any) -> None:
     """Another client on the same IP spent 1400 weight: our bucket believes the venue, not itself."""
     sim.admin.settings(rate_limits=True)

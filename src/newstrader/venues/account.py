@@ -536,6 +536,7 @@ class AccountStream:
     async def _run(self) -> None:
         backoff = BACKOFF_FIRST_S
         while True:
+            synced_before = self.state.snapshot_at
             try:
                 await self._session()
                 backoff = BACKOFF_FIRST_S
@@ -545,12 +546,17 @@ class AccountStream:
                 log.warning(
                     "stream_failed", venue=self.state.venue, error=f"{type(exc).__name__}: {exc}"[:300]
                 )
+            if self.state.snapshot_at != synced_before:
+                # The session got current before it ended: a new fault, not a venue refusing us,
+                # so the next dial starts from the shortest backoff (sessions end in errors).
+                backoff = BACKOFF_FIRST_S
             self.state.set_connected(False)
             await asyncio.sleep(backoff * (0.5 + self._rng.random()))
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     async def _session(self) -> None:
-        url = await self.url()
+        with request_priority(Priority.PRE_TRADE):  # e.g. Aster's listenKey: see the snapshot below
+            url = await self.url()
         async with connect(url, ping_interval=None, max_size=2**24, open_timeout=10) as ws:
             self._ws = ws
             self.connects += 1
