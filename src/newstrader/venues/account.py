@@ -702,8 +702,14 @@ class AccountView:
             self._failure = exc
             log.warning("view_refresh_failed", venue=self.venue.name, error=str(exc))
             return
-        self._rest, self._rest_at, self._failure = (positions, orders), self._clock(), None
-        self.rest_reads += 1
+        else:
+            self._rest, self._rest_at, self._failure = (positions, orders), self._clock(), None
+            self.rest_reads += 1
+        finally:
+            # The next refresh is due `refresh_s` after this one ended, not began: a read the
+            # limiter held back is not followed at once by another (Aster's snapshot weighs 45,
+            # more than its 20 a second refill over a 2 s period).
+            self._tried_at = self._clock()
 
     async def close(self) -> None:
         """Stop a refresh in flight (the bot is stopping)."""
