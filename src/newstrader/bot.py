@@ -393,6 +393,8 @@ class Bot:
             await self.executor.aclose()
         if self.reconciler is not None:
             await self.reconciler.aclose()
+        for view in self.views.values():
+            await view.close()
         for name, venue in self.venues.items():
             try:
                 await venue.close()

@@ -8,6 +8,7 @@ read at a bounded rate, which the row says.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -103,6 +104,45 @@ async def test_stalled_stream_shows_a_bounded_rest_snapshot_and_says_so(rig: Rig
     assert all(r["source"] == "stream" for r in aster)  # the other venue's stream is unaffected
     await asyncio.to_thread(rig.sim.admin.clear_faults)
     await rig.wait_for(lambda: view.state is not None and view.state.is_current(), 30)  # resynced
+
+
+async def test_a_page_view_never_waits_for_a_slow_rest_refresh(rig: Rig) -> None:
+    """The 14 s answers of a loaded `make test`: a REST refresh the rate limiter (or the venue)
+    holds back is the view's background work, never the page's: the answer shows the last
+    snapshot, with its age, and comes at once."""
+    bot = await _start(rig, silence_ms=1200)
+    view = bot.views["hyperliquid"]
+    await asyncio.to_thread(rig.sim.admin.set_position, "hyperliquid", rig.address("hyperliquid"), "SOL", "2")
+    await rig.wait_for(lambda: view.state is not None and view.state.position("SOL") is not None, 5)
+    await asyncio.to_thread(rig.sim.admin.add_fault, "hyperliquid", "ws_stall_ms", 1.0, None, None, 30_000)
+    try:
+        await rig.wait_for(lambda: view.state is not None and not view.state.is_current(), 10)
+
+        async def snapshot_read() -> bool:  # page views start the refresh, at full speed here
+            await bot.positions_view()
+            return view.rest_reads >= 1
+
+        await rig.wait_for(snapshot_read, 10)
+        # Every later positions read takes 4 s at the venue (a limiter wait looks the same).
+        await asyncio.to_thread(
+            rig.sim.admin.add_fault, "hyperliquid", "latency_ms", 1.0, None, "info:clearinghouseState", 4000
+        )
+        slowest = 0.0
+        notes = []
+        started = time.monotonic()
+        while time.monotonic() - started < 5.0:  # past refresh_s: a refresh starts and hangs
+            sent = time.monotonic()
+            rows = await bot.positions_view()
+            slowest = max(slowest, time.monotonic() - sent)
+            notes.append(next(r["stream"] for r in rows if r["venue"] == "hyperliquid"))
+            await asyncio.sleep(0.2)  # the poller's pace
+        assert slowest < 0.5, slowest
+        assert view.rest_reads == 1  # the slow refresh was still in flight throughout
+        assert all("showing REST snapshot from" in n for n in notes), notes
+        age = re.search(r"from (\d+) s ago", notes[-1])
+        assert age is not None and int(age.group(1)) >= 4, notes[-1]  # an aged snapshot, and it says so
+    finally:
+        await asyncio.to_thread(rig.sim.admin.clear_faults)
 
 
 async def _drift(bot: Bot, venue: str, kind: str, after_id: int) -> bool:

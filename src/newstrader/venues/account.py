@@ -628,19 +628,31 @@ class Observed:
 
 class AccountView:
     """Observers' reads of one venue: the stream's state when it is current, never a REST request
-    per page view. When the stream is not current (or the venue has none), a REST snapshot is
-    read at most once per `refresh_s` (one read in flight at a time, at background priority) and
-    shown with its age."""
+    per page view, and never an answer that waits on the venue.
+
+    When the stream is not current (or the venue has none), a REST snapshot is refreshed in the
+    background at most once per `refresh_s` (one read in flight at a time, at background
+    priority, which the rate limiter may hold for seconds behind trading) and the last one is
+    shown with its age. Only the very first snapshot of a venue without a stream state is waited
+    for, and at most `first_wait_s`; until it lands the stream's last state (or an error) is shown.
+    """
 
     def __init__(
-        self, venue: Venue, refresh_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        venue: Venue,
+        refresh_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        first_wait_s: float = 0.2,
     ) -> None:
         self.venue = venue
         self.refresh_s = refresh_s
+        self.first_wait_s = first_wait_s
         self._clock = clock
         self._rest: tuple[dict[str, Position], list[OpenOrder]] | None = None
         self._rest_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._tried_at = float("-inf")
+        self._refreshing: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
         self.rest_reads = 0
 
     @property
@@ -653,17 +665,53 @@ class AccountView:
             return Observed(
                 dict(state.positions), list(state.open_orders.values()), "stream", "stream current", 0.0
             )
-        async with self._lock:  # single flight: concurrent page views share one read
-            if self._rest is None or self._clock() - self._rest_at >= self.refresh_s:
-                with request_priority(Priority.BACKGROUND):
-                    positions, orders = await asyncio.gather(self.venue.positions(), self.venue.open_orders())
-                self._rest, self._rest_at = (positions, orders), self._clock()
-                self.rest_reads += 1
-            positions, orders = self._rest
-        age = self._clock() - self._rest_at
+        refreshing = self._refresh_if_due()
+        if self._rest is None and refreshing is not None and (state is None or state.snapshot_at is None):
+            await asyncio.wait({refreshing}, timeout=self.first_wait_s)  # never cancels the read
         reason = state.status().reason if state is not None else "no stream"
+        if self._rest is None:
+            if state is not None and state.snapshot_at is not None:
+                age = self._clock() - (state.heard_at or state.snapshot_at)
+                note = f"stream down ({reason}), showing its state from {age:.0f} s ago; REST read pending"
+                return Observed(dict(state.positions), list(state.open_orders.values()), "stream", note, age)
+            if self._failure is not None:
+                raise self._failure
+            from newstrader.venues.base import Transient  # base imports this module for typing only
+
+            raise Transient(f"stream down ({reason}), REST snapshot pending", venue=self.venue.name)
+        positions, orders = self._rest
+        age = self._clock() - self._rest_at
         note = f"stream down ({reason}), showing REST snapshot from {age:.0f} s ago"
         return Observed(dict(positions), list(orders), "rest", note, age)
+
+    def _refresh_if_due(self) -> asyncio.Task[None] | None:
+        """Start the background REST refresh when due (single flight); the task in flight, if any."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return self._refreshing
+        if self._clock() - self._tried_at < self.refresh_s:
+            return None
+        self._tried_at = self._clock()
+        self._refreshing = asyncio.create_task(self._refresh(), name=f"view-refresh-{self.venue.name}")
+        return self._refreshing
+
+    async def _refresh(self) -> None:
+        try:
+            with request_priority(Priority.BACKGROUND):
+                positions, orders = await asyncio.gather(self.venue.positions(), self.venue.open_orders())
+        except Exception as exc:  # shown on the page; the next view tries again after refresh_s
+            self._failure = exc
+            log.warning("view_refresh_failed", venue=self.venue.name, error=str(exc))
+            return
+        self._rest, self._rest_at, self._failure = (positions, orders), self._clock(), None
+        self.rest_reads += 1
+
+    async def close(self) -> None:
+        """Stop a refresh in flight (the bot is stopping)."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refreshing
+            self._refreshing = None
 
 
 def pushed_state(venue: Venue) -> AccountState | None:

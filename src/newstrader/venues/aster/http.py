@@ -104,9 +104,8 @@ class AsterHttp:
 
     async def public(self, method: str, name: str, params: list[tuple[str, str]] | None = None) -> Any:
         """An unsigned call (exchangeInfo, time, premiumIndex, ...); retried on transient errors."""
-        query = encode_params(params or [])
         return await self._with_read_retries(
-            method, self.path(name, signed=False), query, None, is_order=False
+            method, self.path(name, signed=False), list(params or []), signed=False
         )
 
     async def signed(
@@ -117,10 +116,8 @@ class AsterHttp:
             await self.sync_clock()
         path = self.path(name, signed=True)
         if not is_order:
-            return await self._with_read_retries(method, path, None, list(params or []), is_order=False)
-        return await self._call(
-            method, path, self._sign(list(params or [])), is_order=True, signed_params=True
-        )
+            return await self._with_read_retries(method, path, list(params or []), signed=True)
+        return await self._call(method, path, list(params or []), is_order=True, signed=True)
 
     def _sign(self, params: list[tuple[str, str]]) -> str:
         if self.v3 is not None:
@@ -135,35 +132,34 @@ class AsterHttp:
         self,
         method: str,
         path: str,
-        query: str | None,
-        params: list[tuple[str, str]] | None,
+        params: list[tuple[str, str]],
         *,
-        is_order: bool,
+        signed: bool,
     ) -> Any:
         """A read under the one read policy (`venues/retry.py`); a signed one gets a fresh nonce or
         timestamp on every attempt, and the clock is synced again after a -1021."""
         async for attempt in read_retries():
             with attempt:
                 try:
-                    if params is not None:
-                        return await self._call(
-                            method, path, self._sign(params), is_order=False, signed_params=True
-                        )
-                    return await self._call(method, path, query or "", is_order=False, signed_params=False)
+                    return await self._call(method, path, params, is_order=False, signed=signed)
                 except Transient as exc:
-                    if exc.code == -1021 and params is not None:
+                    if exc.code == -1021 and signed:
                         await self.sync_clock()
                     raise
         raise AssertionError("unreachable: the last attempt raises")
 
     async def _call(
-        self, method: str, path: str, encoded: str, *, is_order: bool, signed_params: bool
+        self, method: str, path: str, params: list[tuple[str, str]], *, is_order: bool, signed: bool
     ) -> Any:
-        weight = aster_request_weight(path, method, dict(_pairs(encoded)) if "symbol=" in encoded else None)
+        weight = aster_request_weight(path, method, dict(params))
         costs = [(self.ip_bucket, weight)]
         if aster_is_order(path, method):
             costs.append((self.order_bucket, 1))
         await self.limiter.acquire(costs, Priority.ORDER if is_order else None)
+        # Signed after the limiter's wait, never before: a read held back for seconds behind
+        # trading would otherwise reach the venue with a timestamp or nonce outside its window
+        # (-1021, "outside of the +-10 s window") and be sent again.
+        encoded = self._sign(params) if signed else encode_params(params)
         headers = {"X-MBX-APIKEY": self.config.api_key} if self.v3 is None and self.config.api_key else {}
         try:
             if method == "POST":
@@ -221,10 +217,6 @@ class AsterHttp:
             text = f"unreadable reply: {response.text[:200]}"
             raise Ambiguous(text, venue=self.venue) if is_order else Transient(text, venue=self.venue)
         return data
-
-
-def _pairs(encoded: str) -> list[tuple[str, str]]:
-    return [tuple(part.split("=", 1)) for part in encoded.split("&") if "=" in part]  # type: ignore[misc]
 
 
 def _error_code(data: Any) -> int | None:
