@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from decimal import Decimal
 from typing import Any
@@ -299,3 +300,21 @@ async def test_aster_follows_the_venues_used_weight(sim: Any) -> None:
     finally:
         await ours.venue.close()
         await other.venue.close()
+
+
+async def test_aster_signs_a_read_after_the_limiters_wait_not_before(sim: Any) -> None:
+    """A read the limiter holds back reaches the venue inside its time window: the loaded `make
+    test` saw an Aster read refused with -1021 (signed, then held > 10 s behind trading)."""
+    under = make_venue(sim, "aster-hmac")
+    http = under.venue.http
+    try:
+        await under.venue.positions()  # clock synced, connection open
+        http.config = dataclasses.replace(http.config, recv_window_ms=300)
+        label = "GET /fapi/v2/positionRisk"
+        before = sim.admin.stats()["requests"]["aster"].get(label, 0)
+        http.ip_bucket.hold(1.0)  # everyone waits a second (a Retry-After, or trading's reserve)
+        with request_priority(Priority.BACKGROUND):
+            await under.venue.positions()
+        assert sim.admin.stats()["requests"]["aster"].get(label, 0) - before == 1  # no refusal, no retry
+    finally:
+        await under.venue.close()

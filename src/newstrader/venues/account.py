@@ -633,8 +633,9 @@ class AccountView:
     When the stream is not current (or the venue has none), a REST snapshot is refreshed in the
     background at most once per `refresh_s` (one read in flight at a time, at background
     priority, which the rate limiter may hold for seconds behind trading) and the last one is
-    shown with its age. Only the very first snapshot of a venue without a stream state is waited
-    for, and at most `first_wait_s`; until it lands the stream's last state (or an error) is shown.
+    shown with its age; until the first one lands, the stream's last state. Only when there is
+    nothing to show at all (just started: no snapshot of either kind) is one waited for, at most
+    `first_wait_s`, and then an error row says the snapshot is pending.
     """
 
     def __init__(
@@ -642,7 +643,7 @@ class AccountView:
         venue: Venue,
         refresh_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
-        first_wait_s: float = 0.2,
+        first_wait_s: float = 5.0,
     ) -> None:
         self.venue = venue
         self.refresh_s = refresh_s
@@ -667,7 +668,15 @@ class AccountView:
             )
         refreshing = self._refresh_if_due()
         if self._rest is None and refreshing is not None and (state is None or state.snapshot_at is None):
-            await asyncio.wait({refreshing}, timeout=self.first_wait_s)  # never cancels the read
+            # Nothing to show at all yet (a bot just started): wait, bounded, for the first REST
+            # snapshot or the stream's, whichever lands first. asyncio.wait never cancels the read.
+            deadline = self._clock() + self.first_wait_s
+            while not refreshing.done() and (state is None or state.snapshot_at is None):
+                if (left := deadline - self._clock()) <= 0:
+                    break
+                await asyncio.wait({refreshing}, timeout=min(left, 0.05))
+            if state is not None and state.is_current():
+                return await self.read()
         reason = state.status().reason if state is not None else "no stream"
         if self._rest is None:
             if state is not None and state.snapshot_at is not None:
@@ -702,8 +711,14 @@ class AccountView:
             self._failure = exc
             log.warning("view_refresh_failed", venue=self.venue.name, error=str(exc))
             return
-        self._rest, self._rest_at, self._failure = (positions, orders), self._clock(), None
-        self.rest_reads += 1
+        else:
+            self._rest, self._rest_at, self._failure = (positions, orders), self._clock(), None
+            self.rest_reads += 1
+        finally:
+            # The next refresh is due `refresh_s` after this one ended, not began: a read the
+            # limiter held back is not followed at once by another (Aster's snapshot weighs 45,
+            # more than its 20 a second refill over a 2 s period).
+            self._tried_at = self._clock()
 
     async def close(self) -> None:
         """Stop a refresh in flight (the bot is stopping)."""
