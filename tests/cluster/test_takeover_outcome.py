@@ -66,7 +66,8 @@ async def test_a_woken_owner_journals_no_second_outcome_beside_the_new_owners(si
     journals = {bot: await Journal.open(pg_url, instance=f"bot-{bot}") for bot in "BC"}
     venues = {bot: build_venue(config) for bot in "BC"}
     owners = {
-        bot: AccountOwnership(dsn, f"bot-{bot}", accounts, heartbeat_s=0.2, session_timeout_s=1.0) for bot in "BC"
+        bot: AccountOwnership(dsn, f"bot-{bot}", accounts, heartbeat_s=0.2, session_timeout_s=1.0)
+        for bot in "BC"
     }
     fence_b = HeldAfterCheck(owners["B"], hold_after=CHECKS_PER_ONE_LEG)
     executors = {
