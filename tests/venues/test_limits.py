@@ -49,16 +49,16 @@ def test_published_weights() -> None:
     assert aster_request_weight("/fapi/v1/openOrders", params={"symbol": "BTCUSDT"}) == 1
 
 
-async def test_bucket_paces_so_no_window_exceeds_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_bucket_paces_so_no_window_exceeds_the_limit() -> None:
     clock = FakeClock()
     bucket = TokenBucket.per_minute("test", 1200, clock=clock)
-    limiter = RateLimiter("test")
     spent_at: list[tuple[float, int]] = []
 
     async def fake_sleep(seconds: float) -> None:  # time passes only when the limiter waits
         clock.now += seconds
 
-    monkeypatch.setattr("newstrader.venues.limits.asyncio.sleep", fake_sleep)
+    limiter = RateLimiter("test", sleep=fake_sleep)
+
     for _ in range(300):
         await limiter.acquire([(bucket, 20)], Priority.ORDER)  # orders may spend the whole bucket
         spent_at.append((clock.now, 20))
@@ -69,7 +69,7 @@ async def test_bucket_paces_so_no_window_exceeds_the_limit(monkeypatch: pytest.M
     assert clock.now == pytest.approx((6000 - 600) / 10, rel=0.01)  # 600 burst, then 10 weight/s
 
 
-async def test_retry_after_holds_every_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_retry_after_holds_every_caller() -> None:
     clock = FakeClock()
     bucket = TokenBucket.per_minute("test", 2400, clock=clock)
     waited: list[float] = []
@@ -78,9 +78,8 @@ async def test_retry_after_holds_every_caller(monkeypatch: pytest.MonkeyPatch) -
         waited.append(seconds)
         clock.now += seconds
 
-    monkeypatch.setattr("newstrader.venues.limits.asyncio.sleep", fake_sleep)
     bucket.hold(7.0)
-    await RateLimiter("test").acquire([(bucket, 1)], Priority.ORDER)
+    await RateLimiter("test", sleep=fake_sleep).acquire([(bucket, 1)], Priority.ORDER)
     assert clock.now >= 7.0 and bucket.throttled == 1 and bucket.snapshot()["waits"] == 1
 
 
@@ -123,18 +122,18 @@ async def test_burst_of_100_orders_draws_no_429(sim: Any, kind: str) -> None:
         await v.venue.close()
 
 
-async def test_priorities_orders_first_and_a_reserve_kept_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_priorities_orders_first_and_a_reserve_kept_for_them() -> None:
     """Background reads stop at their reserve; waiters are served orders → pre-trade → reconcile → rest."""
     clock = FakeClock()
     bucket = TokenBucket.per_minute("test", 1200, clock=clock)  # 600 burst, 10 weight/s
-    limiter = RateLimiter("test")
     real_sleep = asyncio.sleep
 
     async def fake_sleep(seconds: float) -> None:
         clock.now += seconds
         await real_sleep(0)
 
-    monkeypatch.setattr("newstrader.venues.limits.asyncio.sleep", fake_sleep)
+    limiter = RateLimiter("test", sleep=fake_sleep)
+
     with request_priority(Priority.BACKGROUND):
         for _ in range(21):  # 420 of 600: the 30 % reserve (180) is left
             assert await limiter.acquire([(bucket, 20)]) == 0

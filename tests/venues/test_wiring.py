@@ -178,7 +178,7 @@ async def test_aster_corrects_a_skewed_local_clock(
         await v.venue.http._call(
             "GET",
             v.venue.http.path("positionRisk", signed=True),
-            v.venue.http._sign([]),
+            [],
             is_order=False,
-            signed_params=True,
+            signed=True,
         )

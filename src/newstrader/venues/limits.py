@@ -20,7 +20,7 @@ import enum
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -247,8 +247,11 @@ class RateLimiter:
     priority (a heavy request is not starved by a stream of light ones of its own rank).
     """
 
-    def __init__(self, venue: str) -> None:
+    def __init__(self, venue: str, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.venue = venue
+        # Injected like the buckets' clock: a test's fake time must not replace asyncio.sleep for
+        # every other loop in the process (stream threads would advance its clock).
+        self._sleep = sleep
         self._cond = asyncio.Condition()
         self._queue: list[tuple[int, int]] = []
         self._seq = itertools.count()
@@ -288,7 +291,7 @@ class RateLimiter:
                     log.info("rate_limit_wait", venue=self.venue, seconds=round(delay, 3), priority=rank.name)
                 # Nap in short steps: a higher priority that arrives meanwhile takes the head.
                 nap = min(delay, HEAD_NAP_S)
-                await asyncio.sleep(nap)
+                await self._sleep(nap)
                 waited += nap
             for i, (bucket, weight) in enumerate(costs):  # no await between the check and the payment
                 if i in held:
