@@ -87,7 +87,7 @@ log = structlog.get_logger("newstrader.journal")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 3  # the schema_version row the newest migration writes
+SCHEMA_VERSION: Final = 4  # the schema_version row the newest migration writes
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 MAX_GROUP_COMMIT: Final = 512
 # A group made only of queued news/signal rows waits this long for one more write before it
@@ -254,6 +254,9 @@ outcomes_table = Table(
     Column("orders", JSONText, nullable=False),
     Column("latency", JSONText, nullable=False),  # stage → monotonic seconds
     Column("created_at", UTCDateTime, nullable=False),
+    # One outcome per (signal, venue): a second run of a signal on an account (a paused owner
+    # woken after a takeover, a resumed operation) cannot add a second record of it.
+    Index("uq_outcomes_signal_venue", "signal_id", "venue", unique=True),
 )
 
 fills_table = Table(
@@ -1047,8 +1050,9 @@ class Journal:
 
     # ---- outcomes
 
-    async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> None:
-        """Journal what one venue did with one signal, with its latency ledger."""
+    async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> bool:
+        """Journal what one venue did with one signal, with its latency ledger; False (nothing
+        written) when that (signal, venue) has an outcome already: the first one stands."""
         values = {
             "signal_id": signal_id,
             "venue": outcome.venue,
@@ -1063,7 +1067,9 @@ class Journal:
             "latency": dict(outcome.latency.stamps),
             "created_at": _now(),
         }
-        await self._write(lambda conn: conn.execute(insert(outcomes_table).values(**values)))
+        return await self._write(
+            lambda conn: _insert_if_new(conn, outcomes_table, values, ["signal_id", "venue"])
+        )
 
     async def venue_outcome(self, signal_id: str, venue: str) -> VenueOutcome | None:
         """The journaled outcome of a signal on one venue (the first), or None: an operation

@@ -219,6 +219,29 @@ async def test_intent_lifecycle_and_pending(journal: Journal) -> None:
     json.dumps(rows)
 
 
+async def test_one_outcome_per_signal_and_venue(journal: Journal) -> None:
+    """A second outcome of one signal on one account (an owner paused after its fencing check,
+    woken once the new owner had finished the item) is refused by the journal; the first stands."""
+    first = VenueOutcome("as-5", "BTC", OutcomeStatus.OK, reason="by bot-C", target_size=Decimal("0.01"))
+    late = VenueOutcome("as-5", "BTC", OutcomeStatus.OK, reason="by bot-B", target_size=Decimal("0.01"))
+    other = VenueOutcome("as-4", "BTC", OutcomeStatus.OK, reason="another account")
+    assert await journal.record_outcome("s-1", first) is True
+    assert await journal.record_outcome("s-1", late) is False
+    assert await journal.record_outcome("s-1", other) is True
+    assert await journal.record_outcome("s-2", late) is True
+    rows = await journal.recent_outcomes(10)
+    assert sorted((r["signal_id"], r["venue"], r["reason"]) for r in rows) == [
+        ("s-1", "as-4", "another account"),
+        ("s-1", "as-5", "by bot-C"),
+        ("s-2", "as-5", "by bot-B"),
+    ]
+    done = await journal.venue_outcome("s-1", "as-5")
+    assert done is not None and done.reason == "by bot-C"
+    # Two writers at once (two bots' journals on one database): still one row.
+    both = await asyncio.gather(*(journal.record_outcome("s-3", late) for _ in range(4)))
+    assert sorted(both) == [False, False, False, True]
+
+
 async def test_outcome_round_trip_with_latency(journal: Journal) -> None:
     ledger = LatencyLedger()
     ledger.mark("received", 100.0)
@@ -417,6 +440,14 @@ async def test_a_journal_from_before_alembic_is_upgraded(db_url: str, made_at: s
             ),
             {"at": T0.isoformat()},
         )
+        for status in ("ok", "ok", "failed"):  # a doubled outcome, as two bots could write before 0004
+            conn.execute(
+                text(
+                    "INSERT INTO outcomes (signal_id, venue, coin, status, reason, orders, latency,"
+                    " created_at) VALUES ('s-old', 'hl', 'BTC', :status, '', '[]', '{}', :at)"
+                ),
+                {"status": status, "at": T0.isoformat()},
+            )
     assert "instance" not in {c["name"] for c in inspect(engine).get_columns("orders")}
     assert ("why" in {c["name"] for c in inspect(engine).get_columns("signals")}) == (made_at == "0002")
     engine.dispose()
@@ -435,7 +466,10 @@ async def test_a_journal_from_before_alembic_is_upgraded(db_url: str, made_at: s
     engine = create_engine(db_url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT client_id, instance FROM orders")).all() == [("old-1", None)]
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+        # one outcome per (signal, venue): the first of the doubled rows is kept
+        kept = conn.execute(text("SELECT signal_id, venue, status FROM outcomes")).all()
+        assert kept == [("s-old", "hl", "ok")]
         versions = [v for (v,) in conn.execute(text("SELECT version FROM schema_version ORDER BY 1"))]
     engine.dispose()
     assert versions == list(range(1, SCHEMA_VERSION + 1))

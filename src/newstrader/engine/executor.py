@@ -1248,7 +1248,10 @@ class Executor:
         """Journal the outcome with its latency ledger and write the one line the seed asked for."""
         ledger = outcome.latency
         try:
-            await self.journal.record_outcome(op.signal_id, outcome)
+            if not await self.journal.record_outcome(op.signal_id, outcome):
+                # Another run (a woken owner after a takeover, a resumed operation) journaled this
+                # (signal, venue) first; its record stands, this run's is only logged.
+                log.warning("outcome_already_journaled", venue=name, coin=op.coin, signal_id=op.signal_id)
         except Exception as exc:
             log.error(
                 "outcome_not_journaled", venue=name, coin=op.coin, signal_id=op.signal_id, error=repr(exc)

@@ -55,7 +55,7 @@ class ExecutionJournal(Protocol):
 
     async def intent(self, client_id: str) -> IntentLike | None: ...
 
-    async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> Any: ...
+    async def record_outcome(self, signal_id: str, outcome: VenueOutcome) -> bool: ...  # False: one stands
 
     async def record_event(
         self,
