@@ -710,6 +710,8 @@ class Executor:
         reader = self._readers[name]
         not_before = max(received, self.state.last_order_done(name, op.coin))
         check = asyncio.ensure_future(reader.read(not_before))  # before anything else: see _settle_streamed
+        # The cache is bookkeeping here, not an input: its journal read overlaps the order.
+        cached_read = asyncio.ensure_future(self._cached_size(name, op.coin))
         try:
             held = account.position(op.coin)
             assumed = held.size if held is not None else ZERO
@@ -736,14 +738,12 @@ class Executor:
             # A partial fill, an ambiguous send or a transient refusal made `_drive` re-read the
             # exchange after our own order: `current` is then the exchange's word already.
             settled = self._rereads[(name, op.coin)] != rereads
-            # The cache is bookkeeping here, not an input: it is read once the order is out. Read
-            # alongside, its worker thread took the GIL from the intent's write and the send
-            # (bench/news_to_order.py: receipt → order bytes, p50 and p99).
-            cached = await self._cached_size(name, op.coin)
         except BaseException:
             check.cancel()
-            await asyncio.gather(check, return_exceptions=True)
+            cached_read.cancel()
+            await asyncio.gather(check, cached_read, return_exceptions=True)
             raise
+        cached = await cached_read
         outcome.cached_size_before = cached
         await self._reconcile_cache(name, op, held, cached)  # drift as the stream showed it
         try:
