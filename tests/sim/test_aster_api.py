@@ -552,8 +552,11 @@ def test_weights_counted_and_429_over_the_limit(sim: Any, trader: V3Client) -> N
         used = 32
         while used + 30 <= 2400:
             response = trader.call("GET", "positionSide/dual")
-            used += 30
-            assert response.headers["X-MBX-USED-WEIGHT-1M"] == str(used)
+            # At least this call's 30: another client of the worker's simulator (same loopback IP)
+            # may spend weight meanwhile, as another program on one IP would at the venue.
+            now_used = int(response.headers["X-MBX-USED-WEIGHT-1M"])
+            assert now_used >= used + 30, (now_used, used)
+            used = now_used
         over = trader.call("GET", "positionSide/dual")
         assert over.status_code == 429 and over.json()["code"] == -1003
         assert int(over.headers["Retry-After"]) >= 1
