@@ -164,7 +164,9 @@ async def test_ten_messages_for_one_coin_are_decided_from_the_stream_and_each_re
         # plus any read a decision needed to settle what the exchange held after our fill.
         extra = rig.executor.stream_confirm_reads[venue]
         assert after[venue] - before[venue] == 10 + extra, (venue, before, after, extra)
-        assert extra <= 3, (venue, extra)
+        # At most one confirmation read per decision: it is needed whenever the alongside read was
+        # served after our own fill, which on a loaded box can be every time.
+        assert extra <= len(sides), (venue, extra)
     assert await rig.events("stream_lag") == []
 
 
