@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
+from tests.engine.sim_accounts import funded_configs
 
 from newstrader.domain import OutcomeStatus, Position, Side, Signal
 from newstrader.engine.executor import Executor
@@ -36,29 +36,7 @@ class Rig:
     def __init__(self, sim: Any, journal: Journal) -> None:
         self.sim = sim
         self.journal = journal
-        hl, user, signer = Account.create(), Account.create(), Account.create()
-        self.address = {"hyperliquid": str(hl.address), "aster": str(user.address)}
-        sim.admin.create_account(hl.address, usd=1_000_000, venue="hyperliquid")
-        sim.admin.create_account(user.address, usd=1_000_000, venue="aster", signers=[signer.address])
-        for coin, price in MARKS.items():
-            sim.admin.set_price(coin, price)
-        self.configs: dict[str, dict[str, Any]] = {
-            "hyperliquid": {
-                "name": "hyperliquid",
-                "kind": "hyperliquid",
-                "url": sim.hl_url,
-                "account": hl.address,
-                "secret": "0x" + bytes(hl.key).hex(),
-            },
-            "aster": {
-                "name": "aster",
-                "kind": "aster",
-                "url": sim.aster_url,
-                "account": user.address,
-                "signer": signer.address,
-                "secret": "0x" + bytes(signer.key).hex(),
-            },
-        }
+        self.configs, self.address = funded_configs(sim, MARKS, usd=1_000_000)
         self.venues = {name: build_venue(cfg) for name, cfg in self.configs.items()}
 
     def position(self, venue: str, coin: str) -> Decimal:
