@@ -33,6 +33,7 @@ from fastapi.responses import Response
 from newstrader.sim.aster_auth import (
     AsterAuthError,
     NonceBook,
+    api_key_owner,
     check_timestamp,
     hmac_payload,
     parse_params,
@@ -243,12 +244,8 @@ class AsterApi:
         return self._auth_hmac(request, raw_query, raw_body)
 
     def _auth_hmac(self, request: Request, raw_query: str, raw_body: str) -> Caller:
-        api_key = request.headers.get("x-mbx-apikey")
-        if not api_key:
-            raise ApiError(-2014, "API-key format invalid.", 401)
-        owner = self.ex.api_key_owner.get(api_key)
-        if owner is None:
-            raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        api_key = request.headers.get("x-mbx-apikey", "")
+        owner = api_key_owner(self.ex.api_key_owner, api_key)
         secret = self.ex.accounts[owner].api_keys[api_key]
         payload, signature = hmac_payload(raw_query, raw_body)
         verify_hmac(secret, payload, signature)

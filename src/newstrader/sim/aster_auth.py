@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -54,6 +54,16 @@ class AsterAuthError(Exception):
         self.code = code
         self.msg = msg
         self.http_status = http_status
+
+
+def api_key_owner(owners: Mapping[str, str], api_key: str | None) -> str:
+    """The account an `X-MBX-APIKEY` acts for (HMAC requests, listenKey calls), or the venue's refusal."""
+    if not api_key:
+        raise AsterAuthError(-2014, "API-key format invalid.", 401)
+    owner = owners.get(api_key)
+    if owner is None:
+        raise AsterAuthError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+    return owner
 
 
 def strip_signature(raw: str) -> tuple[str, str | None]:

@@ -32,7 +32,7 @@ from fastapi.responses import Response
 
 from newstrader.sim.app import Sim
 from newstrader.sim.aster_api import ZERO, ApiError, AsterApi, _fmt
-from newstrader.sim.aster_auth import AsterAuthError
+from newstrader.sim.aster_auth import AsterAuthError, api_key_owner
 from newstrader.sim.market import REJECTED, FillRecord, OrderRecord
 from newstrader.sim.push import Changes, PushConnection, PushHub
 
@@ -100,13 +100,7 @@ def _api(sim: Sim) -> AsterApi:
 async def _caller(sim: Sim, version: str, request: Request) -> str:
     """The account a listenKey request acts for (USER_STREAM auth)."""
     if version == "v1":
-        api_key = request.headers.get("x-mbx-apikey")
-        if not api_key:
-            raise AsterAuthError(-2014, "API-key format invalid.", 401)
-        owner = sim.aster.api_key_owner.get(api_key)
-        if owner is None:
-            raise AsterAuthError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
-        return owner
+        return api_key_owner(sim.aster.api_key_owner, request.headers.get("x-mbx-apikey"))
     raw_query = request.scope.get("query_string", b"").decode("latin-1")
     raw_body = (await request.body()).decode("latin-1")
     return _api(sim).authenticate("v3", request, raw_query, raw_body).address
