@@ -53,13 +53,19 @@ _FLAT_TOKEN_RE = re.compile(
 )
 _SENTENCE_ENDERS = frozenset("?!.;:|")
 _WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION, _NUM, _OPEN, _CLOSE = range(8)  # token kinds
-_CLAUSE_INFO = (_CLAUSE, "", "", "", 0)
+# One classified token: (kind, raw, low, stem, marks, coin, phrase). raw keeps the case
+# (possessive stripped), low is lower case, stem is folded; `marks` says what the word may
+# start. `coin` and `phrase` are the word's look-ups, done once when it is first seen: None
+# (starts nothing), the one-word result (for a coin a pair: as the headline's first word,
+# elsewhere), or `_Starts` when the word may start a longer name or phrase.
+_Token = tuple[int, str, str, str, int, Any, Any]
+_CLAUSE_INFO: _Token = (_CLAUSE, "", "", "", 0, None, None)
+_SKIP_INFO: _Token = (_SKIP, "", "", "", 0, None, None)
 # A trading symbol in prose ("FARTCOINUSDT", "HYPE-PERP"): the base is the coin.
 _SYMBOL_SUFFIXES = ("usdt", "usdc", "-perp", "perp")
 _PAREN_TICKER_RE = re.compile(r"[A-Z][A-Z0-9]{1,11}")
 _MAY_BE_COIN, _MAY_BE_SYMBOL, _MAY_BE_TERM, _MAY_BE_METRIC = 1, 2, 4, 8  # what a word may start
 _MOVED_BOTH_WAYS = object()  # a headline whose price moves contradict each other
-_LONGER: Any = object()  # a word that may start a phrase of more than one word
 # "binance:btcusdt.p", "eth-perp", "sol/usdt", "1000pepeusdt": exchange prefix, base, quote, perp suffix.
 _ALERT_SYMBOL_RE = re.compile(
     r"(?:[a-z0-9_]+:)?(?P<base>[a-z0-9]+?)[-_/]?(?:usdt|usdc|usd|busd|fdusd|perp)?"
@@ -457,12 +463,30 @@ def signal_id_for(news_id: str) -> str:
     return "s-" + hashlib.sha256(news_id.encode()).digest()[:12].hex()  # = hexdigest()[:24]
 
 
-def _joined(info: list[tuple[int, str, str, str, int]], i: int, n: int, form: Literal[1, 2, 3]) -> str:
+def _joined(info: list[_Token], i: int, n: int, form: Literal[1, 2, 3]) -> str:
     """Words i … i+n-1 in one form (1 raw, 2 lower case, 3 stem), space-joined: a phrase key.
     Two words (most phrases) without a generator, which costs more than the join."""
     if n == 2:
         return f"{info[i][form]} {info[i + 1][form]}"
     return " ".join([w[form] for w in info[i : i + n]])
+
+
+@dataclass(frozen=True, slots=True)
+class _Starts:
+    """A word that may start a name or phrase of more than one word."""
+
+    seconds: frozenset[str]  # the second words of those (lower case for names, stems for phrases)
+    single: Any  # the word's own one-word result, as in a `_Token`
+
+
+def _second_words(keys: Iterable[str]) -> dict[str, frozenset[str]]:
+    """First word → the second words of the space-joined keys of more than one word."""
+    seconds: dict[str, set[str]] = {}
+    for key in keys:
+        words = key.split(" ")
+        if len(words) > 1:
+            seconds.setdefault(words[0], set()).add(words[1])
+    return {first: frozenset(following) for first, following in seconds.items()}
 
 
 class _Words:
@@ -471,9 +495,8 @@ class _Words:
     __slots__ = ("info", "marked", "metric_at", "numbers", "parens", "pos", "questions")
 
     def __init__(self) -> None:
-        # Per word the cached token tuple (kind, raw, low, stem, marks): raw keeps the case
-        # (possessive stripped), low is lower case, stem is folded. One list: one append a word.
-        self.info: list[tuple[int, str, str, str, int]] = []
+        # Per word its cached `_Token`. One list: one append a word.
+        self.info: list[_Token] = []
         # Per word its clause: sentence << 20 | segment (segments are numbered across sentences,
         # so equal positions mean the same clause; `>> 20` gives the sentence).
         self.pos: list[int] = []
@@ -508,13 +531,11 @@ class Parser:
     def __init__(self, rules: Rules | None = None, tradable: Iterable[str] | None = None) -> None:
         self.rules = rules if rules is not None else load_rules()
         self.tradable = frozenset(tradable) if tradable is not None else frozenset(self.rules.coins)
-        self._token_cache: dict[str, tuple[int, str, str, str, int]] = {}
-        self._chunk_cache: dict[str, tuple[tuple[int, str, str, str, int], ...]] = {}
-        # Words that start only one-word phrases: their phrase look-up, done once.
-        self._single_word: dict[str, tuple[str, Term | None, int] | None] = {}
-        for first, lengths in self.rules.term_lengths.items():
-            if lengths == (1,):
-                self._single_word[first] = self._phrase(first, 1)
+        self._token_cache: dict[str, _Token] = {}
+        self._chunk_cache: dict[str, tuple[_Token, ...]] = {}
+        rules = self.rules
+        self._coin_seconds = _second_words([*rules.coin_names, *rules.untradable])
+        self._phrase_seconds = _second_words(rules.term_pairs)
 
     # -- public --------------------------------------------------------------------------
 
@@ -596,10 +617,10 @@ class Parser:
         leverage = max(1, int(float(lev_text))) if lev_text else None
         return coin, side, leverage
 
-    def _classify(self, token: str) -> tuple[int, str, str, str, int]:
-        """(kind, raw, low, stem, marked) of one token; cached, since headlines share their words.
+    def _classify(self, token: str) -> _Token:
+        """The `_Token` of one token; cached, since headlines share their words.
 
-        `marked`: the word may start a coin, a symbol or a phrase; the parse visits only those."""
+        `marks`: the word may start a coin, a symbol or a phrase; the parse visits only those."""
         first = token[0]
         if first.isalpha() or (first == "$" and not token[1].isdigit()):
             raw = token
@@ -609,34 +630,48 @@ class Parser:
                     raw = raw[:-2]
                 raw = raw.rstrip("'")
             low = raw.lower()
-            if not low or low in self.rules.stopwords:
-                return _SKIP, "", "", "", 0
+            rules = self.rules
+            if not low or low in rules.stopwords:
+                return _SKIP_INFO
             if low in _CLAUSE_ENDERS:
-                return _CLAUSE, "", "", "", 0
+                return _CLAUSE_INFO
             stemmed = stem(low)
             marks = 0
-            if low[0] == "$" or low in self.rules.coin_lengths:
+            coin: Any = None
+            phrase: Any = None
+            if low[0] == "$":
                 marks |= _MAY_BE_COIN
+                coin = (self._cashtag(low),) * 2
+            elif low in rules.coin_lengths:
+                marks |= _MAY_BE_COIN
+                coin = (self._named(low, raw, first=True), self._named(low, raw, first=False))
+                if low in self._coin_seconds:
+                    coin = _Starts(self._coin_seconds[low], coin)
             elif low.endswith(_SYMBOL_SUFFIXES):
                 marks |= _MAY_BE_SYMBOL
-            if stemmed in self.rules.term_lengths:
+                coin = (self._symbol(raw, low),) * 2
+            if stemmed in rules.term_lengths:
                 marks |= _MAY_BE_TERM
-            if low in self.rules.metric_words:
+                phrase = self._phrase(stemmed)
+                if stemmed in self._phrase_seconds:
+                    phrase = _Starts(self._phrase_seconds[stemmed], phrase)
+            if low in rules.metric_words:
                 marks |= _MAY_BE_METRIC
-            return _WORD, raw, low, stemmed, marks
+            return _WORD, raw, low, stemmed, marks, coin, phrase
         if first.isdigit() or first == "$":
-            return _NUM, token, "", "", 0  # no direction; levels and percentages strengthen moves
+            # No direction; levels and percentages strengthen moves.
+            return _NUM, token, "", "", 0, None, None
         if first == "?":
-            return _QUESTION, "", "", "", 0
+            return _QUESTION, "", "", "", 0, None, None
         if first in _SENTENCE_ENDERS:
-            return _SENTENCE, "", "", "", 0
+            return _SENTENCE, "", "", "", 0, None, None
         if first == "(":
-            return _OPEN, "", "", "", 0
+            return _OPEN, "", "", "", 0, None, None
         if first == ")":
-            return _CLOSE, "", "", "", 0
-        return _CLAUSE, "", "", "", 0
+            return _CLOSE, "", "", "", 0, None, None
+        return _CLAUSE_INFO
 
-    def _chunk(self, piece: str, spaced: bool) -> tuple[tuple[int, str, str, str, int], ...]:
+    def _chunk(self, piece: str, spaced: bool) -> tuple[_Token, ...]:
         """The classified tokens of one whitespace-separated piece of a headline.
 
         No token spans whitespace except a dash set off by spaces (" - "), which bounds a clause:
@@ -705,66 +740,64 @@ class Parser:
                 here = sentence << 20 | segment
         return words
 
-    def _coin_at(self, words: _Words, i: int) -> tuple[str, int] | None:
-        """The coin starting at word i ("!NAME" for an untradable one) and its length in words."""
-        rules = self.rules
+    def _longer_coin(self, words: _Words, i: int, starts: _Starts) -> tuple[str | None, int]:
+        """The coin of the longest name starting at word i ("!NAME" for an untradable one, None
+        for none) and the name's length in words."""
         info = words.info
-        low = info[i][2]
-        if low[0] == "$":
-            coin = rules.cashtags.get(low)
-            if coin is None:
-                return None
-            return (coin, 1) if coin else ("!" + low[1:].upper(), 1)
-        left = len(info) - i
-        for n in rules.coin_lengths.get(low, ()):
-            if n > left:
-                continue
-            if n > 1 and words.pos[i + n - 1] != words.pos[i]:
-                continue
-            key = low if n == 1 else _joined(info, i, n, 2)
-            names = rules.coin_names.get(key)
-            if names:
-                raw = info[i][1] if n == 1 else _joined(info, i, n, 1)
-                for name in names:
-                    exact = name.mode == "alias" or raw == name.form
-                    if exact and (name.mode != "proper" or i > 0):
-                        return name.coin, n
-            stable = rules.untradable.get(key)
-            if stable is not None:
-                return "!" + stable, n
-        return None
+        if i + 1 < len(info) and info[i + 1][2] in starts.seconds:
+            first = i == 0
+            for n in self.rules.coin_lengths[info[i][2]]:
+                if n == 1 or i + n > len(info) or words.pos[i + n - 1] != words.pos[i]:
+                    continue
+                found = self._named(_joined(info, i, n, 2), _joined(info, i, n, 1), first=first)
+                if found is not None:
+                    return found, n
+        return starts.single[0 if i == 0 else 1], 1
 
-    def _symbol_at(self, words: _Words, i: int) -> str | None:
+    def _named(self, key: str, raw: str, *, first: bool) -> str | None:
+        """The coin a name key (lower case, space-joined) stands for, "!NAME" for an untradable
+        one, None for none. `raw`: its spelling in the headline (names and proper nouns must
+        match it); a proper noun does not count as the headline's first word (any capital)."""
+        rules = self.rules
+        for name in rules.coin_names.get(key, ()):
+            exact = name.mode == "alias" or raw == name.form
+            if exact and (name.mode != "proper" or not first):
+                return name.coin
+        stable = rules.untradable.get(key)
+        return None if stable is None else "!" + stable
+
+    def _cashtag(self, low: str) -> str | None:
+        """The coin of a cashtag ("$btc"), "!NAME" for an untradable one, None for none."""
+        coin = self.rules.cashtags.get(low)
+        if coin is None:
+            return None
+        return coin if coin else "!" + low[1:].upper()
+
+    def _symbol(self, raw: str, low: str) -> str | None:
         """The coin of a trading symbol written in prose ("FARTCOINUSDT", "HYPE-PERP")."""
-        raw = words.info[i][1]
         if not raw.isupper():
             return None
-        symbol = _ALERT_SYMBOL_RE.fullmatch(words.info[i][2])
+        symbol = _ALERT_SYMBOL_RE.fullmatch(low)
         if symbol is None:
             return None
         return self.rules.command_names.get(symbol.group("base"))
 
-    def _term_at(self, words: _Words, i: int) -> tuple[str, Term | None, int] | None:
-        """("term" | "local" | "global", term, length) for the longest phrase starting at word i."""
-        rules = self.rules
+    def _longer_phrase(self, words: _Words, i: int, starts: _Starts) -> tuple[str, Term | None, int] | None:
+        """("term" | "local" | "hedge" | "global", term, length) for the longest phrase starting
+        at word i (within its sentence), None if there is none."""
         info = words.info
-        first = info[i][3]
-        single = self._single_word.get(first, _LONGER)
-        if single is not _LONGER:
-            return single
-        left = len(info) - i
-        pair = left > 1 and f"{first} {info[i + 1][3]}" in rules.term_pairs
-        for n in rules.term_lengths.get(first, ()):
-            if n > left or (n > 1 and not pair):
-                continue
-            if n > 1 and words.pos[i + n - 1] >> 20 != words.pos[i] >> 20:
-                continue
-            found = self._phrase(first if n == 1 else _joined(info, i, n, 3), n)
-            if found is not None:
-                return found
-        return None
+        if i + 1 < len(info) and info[i + 1][3] in starts.seconds:
+            sentence = words.pos[i] >> 20
+            for n in self.rules.term_lengths[info[i][3]]:
+                if n == 1 or i + n > len(info) or words.pos[i + n - 1] >> 20 != sentence:
+                    continue
+                found = self._phrase(_joined(info, i, n, 3), n)
+                if found is not None:
+                    return found
+        single: tuple[str, Term | None, int] | None = starts.single
+        return single
 
-    def _phrase(self, key: str, n: int) -> tuple[str, Term | None, int] | None:
+    def _phrase(self, key: str, n: int = 1) -> tuple[str, Term | None, int] | None:
         """("term" | "local" | "hedge" | "global", term, n) for a phrase key, None if it is none."""
         rules = self.rules
         term = rules.terms.get(key)
@@ -863,27 +896,25 @@ class Parser:
         for i in words.marked:
             if i < after:
                 continue
-            _, _, low, _, marks = info[i]
-            if marks & _MAY_BE_COIN:
-                found_coin = self._coin_at(words, i)
-                if found_coin is not None:
-                    coins.append((found_coin[0], i))
-                    after = i + found_coin[1]
+            token = info[i]
+            coin = token[5]
+            if coin is not None:
+                if coin.__class__ is _Starts:
+                    name, n = self._longer_coin(words, i, coin)
+                else:
+                    name, n = coin[0 if i == 0 else 1], 1
+                if name is not None:
+                    coins.append((name, i))
+                    after = i + n
                     continue
-            elif marks & _MAY_BE_SYMBOL:
-                symbol_coin = self._symbol_at(words, i)
-                if symbol_coin is not None:
-                    coins.append((symbol_coin, i))
-                    after = i + 1
-                    continue
-            if not marks & _MAY_BE_TERM:
-                continue
-            found = self._term_at(words, i)
+            found = token[6]
+            if found.__class__ is _Starts:
+                found = self._longer_phrase(words, i, found)
             if found is None:
                 continue
             kind, term, n = found
             if kind == "term" and term is not None:
-                hit = _Hit(i, term, low if n == 1 else _joined(info, i, n, 2))
+                hit = _Hit(i, term, token[2] if n == 1 else _joined(info, i, n, 2))
                 hit.questioned = rules.ignore_questions and words.pos[i] >> 20 in words.questions
                 hits.append(hit)
             elif kind == "global":
@@ -967,11 +998,12 @@ class Parser:
             if term.move:
                 moves.append((term.side, bool(h.boosted), weight))  # type: ignore[arg-type]
             texts.append(h.text)
-        bull = longs[0] if len(longs) == 1 else self._strength(longs)
-        bear = shorts[0] if len(shorts) == 1 else self._strength(shorts)
+        bull = self._strength(longs) if len(longs) > 1 else longs[0] if longs else 0.0
+        bear = self._strength(shorts) if len(shorts) > 1 else shorts[0] if shorts else 0.0
         terms = (texts[0],) if len(texts) == 1 else tuple(dict.fromkeys(texts))
         strong, weak = (bull, bear) if bull >= bear else (bear, bull)
-        effect = self._effect(moves) if moves else None
+        # The price move matters only against an opposing side (moves both ways imply one).
+        effect = self._effect(moves) if weak > 0 and moves else None
         if effect is _MOVED_BOTH_WAYS:
             why.append("conflict: the price moved both ways")
             return REASON_CONFLICT, subject, None, 0.0, terms, None, tuple(why)
