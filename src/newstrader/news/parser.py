@@ -18,7 +18,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 
-from newstrader.domain import NewsItem, Side, Signal
+from newstrader.domain import NewsItem, Side, Signal, utcnow
 
 # Reasons a headline yields no signal (stable strings: the journal, API and tests use them).
 REASON_MATCHED = "matched"
@@ -78,6 +78,7 @@ _COMMAND_RE = re.compile(
     r"(?:\s+(?P<lev>\d{1,3}(?:\.\d+)?)\s*x)?\s*[.!]*\s*$",
     re.IGNORECASE,
 )
+_COMMAND_INITIALS = frozenset("lsbLSB\u017f")  # long, short, buy, sell, signal (ſ: an s to IGNORECASE)
 _CLAUSE_ENDERS = frozenset({"but", "while", "although", "however", "yet", "whereas"})
 
 
@@ -590,7 +591,7 @@ class Parser:
         leverage: int | None = None,
         why: tuple[str, ...] = (),
     ) -> ParseResult:
-        # The leading fields by position, in Signal's own order: matching ten keywords cost ~1 µs.
+        # Every field by position, in Signal's own order: matching keywords costs ~0.3 µs a signal.
         signal = Signal(
             signal_id_for(item.id),  # id
             item.id,  # news_id
@@ -599,13 +600,17 @@ class Parser:
             confidence,
             terms,
             why,
-            leverage=leverage,
-            source=item.source,
-            stamps=ledger_start(item, time.monotonic()),
+            None,  # notional_usd
+            leverage,
+            utcnow(),  # created_at
+            item.source,
+            ledger_start(item, time.monotonic()),  # stamps
         )
         return ParseResult(signal, reason, confidence, terms, coin, side, why)
 
     def _command(self, text: str) -> tuple[str, Side, int | None] | None:
+        if text.lstrip()[:1] not in _COMMAND_INITIALS:
+            return None
         match = _COMMAND_RE.match(text)
         if match is None:
             return None
@@ -944,22 +949,37 @@ class Parser:
                         hit.negated = True
                         hedged = hedged or (hedge and hit.term.side is not None)
 
-        live = [
-            h
-            for h in hits
-            if not h.negated
-            and not h.questioned
-            and not h.dropped
-            and h.term.side is not None
-            and (h.boosted or not h.term.needs_magnitude)
-        ]
+        # The hits that count, in one pass: their weights, price moves, texts and `why` lines.
+        move_weight = rules.move_weight
+        listing: _Hit | None = None  # the first listing-like term: its object is the subject
+        longs: list[float] = []
+        shorts: list[float] = []
+        moves: list[tuple[Side, bool, float]] = []  # (side, with a level/percentage, weight)
+        texts: list[str] = []
+        lines: list[str] = []
+        for h in hits:
+            term = h.term
+            if h.negated or h.questioned or h.dropped or term.side is None:
+                continue
+            if h.boosted:
+                weight = max(term.weight, move_weight)
+                lines.append(h.explain(move_weight))
+            elif term.needs_magnitude:
+                continue
+            else:
+                weight = term.weight
+                lines.append(f"{term.kind} '{h.text}'{term.note}")
+            if term.side is Side.LONG:
+                longs.append(weight)
+            else:
+                shorts.append(weight)
+            if term.move:
+                moves.append((term.side, bool(h.boosted), weight))
+            if term.object and listing is None:
+                listing = h
+            texts.append(h.text)
         why: list[str] = []
         subject = coins[0][0]
-        listing = None
-        for h in live:
-            if h.term.object:
-                listing = h
-                break
         if listing is not None:
             named = self._object_coin(words, coins, listing.index)
             if named is not None and named != subject:
@@ -968,7 +988,7 @@ class Parser:
         if subject.startswith("!") or subject not in self.tradable:
             return REASON_NOT_TRADABLE, subject.lstrip("!"), None, 0.0, (), None, tuple(why)
 
-        if not live:
+        if not texts:
             directional = [h for h in hits if h.term.side is not None and not h.dropped]
             if hedged:
                 return REASON_SPECULATIVE, subject, None, 0.0, (), None, ()
@@ -977,27 +997,7 @@ class Parser:
             if any(h.questioned for h in directional):
                 return REASON_QUESTION, subject, None, 0.0, (), None, ()
             return REASON_NO_DIRECTION, subject, None, 0.0, (), None, ()
-
-        move_weight = rules.move_weight
-        longs: list[float] = []
-        shorts: list[float] = []
-        moves: list[tuple[Side, bool, float]] = []  # (side, with a level/percentage, weight)
-        texts: list[str] = []
-        for h in live:
-            term = h.term
-            if h.boosted:
-                weight = max(term.weight, move_weight)
-                why.append(h.explain(move_weight))
-            else:
-                weight = term.weight
-                why.append(f"{term.kind} '{h.text}'{term.note}")
-            if term.side is Side.LONG:
-                longs.append(weight)
-            else:
-                shorts.append(weight)
-            if term.move:
-                moves.append((term.side, bool(h.boosted), weight))  # type: ignore[arg-type]
-            texts.append(h.text)
+        why += lines
         bull = self._strength(longs) if len(longs) > 1 else longs[0] if longs else 0.0
         bear = self._strength(shorts) if len(shorts) > 1 else shorts[0] if shorts else 0.0
         terms = (texts[0],) if len(texts) == 1 else tuple(dict.fromkeys(texts))
