@@ -513,8 +513,8 @@ class _Hit:
     index: int
     term: Term
     text: str  # the headline's own words that matched, shown as the signal's terms
-    negated: bool = False
     questioned: bool = False
+    negated: bool = False
     boosted: str = ""  # the level or percentage that strengthens a price move
     dropped: bool = False  # a move of a metric ("hashrate hits ATH"), not of the price
 
@@ -745,19 +745,19 @@ class Parser:
                 here = sentence << 20 | segment
         return words
 
-    def _longer_coin(self, words: _Words, i: int, starts: _Starts) -> tuple[str | None, int]:
+    def _longer_coin(self, words: _Words, i: int, single: tuple[str | None, str | None]) -> tuple[str | None, int]:
         """The coin of the longest name starting at word i ("!NAME" for an untradable one, None
-        for none) and the name's length in words."""
+        for none) and the name's length in words, once the next word may continue a name.
+        `single`: word i's own one-word result (as the first word, elsewhere)."""
         info = words.info
-        if i + 1 < len(info) and info[i + 1][2] in starts.seconds:
-            first = i == 0
-            for n in self.rules.coin_lengths[info[i][2]]:
-                if n == 1 or i + n > len(info) or words.pos[i + n - 1] != words.pos[i]:
-                    continue
-                found = self._named(_joined(info, i, n, 2), _joined(info, i, n, 1), first=first)
-                if found is not None:
-                    return found, n
-        return starts.single[0 if i == 0 else 1], 1
+        first = i == 0
+        for n in self.rules.coin_lengths[info[i][2]]:
+            if n == 1 or i + n > len(info) or words.pos[i + n - 1] != words.pos[i]:
+                continue
+            found = self._named(_joined(info, i, n, 2), _joined(info, i, n, 1), first=first)
+            if found is not None:
+                return found, n
+        return single[0 if first else 1], 1
 
     def _named(self, key: str, raw: str, *, first: bool) -> str | None:
         """The coin a name key (lower case, space-joined) stands for, "!NAME" for an untradable
@@ -787,19 +787,20 @@ class Parser:
             return None
         return self.rules.command_names.get(symbol.group("base"))
 
-    def _longer_phrase(self, words: _Words, i: int, starts: _Starts) -> tuple[str, Term | None, int] | None:
+    def _longer_phrase(
+        self, words: _Words, i: int, single: tuple[str, Term | None, int] | None
+    ) -> tuple[str, Term | None, int] | None:
         """("term" | "local" | "hedge" | "global", term, length) for the longest phrase starting
-        at word i (within its sentence), None if there is none."""
+        at word i (within its sentence), once the next word may continue a phrase; else
+        `single`, word i's own one-word phrase (None: none)."""
         info = words.info
-        if i + 1 < len(info) and info[i + 1][3] in starts.seconds:
-            sentence = words.pos[i] >> 20
-            for n in self.rules.term_lengths[info[i][3]]:
-                if n == 1 or i + n > len(info) or words.pos[i + n - 1] >> 20 != sentence:
-                    continue
-                found = self._phrase(_joined(info, i, n, 3), n)
-                if found is not None:
-                    return found
-        single: tuple[str, Term | None, int] | None = starts.single
+        sentence = words.pos[i] >> 20
+        for n in self.rules.term_lengths[info[i][3]]:
+            if n == 1 or i + n > len(info) or words.pos[i + n - 1] >> 20 != sentence:
+                continue
+            found = self._phrase(_joined(info, i, n, 3), n)
+            if found is not None:
+                return found
         return single
 
     def _phrase(self, key: str, n: int = 1) -> tuple[str, Term | None, int] | None:
@@ -873,7 +874,7 @@ class Parser:
         self, text: str
     ) -> tuple[str, str | None, Side | None, float, tuple[str, ...], int | None, tuple[str, ...]]:
         """(reason, coin, side, confidence, terms, leverage, why) for one piece of text."""
-        if not text or not text.strip():
+        if not text or text.isspace():
             return REASON_EMPTY, None, None, 0.0, (), None, ()
         command = self._command(text)
         if command is not None:
@@ -897,6 +898,8 @@ class Parser:
         negation_ends: list[tuple[int, int, int, bool]] = []  # (start, end, segment, hedge)
         globally_negated = False
         info = words.info
+        count = len(info)
+        questions, ignore_questions = words.questions, rules.ignore_questions
         after = 0  # words before this one belong to a coin or phrase already found
         for i in words.marked:
             if i < after:
@@ -904,24 +907,30 @@ class Parser:
             token = info[i]
             coin = token[5]
             if coin is not None:
+                n = 1
                 if coin.__class__ is _Starts:
-                    name, n = self._longer_coin(words, i, coin)
+                    if i + 1 < count and info[i + 1][2] in coin.seconds:
+                        name, n = self._longer_coin(words, i, coin.single)
+                    else:
+                        name = coin.single[0 if i == 0 else 1]
                 else:
-                    name, n = coin[0 if i == 0 else 1], 1
+                    name = coin[0 if i == 0 else 1]
                 if name is not None:
                     coins.append((name, i))
                     after = i + n
                     continue
             found = token[6]
             if found.__class__ is _Starts:
-                found = self._longer_phrase(words, i, found)
+                if i + 1 < count and info[i + 1][3] in found.seconds:
+                    found = self._longer_phrase(words, i, found.single)
+                else:
+                    found = found.single
             if found is None:
                 continue
             kind, term, n = found
             if kind == "term" and term is not None:
-                hit = _Hit(i, term, token[2] if n == 1 else _joined(info, i, n, 2))
-                hit.questioned = rules.ignore_questions and words.pos[i] >> 20 in words.questions
-                hits.append(hit)
+                questioned = bool(questions) and ignore_questions and words.pos[i] >> 20 in questions
+                hits.append(_Hit(i, term, token[2] if n == 1 else _joined(info, i, n, 2), questioned))
             elif kind == "global":
                 globally_negated = True
             else:
