@@ -676,12 +676,13 @@ class Parser:
             return _CLOSE, "", "", "", 0, None, None
         return _CLAUSE_INFO
 
-    def _chunk(self, piece: str, spaced: bool) -> tuple[_Token, ...]:
+    def _chunk(self, piece: str) -> tuple[_Token, ...]:
         """The classified tokens of one whitespace-separated piece of a headline.
 
-        No token spans whitespace except a dash set off by spaces (" - "), which bounds a clause:
-        `spaced` says whether this piece has whitespace on both sides."""
-        if spaced and not piece.strip(_DASHES):
+        No token spans whitespace except a dash set off by spaces (" - "), which bounds a clause.
+        A dash-only piece first or last in the text bounds one too: a boundary before every
+        word or after every word separates none of them, so that changes no result."""
+        if not piece.strip(_DASHES):
             return (_CLAUSE_INFO,)
         cache = self._token_cache
         infos = []
@@ -706,16 +707,11 @@ class Parser:
         add_info, add_pos = infos.append, positions.append
         segment = sentence = here = 0  # here: sentence << 20 | segment
         opened = -1
-        pieces = text.split()
-        last = len(pieces) - 1
-        for k, piece in enumerate(pieces):
+        for piece in text.split():
             chunk = chunks.get(piece)
             if chunk is None:
-                # A dash-only piece first or last in the text lacks the whitespace on one side
-                # unless the text itself starts/ends with whitespace: not cached, rare.
-                edge = (k == 0 and not text[0].isspace()) or (k == last and not text[-1].isspace())
-                chunk = self._chunk(piece, not edge)
-                if (not edge or piece.strip(_DASHES)) and len(chunks) < _TOKEN_CACHE_MAX:
+                chunk = self._chunk(piece)
+                if len(chunks) < _TOKEN_CACHE_MAX:
                     chunks[piece] = chunk
             for info in chunk:
                 kind = info[0]
