@@ -741,7 +741,9 @@ class Parser:
                 here = sentence << 20 | segment
         return words
 
-    def _longer_coin(self, words: _Words, i: int, single: tuple[str | None, str | None]) -> tuple[str | None, int]:
+    def _longer_coin(
+        self, words: _Words, i: int, single: tuple[str | None, str | None]
+    ) -> tuple[str | None, int]:
         """The coin of the longest name starting at word i ("!NAME" for an untradable one, None
         for none) and the name's length in words, once the next word may continue a name.
         `single`: word i's own one-word result (as the first word, elsewhere)."""
