@@ -609,8 +609,6 @@ class Parser:
         return ParseResult(signal, reason, confidence, terms, coin, side, why)
 
     def _command(self, text: str) -> tuple[str, Side, int | None] | None:
-        if text.lstrip()[:1] not in _COMMAND_INITIALS:
-            return None
         match = _COMMAND_RE.match(text)
         if match is None:
             return None
@@ -853,19 +851,19 @@ class Parser:
 
     def _object_coin(self, words: _Words, coins: list[tuple[str, int]], after: int) -> str | None:
         """The first coin named after a listing term: a known coin, or "!TICKER" in parentheses."""
-        known = next(((c, at) for c, at in coins if at > after), None)
-        unknown = next(
-            (
-                at
-                for at in words.parens
-                if at > after
-                and _PAREN_TICKER_RE.fullmatch(words.info[at][1])
-                and not any(a == at for _, a in coins)
-            ),
-            None,
-        )
-        if unknown is not None and (known is None or unknown < known[1]):
-            return "!" + words.info[unknown][1]
+        known: tuple[str, int] | None = None
+        for coin, at in coins:
+            if at > after:
+                known = coin, at
+                break
+        if words.parens:
+            info = words.info
+            named_at = {at for _, at in coins}
+            for at in words.parens:
+                if known is not None and at >= known[1]:
+                    break  # parentheses are in text order: none after the known coin counts
+                if at > after and at not in named_at and _PAREN_TICKER_RE.fullmatch(info[at][1]):
+                    return "!" + info[at][1]
         return known[0] if known is not None else None
 
     def _parse_text(
@@ -874,7 +872,8 @@ class Parser:
         """(reason, coin, side, confidence, terms, leverage, why) for one piece of text."""
         if not text or text.isspace():
             return REASON_EMPTY, None, None, 0.0, (), None, ()
-        command = self._command(text)
+        # Only text starting like a command runs the command's regular expression.
+        command = self._command(text) if text.lstrip()[:1] in _COMMAND_INITIALS else None
         if command is not None:
             coin, side, leverage = command
             if coin not in self.tradable:
