@@ -523,7 +523,7 @@ class _Hit:
         if not self.boosted:
             return f"{term.kind} '{self.text}'{term.note}"
         side = term.side.value if term.side is not None else "neutral"
-        return f"{term.kind} '{self.text}' with {self.boosted}: {side} {max(term.weight, move_weight):.2f}"
+        return f"{term.kind} '{self.text}' with {self.boosted}: {side} {_two(max(term.weight, move_weight))}"
 
 
 class Parser:
