@@ -335,7 +335,15 @@ def compile_rules(doc: Mapping[str, Any]) -> Rules:
                 raise RulesError(f"{where}.phrases[{j}].weight: must be a number from 0 to 1")
             key = " ".join(stem(_norm_word(t)) for t in _words(phrase))
             if key:
-                terms[key] = Term(phrase, kind, side, float(w), **flags)
+                terms[key] = Term(
+                    phrase,
+                    kind,
+                    side,
+                    float(w),
+                    move=flags["move"],
+                    needs_magnitude=flags["needs_magnitude"],
+                    object=flags["object"],
+                )
 
     local_neg: set[str] = set()
     global_neg: set[str] = set()
