@@ -456,15 +456,13 @@ def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], .
     `received` is the edge's stamp (webhook handler, feed reader); `published` is the source's
     publication time moved onto the monotonic clock through the receipt's wall time."""
     received = item.received_mono if item.received_mono is not None else parsed_at
-    stamps: list[tuple[str, float]] = []
-    if item.published_at is not None:
-        published = item.published_at
-        if published.tzinfo is None:
-            published = published.replace(tzinfo=UTC)
-        stamps.append(("published", received - (item.received_at - published).total_seconds()))
-    stamps.append(("received", received))
-    stamps.append(("parsed", parsed_at))
-    return tuple(stamps)
+    published = item.published_at
+    if published is None:
+        return ("received", received), ("parsed", parsed_at)
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    at = received - (item.received_at - published).total_seconds()
+    return ("published", at), ("received", received), ("parsed", parsed_at)
 
 
 def signal_id_for(news_id: str) -> str:
