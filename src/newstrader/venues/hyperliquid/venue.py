@@ -352,11 +352,26 @@ class HyperliquidVenue:
 
     # --- actions -------------------------------------------------------------------------------
 
-    async def _send(self, action: dict[str, Any], batch_length: int, *, expires: bool = False) -> Any:
+    def _expires_after(self, not_after: datetime | None) -> int:
+        """`expiresAfter` in ms: the send plus the validity window, or the order's own earlier
+        `not_after` (its intent time plus the window: a send held up past it must not land)."""
+        window_end = int(time.time() * 1000 + self.order_validity_s * 1000)
+        if not_after is None:
+            return window_end
+        return min(window_end, int(not_after.timestamp() * 1000))
+
+    async def _send(
+        self,
+        action: dict[str, Any],
+        batch_length: int,
+        *,
+        expires: bool = False,
+        not_after: datetime | None = None,
+    ) -> Any:
         nonce = self._nonces.next()
         # An order that reaches the venue after `expiresAfter` is refused: a lost request can't
         # execute late, after the engine has already sent what was missing.
-        expires_after = int(time.time() * 1000 + self.order_validity_s * 1000) if expires else None
+        expires_after = self._expires_after(not_after) if expires else None
         signature = self.signer.sign_l1_action(
             action,
             nonce,
@@ -419,7 +434,7 @@ class HyperliquidVenue:
             int(market.asset_id or 0), req.is_buy, price, size, req.reduce_only, tif, cloid
         )
         started = time.perf_counter()
-        reply = await self._send(order_action([wire]), 1, expires=True)
+        reply = await self._send(order_action([wire]), 1, expires=True, not_after=req.not_after)
         result = self._order_result(reply, req.client_id, size)
         log.info(
             "order_placed",
