@@ -13,8 +13,8 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from eth_account import Account
+from tests.cluster.held_fence import HeldAfterCheck, end_lock_sessions
 
 from newstrader.cluster.ownership import AccountOwnership, libpq_dsn, lock_key
 from newstrader.domain import OutcomeStatus, Side, Signal
@@ -26,27 +26,6 @@ from newstrader.venues.factory import build_venue
 
 VENUE = "as-5"
 CHECKS_PER_ONE_LEG = 3  # before the intent is journaled, before the send, before the outcome
-
-
-class HeldAfterCheck:
-    """The owner's real fence; the process "stops" right after one check passed (a SIGSTOP there)."""
-
-    def __init__(self, ownership: AccountOwnership, hold_after: int) -> None:
-        self.ownership = ownership
-        self.hold_after = hold_after
-        self.checks = 0
-        self.held = asyncio.Event()
-        self.resume = asyncio.Event()
-
-    def owns(self, venue: str) -> bool:
-        return self.ownership.owns(venue)
-
-    async def ensure_owner(self, venue: str) -> None:
-        await self.ownership.ensure_owner(venue)
-        self.checks += 1
-        if self.checks == self.hold_after:
-            self.held.set()
-            await self.resume.wait()
 
 
 async def test_a_woken_owner_journals_no_second_outcome_beside_the_new_owners(sim: Any, pg_url: str) -> None:
@@ -92,11 +71,7 @@ async def test_a_woken_owner_journals_no_second_outcome_beside_the_new_owners(si
         assert target > 0
 
         # B's session ends (as the server ends a paused owner's silent session); C takes over.
-        with psycopg.connect(dsn, autocommit=True) as db:
-            db.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
-                ("newstrader:bot-B:%",),
-            )
+        end_lock_sessions(dsn, "bot-B")
         assert await owners["C"].wait_owned(VENUE, 10)
         # The new owner's lane: nothing journaled for (signal, account) yet, so it runs the signal.
         assert await journals["C"].venue_outcome(signal.id, VENUE) is None
