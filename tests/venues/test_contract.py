@@ -193,3 +193,15 @@ async def test_an_order_past_its_intents_window_is_refused_by_the_venue(
         COIN, True, size, "c-in-time", not_after=utcnow() + timedelta(seconds=venue.order_validity_s)
     )
     assert (await venue.place_order(fresh)).filled_size == size == _exchange_size(sim, vut)
+
+
+async def test_triggers_past_their_intents_window_are_refused_by_the_venue(vut: VenueUnderTest) -> None:
+    venue = vut.venue
+    size, mark = await _size_for(vut, Decimal(200))
+    await venue.place_order(OrderRequest(COIN, True, size, "c-late-tp-open"))
+    ended = utcnow() - timedelta(seconds=1)  # intent time + validity, a second ago
+    with pytest.raises(Expired):
+        await venue.place_triggers(
+            COIN, size, mark * Decimal("1.2"), mark * Decimal("0.8"), ("c-late-tp", "c-late-sl"), ended
+        )
+    assert [o for o in await venue.open_orders(COIN) if o.trigger_kind] == []

@@ -379,7 +379,10 @@ class Executor:
                         )
                     raise
                 try:
-                    results = await venue.place_triggers(coin, position_size, take_profit, stop_loss, ids)
+                    until = self.intents.valid_until(venue, intent_at)  # the pair's window, as an order's
+                    results = await venue.place_triggers(
+                        coin, position_size, take_profit, stop_loss, ids, until
+                    )
                 except Ambiguous as exc:
                     last_error = f"ambiguous: {exc}"
                     found = [

@@ -103,8 +103,10 @@ class Venue(Protocol):
         take_profit: Decimal | None,
         stop_loss: Decimal | None,
         client_ids: tuple[str, str],
+        not_after: datetime | None = None,
     ) -> list[OrderResult]:
-        """Place reduce-only TP/SL triggers that close `position_size` (signed) when hit."""
+        """Place reduce-only TP/SL triggers that close `position_size` (signed) when hit; the
+        venue refuses them after `not_after` (their intent time + `order_validity_s`), as orders."""
         ...
 
     async def cancel_triggers(self, coin: str) -> int:

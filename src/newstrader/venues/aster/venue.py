@@ -461,6 +461,7 @@ class AsterVenue:
         take_profit: Decimal | None,
         stop_loss: Decimal | None,
         client_ids: tuple[str, str],
+        not_after: datetime | None = None,
     ) -> list[OrderResult]:
         """TAKE_PROFIT_MARKET / STOP_MARKET with closePosition, triggered by the mark price."""
         if position_size == 0:
@@ -503,7 +504,7 @@ class AsterVenue:
                 )
             )
             try:
-                row = await self.http.signed("POST", "order", params, is_order=True)
+                row = await self.http.signed("POST", "order", params, is_order=True, not_after=not_after)
                 result = self._result(row, client_id)
             except Ambiguous:
                 raise  # it may rest: the stream reports it, or the state resyncs without it

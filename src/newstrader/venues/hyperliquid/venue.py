@@ -492,6 +492,7 @@ class HyperliquidVenue:
         take_profit: Decimal | None,
         stop_loss: Decimal | None,
         client_ids: tuple[str, str],
+        not_after: datetime | None = None,
     ) -> list[OrderResult]:
         """Reduce-only market TP/SL for the whole position (grouping positionTpsl)."""
         if position_size == 0 or (take_profit is None and stop_loss is None):
@@ -533,7 +534,9 @@ class HyperliquidVenue:
                 )
             )
         try:
-            reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
+            reply = await self._send(
+                order_action(wires, "positionTpsl"), len(wires), expires=True, not_after=not_after
+            )
             results = [
                 self._one_result(status, client_id, size)
                 for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
