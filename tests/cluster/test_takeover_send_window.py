@@ -18,17 +18,13 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from tests.cluster.held_fence import HeldAfterCheck, end_lock_sessions
+from tests.cluster.takeover import owner_and_standby
 
-from newstrader.cluster.ownership import AccountOwnership, libpq_dsn, lock_key
+from newstrader.cluster.ownership import lock_key
 from newstrader.domain import OutcomeStatus, Side, Signal
-from newstrader.engine.executor import Executor
 from newstrader.engine.ports import NotOwner
 from newstrader.engine.reconcile import Reconciler
-from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
-from newstrader.journal import Journal
-from newstrader.venues.factory import build_venue
 
 VENUE = "acct-1"
 PRE_SEND_CHECK = 2  # a leg's checks: before its intent is journaled, right before its send
@@ -62,25 +58,6 @@ async def test_an_owner_stopped_before_its_send_wakes_after_the_takeover_and_the
 ) -> None:
     sim.admin.set_price("ETH", Decimal(2000))
     config, account = _account(sim, kind)
-    dsn = libpq_dsn(pg_url)
-    accounts = {VENUE: lock_key(kind, account)}
-    journals = {bot: await Journal.open(pg_url, instance=f"bot-{bot}") for bot in "BC"}
-    venues = {bot: build_venue(config, timeout_s=ENGINE.order_timeout_s) for bot in "BC"}
-    owners = {
-        bot: AccountOwnership(dsn, f"bot-{bot}", accounts, heartbeat_s=0.2, session_timeout_s=1.0)
-        for bot in "BC"
-    }
-    fence_b = HeldAfterCheck(owners["B"], hold_after=PRE_SEND_CHECK)
-    executors = {
-        bot: Executor(
-            {VENUE: venues[bot]},
-            journals[bot],
-            ENGINE,
-            Sizer(Decimal(1000), 3),
-            fence=fence_b if bot == "B" else owners["C"],
-        )
-        for bot in "BC"
-    }
     signal = Signal(id=f"s-window-{kind}", news_id=f"n-window-{kind}@{VENUE}", coin="ETH", side=Side.LONG)
 
     def position() -> Decimal:
@@ -89,11 +66,16 @@ async def test_an_owner_stopped_before_its_send_wakes_after_the_takeover_and_the
     def fills() -> int:
         return int(sim.admin.state()["venues"][kind]["accounts"][account.lower()]["fills"])
 
-    try:
-        await owners["B"].start()
-        assert await owners["B"].wait_owned(VENUE, 10)
-        await owners["C"].start()  # the standby
-
+    takeover = owner_and_standby(
+        pg_url,
+        lock_key(kind, account),
+        config,
+        hold_after=PRE_SEND_CHECK,
+        engine=ENGINE,
+        notional=Decimal(1000),
+    )
+    async with takeover as rig:
+        journals, venues, executors, fence_b = rig.journals, rig.venues, rig.executors, rig.fence_b
         run_b = asyncio.create_task(executors["B"].execute(signal, venues=[VENUE]))
         await asyncio.wait_for(fence_b.held.wait(), 30)  # B journaled its intent, passed the pre-send check
         [b_intent] = await journals["C"].pending_intents()
@@ -102,8 +84,8 @@ async def test_an_owner_stopped_before_its_send_wakes_after_the_takeover_and_the
         # B's session ends; C takes the account and settles it as the node does on acquiring it
         # (B's intent stays in flight, its coin held, until its window has passed), then runs the
         # signal: the venue never saw B's order, so C sends the target itself.
-        end_lock_sessions(dsn, "bot-B")
-        assert await owners["C"].wait_owned(VENUE, 10)
+        rig.end_b_session()
+        assert await rig.owners["C"].wait_owned(VENUE, 10)
         settle = Reconciler({VENUE: venues["C"]}, journals["C"], state=executors["C"].state, config=ENGINE)
         await settle.resolve_pending()
         [by_c] = await executors["C"].execute(signal, venues=[VENUE])
@@ -130,11 +112,3 @@ async def test_an_owner_stopped_before_its_send_wakes_after_the_takeover_and_the
         ]
         outcomes = [o for o in await journals["C"].recent_outcomes(10) if o["signal_id"] == signal.id]
         assert len(outcomes) == 1 and outcomes[0]["status"] == "ok"
-    finally:
-        fence_b.resume.set()
-        for owner in owners.values():
-            await owner.stop()
-        for venue in venues.values():
-            await venue.close()
-        for journal in journals.values():
-            await journal.close()
