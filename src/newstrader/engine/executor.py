@@ -18,7 +18,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -379,7 +379,10 @@ class Executor:
                         )
                     raise
                 try:
-                    results = await venue.place_triggers(coin, position_size, take_profit, stop_loss, ids)
+                    until = self.intents.valid_until(venue, intent_at)  # the pair's window, as an order's
+                    results = await venue.place_triggers(
+                        coin, position_size, take_profit, stop_loss, ids, until
+                    )
                 except Ambiguous as exc:
                     last_error = f"ambiguous: {exc}"
                     found = [
@@ -929,6 +932,9 @@ class Executor:
             )
             await self.fence.ensure_owner(name)  # a bot that lost the account journals nothing
             intent_at = utcnow()
+            # The venue refuses this order after the in-flight window from its intent time: a send
+            # held up past it (a paused owner woken after a takeover) can never land late.
+            req = replace(req, not_after=self.intents.valid_until(venue, intent_at))
             fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
             if fresh_intent is False:
                 # This leg was sent before (a redelivery, or a run that crashed): never resend it
