@@ -41,16 +41,18 @@ _BODY_CHARS = 2000  # how much of a body is read when the title names no coin
 
 # Numbers and amounts ("$1.2B", "4,225", "10%"), words (with cashtags, "fetch.ai", "won't"),
 # and the punctuation that bounds a clause.
+_NUMBER = r"\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?"
 _TOKEN_RE = re.compile(
-    r"(?P<num>\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?)"
+    rf"(?P<num>{_NUMBER})"
     r"|(?P<word>\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*)"
     r"|(?P<sent>[?!.;:|])"
     r"|(?P<clause>[,()\[\]]|\s[-–—]+\s|[–—])"
 )
 # The same tokens without groups (findall returns plain strings: the hot path).
-_FLAT_TOKEN_RE = re.compile(
-    r"\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?|\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*|\s[-–—]+\s|[?!.;:|,()\[\]–—]"
-)
+_FLAT_TOKEN_RE = re.compile(rf"{_NUMBER}|\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*|\s[-–—]+\s|[?!.;:|,()\[\]–—]")
+# A piece that is one number and nothing else: most pieces not seen before are new numbers,
+# classified without the general pattern.
+_NUMBER_RE = re.compile(_NUMBER)
 _SENTENCE_ENDERS = frozenset("?!.;:|")
 _WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION, _NUM, _OPEN, _CLOSE = range(8)  # token kinds
 # One classified token: (kind, raw, low, stem, marks, coin, phrase). raw keeps the case
@@ -688,6 +690,8 @@ class Parser:
         word or after every word separates none of them, so that changes no result."""
         if not piece.strip(_DASHES):
             return (_CLAUSE_INFO,)
+        if _NUMBER_RE.fullmatch(piece):
+            return ((_NUM, piece, "", "", 0, None, None),)  # as `_classify` has it
         cache = self._token_cache
         infos = []
         for token in _FLAT_TOKEN_RE.findall(piece):
