@@ -835,14 +835,13 @@ class Parser:
 
     def _boost_moves(self, words: _Words, hits: list[_Hit]) -> None:
         """A level or percentage just after a price move (same clause, ≤ 4 words on) strengthens it."""
-        moves = [h for h in hits if h.term.move]
-        if not moves:
-            return
+        pos = words.pos
         for at, segment, token in words.numbers:
-            best: _Hit | None = None
-            for hit in moves:
-                nearer = best is None or hit.index > best.index
-                if nearer and hit.index < at <= hit.index + 4 and words.pos[hit.index] == segment:
+            best: _Hit | None = None  # the nearest move before the number
+            for hit in hits:
+                index = hit.index
+                nearer = best is None or index > best.index
+                if nearer and index < at <= index + 4 and hit.term.move and pos[index] == segment:
                     best = hit
             if best is not None and not best.boosted:
                 best.boosted = self._magnitude(token)
