@@ -455,6 +455,7 @@ class Executor:
         cid = order.client_id
         async with self.state.hold(venue_name, order.coin):
             await self.fence.ensure_owner(venue_name)
+            order = replace(order, not_after=self.intents.valid_until(venue, utcnow()))  # as in `_drive`
             if not await self.journal.record_intent(op_id, venue_name, order.coin, "probe", cid, order):
                 raise GiveUp(f"order {cid} was sent before: not sent again")
             try:
