@@ -31,6 +31,7 @@ import json
 import os
 import queue
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,8 +54,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     create_engine,
     event,
+    exists,
     func,
     insert,
     inspect,
@@ -62,12 +65,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import delete as sa_delete
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import Executable, Select
 from sqlalchemy.types import TypeDecorator
 
 from newstrader.domain import (
@@ -508,6 +512,105 @@ def _upsert(conn: Connection, table: Table, keys: Mapping[str, Any], values: Map
         conn.execute(update(table).where(*where).values(**values))
 
 
+# The news gate in one statement (one snapshot, one round trip): the outcome journaled for the
+# item's id, whether the same headline arrived at or after `since` under another id (never, when
+# `since` is NULL), and the pause switch.
+_NEWS_GATE: Final = select(
+    select(news_table.c.outcome)
+    .where(news_table.c.id == bindparam("news_id"))
+    .scalar_subquery()
+    .label("outcome"),
+    exists()
+    .where(
+        news_table.c.norm_title == bindparam("norm_title"),
+        news_table.c.received_at >= bindparam("since", type_=UTCDateTime()),
+        news_table.c.id != bindparam("news_id"),
+    )
+    .label("headline_seen"),
+    select(control_table.c.value).where(control_table.c.key == "paused").scalar_subquery().label("paused"),
+)
+_CACHED_POSITIONS: Final = select(cached_positions_table)
+_CACHED_POSITIONS_OF: Final = _CACHED_POSITIONS.where(cached_positions_table.c.venue == bindparam("venue"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A select compiled once for a raw sqlite3 connection, with SQLAlchemy's own conversions of
+    its parameters and columns (so its rows are the ones `Connection.execute` would give)."""
+
+    sql: str
+    defaults: Mapping[str, Any]
+    binds: Mapping[str, Callable[[Any], Any]]
+    columns: tuple[str, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, stmt: Select[Any], dialect: Dialect) -> _Prepared:
+        compiled = stmt.compile(dialect=dialect)
+        binds = {}
+        for name in compiled.params:
+            process = compiled.binds[name].type.bind_processor(dialect)
+            if process is not None:
+                binds[name] = process
+        selected = list(stmt.selected_columns)
+        return cls(
+            compiled.string,
+            dict(compiled.params),
+            binds,
+            tuple(str(column.key) for column in selected),
+            tuple(column.type.result_processor(dialect, None) for column in selected),
+        )
+
+    def params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        values = {**self.defaults, **given}
+        for name, process in self.binds.items():
+            values[name] = process(values[name])
+        return values
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: value if process is None else process(value)
+            for name, value, process in zip(self.columns, raw, self.results, strict=True)
+        }
+
+
+class _LoopReader:
+    """SQLite only: the small indexed reads on the way to an order (the news gate, the cached
+    positions), answered on the event loop's own thread from one raw sqlite3 connection, with no
+    thread hop and no SQLAlchemy round (~10 µs instead of ~1 ms).
+
+    Exact, not a cache: in WAL mode a reader never waits for a writer, and each statement reads a
+    snapshot taken when it starts, which holds every transaction committed before, by this
+    process or any other sharing the file. It never waits either: a busy database (WAL recovery
+    after another process crashed, say) or a call from another thread answers None and the caller
+    uses the thread reader, which may wait."""
+
+    def __init__(self, path: Path) -> None:
+        # timeout=0: a locked database raises at once instead of blocking the event loop.
+        self._conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA query_only = ON")
+        self._thread = threading.get_ident()
+        self._dialect = sqlite_dialect.dialect(paramstyle="named")
+        self._prepared: dict[int, _Prepared] = {}
+
+    def rows(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """The statement's rows, or None when it cannot be answered here and now."""
+        if threading.get_ident() != self._thread:
+            return None
+        prepared = self._prepared.get(id(stmt))
+        if prepared is None:
+            prepared = self._prepared[id(stmt)] = _Prepared.of(stmt, self._dialect)
+        try:
+            raw = self._conn.execute(prepared.sql, prepared.params(params)).fetchall()
+        except sqlite3.OperationalError as exc:  # busy/locked: the thread reader waits for it
+            log.info("journal_loop_read_deferred", error=str(exc))
+            return None
+        return [prepared.row(row) for row in raw]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 # --------------------------------------------------------------------------- writer thread
 
 
@@ -518,17 +621,27 @@ class _Job:
     future: asyncio.Future[Any]
     queued_only: bool = False  # queue_news / queue_signal: nobody awaits it before acting
 
-    def settle(self, ok: bool, value: Any) -> None:
-        def _set() -> None:
-            if self.future.done():  # the caller was cancelled; the write still happened
-                return
-            if ok:
-                self.future.set_result(value)
-            else:
-                self.future.set_exception(value)
 
+def _settle(results: Sequence[tuple[_Job, bool, Any]]) -> None:
+    """On the callers' loop: each job's future gets its result (or error)."""
+    for job, ok, value in results:
+        if job.future.done():  # the caller was cancelled; the write still happened
+            continue
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)
+
+
+def _hand_back(results: Sequence[tuple[_Job, bool, Any]]) -> None:
+    """Send a committed group's results to their loops: one wake-up per loop, not one per write
+    (each is a write to the loop's self-pipe, and a moment this thread gives up the GIL)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+    for result in results:
+        by_loop.setdefault(result[0].loop, []).append(result)
+    for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody is waiting
-            self.loop.call_soon_threadsafe(_set)
+            loop.call_soon_threadsafe(_settle, settled)
 
 
 class _Writer(threading.Thread):
@@ -587,36 +700,49 @@ class _Writer(threading.Thread):
         """Run a batch in one transaction; the writer's connection, or None if it broke.
 
         The connection stays open between batches (a pool check-out and its reset cost more
-        than the insert); a lone write needs no savepoint (its failure is the batch's)."""
+        than the insert). The writes run without savepoints: every statement is a moment this
+        thread lets go of the GIL, and taking it back from a busy event loop costs up to the
+        switch interval, so the usual group (news, signal, intents) is n + 2 statements, not
+        3n + 2. Only when a write of a group fails is the group rolled back and run again with
+        a savepoint per write: one writer's failure must not undo the others."""
         outcomes: list[tuple[bool, Any]] = []
         try:
             if conn is None:
                 conn = self._engine.connect()
-            with conn.begin():
-                if len(batch) == 1:
-                    outcomes.append((True, batch[0].fn(conn)))
-                else:
+            try:
+                with conn.begin():
                     for job in batch:
-                        try:  # one writer's failure must not undo the others in its group
-                            with conn.begin_nested():
-                                outcomes.append((True, job.fn(conn)))
-                        except Exception as exc:
-                            outcomes.append((False, exc))
+                        outcomes.append((True, job.fn(conn)))
+            except Exception:
+                if len(batch) == 1 or len(outcomes) == len(batch) or conn.invalidated:
+                    raise  # the lone write failed, or the commit did
+                outcomes = self._each_in_a_savepoint(conn, batch)
         except Exception as exc:  # the commit itself failed: nothing in this group is durable
             if len(batch) == 1 and len(outcomes) == 0:
                 log.warning("journal_write_failed", error=str(exc))
             else:
                 log.error("journal_commit_failed", error=str(exc), writes=len(batch))
-            for job in batch:
-                job.settle(False, exc)
+            _hand_back([(job, False, exc) for job in batch])
             if conn is not None and conn.invalidated:
                 with contextlib.suppress(Exception):
                     conn.close()
                 conn = None
             return conn
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
-            job.settle(ok, value)
+        _hand_back([(job, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
         return conn
+
+    @staticmethod
+    def _each_in_a_savepoint(conn: Connection, batch: Sequence[_Job]) -> list[tuple[bool, Any]]:
+        """Run the group again in one transaction, each write in its own savepoint."""
+        outcomes: list[tuple[bool, Any]] = []
+        with conn.begin():
+            for job in batch:
+                try:
+                    with conn.begin_nested():
+                        outcomes.append((True, job.fn(conn)))
+                except Exception as exc:
+                    outcomes.append((False, exc))
+        return outcomes
 
 
 # --------------------------------------------------------------------------- engines
@@ -707,6 +833,7 @@ class Journal:
         self._engine = writer_engine
         self._reader = reader_engine
         self._writer = _Writer(writer_engine)
+        self._loop_reader: _LoopReader | None = None
         self._closed = False
 
     @classmethod
@@ -723,6 +850,9 @@ class Journal:
         journal._writer.start()
         try:
             await journal._write(_migrate)
+            path = _sqlite_file(url)
+            if path is not None:  # the schema exists now
+                journal._loop_reader = _LoopReader(path)
         except BaseException:
             await journal.close()
             raise
@@ -733,6 +863,8 @@ class Journal:
         if self._closed:
             return
         self._closed = True
+        if self._loop_reader is not None:
+            self._loop_reader.close()
         self._writer.submit(None)
         await asyncio.to_thread(self._writer.join)
         self._engine.dispose()
@@ -769,6 +901,18 @@ class Journal:
                 return fn(conn)
 
         return await asyncio.to_thread(run)
+
+    async def _lookup(self, stmt: Select[Any], **params: Any) -> list[dict[str, Any]]:
+        """A small indexed read on the way to an order: on the event loop's thread when the
+        journal is a SQLite file (see `_LoopReader`), else through the thread reader."""
+        if self._closed:
+            raise JournalError("journal is closed")
+        if self._loop_reader is not None:
+            rows = self._loop_reader.rows(stmt, params)
+            if rows is not None:
+                return rows
+        found = await self._read(lambda conn: conn.execute(stmt, params).mappings().all())
+        return [dict(row) for row in found]
 
     # ---- news
 
@@ -810,30 +954,13 @@ class Journal:
     async def news_gate(self, news_id: str, norm_title: str, since: datetime | None) -> NewsGate:
         """What the pipeline must know before acting on an item, in one read: the outcome
         already journaled for this id (None: new), whether the same headline arrived since
-        `since` under another id, and whether trading is paused."""
-        by_id = select(news_table.c.outcome).where(news_table.c.id == news_id)
-        headline = (
-            None
-            if since is None
-            else select(news_table.c.id)
-            .where(
-                news_table.c.norm_title == norm_title,
-                news_table.c.received_at >= since,
-                news_table.c.id != news_id,
-            )
-            .limit(1)
+        `since` under another id, and whether trading is paused. Exact: it sees every write
+        committed before the call, by any process sharing the journal."""
+        (row,) = await self._lookup(_NEWS_GATE, news_id=news_id, norm_title=norm_title, since=since)
+        outcome = row["outcome"]
+        return NewsGate(
+            None if outcome is None else str(outcome), bool(row["headline_seen"]), bool(row["paused"])
         )
-        paused = select(control_table.c.value).where(control_table.c.key == "paused")
-
-        def read(conn: Connection) -> NewsGate:
-            row = conn.execute(by_id).first()
-            seen = headline is not None and conn.execute(headline).first() is not None
-            control = conn.execute(paused).first()
-            return NewsGate(
-                None if row is None else str(row[0]), seen, bool(control[0]) if control else False
-            )
-
-        return await self._read(read)
 
     async def interrupt_unfinished_news(
         self, reason: str, *, keep: Collection[str] = (), id_suffix: str | None = None
@@ -1114,10 +1241,10 @@ class Journal:
 
     async def cached_positions(self, venue: str | None = None) -> dict[tuple[str, str], CachedPosition]:
         """The cache, keyed by (venue, coin)."""
-        stmt = select(cached_positions_table)
-        if venue is not None:
-            stmt = stmt.where(cached_positions_table.c.venue == venue)
-        rows = await self._read(lambda conn: conn.execute(stmt).mappings().all())
+        if venue is None:
+            rows = await self._lookup(_CACHED_POSITIONS)
+        else:
+            rows = await self._lookup(_CACHED_POSITIONS_OF, venue=venue)
         return {(row["venue"], row["coin"]): _from_row(CachedPosition, row) for row in rows}
 
     async def set_cached_position(
