@@ -71,7 +71,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.expression import Executable, Select
+from sqlalchemy.sql.expression import Insert, Select
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlalchemy.types import TypeDecorator
 
 from newstrader.domain import (
@@ -446,21 +447,89 @@ def _fill_from_row(row: Mapping[Any, Any]) -> Fill:
 # --------------------------------------------------------------------------- statements
 
 
-# "INSERT … ON CONFLICT (key) DO NOTHING", built once per (dialect, table, key): SQLite and
-# PostgreSQL skip a duplicate key in the statement itself. Building an insert with `.values()` and
-# wrapping it in a savepoint cost ~0.55 ms of an order intent's journal write (bench/news_to_order.py).
-_INSERT_IF_NEW: dict[tuple[str, str, tuple[str, ...]], Executable | None] = {}
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A statement compiled once, run through the driver (`exec_driver_sql` or a raw sqlite3
+    cursor) with SQLAlchemy's own conversions of its parameters and result columns, so it takes
+    and gives the values `Connection.execute` would. SQLAlchemy's per-execution work (parameter
+    and default handling, execution context, result object) cost ~75 µs of an insert's ~95 µs on
+    this box: CPU that the writer thread takes from the event loop's order path (one GIL)."""
+
+    sql: str
+    defaults: Mapping[str, Any]
+    binds: Mapping[str, Callable[[Any], Any]]
+    order: tuple[str, ...] | None  # the parameters' order when the dialect's style is positional
+    columns: tuple[str, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(
+        cls,
+        stmt: Select[Any] | Insert,
+        dialect: Dialect,
+        *,
+        column_keys: Sequence[str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> _Prepared:
+        """`stmt` compiled for `dialect`; an insert for the columns in `column_keys`, those
+        not given at execution taking their value from `defaults`."""
+        compiled = stmt.compile(
+            dialect=dialect, column_keys=None if column_keys is None else list(column_keys)
+        )
+        binds = {}
+        for name in compiled.params:
+            process = compiled.binds[name].type.bind_processor(dialect)
+            if process is not None:
+                binds[name] = process
+        returned = list(stmt.exported_columns)
+        order = compiled.positiontup
+        return cls(
+            compiled.string,
+            {**compiled.params, **(defaults or {})},
+            binds,
+            None if not compiled.positional or order is None else tuple(order),
+            tuple(str(column.key) for column in returned),
+            tuple(column.type.result_processor(dialect, None) for column in returned),
+        )
+
+    def params(self, given: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        values = {**self.defaults, **given}
+        for name, process in self.binds.items():
+            values[name] = process(values[name])
+        return values if self.order is None else tuple(values[name] for name in self.order)
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: value if process is None else process(value)
+            for name, value, process in zip(self.columns, raw, self.results, strict=True)
+        }
 
 
-def _on_conflict_skip(dialect: str, table: Table, key: list[str]) -> Executable | None:
-    """The insert that skips a duplicate `key`, returning the key only when it inserted (a
-    driver's rowcount is not always reliable here: psycopg reports -1)."""
-    returned = table.c[key[0]]
-    if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=key).returning(returned)
-    if dialect == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing(index_elements=key).returning(returned)
-    return None
+# "INSERT … ON CONFLICT (key) DO NOTHING", built once per (dialect, table, key, columns given):
+# SQLite and PostgreSQL skip a duplicate key in the statement itself. Building an insert with
+# `.values()` and wrapping it in a savepoint cost ~0.55 ms of an order intent's journal write, and
+# running the compiled one through SQLAlchemy's execution ~75 µs more (bench/news_to_order.py).
+_INSERT_IF_NEW: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], _Prepared | None] = {}
+
+
+def _on_conflict_skip(
+    dialect: Dialect, table: Table, key: list[str], given: Sequence[str]
+) -> _Prepared | None:
+    """The insert of the `given` columns that skips a duplicate `key`, returning the key only when
+    it inserted (a driver's rowcount is not always reliable here: psycopg reports -1)."""
+    if dialect.name == "sqlite":
+        insert_stmt: Insert = sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
+    elif dialect.name == "postgresql":
+        insert_stmt = postgresql_insert(table).on_conflict_do_nothing(index_elements=key)
+    else:
+        return None
+    # Columns left out take their schema default, as `Connection.execute` would give them.
+    defaults = {
+        column.name: column.default.arg
+        for column in table.columns
+        if column.name not in given and isinstance(column.default, ScalarElementColumnDefault)
+    }
+    return _Prepared.of(insert_stmt.returning(table.c[key[0]]), dialect, column_keys=given, defaults=defaults)
 
 
 def _insert_if_new(
@@ -472,12 +541,12 @@ def _insert_if_new(
     on `key` is skipped, any other constraint failure propagates. Other dialects: the insert
     runs in a savepoint and a failure is a duplicate only when the key is really there."""
     key = key or [column.name for column in table.primary_key.columns]
-    cache_key = (conn.dialect.name, table.name, tuple(key))
+    cache_key = (conn.dialect.name, table.name, tuple(key), tuple(values))
     if cache_key not in _INSERT_IF_NEW:
-        _INSERT_IF_NEW[cache_key] = _on_conflict_skip(conn.dialect.name, table, list(key))
-    statement = _INSERT_IF_NEW[cache_key]
-    if statement is not None:
-        return conn.execute(statement, dict(values)).first() is not None
+        _INSERT_IF_NEW[cache_key] = _on_conflict_skip(conn.dialect, table, list(key), list(values))
+    prepared = _INSERT_IF_NEW[cache_key]
+    if prepared is not None:
+        return conn.exec_driver_sql(prepared.sql, prepared.params(values)).first() is not None
     try:
         with conn.begin_nested():
             conn.execute(insert(table).values(**values))
@@ -531,47 +600,6 @@ _NEWS_GATE: Final = select(
 )
 _CACHED_POSITIONS: Final = select(cached_positions_table)
 _CACHED_POSITIONS_OF: Final = _CACHED_POSITIONS.where(cached_positions_table.c.venue == bindparam("venue"))
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A select compiled once for a raw sqlite3 connection, with SQLAlchemy's own conversions of
-    its parameters and columns (so its rows are the ones `Connection.execute` would give)."""
-
-    sql: str
-    defaults: Mapping[str, Any]
-    binds: Mapping[str, Callable[[Any], Any]]
-    columns: tuple[str, ...]
-    results: tuple[Callable[[Any], Any] | None, ...]
-
-    @classmethod
-    def of(cls, stmt: Select[Any], dialect: Dialect) -> _Prepared:
-        compiled = stmt.compile(dialect=dialect)
-        binds = {}
-        for name in compiled.params:
-            process = compiled.binds[name].type.bind_processor(dialect)
-            if process is not None:
-                binds[name] = process
-        selected = list(stmt.selected_columns)
-        return cls(
-            compiled.string,
-            dict(compiled.params),
-            binds,
-            tuple(str(column.key) for column in selected),
-            tuple(column.type.result_processor(dialect, None) for column in selected),
-        )
-
-    def params(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        values = {**self.defaults, **given}
-        for name, process in self.binds.items():
-            values[name] = process(values[name])
-        return values
-
-    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
-        return {
-            name: value if process is None else process(value)
-            for name, value, process in zip(self.columns, raw, self.results, strict=True)
-        }
 
 
 class _LoopReader:

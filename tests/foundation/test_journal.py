@@ -584,6 +584,45 @@ async def test_queued_rows_share_the_order_intents_commit(
         await journal.close()
 
 
+async def test_a_group_commit_takes_a_savepoint_per_write_only_when_one_fails(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The news + signal + intent group of an order runs as BEGIN, three inserts, COMMIT: each
+    statement is a moment the writer thread gives up the GIL to a busy event loop. A group in
+    which one write fails runs again with a savepoint per write (the others are kept, see
+    `test_one_failing_write_does_not_undo_its_group`)."""
+    monkeypatch.setattr(journal_module, "QUEUED_ROWS_LINGER_S", 30.0)  # the three share a group
+    journal = await Journal.open(db_url)
+    statements: list[str] = []
+    event.listen(
+        journal._writer._engine,
+        "before_cursor_execute",
+        lambda conn, cursor, sql, params, context, many: statements.append(sql.split()[0].upper()),
+    )
+    try:
+        for n, bad in ((1, False), (2, True)):
+            statements.clear()
+            received = None if bad else T0  # NOT NULL: the bad group's news row fails
+            item = NewsItem(id=f"q-{n}", title="queued", received_at=received)  # type: ignore[arg-type]
+            news = journal.queue_news(item, "received")
+            signal = journal.queue_signal(
+                Signal(id=f"s-{n}", news_id=f"q-{n}", coin="ETH", side=Side.LONG), "accepted"
+            )
+            req = OrderRequest(coin="ETH", is_buy=True, size=Decimal(1), client_id=f"c-{n}")
+            intent = journal.record_intent(f"s-{n}", "sim", "ETH", "open", f"c-{n}", req)
+            results = await asyncio.gather(news, signal, intent, return_exceptions=True)
+            if bad:
+                assert isinstance(results[0], IntegrityError) and results[1:] == [True, True]
+                assert statements.count("SAVEPOINT") == 3
+            else:
+                assert results == [True, True, True]
+                assert [s for s in statements if s != "BEGIN"] == ["INSERT", "INSERT", "INSERT"]
+        counts = await journal.counts()
+        assert (counts["news"], counts["signals"], counts["orders"]) == (1, 2, 2)
+    finally:
+        await journal.close()
+
+
 async def test_a_queued_write_is_durable_before_any_write_queued_after_it(tmp_path: Path) -> None:
     """The pipeline queues the news item and its signal without waiting, then awaits the order
     intent: once that returns, another connection (a restarted process) sees all three."""
