@@ -4,7 +4,8 @@ or one PostgreSQL database shared by several bots: ``postgresql+psycopg://…``)
 Every write is committed before the awaiting caller resumes, so a caller that writes *before*
 acting never loses the record. Writes go through one writer thread that commits them in
 groups (one fsync for all writers waiting at that moment), in the order they were queued;
-reads use their own connections.
+reads use their own connections (on a SQLite file, the two reads on the way to an order are
+answered on the event loop's own thread: see `_LoopReader`).
 
 Because commits follow queue order, a write that is only *queued* (`queue_news`,
 `queue_signal`) is durable no later than any write queued after it: the news pipeline queues
