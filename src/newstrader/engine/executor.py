@@ -60,6 +60,7 @@ from newstrader.venues.base import (
     Ambiguous,
     AuthError,
     CancelsByClientId,
+    PreparedOrder,
     RateLimited,
     Rejected,
     ReportsEquity,
@@ -88,6 +89,13 @@ class SkipVenue(Exception):
 
 class GiveUp(Exception):
     """This venue could not reach the target; the reason goes on the outcome."""
+
+
+def _settled_quietly(future: asyncio.Future[Any]) -> None:
+    """Retrieve a write's outcome nobody awaits any more (its caller was cancelled): no
+    "exception was never retrieved" noise; the journal logs its own failures."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _fmt(value: Decimal | None) -> str | None:
@@ -936,7 +944,21 @@ class Executor:
             # The venue refuses this order after the in-flight window from its intent time: a send
             # held up past it (a paused owner woken after a takeover) can never land late.
             req = replace(req, not_after=self.intents.valid_until(venue, intent_at))
-            fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
+            # The venue builds and signs the order while its intent is being written, so signing is
+            # not on the way from a durable intent to the order's bytes; nothing is sent before both.
+            recording = asyncio.ensure_future(
+                self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
+            )
+            prepared: PreparedOrder | None = None
+            unprepared: VenueError | None = None
+            try:
+                prepared = await venue.prepare_order(req)
+            except VenueError as exc:
+                unprepared = exc  # the venue never saw it: handled below as a refusal before sending
+            except BaseException:
+                recording.add_done_callback(_settled_quietly)
+                raise
+            fresh_intent = await recording
             if fresh_intent is False:
                 # This leg was sent before (a redelivery, or a run that crashed): never resend it
                 # blindly; ask the venue what became of it, re-read, and go on with a new leg.
@@ -949,16 +971,20 @@ class Executor:
                 current = await self._fresh_size(name, venue, op)
                 continue
             try:
-                await self.fence.ensure_owner(name)  # fencing: still ours at the moment of sending
-            except NotOwner:
-                await self.journal.update_intent(cid, "failed", error="fenced: never sent, the account moved")
-                raise
-            if account is not None:
-                account.expect_order(cid, op.coin)
-            sent_at = time.monotonic()
-            outcome.latency.mark("sent", sent_at)
-            try:
-                result = await venue.place_order(req)
+                if unprepared is not None:
+                    raise unprepared
+                assert prepared is not None
+                try:
+                    await self.fence.ensure_owner(name)  # fencing: still ours at the moment of sending
+                except NotOwner:
+                    await self.journal.update_intent(
+                        cid, "failed", error="fenced: never sent, the account moved"
+                    )
+                    raise
+                if account is not None:
+                    account.expect_order(cid, op.coin)
+                outcome.latency.mark("sent", time.monotonic())
+                result = await venue.send_order(prepared)
             except Ambiguous as exc:
                 self.state.order_done(name, op.coin)
                 await self.journal.update_intent(cid, "ambiguous", error=str(exc))

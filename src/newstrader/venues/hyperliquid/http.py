@@ -78,13 +78,17 @@ class HyperliquidHttp:
 
     async def exchange(self, envelope: dict[str, Any], batch_length: int) -> Any:
         """A signed action, sent once: only the engine decides to send again (after a fresh read)."""
+        return await self.exchange_encoded(encode_envelope(envelope), batch_length)
+
+    async def exchange_encoded(self, content: bytes, batch_length: int) -> Any:
+        """`exchange` for an envelope already encoded (`encode_envelope`)."""
         return await self._post(
-            "/exchange", envelope, hyperliquid_exchange_weight(batch_length), is_order=True
+            "/exchange", content, hyperliquid_exchange_weight(batch_length), is_order=True
         )
 
-    async def _post(self, path: str, body: dict[str, Any], weight: int, *, is_order: bool) -> Any:
+    async def _post(self, path: str, body: dict[str, Any] | bytes, weight: int, *, is_order: bool) -> Any:
         await self.limiter.acquire([(self.ip_bucket, weight)], Priority.ORDER if is_order else None)
-        content = json.dumps(body, separators=(",", ":")).encode()
+        content = body if isinstance(body, bytes) else encode_envelope(body)
         try:
             if path == "/exchange":
                 request = httpx.Request(
@@ -121,6 +125,11 @@ class HyperliquidHttp:
         if path == "/exchange" and isinstance(data, dict) and data.get("status") == "err":
             raise classify_hyperliquid_text(str(data.get("response")), venue=self.venue, is_order=is_order)
         return data
+
+
+def encode_envelope(body: dict[str, Any]) -> bytes:
+    """A request body as the venue reads it: compact JSON."""
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
