@@ -105,7 +105,7 @@ class RunningStack:
 
     def exchange_positions(self) -> dict[tuple[str, str], Decimal]:
         """(venue, coin) → signed size of the demo accounts, from the simulator (the truth)."""
-        addresses = {v: self.stack.accounts.address_of(v) for v in VENUE_KINDS}
+        addresses = {v: self.stack.accounts.address(v) for v in VENUE_KINDS}
         return positions_in_state(self.sim_admin("GET", "/state"), addresses)
 
     @staticmethod

@@ -148,7 +148,7 @@ def test_drift_badge_after_a_trade_outside_the_bot(page: Any, flat_stack: Runnin
     stack = flat_stack
     log_in(page, stack, stack.token)
     page.locator("#login").wait_for(state="hidden")
-    account = stack.stack.accounts.address_of("aster")
+    account = stack.stack.accounts.address("aster")
     # Someone opens SOL by hand on the exchange's website: the exchange has it, the cache does not.
     stack.sim_admin("POST", "/position", {"venue": "aster", "account": account, "coin": "SOL", "size": "2"})
     # The auto trader copies exchange fills into the journal on its (slow, in tests) monitor turn.
