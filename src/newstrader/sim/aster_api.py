@@ -858,7 +858,12 @@ class AsterApi:
         """Refused orders never reach the book; an IOC that found nothing to take did (and expired)."""
         return order.status != REJECTED or order.reject_reason in EXPIRE_REASONS
 
-    def _find_order(self, acct: Account, spec: MarketSpec, params: dict[str, str]) -> OrderRecord | None:
+    def _find_order(
+        self, params: dict[str, str], caller: Caller | None
+    ) -> tuple[Account, OrderRecord | None]:
+        """The caller's account and its order on `symbol` named by orderId or origClientOrderId."""
+        acct = self.account_of(caller)
+        spec = self.spec_for(params)
         oid = self.integer(params, "orderId")
         client_id = params.get("origClientOrderId")
         if oid is None and not client_id:
@@ -867,29 +872,23 @@ class AsterApi:
         if order is None and client_id:
             order = self.ex.order_by_client_id(acct.address, client_id)
         if order is None or order.coin != spec.coin or not self._listed(order):
-            return None
-        return order
+            return acct, None
+        return acct, order
 
     def query_order(self, params: dict[str, str], caller: Caller | None) -> Any:
-        acct = self.account_of(caller)
-        spec = self.spec_for(params)
-        order = self._find_order(acct, spec, params)
+        _, order = self._find_order(params, caller)
         if order is None:
             raise ApiError(-2013, "Order does not exist.")
         return self.order_json(order)
 
     def query_open_order(self, params: dict[str, str], caller: Caller | None) -> Any:
-        acct = self.account_of(caller)
-        spec = self.spec_for(params)
-        order = self._find_order(acct, spec, params)
+        _, order = self._find_order(params, caller)
         if order is None or not order.is_open:
             raise ApiError(-2013, "Order does not exist.")
         return self.order_json(order)
 
     def cancel_order(self, params: dict[str, str], caller: Caller | None) -> Any:
-        acct = self.account_of(caller)
-        spec = self.spec_for(params)
-        order = self._find_order(acct, spec, params)
+        acct, order = self._find_order(params, caller)
         if order is None or not order.is_open:
             raise ApiError(-2011, "Unknown order sent.")
         canceled = self.ex.cancel(acct.address, oid=order.oid)
