@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -145,7 +145,7 @@ def to_checksum_address(raw: bytes) -> str:
 class NonceSource:
     """Per-signer nonces: current ms, but always strictly above the last one handed out (thread-safe)."""
 
-    def __init__(self, clock_ms: Any = None) -> None:
+    def __init__(self, clock_ms: Callable[[], int] | None = None) -> None:
         self._last = 0
         self._lock = threading.Lock()
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
