@@ -21,13 +21,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
 
 from newstrader.sim.accounts import SimAccounts
 from newstrader.web.server import LoopbackServer
+
+if TYPE_CHECKING:
+    from newstrader.bot import Bot
 
 log = structlog.get_logger("newstrader.demo")
 
@@ -116,7 +119,7 @@ class DemoStack:
         self.token = token or secrets.token_urlsafe(24)
         self.accounts = SimAccounts.fresh()
         self.config_path = workdir / "newstrader-demo.toml"
-        self.bot: Any = None
+        self.bot: Bot | None = None
         self._sim_server: LoopbackServer | None = None
         self._env_set: list[str] = []
 

@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
 
 from newstrader.demo import VENUE_KINDS, DemoStack, positions_in_state
 from newstrader.venues.limits import REGISTRY
+
+if TYPE_CHECKING:
+    from newstrader.bot import Bot
 
 T = TypeVar("T")
 START_TIMEOUT_S = 60.0
@@ -84,7 +87,8 @@ class RunningStack:
         return str(self.stack.sim_url)
 
     @property
-    def bot(self) -> Any:
+    def bot(self) -> Bot:
+        assert self.stack.bot is not None, "the demo stack has not started"
         return self.stack.bot
 
     def api(self, token: str | None = None) -> httpx.Client:
