@@ -37,9 +37,12 @@ from newstrader.venues.base import Streaming, Venue, VenueError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from fastapi import FastAPI
+
     from newstrader.cluster.node import ClusterNode
     from newstrader.config import Settings
     from newstrader.telegram.service import TelegramService
+    from newstrader.web.server import LoopbackServer
 
 log = structlog.get_logger("newstrader.bot")
 
@@ -107,13 +110,13 @@ class Bot:
         self.pipeline: Pipeline | None = None
         self.autotrader: AutoTrader | None = None
         self.cluster: ClusterNode | None = None  # when the journal is PostgreSQL (shared by bots)
-        self.web_app: Any = None
+        self.web_app: FastAPI | None = None
         self.web_url: str | None = None
         self.web_token: str | None = None
         self.engine_config: EngineSettings = settings.engine
         self.sizer = Sizer.from_settings(settings.sizing)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._server: Any = None
+        self._server: LoopbackServer | None = None
         self.telegram: TelegramService | None = None
         self._started = False
 
