@@ -41,16 +41,18 @@ _BODY_CHARS = 2000  # how much of a body is read when the title names no coin
 
 # Numbers and amounts ("$1.2B", "4,225", "10%"), words (with cashtags, "fetch.ai", "won't"),
 # and the punctuation that bounds a clause.
+_NUMBER = r"\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?"
 _TOKEN_RE = re.compile(
-    r"(?P<num>\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?)"
+    rf"(?P<num>{_NUMBER})"
     r"|(?P<word>\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*)"
     r"|(?P<sent>[?!.;:|])"
     r"|(?P<clause>[,()\[\]]|\s[-–—]+\s|[–—])"
 )
 # The same tokens without groups (findall returns plain strings: the hot path).
-_FLAT_TOKEN_RE = re.compile(
-    r"\$?\d(?:[\d,.]*\d)?[a-zA-Z]*%?|\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*|\s[-–—]+\s|[?!.;:|,()\[\]–—]"
-)
+_FLAT_TOKEN_RE = re.compile(rf"{_NUMBER}|\$?[^\W\d_][\w'’]*(?:[.\-][\w'’]+)*|\s[-–—]+\s|[?!.;:|,()\[\]–—]")
+# A piece that is one number and nothing else: most pieces not seen before are new numbers,
+# classified without the general pattern.
+_NUMBER_RE = re.compile(_NUMBER)
 _SENTENCE_ENDERS = frozenset("?!.;:|")
 _WORD, _SKIP, _CLAUSE, _SENTENCE, _QUESTION, _NUM, _OPEN, _CLOSE = range(8)  # token kinds
 # One classified token: (kind, raw, low, stem, marks, coin, phrase). raw keeps the case
@@ -456,15 +458,13 @@ def ledger_start(item: NewsItem, parsed_at: float) -> tuple[tuple[str, float], .
     `received` is the edge's stamp (webhook handler, feed reader); `published` is the source's
     publication time moved onto the monotonic clock through the receipt's wall time."""
     received = item.received_mono if item.received_mono is not None else parsed_at
-    stamps: list[tuple[str, float]] = []
-    if item.published_at is not None:
-        published = item.published_at
-        if published.tzinfo is None:
-            published = published.replace(tzinfo=UTC)
-        stamps.append(("published", received - (item.received_at - published).total_seconds()))
-    stamps.append(("received", received))
-    stamps.append(("parsed", parsed_at))
-    return tuple(stamps)
+    published = item.published_at
+    if published is None:
+        return ("received", received), ("parsed", parsed_at)
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    at = received - (item.received_at - published).total_seconds()
+    return ("published", at), ("received", received), ("parsed", parsed_at)
 
 
 def signal_id_for(news_id: str) -> str:
@@ -690,6 +690,8 @@ class Parser:
         word or after every word separates none of them, so that changes no result."""
         if not piece.strip(_DASHES):
             return (_CLAUSE_INFO,)
+        if _NUMBER_RE.fullmatch(piece):
+            return ((_NUM, piece, "", "", 0, None, None),)  # as `_classify` has it
         cache = self._token_cache
         infos = []
         for token in _FLAT_TOKEN_RE.findall(piece):
@@ -833,14 +835,13 @@ class Parser:
 
     def _boost_moves(self, words: _Words, hits: list[_Hit]) -> None:
         """A level or percentage just after a price move (same clause, ≤ 4 words on) strengthens it."""
-        moves = [h for h in hits if h.term.move]
-        if not moves:
-            return
+        pos = words.pos
         for at, segment, token in words.numbers:
-            best: _Hit | None = None
-            for hit in moves:
-                nearer = best is None or hit.index > best.index
-                if nearer and hit.index < at <= hit.index + 4 and words.pos[hit.index] == segment:
+            best: _Hit | None = None  # the nearest move before the number
+            for hit in hits:
+                index = hit.index
+                nearer = best is None or index > best.index
+                if nearer and index < at <= index + 4 and hit.term.move and pos[index] == segment:
                     best = hit
             if best is not None and not best.boosted:
                 best.boosted = self._magnitude(token)
