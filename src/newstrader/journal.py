@@ -738,13 +738,18 @@ class _Writer(threading.Thread):
         try:
             if conn is None:
                 conn = self._engine.connect()
+            write_failed = False
             try:
                 with conn.begin():
                     for job in batch:
-                        outcomes.append((True, job.fn(conn)))
+                        try:
+                            outcomes.append((True, job.fn(conn)))
+                        except Exception:
+                            write_failed = True
+                            raise
             except Exception:
-                if len(batch) == 1 or len(outcomes) == len(batch) or conn.invalidated:
-                    raise  # the lone write failed, or the commit did
+                if not write_failed or len(batch) == 1 or conn.invalidated:
+                    raise  # BEGIN or COMMIT failed, or the lone write did
                 outcomes = self._each_in_a_savepoint(conn, batch)
         except Exception as exc:  # the commit itself failed: nothing in this group is durable
             if len(batch) == 1 and len(outcomes) == 0:
