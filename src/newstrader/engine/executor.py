@@ -208,6 +208,7 @@ class Executor:
         self._leverage_done: dict[tuple[str, str], int] = {}
         self._equity_seen: dict[str, tuple[float, Decimal]] = {}
         self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV, "")
+        self._wire_turn = asyncio.Lock()  # one order writing its request at a time (see `_send`)
 
     # ------------------------------------------------------------------ public API
 
@@ -984,7 +985,7 @@ class Executor:
                 if account is not None:
                     account.expect_order(cid, op.coin)
                 outcome.latency.mark("sent", time.monotonic())
-                result = await venue.send_order(prepared)
+                result = await self._send(venue, prepared)
             except Ambiguous as exc:
                 self.state.order_done(name, op.coin)
                 await self.journal.update_intent(cid, "ambiguous", error=str(exc))
@@ -1082,6 +1083,25 @@ class Executor:
                 filled=str(result.filled_size),
             )
             current = await self._fresh_size(name, venue, op)
+
+    async def _send(self, venue: Venue, prepared: PreparedOrder) -> OrderResult:
+        """Send a prepared order, its bytes written before any other order's: sends interleaved on
+        one event loop only delay each other (and the first order out is the race news trading
+        runs). The turn passes on once the bytes are written, or at once when the send must first
+        open a connection, or when it fails."""
+        await self._wire_turn.acquire()
+        holding = True
+
+        def written() -> None:
+            nonlocal holding
+            if holding:
+                holding = False
+                self._wire_turn.release()
+
+        try:
+            return await venue.send_order(prepared, on_written=written)
+        finally:
+            written()
 
     async def _resolve_earlier(self, venue: Venue, coin: str, signal_id: str, cid: str) -> OrderResult | None:
         """What became of a leg an earlier run journaled, by the in-flight rule from its journal time."""

@@ -5,6 +5,7 @@ The engine never imports a concrete venue: it sees `Venue` and these errors only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -104,15 +105,20 @@ class Venue(Protocol):
         ...
 
     async def prepare_order(self, req: OrderRequest) -> PreparedOrder:
-        """`place_order`'s first half: the order built and signed, nothing sent. Errors here
+        """`place_order`'s first half: the order built and signed and its rate budget taken, nothing
+        sent. Errors here
         (`Rejected` for a size that rounds to zero, `Transient` for a market table that could not
         be loaded) mean the venue never saw it. The engine prepares while the order's intent is
         being written, so signing is not on the way between a durable intent and its bytes."""
         ...
 
-    async def send_order(self, prepared: PreparedOrder) -> OrderResult:
+    async def send_order(
+        self, prepared: PreparedOrder, *, on_written: Callable[[], None] | None = None
+    ) -> OrderResult:
         """`place_order`'s second half: send what `prepare_order` built, once; its errors are
-        `place_order`'s."""
+        `place_order`'s. Nothing before the request's bytes waits: `prepare_order` took the rate
+        budget. `on_written` is called when the bytes are on the socket (or the send must first
+        open a connection), so the engine can let the next order write."""
         ...
 
     async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:

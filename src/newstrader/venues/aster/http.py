@@ -26,6 +26,7 @@ from newstrader.venues.limits import (
     aster_request_weight,
 )
 from newstrader.venues.retry import read_retries
+from newstrader.venues.written import OnWritten, written_trace
 
 log = structlog.get_logger(__name__)
 
@@ -153,13 +154,16 @@ class AsterHttp:
         if not self._synced:
             await self.sync_clock()
         path = self.path(name, signed=True)
+        # Any wait for the rate budget happens here, not in the send.
+        await self._acquire(method, path, params, is_order=True)
         return SignedOrder(method, path, list(params), self._sign(list(params), not_after))
 
-    async def send_order(self, order: SignedOrder) -> Any:
-        """Send a signed order call once."""
+    async def send_order(self, order: SignedOrder, *, on_written: OnWritten | None = None) -> Any:
+        """Send a signed order call once; `on_written` is called once its bytes are on the socket."""
         try:
-            await self._acquire(order.method, order.path, order.params, is_order=True)
-            return await self._send_encoded(order.method, order.path, order.encoded, is_order=True)
+            return await self._send_encoded(
+                order.method, order.path, order.encoded, is_order=True, on_written=on_written
+            )
         except Expired as exc:
             if exc.code == -1021:  # our clock may have drifted: the next leg's stamp is corrected
                 await self.sync_clock()
@@ -225,12 +229,17 @@ class AsterHttp:
             costs.append((self.order_bucket, 1))
         await self.limiter.acquire(costs, Priority.ORDER if is_order else None)
 
-    async def _send_encoded(self, method: str, path: str, encoded: str, *, is_order: bool) -> Any:
+    async def _send_encoded(
+        self, method: str, path: str, encoded: str, *, is_order: bool, on_written: OnWritten | None = None
+    ) -> Any:
         headers = {"X-MBX-APIKEY": self.config.api_key} if self.v3 is None and self.config.api_key else {}
+        extensions = {} if on_written is None else {"trace": written_trace(on_written)}
         try:
             if method == "POST":
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
-                response = await self._client.post(path, content=encoded, headers=headers)
+                response = await self._client.post(
+                    path, content=encoded, headers=headers, extensions=extensions
+                )
             else:
                 url = f"{path}?{encoded}" if encoded else path
                 response = await self._client.request(method, url, headers=headers)

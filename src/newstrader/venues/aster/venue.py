@@ -37,6 +37,7 @@ from newstrader.venues.account import read_triggers
 from newstrader.venues.aster.config import AsterConfig
 from newstrader.venues.aster.http import AsterHttp, SignedOrder
 from newstrader.venues.base import Ambiguous, AuthError, PreparedOrder, Rejected
+from newstrader.venues.written import OnWritten
 
 log = structlog.get_logger(__name__)
 
@@ -453,7 +454,9 @@ class AsterVenue:
         signed = await self.http.sign_order("POST", "order", params, req.not_after)
         return PreparedOrder(req, size, _AsterOrder(cid, market.symbol, signed))
 
-    async def send_order(self, prepared: PreparedOrder) -> OrderResult:
+    async def send_order(
+        self, prepared: PreparedOrder, *, on_written: OnWritten | None = None
+    ) -> OrderResult:
         """Send a prepared order once (see `place_order`)."""
         order = prepared.payload
         if not isinstance(order, _AsterOrder):
@@ -461,7 +464,7 @@ class AsterVenue:
         req = prepared.request
         self._client_symbol[order.cid] = order.symbol
         self._traded.add(req.coin)
-        row = await self.http.send_order(order.signed)
+        row = await self.http.send_order(order.signed, on_written=on_written)
         result = self._result(row, req.client_id)
         if result.filled_size == 0 and result.status is OrderStatus.CANCELED:
             # An IOC/market order that found nothing: the same outcome Hyperliquid reports as an error.

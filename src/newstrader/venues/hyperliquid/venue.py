@@ -44,6 +44,7 @@ from newstrader.venues.hyperliquid.signing import (
     trigger_order_wire,
     update_leverage_action,
 )
+from newstrader.venues.written import OnWritten
 
 log = structlog.get_logger(__name__)
 
@@ -404,9 +405,18 @@ class HyperliquidVenue:
         }
         return encode_envelope(envelope)
 
-    async def _send_signed(self, content: bytes, batch_length: int) -> Any:
+    async def _send_signed(
+        self,
+        content: bytes,
+        batch_length: int,
+        *,
+        reserved: bool = False,
+        on_written: OnWritten | None = None,
+    ) -> Any:
         try:
-            return await self.http.exchange_encoded(content, batch_length)
+            return await self.http.exchange_encoded(
+                content, batch_length, reserved=reserved, on_written=on_written
+            )
         except AuthError as exc:
             raise self._explain_unknown_signer(exc) from exc
 
@@ -456,9 +466,12 @@ class HyperliquidVenue:
             int(market.asset_id or 0), req.is_buy, price, size, req.reduce_only, tif, cloid
         )
         content = self._sign(order_action([wire]), expires=True, not_after=req.not_after)
+        await self.http.reserve_exchange(1)  # any wait for the rate budget happens here, not in the send
         return PreparedOrder(req, size, _SignedOrder(cloid, price, content))
 
-    async def send_order(self, prepared: PreparedOrder) -> OrderResult:
+    async def send_order(
+        self, prepared: PreparedOrder, *, on_written: OnWritten | None = None
+    ) -> OrderResult:
         """Send a prepared order once (see `place_order`)."""
         signed = prepared.payload
         if not isinstance(signed, _SignedOrder):
@@ -466,7 +479,7 @@ class HyperliquidVenue:
         req = prepared.request
         self._cloid_to_client[signed.cloid] = req.client_id
         started = time.perf_counter()
-        reply = await self._send_signed(signed.content, 1)
+        reply = await self._send_signed(signed.content, 1, reserved=True, on_written=on_written)
         result = self._order_result(reply, req.client_id, prepared.size)
         log.info(
             "order_placed",
