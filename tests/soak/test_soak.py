@@ -1,4 +1,4 @@
-"""The short chaos soak inside `make test`: `bench/soak.py` with 100 signals and 4 SIGKILL restarts.
+"""The short chaos soak inside `make test`: `bench/soak.py` with 100 signals and 5 SIGKILL restarts.
 
 `make soak` runs the long version (1000 signals, 10 restarts); this one keeps every kind of
 chaos but fewer of each, so it fits the suite's time budget.
@@ -34,18 +34,35 @@ def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any)
     faults = [s.fault for s in plan if s.kind == "fault"]
     assert {f["kind"] for f in faults} == FAULT_KINDS and {f["venue"] for f in faults} == VENUES
     restarts = [s for s in plan if s.kind == "restart"]
-    # Half keep the journal, half start empty, plus the in-flight kills (which keep it).
-    assert sum(s.keep_journal for s in restarts) == 7
+    # Half keep the journal, half start empty, plus the in-flight, TP/SL and after-ack kills
+    # (which keep it).
+    assert sum(s.keep_journal for s in restarts) == 8
     assert {s.mid_signal for s in restarts} == {True, False}
     # Every fourth: killed while the next signal's orders are held inside the venues.
     assert [k for k, s in enumerate(restarts) if s.in_flight] == [3, 7]
     # One in eight: the bot kills itself right after the next signal's TP/SL send (journal kept).
     assert [k for k, s in enumerate(restarts) if s.tpsl] == [2]
     assert all(s.keep_journal and s.mid_signal for s in restarts if s.tpsl)
-    # Some kills land in the first milliseconds, while the item's record is only queued (issue 18).
-    assert any((s.kill_after_ms or 0) <= 4 for s in restarts) and any(
-        (s.kill_after_ms or 0) > 4 for s in restarts
-    )
+    # The other mid-signal kills walk the news→order path (issue 18): after the webhook's 202,
+    # between the item's rows being queued and their commit, between the order intent's commit
+    # and the send, after the order's answer before its outcome is journaled, and at random.
+    points = [s.point for s in restarts]
+    assert points == [
+        "after-ack",
+        "queued",
+        None,
+        None,
+        "before-send",
+        "random",
+        None,
+        None,
+        "after-send",
+        "after-ack",
+    ]
+    assert set(points) - {None} == set(soak.KILL_POINTS)
+    # An acknowledged item is never delivered again: only a kept journal can finish it.
+    assert all(s.keep_journal and s.mid_signal for s in restarts if s.point == "after-ack")
+    assert set(soak.CRASH_HOOKS) == {"queued", "before-send", "after-send"}
     # Outside trades stay within the target, so a larger position can only be the bot's doing.
     harness = soak.engine_harness()
     for step in plan:
@@ -65,10 +82,13 @@ def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any)
 @pytest.mark.timeout(600)  # ~90 s on an idle 2-core box; far more when it is shared
 def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> None:
     # Fewer and shorter faults than `make soak` (each costs the bot seconds of retries), same kinds.
-    # Four restarts: kept/empty journal mid-signal, a kill right after a TP/SL send and a kill
-    # while orders are held inside the venues (issue 14). Each restarted client starts with a full
-    # Hyperliquid weight budget, which paces the bot (1200/min).
-    cfg = soak.SoakConfig(signals=100, restarts=4, coins=11, seed=3, fault_rate=0.15, timeout_ms=400)
+    # Five restarts: a kill right after a TP/SL send, a kill while orders are held inside the
+    # venues (issue 14), and three on the news→order path (issue 18): SIGKILL the moment the
+    # webhook's 202 arrives (never redelivered: the restarted bot must finish the item), the bot
+    # killing itself right after the item's rows are queued (before their commit; empty journal
+    # after it) and right after the order's intent is committed, before the send. Each restarted
+    # client starts with a full Hyperliquid weight budget, which paces the bot (1200/min).
+    cfg = soak.SoakConfig(signals=100, restarts=5, coins=11, seed=3, fault_rate=0.15, timeout_ms=400)
     lines: list[str] = []
     report = soak.run_soak(cfg, tmp_path, say=lines.append)
     summary = soak.render(report, cfg)
@@ -77,19 +97,29 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
     assert (line["mismatches"], line["doubled"], line["lost"]) == (0, 0, 0), summary
     # Every held position ended protected exactly once (after the TP/SL kill and at the end).
     assert (line["unprotected"], line["double_protected"]) == (0, 0), summary
-    assert line["signals"] == 100 and line["restarts"] == 4
+    # Nothing acknowledged was lost, nothing left unfinished, no order without its intent.
+    assert (line["news_lost"], line["unfinished"], line["orphan_orders"]) == (0, 0, 0), summary
+    assert line["acknowledged"] == 100, summary
+    assert line["signals"] == 100 and line["restarts"] == 5
     # The chaos really happened: faults of several kinds fired, the world moved under the bot.
     assert line["faults"] >= 8 and len(line["faults_by_kind"]) >= 3, summary
     assert line["outside_trades"] + line["liquidations"] >= 5, summary
     assert line["late_pushes"] >= 2, summary
     assert report.restarts_by_kind == Counter(
         {
-            "kept-journal/mid-signal": 1,
-            "empty-journal/mid-signal": 1,
+            "kept-journal/after-ack": 1,
+            "empty-journal/queued": 1,
             "kept-journal/tpsl": 1,
             "kept-journal/in-flight": 1,
+            "kept-journal/before-send": 1,
         }
     )
+    # The hooked kills landed inside the item's handling: queued → not yet committed or
+    # committed unfinished; intent committed, unsent → the item committed and unfinished.
+    landings = report.kill_landings
+    assert landings["queued:absent"] + landings["queued:received"] == 1, summary
+    assert landings["before-send:received"] == 1, summary
+    assert landings["after-ack:received"] + landings["after-ack:final"] == 1, summary
     # Most signals were carried out on both venues (a venue may fail a signal under faults).
     for venue in VENUES:
         assert report.outcomes[(venue, "ok")] >= 80, summary
