@@ -837,34 +837,40 @@ class Soak:
     def _check_orders_have_intents(self) -> None:
         """Every fill and resting order of the bot's accounts has its intent in a journal: the
         intent is durable before any send, whatever was killed (`orphan_orders` otherwise)."""
-        journaled = [
-            (row["venue"], row["client_id"])
-            for path in self.journals
-            for row in _journal_rows(path, "SELECT venue, client_id FROM orders")
-        ]
-        state = self.sim.admin.state()["venues"]
-        for venue in VENUES:
-            # The id the venue sees: Hyperliquid's cloid is a hash of ours.
-            on_venue = cloid_for if venue == "hyperliquid" else str
-            intents = {on_venue(cid) for v, cid in journaled if v == venue}
-            address = self.world.keys.address(venue).lower()
-            for fill in self.sim.admin.fills(venue, address):
-                if fill["outside"] or fill["liquidation"]:
-                    continue  # made outside the bot (the soak's own trades, the venue's liquidations)
-                if fill["client_id"] not in intents:
-                    self._problem(
-                        "orphan_orders",
-                        f"{venue} fill {fill['tid']} ({fill['coin']} {fill['side']} {fill['size']}, "
-                        f"client id {fill['client_id']}) has no journaled intent",
-                    )
-            resting = (state[venue]["accounts"].get(address) or {}).get("open_orders", [])
-            for order in resting:
-                if order.get("client_id") not in intents:
-                    self._problem(
-                        "orphan_orders",
-                        f"{venue} resting {order['coin']} order (client id {order.get('client_id')}) "
-                        "has no journaled intent",
-                    )
+        addresses = {venue: self.world.keys.address(venue) for venue in VENUES}
+        for problem in orders_without_intent(self.sim.admin, addresses, self.journals):
+            self._problem("orphan_orders", problem)
+
+
+def orders_without_intent(admin: Any, addresses: dict[str, str], journals: list[Path]) -> list[str]:
+    """The fills and resting orders of `addresses` (by venue) on the simulator whose client id
+    has no intent in any of `journals` (trades made outside the bot and liquidations aside)."""
+    journaled = [
+        (row["venue"], row["client_id"])
+        for path in journals
+        for row in _journal_rows(path, "SELECT venue, client_id FROM orders")
+    ]
+    state = admin.state()["venues"]
+    problems: list[str] = []
+    for venue, address in addresses.items():
+        # The id the venue sees: Hyperliquid's cloid is a hash of ours.
+        on_venue = cloid_for if venue == "hyperliquid" else str
+        intents = {on_venue(cid) for v, cid in journaled if v == venue}
+        for fill in admin.fills(venue, address.lower()):
+            if fill["outside"] or fill["liquidation"]:
+                continue  # made outside the bot (the soak's own trades, the venue's liquidations)
+            if fill["client_id"] not in intents:
+                problems.append(
+                    f"{venue} fill {fill['tid']} ({fill['coin']} {fill['side']} {fill['size']}, "
+                    f"client id {fill['client_id']}) has no journaled intent"
+                )
+        for order in (state[venue]["accounts"].get(address.lower()) or {}).get("open_orders", []):
+            if order.get("client_id") not in intents:
+                problems.append(
+                    f"{venue} resting {order['coin']} order (client id {order.get('client_id')}) "
+                    "has no journaled intent"
+                )
+    return problems
 
 
 def _journal_rows(path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:

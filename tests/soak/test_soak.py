@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.engine.sim_accounts import funded_venues
+from tests.harness.bots import MARKS
 
+from newstrader.domain import NewsItem, OrderRequest, OutcomeStatus, Side, Signal, VenueOutcome
+from newstrader.engine.executor import Executor
+from newstrader.engine.risk import Sizer
+from newstrader.engine.settings import EngineSettings
+from newstrader.journal import Journal
 from newstrader.sim.faults import FAULT_KINDS as SIM_FAULT_KINDS
 
 VENUES = {"hyperliquid", "aster"}
@@ -125,3 +132,73 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
         assert report.outcomes[(venue, "ok")] >= 80, summary
     # The journal saw the drift the outside trades, liquidations and empty journal caused.
     assert report.drift_events["missing_local_adopted"] >= 1, summary
+
+
+async def test_the_end_checks_count_what_an_acknowledged_item_lost(soak: Any, tmp_path: Path) -> None:
+    """`news_lost` and `unfinished` catch each way a kill could lose an item, on a real journal."""
+    path = tmp_path / "journal-0.db"
+    journal = await Journal.open(f"sqlite:///{path}")
+    try:
+
+        async def item(news_id: str, outcome: str, signal: str | None, venues: tuple[str, ...]) -> None:
+            coin = "BTC"
+            await journal.record_news(
+                NewsItem(id=news_id, title=f"BTC up {news_id}", source="test", coin=coin, side=Side.LONG),
+                "received",
+            )
+            if outcome != "received":
+                await journal.update_news(news_id, outcome, "test")
+            if signal is None:
+                return
+            sig = Signal(id=f"s-{news_id}", news_id=news_id, coin=coin, side=Side.LONG, source="test")
+            await journal.record_signal(sig, signal)
+            for venue in venues:
+                await journal.record_outcome(sig.id, VenueOutcome(venue, coin, OutcomeStatus.OK))
+
+        both = tuple(sorted(VENUES))
+        await item("done", "traded", "executed", both)  # finished on both venues: fine
+        await item("skipped", "skipped", None, ())  # decided without a signal: fine
+        await item("never-sent", "received", None, ())  # was still in flight (not acknowledged)
+        await item("left-received", "received", "accepted", ())  # the restart never resumed it
+        await item("left-interrupted", "interrupted", "accepted", ())  # waits for a redelivery
+        await item("one-venue", "traded", "executed", ("aster",))  # a venue's outcome missing
+        request = OrderRequest(coin="BTC", is_buy=True, size=Decimal("0.01"), client_id="nt-x")
+        await journal.record_intent("s-done", "aster", "BTC", "t0", "nt-x", request)  # never resolved
+    finally:
+        await journal.close()
+
+    check = soak.Soak(soak.SoakConfig(signals=1, restarts=0), tmp_path, say=lambda _: None)
+    check.journals = [path]
+    check.acked = {"done", "skipped", "left-received", "left-interrupted", "one-venue", "absent"}
+    check._check_journals()
+    lost = sorted(p.split(": ")[1] for p in check.report.problems if p.startswith("news_lost"))
+    assert lost == ["absent", "left-interrupted", "left-received", "one-venue"]
+    assert check.report.news_lost == 4
+    unfinished = [p for p in check.report.problems if p.startswith("unfinished")]
+    # never-sent and left-received still `received`, left-interrupted's signal still `accepted`,
+    # one-venue's signal without hyperliquid's outcome, the pending intent.
+    assert check.report.unfinished == 5 == len(unfinished), unfinished
+    assert check.report.bad() == 9
+
+
+async def test_the_end_check_finds_an_order_with_no_journaled_intent(
+    soak: Any, engine_sim: Any, tmp_path: Path
+) -> None:
+    """`orphan_orders`: the venue's fills are matched to journaled intents by client id (the
+    cloid Hyperliquid sees is a hash of ours); a journal without them leaves every fill orphaned."""
+    venues, addresses = funded_venues(engine_sim, MARKS)
+    ours, other = tmp_path / "ours.db", tmp_path / "other.db"
+    journal = await Journal.open(f"sqlite:///{ours}")
+    await (await Journal.open(f"sqlite:///{other}")).close()
+    try:
+        executor = Executor(venues, journal, EngineSettings(mode="target"), Sizer(Decimal(1000), 3))
+        signal = Signal(id="s-orphan", news_id="n-orphan", coin="BTC", side=Side.LONG)
+        outcomes = await executor.execute(signal)
+        assert [o.status for o in outcomes] == [OutcomeStatus.OK] * 2, outcomes
+    finally:
+        await journal.close()
+        for venue in venues.values():
+            await venue.close()
+    assert soak.orders_without_intent(engine_sim.admin, addresses, [ours]) == []
+    orphans = soak.orders_without_intent(engine_sim.admin, addresses, [other])
+    assert sorted(line.split()[0] for line in orphans) == sorted(VENUES), orphans
