@@ -1,4 +1,4 @@
-"""The short chaos soak inside `make test`: `bench/soak.py` with 100 signals and 5 SIGKILL restarts.
+"""The short chaos soak inside `make test`: `bench/soak.py` with 100 signals and 4 SIGKILL restarts.
 
 `make soak` runs the long version (1000 signals, 10 restarts); this one keeps every kind of
 chaos but fewer of each, so it fits the suite's time budget.
@@ -89,13 +89,15 @@ def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any)
 @pytest.mark.timeout(600)  # ~90 s on an idle 2-core box; far more when it is shared
 def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> None:
     # Fewer and shorter faults than `make soak` (each costs the bot seconds of retries), same kinds.
-    # Five restarts: a kill right after a TP/SL send, a kill while orders are held inside the
-    # venues (issue 14), and three on the news→order path (issue 18): SIGKILL the moment the
-    # webhook's 202 arrives (never redelivered: the restarted bot must finish the item), the bot
-    # killing itself right after the item's rows are queued (before their commit; empty journal
-    # after it) and right after the order's intent is committed, before the send. Each restarted
-    # client starts with a full Hyperliquid weight budget, which paces the bot (1200/min).
-    cfg = soak.SoakConfig(signals=100, restarts=5, coins=11, seed=3, fault_rate=0.15, timeout_ms=400)
+    # Four restarts: a kill right after a TP/SL send, a kill while orders are held inside the
+    # venues (issue 14), and two on the news→order path (issue 18): SIGKILL the moment the
+    # webhook's 202 arrives (never redelivered: the restarted bot must finish the item) and the
+    # bot killing itself right after the item's rows are queued, before their commit (an empty
+    # journal after it). The `before-send` and `after-send` kills run in `make soak` only: a
+    # restart that finds an intent it cannot know was sent waits out the venues' validity window
+    # (the in-flight rule), seconds this suite cannot spare. Each restarted client starts with a
+    # full Hyperliquid weight budget, which paces the bot (1200/min).
+    cfg = soak.SoakConfig(signals=100, restarts=4, coins=11, seed=3, fault_rate=0.15, timeout_ms=400)
     lines: list[str] = []
     report = soak.run_soak(cfg, tmp_path, say=lines.append)
     summary = soak.render(report, cfg)
@@ -107,7 +109,7 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
     # Nothing acknowledged was lost, nothing left unfinished, no order without its intent.
     assert (line["news_lost"], line["unfinished"], line["orphan_orders"]) == (0, 0, 0), summary
     assert line["acknowledged"] == 100, summary
-    assert line["signals"] == 100 and line["restarts"] == 5
+    assert line["signals"] == 100 and line["restarts"] == 4
     # The chaos really happened: faults of several kinds fired, the world moved under the bot.
     assert line["faults"] >= 8 and len(line["faults_by_kind"]) >= 3, summary
     assert line["outside_trades"] + line["liquidations"] >= 5, summary
@@ -118,14 +120,12 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
             "empty-journal/queued": 1,
             "kept-journal/tpsl": 1,
             "kept-journal/in-flight": 1,
-            "kept-journal/before-send": 1,
         }
     )
-    # The hooked kills landed inside the item's handling: queued → not yet committed or
-    # committed unfinished; intent committed, unsent → the item committed and unfinished.
+    # The queued kill landed inside the item's handling (its rows not yet committed, or
+    # committed and unfinished); the after-ack one after the 202, wherever the orders were.
     landings = report.kill_landings
     assert landings["queued:absent"] + landings["queued:received"] == 1, summary
-    assert landings["before-send:received"] == 1, summary
     assert landings["after-ack:received"] + landings["after-ack:final"] == 1, summary
     # Most signals were carried out on both venues (a venue may fail a signal under faults).
     for venue in VENUES:
