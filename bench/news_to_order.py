@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +38,7 @@ from typing import Any
 import httpx
 
 import parser as parser_bench  # bench/parser.py: its stand-in bot for the web app
-from newstrader.bot import prefer_short_handoffs
+from newstrader.bot import freeze_startup_heap, prefer_short_handoffs
 from newstrader.domain import NewsItem, Signal, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.risk import Sizer
@@ -115,20 +116,76 @@ def _read_kind(request: httpx.Request) -> str:
 
 
 class NewsDesk(parser_bench.NewsDesk):
-    """`bench/parser.py`'s stand-in bot for the web app, remembering each final decision (the
-    webhook answers once decided; the orders finish behind the answer)."""
+    """`bench/parser.py`'s stand-in bot for the web app, handing each item's final decision to
+    whoever waits for it (the webhook answers once accepted; the orders finish behind the answer)."""
 
     def __init__(self, pipeline: Pipeline, journal: Journal) -> None:
         super().__init__(pipeline, journal)
-        self.decisions: list[NewsDecision] = []
+        self.final: dict[str, asyncio.Future[NewsDecision]] = {}
+
+    def decided(self, news_id: str) -> asyncio.Future[NewsDecision]:
+        return self.final.setdefault(news_id, asyncio.get_running_loop().create_future())
 
     async def accept_news(self, item: NewsItem) -> NewsDecision:
         decision: NewsDecision = await self.pipeline.accept(item)
+        final = self.decided(item.id)
         if decision.execution is None:
-            self.decisions.append(decision)
+            final.set_result(decision)
         else:
-            decision.execution.add_done_callback(lambda done: self.decisions.append(done.result()))
+            decision.execution.add_done_callback(lambda done: final.set_result(done.result()))
         return decision
+
+
+# The webhook's sender, in a process of its own as it would be in use: its request building and
+# reply parsing do not share the bot's event loop. One JSON body per stdin line; per reply one line.
+SENDER = """
+import json, sys, time, httpx
+with httpx.Client(base_url=sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]}) as client:
+    for line in sys.stdin:
+        sent = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the bot's stamps
+        reply = client.post("/api/news", content=line.encode(), headers={"Content-Type": "application/json"})
+        print(json.dumps({"sent": sent, "status": reply.status_code, "text": reply.text[:200]}), flush=True)
+"""
+
+
+class Sender:
+    """The sender process: `send` hands it a body; `reply` reads what the webhook answered."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, port: int, token: str) -> Sender:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SENDER,
+            f"http://127.0.0.1:{port}",
+            token,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def send(self, body: dict[str, str]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(body).encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the sender process ended (exit {await self.process.wait()})")
+        reply: dict[str, Any] = json.loads(line)
+        if reply["status"] not in (200, 202):
+            raise RuntimeError(f"webhook said {reply['status']}: {reply['text']}")
+        return reply
+
+    async def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        await self.process.wait()
 
 
 def summary_ms(samples: list[float]) -> dict[str, float]:
@@ -192,53 +249,54 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stages: dict[str, list[float]] = {}
     outcomes: dict[str, int] = {}
     blocking: dict[str, int] = {}  # venue reads that ended before the first order's bytes, by kind
+    sender = await Sender.start(port, "bench-token")
     try:
-        headers = {"Authorization": "Bearer bench-token"}
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
-            post: Callable[[int], Awaitable[httpx.Response]] = lambda i: client.post(  # noqa: E731
-                "/api/news", json={"id": f"b{i}", "title": headline(i, coins), "source": "bench"}
+
+        async def post(i: int) -> tuple[float, NewsDecision]:
+            """Send item i; once its decision is final: when it was sent, and the decision."""
+            news_id = f"b{i}"
+            await sender.send({"id": news_id, "title": headline(i, coins), "source": "bench"})
+            decision = await asyncio.wait_for(desk.decided(news_id), 30)
+            return (await sender.reply())["sent"], decision
+
+        for i in range(-2 * len(coins), 0):  # warm-up: markets, leverage, keep-alive connections
+            await post(i)
+        freeze_startup_heap()  # as the bot does once started
+        for samples in calls.values():
+            samples.clear()
+        for i in range(args.items):
+            for wire in wires.values():
+                wire.order_bytes.clear()
+                wire.reads.clear()
+                wire.read_kinds.clear()
+            sent, decision = await post(i)
+            outcomes[decision.outcome.value] = outcomes.get(decision.outcome.value, 0) + 1
+            first = min((t for w in wires.values() for t in w.order_bytes), default=None)
+            if decision.outcome is not NewsOutcome.TRADED or decision.signal is None or first is None:
+                continue
+            received = dict(decision.signal.stamps)["received"]
+            reads = [r for w in wires.values() for r in w.reads if received <= r[0] and r[1] <= first]
+            for w in wires.values():
+                for (start, end), kind in zip(w.reads, w.read_kinds, strict=True):
+                    if received <= start and end <= first:
+                        blocking[kind] = blocking.get(kind, 0) + 1
+            read_wait = max((end for _, end in reads), default=received) - min(
+                (start for start, _ in reads), default=received
             )
-            for i in range(-2 * len(coins), 0):  # warm-up: markets, leverage, keep-alive connections
-                await post(i)
-            for samples in calls.values():
-                samples.clear()
-            for i in range(args.items):
-                for wire in wires.values():
-                    wire.order_bytes.clear()
-                    wire.reads.clear()
-                    wire.read_kinds.clear()
-                sent = time.monotonic()
-                response = await post(i)
-                if response.status_code not in (200, 202):
-                    raise RuntimeError(f"webhook said {response.status_code}: {response.text[:200]}")
-                await _until_decided(desk, f"b{i}")
-                decision = desk.decisions[-1]
-                outcomes[decision.outcome.value] = outcomes.get(decision.outcome.value, 0) + 1
-                first = min((t for w in wires.values() for t in w.order_bytes), default=None)
-                if decision.outcome is not NewsOutcome.TRADED or decision.signal is None or first is None:
-                    continue
-                received = dict(decision.signal.stamps)["received"]
-                reads = [r for w in wires.values() for r in w.reads if received <= r[0] and r[1] <= first]
-                for w in wires.values():
-                    for (start, end), kind in zip(w.reads, w.read_kinds, strict=True):
-                        if received <= start and end <= first:
-                            blocking[kind] = blocking.get(kind, 0) + 1
-                read_wait = max((end for _, end in reads), default=received) - min(
-                    (start for start, _ in reads), default=received
-                )
-                rows["receipt"].append((first - received) * 1000)
-                rows["client"].append((first - sent) * 1000)
-                rows["read_wait"].append(read_wait * 1000)
-                rows["own"].append((first - received - read_wait) * 1000)
-                # The ledger of the venue that sent first: where the time went.
-                ledger = min(
-                    (o.latency.stamps for o in acted[-1] if "sent" in o.latency.stamps),
-                    key=lambda st: st["sent"],
-                )
-                for start, end in (("received", "parsed"), ("parsed", "decided"), ("decided", "sent")):
-                    stages.setdefault(f"{start}_to_{end}", []).append((ledger[end] - ledger[start]) * 1000)
-                stages.setdefault("sent_to_order_bytes", []).append((first - ledger["sent"]) * 1000)
+            rows["receipt"].append((first - received) * 1000)
+            rows["client"].append((first - sent) * 1000)
+            rows["read_wait"].append(read_wait * 1000)
+            rows["own"].append((first - received - read_wait) * 1000)
+            # The ledger of the venue that sent first: where the time went.
+            ledger = min(
+                (o.latency.stamps for o in acted[-1] if "sent" in o.latency.stamps),
+                key=lambda st: st["sent"],
+            )
+            for start, end in (("received", "parsed"), ("parsed", "decided"), ("decided", "sent")):
+                stages.setdefault(f"{start}_to_{end}", []).append((ledger[end] - ledger[start]) * 1000)
+            stages.setdefault("sent_to_order_bytes", []).append((first - ledger["sent"]) * 1000)
     finally:
+        await sender.close()
         server.should_exit = True
         await serving
         await trader.close()
@@ -261,15 +319,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "streams_at_start": stream_status,
         "machine": machine(),
     }
-
-
-async def _until_decided(desk: NewsDesk, news_id: str, timeout: float = 30.0) -> None:
-    """The webhook may answer before the trade (202 at once): wait for the decision itself."""
-    deadline = time.monotonic() + timeout
-    while not desk.decisions or desk.decisions[-1].news_id != news_id:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no decision for {news_id}")
-        await asyncio.sleep(0.0005)
 
 
 def main() -> None:

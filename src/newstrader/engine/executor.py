@@ -709,59 +709,44 @@ class Executor:
         outcome: VenueOutcome,
         account: AccountState,
     ) -> str:
-        """Decide from the account stream and order at once; the REST read the seed demands for
-        every message goes out alongside the order. When the exchange turns out to hold something
-        else (a push still in flight), one more order reaches the target and `stream_lag` is journaled."""
-        reader = self._readers[name]
-        not_before = max(received, self.state.last_order_done(name, op.coin))
-        check = asyncio.ensure_future(reader.read(not_before))  # before anything else: see _settle_streamed
-        # The cache is bookkeeping here, not an input: its journal read overlaps the order.
-        cached_read = asyncio.ensure_future(self._cached_size(name, op.coin))
+        """Decide from the account stream and order at once. The REST read the seed demands for
+        every message starts once the order is answered, so nothing but the order's own intent
+        write stands between the decision and its bytes, and the read shows the exchange after
+        our fill. When the exchange holds something else (a push still in flight), one more
+        order reaches the target and `stream_lag` is journaled."""
+        held = account.position(op.coin)
+        assumed = held.size if held is not None else ZERO
+        mark = account.marks.get(op.coin)
+        if mark is None:
+            mark = await venue.mark_price(op.coin)
+        outcome.exchange_size_before = assumed
+        target = await op.goal(market, mark, name)
+        outcome.target_size = target
+        outcome.latency.mark("decided", time.monotonic())
+        rereads = self._rereads[(name, op.coin)]
+        refusal: GiveUp | None = None
         try:
-            held = account.position(op.coin)
-            assumed = held.size if held is not None else ZERO
-            mark = account.marks.get(op.coin)
-            if mark is None:
-                mark = await venue.mark_price(op.coin)
-            outcome.exchange_size_before = assumed
-            target = await op.goal(market, mark, name)
-            outcome.target_size = target
-            outcome.latency.mark("decided", time.monotonic())
-            rereads = self._rereads[(name, op.coin)]
-            refusal: GiveUp | None = None
-            try:
-                current, price = await self._drive(
-                    name, venue, market, mark, op, outcome, assumed, target, "t", reference=mark
-                )
-            except GiveUp as exc:
-                # Refused with nothing filled (a reduce-only order against a position the stream had
-                # not shown yet, say): the read alongside says whether the stream was behind.
-                moved = any(o.filled_size > 0 for o in outcome.orders)
-                if moved or self._rereads[(name, op.coin)] != rereads:
-                    raise
-                refusal, current, price = exc, assumed, None
-            # A partial fill, an ambiguous send or a transient refusal made `_drive` re-read the
-            # exchange after our own order: `current` is then the exchange's word already.
-            settled = self._rereads[(name, op.coin)] != rereads
-        except BaseException:
-            check.cancel()
-            cached_read.cancel()
-            await asyncio.gather(check, cached_read, return_exceptions=True)
-            raise
-        cached = await cached_read
+            current, price = await self._drive(
+                name, venue, market, mark, op, outcome, assumed, target, "t", reference=mark
+            )
+        except GiveUp as exc:
+            # Refused with nothing filled (a reduce-only order against a position the stream had
+            # not shown yet, say): the read that follows says whether the stream was behind.
+            moved = any(o.filled_size > 0 for o in outcome.orders)
+            if moved or self._rereads[(name, op.coin)] != rereads:
+                raise
+            refusal, current, price = exc, assumed, None
+        # A partial fill, an ambiguous send or a transient refusal made `_drive` re-read the
+        # exchange after our own order: `current` is then the exchange's word already.
+        settled = self._rereads[(name, op.coin)] != rereads
+        # The cache is bookkeeping here, not an input: read once the order is out.
+        cached = await self._cached_size(name, op.coin)
         outcome.cached_size_before = cached
         await self._reconcile_cache(name, op, held, cached)  # drift as the stream showed it
-        try:
-            rest: dict[str, Position] | None = await check
-        except VenueError as exc:
-            log.warning(
-                "stream_check_read_failed", venue=name, coin=op.coin, signal_id=op.signal_id, error=str(exc)
-            )
-            rest = None
         lagged = False
         if not settled:
-            read = None if rest is None else (rest[op.coin].size if op.coin in rest else ZERO)
-            truth = await self._settle_streamed(name, venue, op, account, assumed, current - assumed, read)
+            not_before = max(received, self.state.last_order_done(name, op.coin))
+            truth, read = await self._settle_streamed(name, venue, op, account, current, not_before)
             lagged = truth != current
             if refusal is not None and not lagged:
                 raise refusal
@@ -787,45 +772,54 @@ class Executor:
         venue: Venue,
         op: Operation,
         account: AccountState,
-        assumed: Decimal,
-        filled: Decimal,
-        read: Decimal | None,
-    ) -> Decimal:
-        """What the exchange holds after our order of a streamed decision, never guessed.
+        expected: Decimal,
+        not_before: float,
+    ) -> tuple[Decimal, Decimal | None]:
+        """What the exchange holds after our order of a streamed decision, never guessed; and
+        what the first read said.
 
-        `read` (the REST read sent alongside) may have been served before or after our fill, and
-        an outside trade of exactly our size would make the two look alike: the read alone cannot
-        tell. So: when our order moved nothing, the read is the truth. Otherwise the stream (which
-        delivers the exchange's changes in order) is waited for until it has reported our order;
-        if its position equals the read plus our fill, the read came first and both agree: that
-        is the truth. Anything else (the read came after our fill, a push lost or late, the read
-        failed) is settled by one more read, started after our order was answered.
+        The read starts after our order was answered (an IOC's answer carries its fill on both
+        venues), so it is served after the fill: when it shows `expected` (the stream's position
+        plus our fill), that is the truth. When it shows something else, either the stream was
+        behind (an outside trade, a liquidation) or the venue served a stale read (an account
+        service may lag its matching engine): the stream is waited for until it has reported our
+        order, and if it agrees with the read, that is the truth. Anything else (they disagree,
+        the read failed) is settled by one more read.
         """
+        try:
+            positions = await self._readers[name].read(not_before)
+        except VenueError as exc:
+            log.warning(
+                "stream_check_read_failed", venue=name, coin=op.coin, signal_id=op.signal_id, error=str(exc)
+            )
+            read = None
+        else:
+            held = positions.get(op.coin)
+            read = held.size if held is not None else ZERO
         streamed: Decimal | None = None
-        if read is not None and filled == 0:
-            truth, how = read, "read"
+        if read == expected:
+            truth, how = read, "read after our answer"
         else:
             if read is not None and await account.wait_current_for(op.coin, STREAM_CONFIRM_S):
                 pushed = account.position(op.coin)
                 streamed = pushed.size if pushed is not None else ZERO
-            if read is not None and streamed == read + filled:
-                truth, how = streamed, "stream and read agree"
+            if read is not None and streamed == read:
+                truth, how = read, "stream and read agree"
             else:
                 self.stream_confirm_reads[name] += 1
-                truth, how = await self._fresh_size(name, venue, op), "read after our fill"
+                truth, how = await self._fresh_size(name, venue, op), "read once more"
         log.info(
             "stream_decision_checked",
             venue=name,
             coin=op.coin,
             signal_id=op.signal_id,
-            stream_size=str(assumed),
-            filled=str(filled),
+            expected_size=str(expected),
             read_size=_fmt(read),
             streamed_after=_fmt(streamed),
             exchange_size=str(truth),
             settled_by=how,
         )
-        return truth
+        return truth, read
 
     async def _stream_lag(
         self,
