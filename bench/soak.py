@@ -786,15 +786,11 @@ class Soak:
         """Every news id sent is in a journal file with a final outcome (read after the run)."""
         final: dict[str, str] = {}
         for path in self.journals:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-            try:
-                for news_id, outcome in conn.execute("SELECT id, outcome FROM news"):
-                    if outcome not in UNFINISHED_OUTCOMES:
-                        final[news_id] = outcome
-                for kind, count in conn.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
-                    self.report.drift_events[kind] += count
-            finally:
-                conn.close()
+            for news_id, outcome in _journal_rows(path, "SELECT id, outcome FROM news"):
+                if outcome not in UNFINISHED_OUTCOMES:
+                    final[news_id] = outcome
+            for kind, count in _journal_rows(path, "SELECT kind, COUNT(*) FROM events GROUP BY kind"):
+                self.report.drift_events[kind] += count
         already = {p.split(": ", 2)[1] for p in self.report.problems if p.startswith("lost: ")}
         for news_id in dict.fromkeys(self.sent):
             # An acknowledged item is held to more (`_check_journals`: news_lost).
@@ -874,13 +870,9 @@ def orders_without_intent(admin: Any, addresses: dict[str, str], journals: list[
 
 
 def _journal_rows(path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
-    """Rows of a journal file the bot no longer writes (read-only)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return list(conn.execute(sql, args))
-    finally:
-        conn.close()
+    """Rows of a journal file, read-only (the harness's reader)."""
+    rows: list[sqlite3.Row] = engine_harness().journal_rows(path, sql, *args)
+    return rows
 
 
 def _signal_problems(path: Path, where: str, args: tuple[Any, ...]) -> list[str]:
