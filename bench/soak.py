@@ -19,20 +19,23 @@ The plan (signals, faults, outside trades, liquidations, restarts) is drawn up f
   (`unfinished`); and every fill and resting order of the bot's accounts on the venues has its
   intent in a journal (`orphan_orders`: an order sent without a durable intent).
 
-Half the restarts keep the journal, half start on an empty one; pairs alternate between
-killing the bot while a signal is in flight (then the item is redelivered, as a webhook
-sender that got no answer would; an item accepted before the kill is resumed by the restarted
-bot itself when the journal is kept) and while it is idle (6 and 4 of 10). Every fourth restart
+Restarts alternate between keeping the journal and starting on an empty one, except that the
+kills below that test recovery from the journal always keep it (8 of 10 keep it); pairs
+alternate between killing the bot while a signal is in flight (then the item is redelivered, as
+a webhook sender that got no answer would; an item answered 2xx before the kill is never
+redelivered: the restarted bot resumes it from the kept journal) and while it is idle (9 and 1
+of 10, counting the kinds below). Every fourth restart
 is an in-flight kill (the orders held inside the venues), and one in eight a TP/SL kill: the bot
 kills itself right after the next signal's TP/SL send, before the result is journaled. The other
 mid-signal kills walk the news→order path in turn (issue 18: the item's record is only queued,
 its commit shared with the order intent's, and the webhook answers before the orders):
 `after-ack` (SIGKILL the moment the webhook's 202 arrives, before or while the order goes out;
-never redelivered, journal kept: the restarted bot must finish the item by itself), `queued`
-(right after the item and its signal are queued, before their commit), `before-send` (the
-order's intent committed, not yet sent), `after-send` (the order answered, its outcome not yet
-journaled) — those three by the engine's test crash hooks, the coin flattened first so an order
-goes out — and `random` (a SIGKILL 0–150 ms after the POST). The bot and its
+never redelivered: the restarted bot must finish the item by itself), `queued` (right after the
+item and its signal are queued, before their commit), `before-send` (the order's intent
+committed, not yet sent), `after-send` (the order answered, its outcome not yet journaled) —
+those three by the engine's test crash hooks, the coin flattened first so an order goes out —
+all on a kept journal, and `random` (a SIGKILL 0–150 ms after the POST, the journal kept or
+not). The bot and its
 harness are the engine tests' own (`tests/harness/bots.py`): `python -m newstrader.cli
 run` against `python -m newstrader.sim`, both on loopback.
 
@@ -85,8 +88,9 @@ POSITION_PUSH = {"hyperliquid": "ws:clearinghouseState", "aster": "ws:ACCOUNT_UP
 CRASH_ENV = CRASH_AFTER_SEND_ENV
 # Where a mid-signal kill lands on the news→order path; each such restart takes the next in
 # turn (module docstring). The hooked points arm the bot with the signal's news id (its order's
-# operation id), so it kills itself exactly there.
-KILL_POINTS = ("after-ack", "queued", "before-send", "random", "after-send")
+# operation id), so it kills itself exactly there. All but `random` keep the journal: recovering
+# from it is what they test (an empty journal after a kill is the `random` kills' half).
+KILL_POINTS = ("after-ack", "random", "queued", "before-send", "after-send", "random")
 CRASH_HOOKS = {
     "queued": CRASH_AFTER_QUEUE_ENV,
     "before-send": CRASH_BEFORE_SEND_ENV,
@@ -188,8 +192,7 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
             steps.append(
                 Step(
                     "restart",
-                    # An acknowledged item is never redelivered: only a kept journal can finish it.
-                    keep_journal=k % 2 == 0 or in_flight or tpsl or point == "after-ack",
+                    keep_journal=k % 2 == 0 or in_flight or tpsl or point not in (None, "random"),
                     mid_signal=mid_signal,
                     # Used by the `random` point only (drawn for every restart, so the rest of
                     # the plan stays what the seed made it): half in the first milliseconds,
