@@ -19,8 +19,8 @@ The plan (signals, faults, outside trades, liquidations, restarts) is drawn up f
   (`unfinished`); and every fill and resting order of the bot's accounts on the venues has its
   intent in a journal (`orphan_orders`: an order sent without a durable intent).
 
-Restarts alternate between keeping the journal and starting on an empty one, except that the
-kills below that test recovery from the journal always keep it (8 of 10 keep it); pairs
+Restarts alternate between keeping the journal and starting on an empty one (8 of 10 keep it:
+the in-flight, TP/SL and after-ack kills always do); pairs
 alternate between killing the bot while a signal is in flight (then the item is redelivered, as
 a webhook sender that got no answer would; an item answered 2xx before the kill is never
 redelivered: the restarted bot resumes it from the kept journal) and while it is idle (9 and 1
@@ -33,9 +33,9 @@ its commit shared with the order intent's, and the webhook answers before the or
 never redelivered: the restarted bot must finish the item by itself), `queued` (right after the
 item and its signal are queued, before their commit), `before-send` (the order's intent
 committed, not yet sent), `after-send` (the order answered, its outcome not yet journaled) —
-those three by the engine's test crash hooks, the coin flattened first so an order goes out —
-all on a kept journal, and `random` (a SIGKILL 0–150 ms after the POST, the journal kept or
-not). The bot and its
+those three by the engine's test crash hooks, the coin flattened first so an order goes out, the
+restart keeping the armed bot's journal (an empty one started for it when the restart's turn is
+an empty journal) — and `random` (a SIGKILL 0–150 ms after the POST). The bot and its
 harness are the engine tests' own (`tests/harness/bots.py`): `python -m newstrader.cli
 run` against `python -m newstrader.sim`, both on loopback.
 
@@ -88,9 +88,9 @@ POSITION_PUSH = {"hyperliquid": "ws:clearinghouseState", "aster": "ws:ACCOUNT_UP
 CRASH_ENV = CRASH_AFTER_SEND_ENV
 # Where a mid-signal kill lands on the news→order path; each such restart takes the next in
 # turn (module docstring). The hooked points arm the bot with the signal's news id (its order's
-# operation id), so it kills itself exactly there. All but `random` keep the journal: recovering
-# from it is what they test (an empty journal after a kill is the `random` kills' half).
-KILL_POINTS = ("after-ack", "random", "queued", "before-send", "after-send", "random")
+# operation id), so it kills itself exactly there; the restart after it keeps the armed bot's
+# journal (which is an empty one when the restart's turn is an empty journal: `_post_armed`).
+KILL_POINTS = ("after-ack", "queued", "before-send", "after-send", "random")
 CRASH_HOOKS = {
     "queued": CRASH_AFTER_QUEUE_ENV,
     "before-send": CRASH_BEFORE_SEND_ENV,
@@ -192,7 +192,8 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
             steps.append(
                 Step(
                     "restart",
-                    keep_journal=k % 2 == 0 or in_flight or tpsl or point not in (None, "random"),
+                    # An acknowledged item is never redelivered: only a kept journal can finish it.
+                    keep_journal=k % 2 == 0 or in_flight or tpsl or point == "after-ack",
                     mid_signal=mid_signal,
                     # Used by the `random` point only (drawn for every restart, so the rest of
                     # the plan stays what the seed made it): half in the first milliseconds,
@@ -439,7 +440,8 @@ class Soak:
         bot.process.wait(timeout=20)
         bot.http.close()
 
-    def _restart(self, step: Step) -> Any:
+    def _restart(self, step: Step, *, keep_journal: bool | None = None) -> Any:
+        """SIGKILL the bot and start it again; on `step`'s journal unless `keep_journal` says."""
         self._kill()
         self.report.restarts += 1
         journal = "kept" if step.keep_journal else "empty"
@@ -456,7 +458,7 @@ class Soak:
         )
         kind = f"{journal}-journal/{when}"
         self.report.restarts_by_kind[kind] += 1
-        return self._start_bot(keep_journal=bool(step.keep_journal))
+        return self._start_bot(keep_journal=bool(step.keep_journal if keep_journal is None else keep_journal))
 
     def _finish_bot(self) -> None:
         code = self.world.bot.stop()
@@ -547,11 +549,13 @@ class Soak:
         self._note_landing(step, restart)
         self._restart(restart)
         sender.join(timeout=60)
-        return self._redeliver(step, first[0] if first else None, restart)
+        return self._redeliver(step, first[0] if first else None, kept=bool(restart.keep_journal))
 
     def _post_armed(self, step: Step, restart: Step, env: dict[str, str]) -> dict[str, Any] | None:
         """Restart the bot armed with a test crash hook (`env`) for this signal, deliver the
-        item, let the bot kill itself there, restart (`restart`'s journal) and redeliver.
+        item, let the bot kill itself there, restart on the armed bot's journal and redeliver.
+        An empty-journal `restart` starts the armed bot on an empty journal (its drift adopted
+        from the venues): the restart after the hook's kill must still recover from a journal.
 
         The coin is flattened first (an outside trade) so the signal sends an order and opens a
         position with TP/SL; the restarted bot must reach the target once and protect it once."""
@@ -559,7 +563,7 @@ class Soak:
         for venue in VENUES:
             self.world.outside_trade(venue, step.coin, "0")
         self._held = None
-        armed = self._start_bot(keep_journal=True, env=env)
+        armed = self._start_bot(keep_journal=bool(restart.keep_journal), env=env)
         first = self._post_quietly(step)
         if first is None:  # no answer: the process is going down
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -571,8 +575,8 @@ class Soak:
             )
         self._kill()
         self._note_landing(step, restart)
-        self._restart(restart)
-        return self._redeliver(step, first, restart)
+        self._restart(restart, keep_journal=True)
+        return self._redeliver(step, first, kept=True)
 
     def _post_and_kill_after_ack(self, step: Step, restart: Step) -> dict[str, Any] | None:
         """POST without `?wait` and SIGKILL the bot the moment its 202 arrives (the orders are
@@ -591,12 +595,12 @@ class Soak:
         except Exception as exc:  # no 202: a finding (the item is redelivered like any lost answer)
             self.report.problems.append(f"{step.news_id}: no 202 before the after-ack kill: {exc!r}"[:300])
             self._restart(restart)
-            return self._redeliver(step, None, restart)
+            return self._redeliver(step, None, kept=bool(restart.keep_journal))
         self._kill()
         self._note_landing(step, restart)
         self._restart(restart)
         self._acknowledged(step)
-        return self._redeliver(step, first, restart)
+        return self._redeliver(step, first, kept=bool(restart.keep_journal))
 
     def _note_landing(self, step: Step, restart: Step) -> None:
         """Where the kill landed for this item: its row in the killed bot's journal, read now."""
@@ -613,12 +617,12 @@ class Soak:
         )
         self.report.kill_landings[f"{where}:{state}"] += 1
 
-    def _redeliver(self, step: Step, first: dict[str, Any] | None, restart: Step) -> dict[str, Any] | None:
+    def _redeliver(self, step: Step, first: dict[str, Any] | None, *, kept: bool) -> dict[str, Any] | None:
         """After a kill: an item the bot acknowledged (a 2xx) on a kept journal is not sent again
         (its sender has its answer): the restarted bot must finish it by itself. Otherwise the
         item is delivered again (a webhook retry after a lost answer, or a replay onto an empty
         journal)."""
-        if first is not None and restart.keep_journal:
+        if first is not None and kept:
             if first.get("signal") is None:
                 return first  # decided without a signal; its news outcome is checked
             done = self._accepted_earlier(step)
