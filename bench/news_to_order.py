@@ -18,7 +18,10 @@ and subtracted for "our own" time.
   this is then a lower bound. `reads_before_first_order` counts those reads by kind.
 
 Each headline alternates a coin between long and short, so every one sends an order on both
-venues. Prints a table and a final JSON line.
+venues. The webhook's sender is a process of its own. The venues and the sender stand for other
+machines: they run in SCHED_BATCH, so their wake-ups on our bytes do not preempt the bot on this
+box's two cores (`--venues-as-local-processes` leaves them at normal priority). Prints a table
+and a final JSON line.
 
     uv run --frozen python bench/news_to_order.py [--items 200] [--coins 6]
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -155,7 +159,7 @@ class Sender:
         self.process = process
 
     @classmethod
-    async def start(cls, port: int, token: str) -> Sender:
+    async def start(cls, port: int, token: str, *, remote: bool) -> Sender:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -165,6 +169,8 @@ class Sender:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
+        if remote:  # the sender is another machine too (see VenueSims.as_remote_venues)
+            os.sched_setscheduler(process.pid, os.SCHED_BATCH, os.sched_param(0))
         return cls(process)
 
     async def send(self, body: dict[str, str]) -> None:
@@ -216,6 +222,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     prefer_short_handoffs()  # as the bot does at start
     coins = list(COINS[: args.coins])
     sims = venue_sims(args.sim_url, rate_limits=False)
+    remote_like = bool(sims.as_remote_venues()) if args.venues_as_remote else False
     tmp = tempfile.TemporaryDirectory(prefix="bench-news-to-order-")
     journal = await Journal.open(f"sqlite:///{Path(tmp.name) / 'journal.db'}")
     calls = time_journal_calls(journal, ("news_gate", "cached_positions", "record_intent"))
@@ -249,7 +256,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stages: dict[str, list[float]] = {}
     outcomes: dict[str, int] = {}
     blocking: dict[str, int] = {}  # venue reads that ended before the first order's bytes, by kind
-    sender = await Sender.start(port, "bench-token")
+    sender = await Sender.start(port, "bench-token", remote=remote_like)
     try:
 
         async def post(i: int) -> tuple[float, NewsDecision]:
@@ -317,6 +324,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "journal": "sqlite WAL, synchronous=FULL, temp dir",
         "engine": settings.model_dump(include={"position_source", "mode"}),
         "streams_at_start": stream_status,
+        "venues_and_sender": "SCHED_BATCH (as remote machines)" if remote_like else "normal processes",
         "machine": machine(),
     }
 
@@ -326,6 +334,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--coins", type=int, default=6)
     parser.add_argument("--sim-url", default=None, help="attach to a running simulator instead")
+    parser.add_argument(
+        "--venues-as-local-processes",
+        dest="venues_as_remote",
+        action="store_false",
+        help="leave the simulators and the sender at normal priority (their wake-ups may preempt the bot)",
+    )
     args = parser.parse_args()
     result = asyncio.run(run(args))
     print(f"{'measure (ms)':<36}{'n':>6}{'p50':>10}{'p99':>10}{'max':>10}")

@@ -238,7 +238,8 @@ def summary_rows(results: dict[str, Result]) -> list[tuple[str, str, str]]:
                 "headline parser (one thread)",
                 f"{p['per_s']} headlines/s wall, {p.get('per_cpu_s', '–')}/s per CPU second; "
                 f"p50 {p['p50_us']} µs, p99 {p['p99_us']} µs (CPU: {p.get('cpu_p50_us', '–')} / "
-                f"{p.get('cpu_p99_us', '–')} µs)",
+                f"{p.get('cpu_p99_us', '–')} µs); distinct headlines, once each: "
+                f"{p.get('varied', {}).get('per_cpu_s', '–')}/s per CPU second",
                 "≥ 50,000/s",
             )
         )

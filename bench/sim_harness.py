@@ -258,6 +258,20 @@ class VenueSims:
         for venue in VENUES:
             self.of(venue).delay_every_request(venue, ms)
 
+    def as_remote_venues(self) -> list[int]:
+        """Put our simulator processes in SCHED_BATCH: the pids changed.
+
+        On this machine a venue shares the bot's two cores, and the kernel lets a process woken
+        by our order's first bytes (the request headers) preempt the bot before it has written
+        the rest: a loopback `send()` then measured 1–2 ms. A real venue is another machine and
+        cannot take the bot's CPU; a batch process is never woken into preempting it."""
+        changed = []
+        for sim in {id(s): s for s in self.processes}.values():
+            if sim.process is not None:
+                os.sched_setscheduler(sim.process.pid, os.SCHED_BATCH, os.sched_param(0))
+                changed.append(sim.process.pid)
+        return changed
+
     def request_count(self) -> int:
         """Venue requests served so far by both processes (each counts only its own venue)."""
         return self.hyperliquid.request_totals().get("hyperliquid", 0) + self.aster.request_totals().get(

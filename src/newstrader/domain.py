@@ -184,7 +184,13 @@ class Market:
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """One order to send. `size` is positive; the direction is `is_buy`."""
+    """One order to send. `size` is positive; the direction is `is_buy`.
+
+    `not_after` is the last instant the venue may accept the order (UTC). The engine sets it from
+    the intent's journal time plus the venue's validity window, so an order whose send was held
+    up (a paused process, a stalled limiter) is refused by the venue itself once the in-flight
+    rule may have declared it never sent. None: the adapter's window starts at the send.
+    """
 
     coin: str
     is_buy: bool
@@ -195,6 +201,7 @@ class OrderRequest:
     reduce_only: bool = False
     tif: TimeInForce = TimeInForce.IOC
     max_slippage: Decimal = Decimal("0.05")
+    not_after: datetime | None = None
 
     @property
     def signed_size(self) -> Decimal:

@@ -163,3 +163,43 @@ def test_news_to_order_times_every_item_from_the_handler_to_the_order_bytes(
         "decided_to_sent",
         "sent_to_order_bytes",
     }
+
+
+def test_parser_bench_reports_repeated_and_distinct_headlines_against_a_baseline() -> None:
+    """bench/parser.py: both rows (the labelled set over and over; distinct headlines, each
+    parsed once) with per-headline p50/p99, for ours and a baseline `src` (here: ours again)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "parser.py"),
+            *("--headlines", "1500", "--varied", "400", "--submits", "3", "--no-webhook"),
+            *("--baseline-src", str(ROOT / "src"), "--rounds", "1"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+    data = final_json({"parser": (done.returncode, done.stdout, done.stderr)}, "parser")
+    parser = data["parser"]
+    varied = parser["varied"]
+    for row in (parser, varied):
+        for key in ("per_s", "per_cpu_s", "p50_us", "p99_us", "cpu_p50_us", "cpu_p99_us"):
+            assert isinstance(row[key], int | float) and row[key] > 0, key
+        assert row["p50_us"] <= row["p99_us"]
+    assert varied["headlines"] == 400 and varied["distinct"] == 800 > parser["distinct"]
+    compared = data["parser_vs_baseline"]
+    assert compared["rounds"] == 1 and compared["baseline_varied"]["distinct"] == 800
+    assert data["pipeline_submit"]["n"] == 3
+
+
+def test_varied_headlines_are_distinct_and_new() -> None:
+    spec = importlib.util.spec_from_file_location("bench_parser", BENCH / "parser.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    titles = ["BTC surges 20% to $90,000", "ETH falls 5%", "Markets calm"]
+    fresh = bench.varied_headlines(titles, {"BTC", "ETH", "SOL"}, 50)
+    assert len(fresh) == len(set(fresh)) == 50
+    assert not set(fresh) & set(titles)
+    assert any(not title.startswith(("BTC", "ETH")) for title in fresh)  # coins change too

@@ -13,40 +13,15 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from eth_account import Account
+from tests.cluster.takeover import owner_and_standby
 
-from newstrader.cluster.ownership import AccountOwnership, libpq_dsn, lock_key
+from newstrader.cluster.ownership import lock_key
 from newstrader.domain import OutcomeStatus, Side, Signal
-from newstrader.engine.executor import Executor
-from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
-from newstrader.journal import Journal
-from newstrader.venues.factory import build_venue
 
 VENUE = "as-5"
 CHECKS_PER_ONE_LEG = 3  # before the intent is journaled, before the send, before the outcome
-
-
-class HeldAfterCheck:
-    """The owner's real fence; the process "stops" right after one check passed (a SIGSTOP there)."""
-
-    def __init__(self, ownership: AccountOwnership, hold_after: int) -> None:
-        self.ownership = ownership
-        self.hold_after = hold_after
-        self.checks = 0
-        self.held = asyncio.Event()
-        self.resume = asyncio.Event()
-
-    def owns(self, venue: str) -> bool:
-        return self.ownership.owns(venue)
-
-    async def ensure_owner(self, venue: str) -> None:
-        await self.ownership.ensure_owner(venue)
-        self.checks += 1
-        if self.checks == self.hold_after:
-            self.held.set()
-            await self.resume.wait()
 
 
 async def test_a_woken_owner_journals_no_second_outcome_beside_the_new_owners(sim: Any, pg_url: str) -> None:
@@ -61,43 +36,21 @@ async def test_a_woken_owner_journals_no_second_outcome_beside_the_new_owners(si
         "signer": signer.address,
         "secret": "0x" + bytes(signer.key).hex(),
     }
-    dsn = libpq_dsn(pg_url)
-    accounts = {VENUE: lock_key("aster", user.address)}
-    journals = {bot: await Journal.open(pg_url, instance=f"bot-{bot}") for bot in "BC"}
-    venues = {bot: build_venue(config) for bot in "BC"}
-    owners = {
-        bot: AccountOwnership(dsn, f"bot-{bot}", accounts, heartbeat_s=0.2, session_timeout_s=1.0)
-        for bot in "BC"
-    }
-    fence_b = HeldAfterCheck(owners["B"], hold_after=CHECKS_PER_ONE_LEG)
-    executors = {
-        bot: Executor(
-            {VENUE: venues[bot]},
-            journals[bot],
-            EngineSettings(),
-            Sizer(Decimal(100), 3),
-            fence=fence_b if bot == "B" else owners["C"],
-        )
-        for bot in "BC"
-    }
     signal = Signal(id="s-taproot", news_id="n-taproot@as-5", coin="ETH", side=Side.LONG)
-    try:
-        await owners["B"].start()
-        assert await owners["B"].wait_owned(VENUE, 10)
-        await owners["C"].start()  # the standby
-
+    lock = lock_key("aster", user.address)
+    takeover = owner_and_standby(
+        pg_url, lock, config, hold_after=CHECKS_PER_ONE_LEG, engine=EngineSettings(), notional=Decimal(100)
+    )
+    async with takeover as rig:
+        journals, executors, fence_b = rig.journals, rig.executors, rig.fence_b
         run_b = asyncio.create_task(executors["B"].execute(signal, venues=[VENUE]))
         await asyncio.wait_for(fence_b.held.wait(), 30)  # B filled and passed its outcome check
         target = Decimal(sim.admin.position("aster", user.address, "ETH"))
         assert target > 0
 
         # B's session ends (as the server ends a paused owner's silent session); C takes over.
-        with psycopg.connect(dsn, autocommit=True) as db:
-            db.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
-                ("newstrader:bot-B:%",),
-            )
-        assert await owners["C"].wait_owned(VENUE, 10)
+        rig.end_b_session()
+        assert await rig.owners["C"].wait_owned(VENUE, 10)
         # The new owner's lane: nothing journaled for (signal, account) yet, so it runs the signal.
         assert await journals["C"].venue_outcome(signal.id, VENUE) is None
         [by_c] = await executors["C"].execute(signal, venues=[VENUE])
@@ -113,11 +66,3 @@ async def test_a_woken_owner_journals_no_second_outcome_beside_the_new_owners(si
         assert Decimal(sim.admin.position("aster", user.address, "ETH")) == target
         orders = [o for o in await journals["C"].recent_orders(10) if o["signal_id"] == signal.id]
         assert [(o["instance"], o["status"]) for o in orders] == [("bot-B", "filled")]
-    finally:
-        fence_b.resume.set()
-        for owner in owners.values():
-            await owner.stop()
-        for venue in venues.values():
-            await venue.close()
-        for journal in journals.values():
-            await journal.close()

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.engine.sim_accounts import funded_venues
 
@@ -166,6 +167,49 @@ async def test_ten_messages_for_one_coin_are_decided_from_the_stream_and_each_re
         assert after[venue] - before[venue] == 10, (venue, before, after)
         assert rig.executor.stream_confirm_reads[venue] == 0, venue
     assert await rig.events("stream_lag") == []
+
+
+def _request_kind(request: httpx.Request) -> str:
+    """An order send, a position read, or anything else, on either venue's REST API."""
+    path = request.url.path
+    if (path.endswith("/exchange") and b'"order"' in request.content) or path.endswith("/fapi/v3/order"):
+        return "order"
+    if (path.endswith("/info") and b"clearinghouseState" in request.content) or path.endswith("positionRisk"):
+        return "read"
+    return "other"
+
+
+async def test_the_read_of_a_streamed_decision_starts_once_its_order_is_answered(rig: StreamRig) -> None:
+    # Nothing but the intent's journal write may stand between a streamed decision and its order's
+    # bytes: the seed's per-message read goes out after the order's answer (which carries the fill),
+    # so it also shows our fill and needs no second read to tell which came first.
+    seen: dict[str, list[tuple[str, float]]] = {v: [] for v in VENUES}
+    for name in VENUES:
+        client = rig.venues[name].http._client  # type: ignore[attr-defined]
+
+        async def on_request(request: httpx.Request, name: str = name) -> None:
+            seen[name].append((f"{_request_kind(request)} sent", time.monotonic()))
+
+        async def on_response(response: httpx.Response, name: str = name) -> None:
+            seen[name].append((f"{_request_kind(response.request)} answered", time.monotonic()))
+
+        client.event_hooks["request"].append(on_request)
+        client.event_hooks["response"].append(on_response)
+        # Slow answers to orders: a read sent beside the order would be answered before it.
+        rig.sim.admin.add_fault(name, "latency_ms", count=2, endpoint=ORDER_SENDS[name], ms=300)
+    reads = rig.reads()
+    for side in (Side.LONG, Side.SHORT):
+        for events in seen.values():
+            events.clear()
+        await rig.signal("ETH", side)
+        for venue in VENUES:
+            assert rig.position(venue, "ETH") == target("ETH", side)
+            kinds = [what for what, _ in seen[venue] if not what.startswith("other")]
+            assert kinds == ["order sent", "order answered", "read sent", "read answered"], (venue, kinds)
+    assert rig.reads() == {v: reads[v] + 2 for v in VENUES}
+    for venue in VENUES:
+        assert rig.executor.stream_confirm_reads[venue] == 0, venue
+        assert rig.executor.decided_from[(venue, "stream")] == 2
 
 
 @pytest.mark.parametrize(

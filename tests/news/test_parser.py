@@ -48,6 +48,8 @@ NO_SIGNAL_REASONS = {
         ("sell dogecoin", "DOGE", Side.SHORT, None),
         ("Short kPEPE 5x!", "kPEPE", Side.SHORT, 5),
         ("long pepe", "kPEPE", Side.LONG, None),
+        ("  Signal: buy sol", "SOL", Side.LONG, None),
+        ("ſhort btc", "BTC", Side.SHORT, None),  # "ſ" is an "s" to the case-blind command pattern
     ],
 )
 def test_explicit_commands(text: str, coin: str, side: Side, leverage: int | None) -> None:
@@ -384,3 +386,41 @@ def test_no_phrase_of_the_default_rules_is_defined_twice() -> None:
                 twice.append(f"{phrase!r}: {seen[key]} and {group['kind']}")
             seen[key] = group["kind"]
     assert twice == []
+
+
+def _outcome(text: str, parser: Parser = PARSER) -> tuple[object, ...]:
+    result = parser.parse_text(text)
+    return result.reason, result.coin, result.side, result.confidence, result.terms, result.why
+
+
+@pytest.mark.parametrize("edges", [("- ", " -"), ("— ", " —"), ("-- ", ""), ("", " –"), ("-\t", "\n—")])
+def test_a_dash_at_either_end_of_a_headline_changes_nothing(edges: tuple[str, str]) -> None:
+    """A dash set off at the very start or end bounds a clause before or after every word: no
+    two words are separated by it, whether or not the text itself starts with whitespace."""
+    before, after = edges
+    for headline in [
+        "Bitcoin crashes below 90k",
+        "Ripple lawsuit: SEC drops appeal, XRP surges 12%",
+        "Binance Will List dogwifhat (WIF)",
+        "Binance denies reports it will delist XRP",
+        "Will the SEC approve a Solana ETF?",
+        "Bitcoin rises while ether falls",
+    ]:
+        assert _outcome(f"{before}{headline}{after}") == _outcome(headline), headline
+
+
+def test_a_word_first_seen_in_a_headline_and_seen_again_parses_the_same() -> None:
+    """Words and numbers are classified once and then come from the parser's token caches
+    (there is no cache of whole headlines): a fresh parser and a warm one agree."""
+    warm = Parser()
+    headlines = [
+        "XRP surges 23% to $3.41",
+        "Bitcoin falls 7.5% below $81,250 as liquidations mount",
+        "Upbit adds Sui (SUI) to KRW market",
+        "Bitcoin hashrate hits ATH",
+        "Official Trump memecoin unlock looms",
+    ]
+    for headline in headlines:
+        warm.parse_text(headline)
+    for headline in headlines:
+        assert _outcome(headline, warm) == _outcome(headline, Parser()), headline

@@ -15,7 +15,7 @@ import pytest
 from newstrader.domain import NewsItem, OrderRequest, OutcomeStatus, Side, Signal, VenueOutcome, utcnow
 from newstrader.journal import Journal
 from newstrader.news.parser import Parser
-from newstrader.news.pipeline import Pipeline, PipelineSettings
+from newstrader.news.pipeline import DUPLICATE_HEADLINE, DUPLICATE_ID, Pipeline, PipelineSettings
 
 PARSER = Parser()
 
@@ -151,6 +151,32 @@ async def test_dedupe_by_id_and_by_headline_across_sources_and_restarts(tmp_path
     assert later.outcome == "traded"
     assert [s.news_id for s in act.signals + act2.signals] == ["x1", "x4"]
     await journal.close()
+
+
+async def test_what_another_bot_journaled_just_before_is_caught(tmp_path: Path) -> None:
+    """Two bots share one journal file, each reading its gate on its own loop's connection: an
+    item the other one journaled, the same headline under another id, and a pause it wrote just
+    before an item arrives are all caught before acting."""
+    path = tmp_path / "shared.db"
+    mine, theirs = await _open(path), await _open(path)
+    try:
+        clock = Clock()
+        act = Recorder(mine)
+        pipeline = make(mine, clock, act)
+        other = make(theirs, clock, Recorder(theirs))
+        assert (await pipeline.submit(item("a1", "Coinbase will list SUI", clock))).outcome == "traded"
+        assert (await other.submit(item("b1", "Coinbase will list TIA", clock))).outcome == "traded"
+        same_id = await pipeline.submit(item("b1", "Coinbase will list TIA", clock))
+        assert (same_id.outcome, same_id.reason) == ("duplicate", DUPLICATE_ID)
+        same_headline = await pipeline.submit(item("a2", "COINBASE will list TIA!", clock))
+        assert (same_headline.outcome, same_headline.reason) == ("duplicate", DUPLICATE_HEADLINE)
+        await theirs.set_control("paused", True)
+        paused = await pipeline.submit(item("a3", "Coinbase will list TAO", clock))
+        assert (paused.outcome, paused.reason) == ("skipped", "paused")
+        assert [s.news_id for s in act.signals] == ["a1"]
+    finally:
+        await mine.close()
+        await theirs.close()
 
 
 async def test_concurrent_copies_of_one_headline_pass_once(journal: Journal) -> None:

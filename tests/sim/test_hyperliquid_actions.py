@@ -100,8 +100,35 @@ def test_expired_action_is_refused():
         await h.admin("/accounts", {"venue": "hyperliquid", "address": OWNER.address, "usd": "10000"})
         stale = await h.act(_gtc(0, True, "90000", "0.01"), expires=T0 - 1)
         assert stale["status"] == "err" and "expire" in stale["response"].lower()
+        assert await h.info({"type": "openOrders", "user": OWNER.address}) == []  # never executed
+        at_the_limit = await h.act(_gtc(0, True, "90000", "0.01"), expires=T0)
+        assert "resting" in at_the_limit["response"]["data"]["statuses"][0]
         fresh = await h.act(_gtc(0, True, "90000", "0.01"), expires=T0 + 60_000)
         assert "resting" in fresh["response"]["data"]["statuses"][0]
+
+    run(scenario)
+
+
+def test_an_expired_action_costs_five_times_its_address_budget():
+    async def scenario():
+        h = Harness(hl_address_base_budget=100)
+        await h.admin("/accounts", {"venue": "hyperliquid", "address": OWNER.address, "usd": "10000"})
+        await h.act(_gtc(0, True, "90000", "0.01"), expires=T0 - 1)
+        limits = await h.info({"type": "userRateLimit", "user": OWNER.address})
+        assert limits["nRequestsUsed"] == 5
+
+    run(scenario)
+
+
+def test_a_nonce_must_lie_strictly_within_two_days_behind_and_one_day_ahead():
+    async def scenario():
+        h = Harness()
+        await h.admin("/accounts", {"venue": "hyperliquid", "address": OWNER.address, "usd": "10000"})
+        day = 86_400_000
+        for nonce, accepted in ((T0 - 2 * day, False), (T0 - 2 * day + 1, True), (T0 + day, False)):
+            h.nonce = nonce - 1  # `act` signs with the next one
+            reply = await h.act(_gtc(0, True, "90000", "0.01"))
+            assert (reply["status"] == "ok") is accepted, (nonce, reply)
 
     run(scenario)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from newstrader.domain import OrderRequest, OrderStatus, OrderType, TimeInForce, TriggerKind, utcnow
-from newstrader.venues.base import Rejected
+from newstrader.venues.base import Expired, Rejected
 
 from .conftest import VenueUnderTest
 
@@ -172,3 +172,36 @@ async def test_order_status_after_a_restart(vut: VenueUnderTest, sim: Any) -> No
         assert await fresh.order_status("c-never") is None
     finally:
         await fresh.close()
+
+
+async def test_an_order_past_its_intents_window_is_refused_by_the_venue(
+    vut: VenueUnderTest, sim: Any
+) -> None:
+    """`not_after` (intent time + validity) is what the venue enforces, not the send time: an order
+    whose send was held up past it is refused unexecuted (`Expired`), on every venue and auth."""
+    venue = vut.venue
+    size, _ = await _size_for(vut, Decimal(100))
+    held_up = utcnow() - timedelta(seconds=venue.order_validity_s + 1)  # its intent time
+    late = OrderRequest(
+        COIN, True, size, "c-held-up", not_after=held_up + timedelta(seconds=venue.order_validity_s)
+    )
+    with pytest.raises(Expired):
+        await venue.place_order(late)
+    assert await venue.order_status("c-held-up") is None and _exchange_size(sim, vut) == 0
+    # A request within its window goes through (the adapter's clock is in step with the venue's).
+    fresh = OrderRequest(
+        COIN, True, size, "c-in-time", not_after=utcnow() + timedelta(seconds=venue.order_validity_s)
+    )
+    assert (await venue.place_order(fresh)).filled_size == size == _exchange_size(sim, vut)
+
+
+async def test_triggers_past_their_intents_window_are_refused_by_the_venue(vut: VenueUnderTest) -> None:
+    venue = vut.venue
+    size, mark = await _size_for(vut, Decimal(200))
+    await venue.place_order(OrderRequest(COIN, True, size, "c-late-tp-open"))
+    ended = utcnow() - timedelta(seconds=1)  # intent time + validity, a second ago
+    with pytest.raises(Expired):
+        await venue.place_triggers(
+            COIN, size, mark * Decimal("1.2"), mark * Decimal("0.8"), ("c-late-tp", "c-late-sl"), ended
+        )
+    assert [o for o in await venue.open_orders(COIN) if o.trigger_kind] == []

@@ -10,7 +10,7 @@ import ccxt
 import httpx
 import pytest
 
-from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient
+from newstrader.venues.base import Ambiguous, AuthError, Expired, RateLimited, Rejected, Transient
 from newstrader.venues.errors import (
     classify_aster,
     classify_http,
@@ -32,6 +32,10 @@ CCXT_HYPERLIQUID: dict[str, type] = ccxt.hyperliquid().describe()["exceptions"][
 ASTER_DEVIATIONS: dict[int, type] = {
     -1000: Transient,  # "An unknown error occured": the outcome of an order is unknown, re-read it
     -1125: Transient,  # an expired listen key is renewed, it says nothing about the API key
+    # Outside the timestamp / nonce window: refused unexecuted (a Transient), and an order that
+    # arrives too late is never resent under its intent (design: the in-flight rule)
+    -1021: Expired,
+    -4225: Expired,
     -2023: Rejected,  # user in liquidation: refuse this order, the key itself is fine
     -2025: Rejected,  # max open orders: a count, not a per-minute budget; waiting does not help
     -4012: Rejected,
@@ -103,6 +107,7 @@ def test_every_hyperliquid_text_in_ccxt(text: str) -> None:
         ("L1 error: User or API Wallet 0xabc does not exist.", AuthError),
         ("Must deposit before performing actions. User: 0xabc", AuthError),
         ("Invalid nonce: duplicate nonce 1700000000000", Transient),
+        ("Action expired: expiresAfter 1700000000000 is before 1700000000001", Expired),
         ("Too many cumulative requests sent (10001 > 10000) for cumulative volume traded $0.", RateLimited),
         ("Something new the venue just invented", Rejected),
     ],
@@ -120,8 +125,8 @@ def test_hyperliquid_texts(text: str, kind: type) -> None:
         (-1001, True, Ambiguous),
         (-1003, False, RateLimited),
         (-1015, True, RateLimited),
-        (-1021, True, Transient),
-        (-4225, True, Transient),
+        (-1021, True, Expired),
+        (-4225, True, Expired),
         (-1022, False, AuthError),
         (-2015, False, AuthError),
         (-4061, True, AuthError),

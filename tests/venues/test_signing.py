@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -268,6 +269,18 @@ def test_aster_microsecond_nonces_increase() -> None:
     assert all(b > a for a, b in itertools.pairwise(got))
     nonces.offset_us = -5_000_000
     assert nonces.next() > got[-1]  # a clock correction never moves nonces backwards
+
+
+def test_aster_nonces_anchored_at_an_intent_are_on_the_server_clock_and_never_reused() -> None:
+    """An order's v3 nonce opens its window at its intent time: earlier than `next()`'s, and
+    never one handed out before (the venue refuses a reused nonce)."""
+    nonces = MicrosecondNonces()
+    nonces.offset_us = 2_000
+    intent_us = time.time_ns() // 1000 - 3_000_000
+    first, second = nonces.at(intent_us), nonces.at(intent_us)
+    assert first == intent_us + 2_000 and second == first + 1
+    now = nonces.next()
+    assert now > second and nonces.at(now - nonces.offset_us) == now + 1
 
 
 def test_signing_is_thread_safe() -> None:

@@ -214,6 +214,7 @@ class ClusterNode:
             state=bot.executor.state,
             quarantine=bot.executor.quarantine,
             publish=bot.bus.publish,
+            config=bot.engine_config,  # the takeover waits out the executor's own in-flight window
         )
 
     async def bus_lag(self) -> dict[str, int]:

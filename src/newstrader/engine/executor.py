@@ -20,7 +20,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -383,7 +383,10 @@ class Executor:
                         )
                     raise
                 try:
-                    results = await venue.place_triggers(coin, position_size, take_profit, stop_loss, ids)
+                    until = self.intents.valid_until(venue, intent_at)  # the pair's window, as an order's
+                    results = await venue.place_triggers(
+                        coin, position_size, take_profit, stop_loss, ids, until
+                    )
                 except Ambiguous as exc:
                     last_error = f"ambiguous: {exc}"
                     found = [
@@ -456,6 +459,7 @@ class Executor:
         cid = order.client_id
         async with self.state.hold(venue_name, order.coin):
             await self.fence.ensure_owner(venue_name)
+            order = replace(order, not_after=self.intents.valid_until(venue, utcnow()))  # as in `_drive`
             if not await self.journal.record_intent(op_id, venue_name, order.coin, "probe", cid, order):
                 raise GiveUp(f"order {cid} was sent before: not sent again")
             try:
@@ -934,6 +938,9 @@ class Executor:
             )
             await self.fence.ensure_owner(name)  # a bot that lost the account journals nothing
             intent_at = utcnow()
+            # The venue refuses this order after the in-flight window from its intent time: a send
+            # held up past it (a paused owner woken after a takeover) can never land late.
+            req = replace(req, not_after=self.intents.valid_until(venue, intent_at))
             fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
             if fresh_intent is False:
                 # This leg was sent before (a redelivery, or a run that crashed): never resend it

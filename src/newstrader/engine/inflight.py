@@ -8,6 +8,12 @@ venue is asked by client id; "not found" is only final once the order's validity
 that, a request delayed on the way may still execute, and sending the missing size would
 double the position. While an intent is in flight its (venue, coin) lock stays held, so
 nothing new is decided for that coin on that venue.
+
+The venue enforces the same window: every order carries `valid_until(intent time)` as its
+`not_after`, so a send held up after its intent was journaled (a paused owner woken after a
+cluster takeover, a stalled limiter) is refused by the exchange once this rule may have
+declared it never sent. The intent time is taken before the journal write, so the venue's
+window closes no later than `deadline()` of the journaled `created_at` minus the grace.
 """
 
 from __future__ import annotations
@@ -48,9 +54,15 @@ class InFlightRule:
         self.state = state
         self.grace_s = grace_s
 
+    @staticmethod
+    def valid_until(venue: Venue, intent_at: datetime) -> datetime:
+        """The last instant the venue may accept an order whose intent was journaled at `intent_at`."""
+        return intent_at + timedelta(seconds=venue.order_validity_s)
+
     def deadline(self, venue: Venue, sent_at: datetime) -> datetime:
-        """After this instant an order journaled at `sent_at` can no longer execute."""
-        return sent_at + timedelta(seconds=venue.order_validity_s + self.grace_s)
+        """After this instant an order journaled at `sent_at` can no longer execute: its venue
+        window (`valid_until`) plus a grace for clock skew and a venue still processing it."""
+        return self.valid_until(venue, sent_at) + timedelta(seconds=self.grace_s)
 
     def in_flight(self, venue: Venue, sent_at: datetime, now: datetime | None = None) -> bool:
         """True while an unanswered order journaled at `sent_at` may still reach the venue."""

@@ -43,6 +43,7 @@ class EngineSettings(BaseModel):
 
     @property
     def in_flight_grace_s(self) -> float:
-        """Added to a venue's validity window: clock skew, plus the reads a venue may make
-        between our journaling the intent and stamping the order (each bounded by the timeout)."""
+        """Added to a venue's validity window (which runs from the intent's time: the venue itself
+        refuses the order after it): clock skew between us and the venue, and a request accepted
+        at the window's end that the venue is still processing (bounded by the timeout)."""
         return self.ambiguous_grace_s + self.order_timeout_s

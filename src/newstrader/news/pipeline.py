@@ -25,16 +25,18 @@ import enum
 import functools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from newstrader.domain import NewsItem, OutcomeStatus, Signal, VenueOutcome, utcnow
 from newstrader.news.parser import Parser, ParseResult, load_rules
+
+if TYPE_CHECKING:
+    from newstrader.config import Settings
 
 log = structlog.get_logger("newstrader.news")
 
@@ -120,34 +122,16 @@ class PipelineSettings:
     conflict_window_s: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> PipelineSettings:
-        """From a whole `Settings`, a `NewsSettings`, or a plain mapping of the same keys."""
-        news = _get(settings, "news") or settings
-        engine = _get(settings, "engine")
-        defaults = cls()
-
-        def pick(section: Any, key: str) -> float:
-            value = _get(section, key)
-            return float(value) if value is not None else float(getattr(defaults, key))
-
-        conflict = _get(engine, "conflict_window_s")
-        if conflict is None:
-            conflict = _get(news, "conflict_window_s")
+    def from_settings(cls, settings: Settings) -> PipelineSettings:
+        """The `[news]` filter keys and `[engine] conflict_window_s` of a bot's settings."""
+        news = settings.news
         return cls(
-            dedupe_window_s=pick(news, "dedupe_window_s"),
-            max_age_s=pick(news, "max_age_s"),
-            min_confidence=pick(news, "min_confidence"),
-            cooldown_s=pick(news, "cooldown_s"),
-            conflict_window_s=float(conflict) if conflict is not None else 0.0,
+            dedupe_window_s=news.dedupe_window_s,
+            max_age_s=news.max_age_s,
+            min_confidence=news.min_confidence,
+            cooldown_s=news.cooldown_s,
+            conflict_window_s=settings.engine.conflict_window_s,
         )
-
-
-def _get(source: Any, key: str) -> Any:
-    if source is None:
-        return None
-    if isinstance(source, Mapping):
-        return source.get(key)
-    return getattr(source, key, None)
 
 
 @dataclass(slots=True)
@@ -194,7 +178,7 @@ class Pipeline:
 
     parser: Parser
     journal: NewsJournal
-    settings: PipelineSettings | Any
+    settings: PipelineSettings
     act: Act
     clock: Callable[[], datetime] = utcnow
     publish: Callable[[dict[str, Any]], None] | None = None
@@ -218,13 +202,6 @@ class Pipeline:
         from newstrader.journal import normalize_title
 
         self._normalize = normalize_title
-        if not isinstance(self.settings, PipelineSettings):
-            self.settings = PipelineSettings.from_settings(self.settings)
-
-    @property
-    def config(self) -> PipelineSettings:
-        assert isinstance(self.settings, PipelineSettings)
-        return self.settings
 
     # -- the one way in ----------------------------------------------------------------
 
@@ -314,7 +291,7 @@ class Pipeline:
         by their client ids, never sent twice. One older than `max_age_s` is not: like an item
         that never reached a decision, it is marked `interrupted` (a redelivery resumes it)."""
         now = self.clock()
-        max_age = self.config.max_age_s
+        max_age = self.settings.max_age_s
         resumed: list[str] = []
         for signal in await self.journal.unfinished_signals():
             age = (now - signal.created_at).total_seconds()
@@ -346,7 +323,7 @@ class Pipeline:
     async def _submit(
         self, item: NewsItem, seq: int, now: datetime, parsed: ParseResult, started: float
     ) -> NewsDecision:
-        cfg = self.config
+        cfg = self.settings
         check_headline = cfg.dedupe_window_s > 0 and bool(item.title.strip())
         norm_title = self._normalize(item.title)
         async with self._title_lock(norm_title):
@@ -465,7 +442,7 @@ class Pipeline:
 
     async def _apply_conflict_rule(self, tracked: _Tracked) -> None:
         """Newer wins: an opposite signal on the same coin within the window is superseded."""
-        window = self.config.conflict_window_s
+        window = self.settings.conflict_window_s
         coin = tracked.signal.coin
         previous = self._tracked.get(coin)
         older: _Tracked | None
@@ -564,7 +541,7 @@ class Pipeline:
         if self._seeded:
             return
         self._seeded = True
-        if self.config.cooldown_s <= 0:
+        if self.settings.cooldown_s <= 0:
             return
         try:
             rows = await self.journal.recent_signals(500)
@@ -605,27 +582,23 @@ class Pipeline:
 
 
 def build_pipeline(
-    settings: Any,
+    settings: Settings,
     journal: NewsJournal,
     act: Act,
     *,
-    parser_module: Any = None,
     tradable: Iterable[str] | None = None,
     publish: Callable[[dict[str, Any]], None] | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Pipeline:
     """The pipeline a bot runs: rules from `[news] rules`, filters from settings, sources from `[news]`."""
-    news = _get(settings, "news")
-    rules_path = _get(news, "rules")
-    rules = load_rules(Path(rules_path) if rules_path else None)
-    parser = Parser(rules, tradable)
+    from newstrader.news.sources import build_sources
+
+    news = settings.news
+    parser = Parser(load_rules(news.rules), tradable)
     pipeline = Pipeline(
         parser, journal, PipelineSettings.from_settings(settings), act, clock=clock, publish=publish
     )
-    if news is not None:
-        from newstrader.news.sources import build_sources
-
-        pipeline.sources = build_sources(news, pipeline.submit, journal)
+    pipeline.sources = build_sources(news, pipeline.submit, journal)
     return pipeline
 
 

@@ -10,7 +10,10 @@ Behaviour worth knowing:
 - The order action is re-serialized from its parsed form before hashing, as the venue does, so a
   client that signs `"1670.10"` recovers a stranger's address.
 - Nonces per signer: the highest 100 are kept; duplicates and too-low nonces are refused; a nonce
-  must lie within 2 days behind / 1 day ahead of the server clock.
+  must lie within (T - 2 days, T + 1 day) of the server clock T.
+- An action past its `expiresAfter` (checked when it arrives, once its signer is known) is refused
+  unexecuted, `Action expired: …` (the venue's exact text is not documented), and costs 5x its
+  address budget as on the venue.
 - Rate limits: 1200 weight per minute per IP (429 with a `null` body) and the per-address action
   budget (10 000 + 1 per USD traded), both off when the simulator runs with rate limits disabled.
 - `normalTpsl` children of an entry that rests wait (`"waitingForFill"`) and are placed when the
@@ -51,6 +54,7 @@ from newstrader.sim.market import (
 VENUE = "hyperliquid"
 CANCEL_LIMIT = 200
 SCHEDULE_CANCEL_MIN_AHEAD_MS = 5000
+EXPIRED_ACTION_COST = 5  # a stale `expiresAfter` costs this many times the action's address budget
 L1_ACTIONS = frozenset(
     {"order", "cancel", "cancelByCloid", "updateLeverage", "scheduleCancel", "noop", "batchModify"}
 )
@@ -731,8 +735,6 @@ def _exchange(state: HyperliquidState, payload: Any, ip: str) -> Response:
     sim.stats.charge(VENUE, f"exchange:{kind}", 1 + n // 40)
     state.housekeeping()
     now = sim.now_ms()
-    if expires is not None and expires < now:
-        return _err(f"Action expired: expiresAfter {expires} is before {now}")
 
     sources = sim.config.hl_sources()
     try:
@@ -769,7 +771,13 @@ def _exchange(state: HyperliquidState, payload: Any, ip: str) -> Response:
     if user_signed and signer not in ex.accounts:
         return _err(f"Must deposit before performing actions. User: {signer}")
 
-    if not now - sim.config.hl_nonce_back_ms <= nonce <= now + sim.config.hl_nonce_ahead_ms:
+    if expires is not None and expires < now:
+        # Refused unexecuted, after the signer is known: the venue charges a stale action 5x
+        # the address budget (docs "Exchange endpoint", Expires After).
+        if sim.config.rate_limits:
+            state.address_requests.add(account, EXPIRED_ACTION_COST * n)
+        return _err(f"Action expired: expiresAfter {expires} is before {now}")
+    if not now - sim.config.hl_nonce_back_ms < nonce < now + sim.config.hl_nonce_ahead_ms:
         return _err(f"Invalid nonce: nonce {nonce} is too far from the current time {now}")
     nonce_error = state.nonces.check(signer, nonce)
     if nonce_error is not None:

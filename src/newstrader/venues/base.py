@@ -43,6 +43,12 @@ class RateLimited(Transient):
     """The venue said 429 (or its address budget is spent)."""
 
 
+class Expired(Transient):
+    """The request reached the venue after its validity window (Hyperliquid `expiresAfter`, Aster's
+    nonce / timestamp window) and was refused unexecuted. An order is never re-sent under the same
+    intent: a new send is a new leg, journaled anew after a fresh read (and a fresh fencing check)."""
+
+
 class Rejected(VenueError):
     """The venue refused the request on its merits (margin, min notional, reduce-only): do not retry."""
 
@@ -60,9 +66,11 @@ class Venue(Protocol):
     """A perpetual-futures exchange seen through the few calls the engine needs."""
 
     name: str
-    # Seconds after sending during which an order may still reach the venue; later it is refused
-    # (Hyperliquid `expiresAfter`, Aster's recvWindow / nonce window). An order whose reply was lost
-    # and that the venue has not seen by then never executes, so sending the missing size is safe.
+    # Seconds during which an order may still reach the venue; later it is refused (Hyperliquid
+    # `expiresAfter`, Aster's recvWindow / nonce window). The window starts at the order's intent
+    # time (`OrderRequest.not_after` = intent time + this), not at the send: an order whose reply
+    # was lost, or whose send was held up, and that the venue has not seen by then never executes,
+    # so sending the missing size is safe.
     order_validity_s: float
 
     async def markets(self) -> dict[str, Market]:
@@ -78,7 +86,10 @@ class Venue(Protocol):
         ...
 
     async def place_order(self, req: OrderRequest) -> OrderResult:
-        """Send one order; market orders go as IOC limits capped by `req.max_slippage`."""
+        """Send one order; market orders go as IOC limits capped by `req.max_slippage`.
+
+        The venue is told to refuse it after `req.not_after` (when set; never later than the send
+        plus `order_validity_s`); a refusal for that reason raises `Expired`."""
         ...
 
     async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:
@@ -92,8 +103,10 @@ class Venue(Protocol):
         take_profit: Decimal | None,
         stop_loss: Decimal | None,
         client_ids: tuple[str, str],
+        not_after: datetime | None = None,
     ) -> list[OrderResult]:
-        """Place reduce-only TP/SL triggers that close `position_size` (signed) when hit."""
+        """Place reduce-only TP/SL triggers that close `position_size` (signed) when hit; the
+        venue refuses them after `not_after` (their intent time + `order_validity_s`), as orders."""
         ...
 
     async def cancel_triggers(self, coin: str) -> int:

@@ -12,7 +12,15 @@ from collections.abc import Mapping
 
 import httpx
 
-from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Rejected, Transient, VenueError
+from newstrader.venues.base import (
+    Ambiguous,
+    AuthError,
+    Expired,
+    RateLimited,
+    Rejected,
+    Transient,
+    VenueError,
+)
 
 # Hyperliquid answers HTTP 200 with a text; match by prefix (live replies append " asset=<n>").
 # Checked against the venue's docs and ccxt's `exceptions.broad` map (tests/venues/test_error_tables.py).
@@ -46,6 +54,9 @@ HYPERLIQUID_TEXT_PREFIXES: tuple[tuple[str, type[VenueError]], ...] = (
     ("Invalid signature", AuthError),
     # Our nonces are unique; a nonce refusal means the action was not executed: safe to re-sign and resend.
     ("Invalid nonce", Transient),
+    # Past its `expiresAfter` (the simulator's wording; the venue's exact text is not documented,
+    # and an unknown text is `Rejected`, which is as safe): refused unexecuted.
+    ("Action expired", Expired),
     ("Too many cumulative requests sent", RateLimited),
 )
 
@@ -60,8 +71,8 @@ ASTER_CODES: Mapping[int, type[VenueError]] = {
     -1007: Transient,  # TIMEOUT
     -1003: RateLimited,  # TOO_MANY_REQUESTS
     -1015: RateLimited,  # TOO_MANY_ORDERS (per-minute order budget)
-    -1021: Transient,  # clock/nonce window: resync and re-sign
-    -4225: Transient,  # v3 nonce expired
+    -1021: Expired,  # outside the timestamp/nonce window (or a reused nonce): resync, never resent
+    -4225: Expired,  # v3 nonce below the user's last 100: expired
     -1125: Transient,  # INVALID_LISTEN_KEY: an expired stream key, make a new one (not a bad API key)
     -1002: AuthError,  # UNAUTHORIZED: e.g. a revoked API wallet
     -1011: AuthError,  # NON_WHITE_LIST: this IP may not use the key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ import structlog
 
 from newstrader.venues.aster.config import AsterConfig
 from newstrader.venues.aster.signing import MicrosecondNonces, V3Signer, encode_params, hmac_signature
-from newstrader.venues.base import Ambiguous, AuthError, RateLimited, Transient
+from newstrader.venues.base import Ambiguous, AuthError, Expired, RateLimited, Transient
 from newstrader.venues.errors import classify_aster, classify_http, classify_transport
 from newstrader.venues.limits import (
     REGISTRY,
@@ -36,6 +37,8 @@ _HMAC_PATHS = {
 }
 # v3 names that differ from the legacy ones: the v3 docs list the account read only as this.
 _V3_PATHS = {"account": "/fapi/v3/accountWithJoinMargin"}
+# The v3 venue refuses a nonce more than this far from its clock (docs "V3 Nonce Mechanism").
+V3_NONCE_WINDOW_S = 10.0
 
 
 class AsterHttp:
@@ -63,6 +66,8 @@ class AsterHttp:
             ("aster", self.base_url, config.account.lower()), config.orders_per_min
         )
         self.nonces = MicrosecondNonces()
+        # How long a signed request stays acceptable after its stamp (nonce or timestamp).
+        self.validity_s = V3_NONCE_WINDOW_S if config.auth == "v3" else config.recv_window_ms / 1000
         self.offset_ms = 0
         self._synced = False
         self._sync_lock = asyncio.Lock()
@@ -109,20 +114,41 @@ class AsterHttp:
         )
 
     async def signed(
-        self, method: str, name: str, params: list[tuple[str, str]] | None = None, *, is_order: bool = False
+        self,
+        method: str,
+        name: str,
+        params: list[tuple[str, str]] | None = None,
+        *,
+        is_order: bool = False,
+        not_after: datetime | None = None,
     ) -> Any:
-        """A signed call; reads are retried, orders never are (a retry would need a fresh look first)."""
+        """A signed call; reads are retried, orders never are (a retry would need a fresh look first).
+
+        An order is stamped so that the venue refuses it after `not_after` (its intent time plus
+        `validity_s`): the nonce (v3) or timestamp (HMAC) is that window's start, not the send."""
         if not self._synced:
             await self.sync_clock()
         path = self.path(name, signed=True)
         if not is_order:
             return await self._with_read_retries(method, path, list(params or []), signed=True)
-        return await self._call(method, path, list(params or []), is_order=True, signed=True)
+        try:
+            return await self._call(
+                method, path, list(params or []), is_order=True, signed=True, not_after=not_after
+            )
+        except Expired as exc:
+            if exc.code == -1021:  # our clock may have drifted: the next leg's stamp is corrected
+                await self.sync_clock()
+            raise
 
-    def _sign(self, params: list[tuple[str, str]]) -> str:
+    def _sign(self, params: list[tuple[str, str]], not_after: datetime | None = None) -> str:
+        now_us = time.time_ns() // 1000
+        start_us = now_us  # the window opens at the stamp: at the send, or earlier for an order
+        if not_after is not None:
+            start_us = min(now_us, int(not_after.timestamp() * 1_000_000) - round(self.validity_s * 1e6))
         if self.v3 is not None:
-            return self.v3.signed_params(self.config.account, self.nonces.next(), params)
-        timestamp = int(time.time() * 1000) + self.offset_ms
+            nonce = self.nonces.next() if start_us == now_us else self.nonces.at(start_us)
+            return self.v3.signed_params(self.config.account, nonce, params)
+        timestamp = start_us // 1000 + self.offset_ms
         payload = encode_params(
             [*params, ("recvWindow", str(self.config.recv_window_ms)), ("timestamp", str(timestamp))]
         )
@@ -149,7 +175,14 @@ class AsterHttp:
         raise AssertionError("unreachable: the last attempt raises")
 
     async def _call(
-        self, method: str, path: str, params: list[tuple[str, str]], *, is_order: bool, signed: bool
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]],
+        *,
+        is_order: bool,
+        signed: bool,
+        not_after: datetime | None = None,
     ) -> Any:
         weight = aster_request_weight(path, method, dict(params))
         costs = [(self.ip_bucket, weight)]
@@ -159,7 +192,7 @@ class AsterHttp:
         # Signed after the limiter's wait, never before: a read held back for seconds behind
         # trading would otherwise reach the venue with a timestamp or nonce outside its window
         # (-1021, "outside of the +-10 s window") and be sent again.
-        encoded = self._sign(params) if signed else encode_params(params)
+        encoded = self._sign(params, not_after) if signed else encode_params(params)
         headers = {"X-MBX-APIKEY": self.config.api_key} if self.v3 is None and self.config.api_key else {}
         try:
             if method == "POST":

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -54,15 +55,39 @@ class V3Signer:
 
 
 class MicrosecondNonces:
-    """v3 nonces: µs, corrected by the server clock offset, strictly increasing (thread-safe)."""
+    """v3 nonces: µs on the server's clock (local time corrected by the measured offset), never
+    handed out twice (thread-safe).
+
+    The venue refuses a nonce more than 10 s from its clock, so a nonce is also an order's
+    validity window: `at` gives one anchored at an earlier instant (the order's intent time).
+    """
+
+    RECENT = 1024  # anchored nonces lie within seconds of `next()`'s: this many cover any overlap
 
     def __init__(self) -> None:
         self.offset_us = 0
         self._last = 0
         self._lock = threading.Lock()
+        self._recent: deque[int] = deque()
+        self._recent_set: set[int] = set()
 
     def next(self) -> int:
+        """Now, strictly above the last `next()`."""
         with self._lock:
-            nonce = max(time.time_ns() // 1000 + self.offset_us, self._last + 1)
+            nonce = self._unused(max(time.time_ns() // 1000 + self.offset_us, self._last + 1))
             self._last = nonce
             return nonce
+
+    def at(self, local_us: int) -> int:
+        """The nonce for local time `local_us` (µs since the epoch), or the next unused after it."""
+        with self._lock:
+            return self._unused(local_us + self.offset_us)
+
+    def _unused(self, nonce: int) -> int:
+        while nonce in self._recent_set:
+            nonce += 1
+        self._recent.append(nonce)
+        self._recent_set.add(nonce)
+        if len(self._recent) > self.RECENT:
+            self._recent_set.discard(self._recent.popleft())
+        return nonce

@@ -90,10 +90,10 @@ class AsterVenue:
     def __init__(self, config: AsterConfig, http: AsterHttp | None = None) -> None:
         self.name = config.name
         self.config = config
+        self.http = http or AsterHttp(config)
         # v3 nonces older than 10 s are refused, HMAC requests older than recvWindow: a lost order
         # that has not arrived by then never will.
-        self.order_validity_s = 10.0 if config.auth == "v3" else config.recv_window_ms / 1000
-        self.http = http or AsterHttp(config)
+        self.order_validity_s = self.http.validity_s
         self._markets: dict[str, Market] = {}
         self._symbol_to_coin: dict[str, str] = {}
         self._client_symbol: dict[str, str] = {}  # newClientOrderId → symbol, for order_status
@@ -438,7 +438,7 @@ class AsterVenue:
         params += [("newClientOrderId", cid), ("newOrderRespType", "RESULT")]
         self._client_symbol[cid] = market.symbol
         self._traded.add(req.coin)
-        row = await self.http.signed("POST", "order", params, is_order=True)
+        row = await self.http.signed("POST", "order", params, is_order=True, not_after=req.not_after)
         result = self._result(row, req.client_id)
         if result.filled_size == 0 and result.status is OrderStatus.CANCELED:
             # An IOC/market order that found nothing: the same outcome Hyperliquid reports as an error.
@@ -461,6 +461,7 @@ class AsterVenue:
         take_profit: Decimal | None,
         stop_loss: Decimal | None,
         client_ids: tuple[str, str],
+        not_after: datetime | None = None,
     ) -> list[OrderResult]:
         """TAKE_PROFIT_MARKET / STOP_MARKET with closePosition, triggered by the mark price."""
         if position_size == 0:
@@ -503,7 +504,7 @@ class AsterVenue:
                 )
             )
             try:
-                row = await self.http.signed("POST", "order", params, is_order=True)
+                row = await self.http.signed("POST", "order", params, is_order=True, not_after=not_after)
                 result = self._result(row, client_id)
             except Ambiguous:
                 raise  # it may rest: the stream reports it, or the state resyncs without it

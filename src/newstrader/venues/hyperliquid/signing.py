@@ -2,7 +2,8 @@
 
 The SDK rebuilds the EIP-712 typed data and its domain on every call (~0.3 ms); here the domain
 separator, the Agent type hash and the hashes of the two `source` strings are computed once, so a
-signature costs one msgpack, three keccaks and one libsecp256k1 recoverable signature.
+signature costs one msgpack, three keccaks and one libsecp256k1 recoverable signature, all through
+pycryptodome's and coincurve's public APIs.
 """
 
 from __future__ import annotations
@@ -16,49 +17,14 @@ from typing import Any
 
 import coincurve
 import msgpack
-from coincurve._libsecp256k1 import ffi as _secp_ffi
-from coincurve._libsecp256k1 import lib as _secp_lib
 from Crypto.Hash import keccak as _keccak_mod
 
 _WIRE_QUANTUM = Decimal("0.00000001")
 
 
-class _KeccakState(threading.local):
-    """One reusable pycryptodome keccak state per thread: skips the ~7 µs object setup per hash."""
-
-    def __init__(self) -> None:
-        from Crypto.Hash.keccak import _raw_keccak_lib  # type: ignore[attr-defined]
-        from Crypto.Util._raw_api import ffi
-
-        holder = ffi.new("void **")
-        if _raw_keccak_lib.keccak_init(holder, 64, 24):
-            raise RuntimeError("keccak_init failed")
-        self.lib = _raw_keccak_lib
-        self.state = holder[0]
-        self.out = ffi.new("uint8_t[32]")
-        self.buffer = ffi.buffer
-
-
-def _keccak_slow(data: bytes) -> bytes:
-    return _keccak_mod.new(data=data, digest_bits=256).digest()
-
-
-try:
-    _KECCAK = _KeccakState()
-    _FAST_KECCAK = True
-except Exception:  # pycryptodome built with ctypes instead of cffi: use the public API
-    _FAST_KECCAK = False
-
-
 def keccak256(data: bytes) -> bytes:
     """Ethereum's keccak-256 (not SHA3-256)."""
-    if not _FAST_KECCAK:
-        return _keccak_slow(data)
-    k = _KECCAK
-    k.lib.keccak_reset(k.state)
-    k.lib.keccak_absorb(k.state, data, len(data))
-    k.lib.keccak_digest(k.state, k.out, 32, 1)
-    digest: bytes = k.buffer(k.out)[:]
+    digest: bytes = _keccak_mod.new(data=data, digest_bits=256).digest()
     return digest
 
 
@@ -130,7 +96,7 @@ def l1_digest(connection_id: bytes, is_mainnet: bool) -> bytes:
 class L1Signer:
     """A private key that signs Hyperliquid L1 actions; `address` is the signer (account or agent wallet)."""
 
-    __slots__ = ("_ctx", "_key", "_secret", "address")
+    __slots__ = ("_key", "address")
 
     def __init__(self, private_key: str | bytes) -> None:
         raw = (
@@ -141,9 +107,6 @@ class L1Signer:
         if len(raw) != 32:
             raise ValueError("a private key is 32 bytes of hex")
         self._key = coincurve.PrivateKey(raw)
-        # Raw libsecp256k1 handles: the same calls coincurve makes, minus its per-call allocations.
-        self._ctx = self._key.context.ctx
-        self._secret = self._key.secret
         public = self._key.public_key.format(compressed=False)[1:]
         self.address = to_checksum_address(keccak256(public)[-20:])
 
@@ -154,17 +117,8 @@ class L1Signer:
         """(r, s, v) of a 32-byte digest, v = 27/28, low-s (RFC 6979, as eth_account via coincurve)."""
         if len(digest) != 32:
             raise ValueError("a digest is 32 bytes")
-        # Buffers per call (well under a µs): one signer may be shared by threads.
-        sig = _secp_ffi.new("secp256k1_ecdsa_recoverable_signature *")
-        out = _secp_ffi.new("unsigned char[64]")
-        recid = _secp_ffi.new("int *")
-        if not _secp_lib.secp256k1_ecdsa_sign_recoverable(
-            self._ctx, sig, digest, self._secret, _secp_ffi.NULL, _secp_ffi.NULL
-        ):
-            raise ValueError("secp256k1 signing failed")
-        _secp_lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(self._ctx, out, recid, sig)
-        compact = _secp_ffi.buffer(out)[:]
-        return int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:], "big"), recid[0] + 27
+        compact = self._key.sign_recoverable(digest, hasher=None)  # r ‖ s ‖ recovery id
+        return int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:64], "big"), compact[64] + 27
 
     def sign_l1_action(
         self,

@@ -352,11 +352,26 @@ class HyperliquidVenue:
 
     # --- actions -------------------------------------------------------------------------------
 
-    async def _send(self, action: dict[str, Any], batch_length: int, *, expires: bool = False) -> Any:
+    def _expires_after(self, not_after: datetime | None) -> int:
+        """`expiresAfter` in ms: the send plus the validity window, or the order's own earlier
+        `not_after` (its intent time plus the window: a send held up past it must not land)."""
+        window_end = int(time.time() * 1000 + self.order_validity_s * 1000)
+        if not_after is None:
+            return window_end
+        return min(window_end, int(not_after.timestamp() * 1000))
+
+    async def _send(
+        self,
+        action: dict[str, Any],
+        batch_length: int,
+        *,
+        expires: bool = False,
+        not_after: datetime | None = None,
+    ) -> Any:
         nonce = self._nonces.next()
         # An order that reaches the venue after `expiresAfter` is refused: a lost request can't
         # execute late, after the engine has already sent what was missing.
-        expires_after = int(time.time() * 1000 + self.order_validity_s * 1000) if expires else None
+        expires_after = self._expires_after(not_after) if expires else None
         signature = self.signer.sign_l1_action(
             action,
             nonce,
@@ -419,7 +434,7 @@ class HyperliquidVenue:
             int(market.asset_id or 0), req.is_buy, price, size, req.reduce_only, tif, cloid
         )
         started = time.perf_counter()
-        reply = await self._send(order_action([wire]), 1, expires=True)
+        reply = await self._send(order_action([wire]), 1, expires=True, not_after=req.not_after)
         result = self._order_result(reply, req.client_id, size)
         log.info(
             "order_placed",
@@ -477,6 +492,7 @@ class HyperliquidVenue:
         take_profit: Decimal | None,
         stop_loss: Decimal | None,
         client_ids: tuple[str, str],
+        not_after: datetime | None = None,
     ) -> list[OrderResult]:
         """Reduce-only market TP/SL for the whole position (grouping positionTpsl)."""
         if position_size == 0 or (take_profit is None and stop_loss is None):
@@ -518,7 +534,9 @@ class HyperliquidVenue:
                 )
             )
         try:
-            reply = await self._send(order_action(wires, "positionTpsl"), len(wires), expires=True)
+            reply = await self._send(
+                order_action(wires, "positionTpsl"), len(wires), expires=True, not_after=not_after
+            )
             results = [
                 self._one_result(status, client_id, size)
                 for status, client_id in zip(self._statuses(reply, len(wires)), ids, strict=True)
