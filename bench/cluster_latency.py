@@ -35,13 +35,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from eth_account import Account
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from newstrader.cluster.ownership import cluster_view, libpq_dsn, lock_key
 from newstrader.domain import NewsItem
 from newstrader.news.parser import Parser, load_rules
+from newstrader.sim.accounts import SimAccounts
 
 ROOT = Path(__file__).resolve().parent.parent
 COINS = ("BTC", "ETH", "SOL")
@@ -122,18 +122,21 @@ def main() -> None:
     try:
         for coin, price in MARKS.items():
             sim.admin.set_price(coin, price)
-        hl, user, signer = Account.create(), Account.create(), Account.create()
-        sim.admin.create_account(hl.address, usd=1_000_000, venue="hyperliquid")
-        sim.admin.create_account(user.address, usd=1_000_000, venue="aster", signers=[signer.address])
+        accounts = SimAccounts.fresh()
+        sim.admin.create_account(accounts.hl_address, usd=1_000_000, venue="hyperliquid")
+        sim.admin.create_account(
+            accounts.aster_user, usd=1_000_000, venue="aster", signers=[accounts.aster_signer]
+        )
         venues = (
-            f'[[venues]]\nname = "hl"\nkind = "hyperliquid"\nurl = "{sim.hl_url}"\naccount = "{hl.address}"\n'
+            f'[[venues]]\nname = "hl"\nkind = "hyperliquid"\nurl = "{sim.hl_url}"\n'
+            f'account = "{accounts.hl_address}"\n'
             f'[[venues]]\nname = "aster"\nkind = "aster"\nurl = "{sim.aster_url}"\n'
-            f'account = "{user.address}"\nsigner = "{signer.address}"\n'
+            f'account = "{accounts.aster_user}"\nsigner = "{accounts.aster_signer}"\n'
         )
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("NEWSTRADER_")},
-            "NEWSTRADER_HL_SECRET": "0x" + bytes(hl.key).hex(),
-            "NEWSTRADER_ASTER_SECRET": "0x" + bytes(signer.key).hex(),
+            "NEWSTRADER_HL_SECRET": accounts.hl_key,
+            "NEWSTRADER_ASTER_SECRET": accounts.aster_signer_key,
             "NEWSTRADER_WEB_TOKEN": uuid.uuid4().hex,
         }
         news = work / "news.jsonl"
@@ -173,14 +176,14 @@ def main() -> None:
         # ---- through the bus: ingest → JetStream → bot on the PostgreSQL journal
         for venue in ("hyperliquid", "aster"):
             for coin in COINS:  # the same starting point as the single run
-                sim.admin.set_position(venue, hl.address if venue == "hyperliquid" else user.address, coin, 0)
+                sim.admin.set_position(venue, accounts.address(venue), coin, 0)
         pg_url = pg.create_database()
         tag = uuid.uuid4().hex[:8]
         bus = f'[bus]\nurl = "{nats.url}"\nstream = "B{tag}"\nsubject = "b{tag}.news"\n'
         cluster = common + venues + bus + f'[journal]\nurl = "{pg_url}"\n'
         owner = start("owner", cluster + f'[cluster]\ninstance = "owner"\n[web]\nport = {_port()}\n')
         dsn = libpq_dsn(pg_url)
-        keys = [lock_key("hyperliquid", hl.address), lock_key("aster", user.address)]
+        keys = [lock_key("hyperliquid", accounts.hl_address), lock_key("aster", accounts.aster_user)]
 
         def owners() -> list[str | None]:
             view = asyncio.run(cluster_view(dsn))

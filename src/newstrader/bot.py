@@ -23,7 +23,7 @@ import structlog
 
 from newstrader.autotrade.trader import AutoTrader, exit_policy
 from newstrader.botapi import ClusterState, Decision
-from newstrader.domain import NewsItem, OutcomeStatus, Signal, TriggerKind, VenueOutcome
+from newstrader.domain import NewsItem, OutcomeStatus, Position, Signal, TriggerKind, VenueOutcome
 from newstrader.engine.executor import Executor
 from newstrader.engine.locks import VenueCoinState
 from newstrader.engine.quarantine import Quarantine
@@ -31,13 +31,18 @@ from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
 from newstrader.news.pipeline import DUPLICATE_ID, NewsDecision, NewsOutcome, Pipeline, build_pipeline
-from newstrader.venues.account import AccountState, AccountView, PositionListener
+from newstrader.venues.account import AccountState, AccountView, PositionListener, PositionSource
 from newstrader.venues.base import Streaming, Venue, VenueError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from fastapi import FastAPI
+
     from newstrader.cluster.node import ClusterNode
     from newstrader.config import Settings
     from newstrader.telegram.service import TelegramService
+    from newstrader.web.server import LoopbackServer
 
 log = structlog.get_logger("newstrader.bot")
 
@@ -105,13 +110,13 @@ class Bot:
         self.pipeline: Pipeline | None = None
         self.autotrader: AutoTrader | None = None
         self.cluster: ClusterNode | None = None  # when the journal is PostgreSQL (shared by bots)
-        self.web_app: Any = None
+        self.web_app: FastAPI | None = None
         self.web_url: str | None = None
         self.web_token: str | None = None
         self.engine_config: EngineSettings = settings.engine
         self.sizer = Sizer.from_settings(settings.sizing)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._server: Any = None
+        self._server: LoopbackServer | None = None
         self.telegram: TelegramService | None = None
         self._started = False
 
@@ -349,7 +354,9 @@ class Bot:
                 if not again[0]:
                     return
 
-        def listener(coin: str, before: Any, after: Any, source: str) -> None:
+        def listener(
+            coin: str, before: Position | None, after: Position | None, source: PositionSource
+        ) -> None:
             if source != "push":
                 return
             if running and not running[0].done():
@@ -606,7 +613,7 @@ def _cluster_instance(settings: Settings, journal_url: str) -> str | None:
     return settings.cluster.instance or default_instance()
 
 
-async def serve_until_signalled(settings: Any, *, live: bool = False) -> None:
+async def serve_until_signalled(settings: Settings, *, live: bool = False) -> None:
     """Start a bot, run until SIGINT/SIGTERM, then stop it gracefully."""
     import signal as signals
 
@@ -646,14 +653,12 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def run_bot(config_path: Any, live: bool) -> int:
+def run_bot(config_path: Path, live: bool) -> int:
     """`newstrader run`: load the config (mainnet needs `live`), run the bot; the exit code.
 
     What an operator can fix is one line on stderr, never a traceback: a config problem or a
     missing key exits 2, a taken web port 1. Logging is the CLI's (`--log-json`, `--log-level`).
     """
-    import sys
-
     from newstrader.config import ConfigError, load_settings, require_live, require_secrets
     from newstrader.web.server import PortUnavailable
 
@@ -670,9 +675,7 @@ def run_bot(config_path: Any, live: bool) -> int:
         return 1
 
 
-def _serve(settings: Any, live: bool) -> int:
-    import sys
-
+def _serve(settings: Settings, live: bool) -> int:
     from newstrader.sim.funding import fund_sim_accounts
 
     for line in asyncio.run(fund_sim_accounts(settings)):  # `init --sim` configs only

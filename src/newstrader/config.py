@@ -777,21 +777,21 @@ def write_sim_setup(path: Path, *, sim_url: str, force: bool = False) -> list[Pa
     """`init --sim`: the example config on simulator venues with fresh keys in `keys/` (0600).
 
     `run` and `check` fund the accounts on the simulator (`sim_fund_usd`). Returns the key files."""
-    from eth_account import Account
+    from newstrader.sim.accounts import SimAccounts
 
     keys = path.parent / "keys"
     key_files = [keys / "hyperliquid.key", keys / "aster.key"]
     for target in (path, *key_files):
         _refuse_overwrite(target, force)
-    hl, aster_user, aster_signer = Account.create(), Account.create(), Account.create()
+    accounts = SimAccounts.fresh()
     venues = SIM_VENUES.format(
         sim_url=sim_url.rstrip("/"),
-        hl_account=hl.address,
-        aster_account=aster_user.address,
-        aster_signer=aster_signer.address,
+        hl_account=accounts.hl_address,
+        aster_account=accounts.aster_user,
+        aster_signer=accounts.aster_signer,
     )
-    write_private(key_files[0], "0x" + bytes(hl.key).hex() + "\n")
-    write_private(key_files[1], "0x" + bytes(aster_signer.key).hex() + "\n")
+    write_private(key_files[0], accounts.hl_key + "\n")
+    write_private(key_files[1], accounts.aster_signer_key + "\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(EXAMPLE_TEMPLATE.replace("{venues}", venues), encoding="utf-8")
     return key_files

@@ -21,13 +21,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from eth_account import Account
 
+from newstrader.sim.accounts import SimAccounts
 from newstrader.web.server import LoopbackServer
+
+if TYPE_CHECKING:
+    from newstrader.bot import Bot
 
 log = structlog.get_logger("newstrader.demo")
 
@@ -36,40 +39,13 @@ VENUE_KINDS = ("hyperliquid", "aster")
 DEMO_USD = Decimal(100_000)
 
 
-@dataclass(slots=True)
-class DemoAccounts:
-    """Fresh keys for one demo run; the private keys live only in this process's env."""
-
-    hl_key: str
-    hl_address: str
-    aster_user_key: str
-    aster_user: str
-    aster_signer_key: str
-    aster_signer: str
-
-    @classmethod
-    def fresh(cls) -> DemoAccounts:
-        hl, user, signer = Account.create(), Account.create(), Account.create()
-        return cls(
-            hl_key="0x" + bytes(hl.key).hex(),
-            hl_address=hl.address,
-            aster_user_key="0x" + bytes(user.key).hex(),
-            aster_user=user.address,
-            aster_signer_key="0x" + bytes(signer.key).hex(),
-            aster_signer=signer.address,
-        )
-
-    def address_of(self, venue: str) -> str:
-        return self.hl_address if venue == "hyperliquid" else self.aster_user
-
-
 def demo_config(
     *,
     sim_url: str,
     web_port: int,
     token: str,
     journal_path: Path,
-    accounts: DemoAccounts,
+    accounts: SimAccounts,
     reconcile_interval_s: float = 10.0,
 ) -> str:
     """The TOML a demo bot runs with (secrets are not in it: they go through env)."""
@@ -141,9 +117,9 @@ class DemoStack:
         self.reconcile_interval_s = reconcile_interval_s
         self.autotrade_check_interval_s = autotrade_check_interval_s
         self.token = token or secrets.token_urlsafe(24)
-        self.accounts = DemoAccounts.fresh()
+        self.accounts = SimAccounts.fresh()
         self.config_path = workdir / "newstrader-demo.toml"
-        self.bot: Any = None
+        self.bot: Bot | None = None
         self._sim_server: LoopbackServer | None = None
         self._env_set: list[str] = []
 
@@ -238,7 +214,7 @@ class DemoStack:
         """(venue, coin) → signed size, for the demo's accounts, read from the simulator."""
         async with httpx.AsyncClient(base_url=str(self.sim_url), trust_env=False, timeout=10) as sim:
             state = (await sim.get("/admin/state")).json()
-        return positions_in_state(state, {v: self.accounts.address_of(v) for v in VENUE_KINDS})
+        return positions_in_state(state, {v: self.accounts.address(v) for v in VENUE_KINDS})
 
 
 def positions_in_state(state: dict[str, Any], addresses: dict[str, str]) -> dict[tuple[str, str], Decimal]:

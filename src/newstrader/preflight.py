@@ -32,7 +32,7 @@ from newstrader.config import Settings, VenueSettings
 
 if TYPE_CHECKING:
     from newstrader.engine.executor import Executor
-    from newstrader.venues.base import Venue
+    from newstrader.venues.base import Venue, VenueError
 
 PROBE_TIMEOUT_S = 5.0
 SKEW_WARN_S = 1.0
@@ -227,9 +227,9 @@ async def check_all(settings: Settings, *, trade_test: bool = False) -> list[Ven
     return list(await asyncio.gather(*(check_venue(v, trade_test=trade_test) for v in settings.venues)))
 
 
-def _trade_test_failure(exc: Exception) -> str:
+def _trade_test_failure(exc: VenueError | TimeoutError) -> str:
     """One clear line for why the test order was refused."""
-    from newstrader.venues.base import AuthError
+    from newstrader.venues.base import AuthError, VenueError
 
     text = str(exc)
     lowered = text.lower()
@@ -241,7 +241,7 @@ def _trade_test_failure(exc: Exception) -> str:
         "expired" in lowered
         or "recvwindow" in lowered
         or "outside of the" in lowered
-        or getattr(exc, "code", None) in (-1021, -4225)
+        or (isinstance(exc, VenueError) and exc.code in (-1021, -4225))
     ):
         return f"clock: the venue refused our request time; sync the system clock (NTP) ({text})"
     if isinstance(exc, AuthError):

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
 
 from newstrader.bot import Bot
 from newstrader.config import Settings
 from newstrader.domain import NewsItem, Side
+from newstrader.sim.accounts import SimAccounts
 from newstrader.venues.limits import REGISTRY
 
 VENUES = ("hyperliquid", "aster")
@@ -53,22 +53,19 @@ class Rig:
     sim: Any
     workdir: Path
     bots: list[Bot] = field(default_factory=list)
+    keys: SimAccounts = field(default_factory=SimAccounts.fresh)
 
     def __post_init__(self) -> None:
-        hl, user, signer = Account.create(), Account.create(), Account.create()
-        self.hl_key = "0x" + bytes(hl.key).hex()
-        self.hl_address = str(hl.address)
-        self.aster_user = str(user.address)
-        self.aster_signer_key = "0x" + bytes(signer.key).hex()
-        self.aster_signer = str(signer.address)
         admin = self.sim.admin
-        admin.create_account(self.hl_address, usd=START_USD, venue="hyperliquid")
-        admin.create_account(self.aster_user, usd=START_USD, venue="aster", signers=[self.aster_signer])
+        admin.create_account(self.keys.hl_address, usd=START_USD, venue="hyperliquid")
+        admin.create_account(
+            self.keys.aster_user, usd=START_USD, venue="aster", signers=[self.keys.aster_signer]
+        )
         for coin, price in MARKS.items():
             admin.set_price(coin, price)
 
     def address(self, venue: str) -> str:
-        return self.hl_address if venue == "hyperliquid" else self.aster_user
+        return self.keys.address(venue)
 
     # ---- the truth (the simulator)
 
@@ -116,17 +113,17 @@ class Rig:
                     "kind": "hyperliquid",
                     "network": "sim",
                     "url": self.sim.hl_url,
-                    "account": self.hl_address,
-                    "secret": self.hl_key,
+                    "account": self.keys.hl_address,
+                    "secret": self.keys.hl_key,
                 },
                 {
                     "name": "aster",
                     "kind": "aster",
                     "network": "sim",
                     "url": self.sim.aster_url,
-                    "account": self.aster_user,
-                    "signer": self.aster_signer,
-                    "secret": self.aster_signer_key,
+                    "account": self.keys.aster_user,
+                    "signer": self.keys.aster_signer,
+                    "secret": self.keys.aster_signer_key,
                 },
             ],
             news={"dedupe_window_s": 0, "cooldown_s": 0, "min_confidence": 0},

@@ -100,7 +100,7 @@ async def test_flatten_closes_everything_on_both_venues_and_leaves_no_order(rig:
     await rig.news(bot, "ETH", "long")
     await rig.news(bot, "BTC", "short")
     # And a position opened by hand on the exchange, which the bot never traded.
-    rig.sim.admin.set_position("aster", rig.aster_user, "SOL", "3")
+    rig.sim.admin.set_position("aster", rig.keys.aster_user, "SOL", "3")
     for venue in VENUES:
         assert rig.position(venue, "ETH") > 0 and rig.position(venue, "BTC") < 0
         assert len(rig.open_orders(venue)) == 4

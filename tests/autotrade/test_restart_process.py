@@ -89,14 +89,14 @@ max_hold_s = 2
 name = "hyperliquid"
 kind = "hyperliquid"
 url = "{rig.sim.hl_url}"
-account = "{rig.hl_address}"
+account = "{rig.keys.hl_address}"
 
 [[venues]]
 name = "aster"
 kind = "aster"
 url = "{rig.sim.aster_url}"
-account = "{rig.aster_user}"
-signer = "{rig.aster_signer}"
+account = "{rig.keys.aster_user}"
+signer = "{rig.keys.aster_signer}"
 
 [news]
 dedupe_window_s = 0
@@ -112,8 +112,8 @@ url = "sqlite:///{journal}"
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
-        "NEWSTRADER_HYPERLIQUID_SECRET": rig.hl_key,
-        "NEWSTRADER_ASTER_SECRET": rig.aster_signer_key,
+        "NEWSTRADER_HYPERLIQUID_SECRET": rig.keys.hl_key,
+        "NEWSTRADER_ASTER_SECRET": rig.keys.aster_signer_key,
         "NEWSTRADER_WEB_TOKEN": token,
         # Only the start-up turn may act: the periodic one is pushed out of the test's reach.
         "NEWSTRADER_AUTOTRADE_CHECK_INTERVAL_S": "3600",

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from eth_account import Account
-
+from newstrader.sim.accounts import SimAccounts
 from newstrader.venues.base import Venue
 from newstrader.venues.factory import build_venue
 
@@ -17,9 +16,9 @@ def funded_configs(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """(venue settings by name, account address by venue): Hyperliquid with its own key, Aster v3
     with an approved API-wallet signer; the coins' marks set on the simulator."""
-    hl, user, signer = Account.create(), Account.create(), Account.create()
-    sim.admin.create_account(hl.address, usd=usd, venue="hyperliquid")
-    sim.admin.create_account(user.address, usd=usd, venue="aster", signers=[signer.address])
+    keys = SimAccounts.fresh()
+    sim.admin.create_account(keys.hl_address, usd=usd, venue="hyperliquid")
+    sim.admin.create_account(keys.aster_user, usd=usd, venue="aster", signers=[keys.aster_signer])
     for coin, price in marks.items():
         sim.admin.set_price(coin, price)
     configs: dict[str, dict[str, Any]] = {
@@ -27,19 +26,19 @@ def funded_configs(
             "name": "hyperliquid",
             "kind": "hyperliquid",
             "url": sim.hl_url,
-            "account": hl.address,
-            "secret": "0x" + bytes(hl.key).hex(),
+            "account": keys.hl_address,
+            "secret": keys.hl_key,
         },
         "aster": {
             "name": "aster",
             "kind": "aster",
             "url": sim.aster_url,
-            "account": user.address,
-            "signer": signer.address,
-            "secret": "0x" + bytes(signer.key).hex(),
+            "account": keys.aster_user,
+            "signer": keys.aster_signer,
+            "secret": keys.aster_signer_key,
         },
     }
-    return configs, {"hyperliquid": str(hl.address), "aster": str(user.address)}
+    return configs, {"hyperliquid": keys.hl_address, "aster": keys.aster_user}
 
 
 def funded_venues(

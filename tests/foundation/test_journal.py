@@ -394,9 +394,15 @@ async def test_in_memory_url_and_closed_journal() -> None:
     j = await Journal.open("sqlite://")
     await j.set_control("k", [1, "2"])
     assert await j.get_control("k") == [1, "2"]
+    # No file: the gate is read on the writer's one connection, with the same answers.
+    await j.record_news(NewsItem(id="m-1", title="in memory", received_at=T0), "traded")
+    assert await j.news_gate("m-1", "in memory", T0) == NewsGate("traded", False, False)
+    assert await j.news_gate("m-2", "in memory", T0) == NewsGate(None, True, False)
     await j.close()
     with pytest.raises(JournalError, match="closed"):
         await j.get_control("k")
+    with pytest.raises(JournalError, match="closed"):
+        await j.news_gate("m-1", "in memory", None)
 
 
 async def test_newer_schema_is_refused(db_url: str) -> None:
@@ -477,6 +483,36 @@ async def test_a_journal_from_before_alembic_is_upgraded(db_url: str, made_at: s
         versions = [v for (v,) in conn.execute(text("SELECT version FROM schema_version ORDER BY 1"))]
     engine.dispose()
     assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_each_migration_takes_back_its_schema_version_on_downgrade(db_url: str) -> None:
+    """Stepping down one revision at a time removes that revision's schema_version row (and its
+    change); stepping up again writes them back, and the journal opens at head."""
+    from alembic import command
+    from alembic.config import Config
+
+    j = await Journal.open(db_url)
+    await j.close()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+
+        def versions() -> list[int]:
+            return [v for (v,) in conn.execute(text("SELECT version FROM schema_version ORDER BY 1"))]
+
+        assert versions() == list(range(1, SCHEMA_VERSION + 1))
+        for top in range(SCHEMA_VERSION - 1, 0, -1):
+            command.downgrade(config, "-1")
+            assert versions() == list(range(1, top + 1))
+        assert "why" not in {c["name"] for c in inspect(conn).get_columns("signals")}
+        assert "instance" not in {c["name"] for c in inspect(conn).get_columns("orders")}
+        command.upgrade(config, "head")
+        assert versions() == list(range(1, SCHEMA_VERSION + 1))
+    engine.dispose()
+    j = await Journal.open(db_url)
+    await j.close()
 
 
 async def test_postgresql_commits_are_synchronous(pg_url: str) -> None:

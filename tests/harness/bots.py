@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_account import Account
 from tests.harness.servers import SimServer, free_port, start_sim_server
+
+from newstrader.sim.accounts import SimAccounts
 
 VENUES = ("hyperliquid", "aster")
 MODES = ("target", "close_then_open")
@@ -63,31 +64,6 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {condition}")
         time.sleep(interval)  # poll interval, not synchronisation
-
-
-@dataclass
-class Keys:
-    """Fresh keys: a Hyperliquid account, an Aster user and its approved API-wallet signer."""
-
-    hl_key: str
-    hl_address: str
-    aster_user: str
-    aster_signer_key: str
-    aster_signer: str
-
-    @classmethod
-    def fresh(cls) -> Keys:
-        hl, user, signer = Account.create(), Account.create(), Account.create()
-        return cls(
-            hl_key="0x" + bytes(hl.key).hex(),
-            hl_address=str(hl.address),
-            aster_user=str(user.address),
-            aster_signer_key="0x" + bytes(signer.key).hex(),
-            aster_signer=str(signer.address),
-        )
-
-    def address(self, venue: str) -> str:
-        return self.hl_address if venue == "hyperliquid" else self.aster_user
 
 
 def journal_rows(path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
@@ -198,7 +174,7 @@ class World:
 
     sim: SimServer
     workdir: Path
-    keys: Keys = field(default_factory=Keys.fresh)
+    keys: SimAccounts = field(default_factory=SimAccounts.fresh)
     bots: list[BotProcess] = field(default_factory=list)
     mode: str = "target"
 

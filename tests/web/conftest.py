@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
 
 from newstrader.demo import VENUE_KINDS, DemoStack, positions_in_state
 from newstrader.venues.limits import REGISTRY
+
+if TYPE_CHECKING:
+    from newstrader.bot import Bot
 
 T = TypeVar("T")
 START_TIMEOUT_S = 60.0
@@ -84,7 +87,8 @@ class RunningStack:
         return str(self.stack.sim_url)
 
     @property
-    def bot(self) -> Any:
+    def bot(self) -> Bot:
+        assert self.stack.bot is not None, "the demo stack has not started"
         return self.stack.bot
 
     def api(self, token: str | None = None) -> httpx.Client:
@@ -105,7 +109,7 @@ class RunningStack:
 
     def exchange_positions(self) -> dict[tuple[str, str], Decimal]:
         """(venue, coin) → signed size of the demo accounts, from the simulator (the truth)."""
-        addresses = {v: self.stack.accounts.address_of(v) for v in VENUE_KINDS}
+        addresses = {v: self.stack.accounts.address(v) for v in VENUE_KINDS}
         return positions_in_state(self.sim_admin("GET", "/state"), addresses)
 
     @staticmethod

@@ -169,7 +169,7 @@ def test_news_opens_positions_and_every_view_shows_it(flat_stack: RunningStack) 
 
 def test_drift_from_a_trade_outside_the_bot_is_reported(flat_stack: RunningStack) -> None:
     stack = flat_stack
-    account = stack.stack.accounts.address_of("aster")
+    account = stack.stack.accounts.address("aster")
     stack.sim_admin("POST", "/position", {"venue": "aster", "account": account, "coin": "SOL", "size": "3"})
     with stack.api() as api:
 
@@ -230,7 +230,7 @@ def test_metrics_count_orders_latency_and_drift(flat_stack: RunningStack) -> Non
         title = f"Metrics test: BTC short {uuid.uuid4().hex[:8]}"
         api.post("/api/news", json={"title": title, "coin": "BTC", "side": "short"}).raise_for_status()
         assert stack.wait_until(lambda: stack.exchange_positions().get(("aster", "BTC"), 0) < 0, 15)
-        account = stack.stack.accounts.address_of("aster")
+        account = stack.stack.accounts.address("aster")
         stack.sim_admin("POST", "/liquidate", {"venue": "aster", "account": account, "coin": "BTC"})
         api.post("/api/control/reconcile").raise_for_status()
 

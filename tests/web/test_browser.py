@@ -148,11 +148,11 @@ def test_drift_badge_after_a_trade_outside_the_bot(page: Any, flat_stack: Runnin
     stack = flat_stack
     log_in(page, stack, stack.token)
     page.locator("#login").wait_for(state="hidden")
-    account = stack.stack.accounts.address_of("aster")
+    account = stack.stack.accounts.address("aster")
     # Someone opens SOL by hand on the exchange's website: the exchange has it, the cache does not.
     stack.sim_admin("POST", "/position", {"venue": "aster", "account": account, "coin": "SOL", "size": "2"})
     # The auto trader copies exchange fills into the journal on its (slow, in tests) monitor turn.
-    if getattr(stack.bot, "autotrader", None) is not None:
+    if stack.bot.autotrader is not None:
         stack.run(stack.bot.autotrader.run_once())
     page.reload()  # a fresh page reads the positions (the account streams) at once
     page.locator("#fills tbody tr").first.wait_for()

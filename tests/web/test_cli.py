@@ -96,7 +96,7 @@ def test_positions_shows_the_exchange_next_to_the_cache(flat_stack: RunningStack
 def test_reconcile_reports_drift_from_an_outside_trade(flat_stack: RunningStack) -> None:
     stack = flat_stack
     open_eth_long(stack)
-    account = stack.stack.accounts.address_of("aster")
+    account = stack.stack.accounts.address("aster")
     stack.sim_admin("POST", "/liquidate", {"venue": "aster", "account": account, "coin": "ETH"})
     result = cli(stack, "reconcile")
     assert result.exit_code == 0, result.output

@@ -55,7 +55,7 @@ def test_positions_after_a_liquidation_prints_the_drift_row(flat_stack: RunningS
     """Drift with exchange size 0 (a liquidation, a manual close) used to crash with a MarkupError."""
     stack = flat_stack
     _open_eth_long(stack)
-    account = stack.stack.accounts.address_of("aster")
+    account = stack.stack.accounts.address("aster")
     stack.sim_admin("POST", "/liquidate", {"venue": "aster", "account": account, "coin": "ETH"})
     done = newstrader(stack, "positions")
     assert done.returncode == 0, done.stderr

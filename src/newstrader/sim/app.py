@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -370,18 +369,12 @@ def create_app(seed: int = 1, config: SimConfig | None = None) -> FastAPI:
         title="newstrader venue simulator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.sim = sim
-    from newstrader.sim import admin, aster_ws, hyperliquid_api, hyperliquid_ws
+    from newstrader.sim import admin, aster_api, aster_ws, hyperliquid_api, hyperliquid_ws
 
     app.include_router(hyperliquid_api.build_router(sim), prefix="/hyperliquid")
     app.include_router(hyperliquid_ws.build_router(sim), prefix="/hyperliquid")
     app.include_router(aster_ws.build_router(sim), prefix="/aster")  # before aster_api's catch-all
-    try:
-        aster_api = importlib.import_module("newstrader.sim.aster_api")
-    except ModuleNotFoundError as exc:
-        if exc.name != "newstrader.sim.aster_api":
-            raise
-    else:
-        app.include_router(aster_api.build_router(sim), prefix="/aster")
+    app.include_router(aster_api.build_router(sim), prefix="/aster")
     app.include_router(admin.build_router(sim), prefix="/admin")
 
     @app.get("/")

@@ -180,12 +180,11 @@ class AsterApi:
 
     # ----- helpers ------------------------------------------------------------------------
 
-    def spec_for(self, params: dict[str, str], required: bool = True) -> MarketSpec | None:
+    def spec_for(self, params: dict[str, str]) -> MarketSpec:
+        """The market `symbol` names: -1102 when it is missing, -1121 when the venue has none."""
         symbol = params.get("symbol")
         if not symbol:
-            if required:
-                raise _mandatory("symbol")
-            return None
+            raise _mandatory("symbol")
         try:
             return self.ex.market(self.ex.coin_for_symbol(symbol))
         except UnknownMarket:
@@ -371,7 +370,7 @@ class AsterApi:
         return {}
 
     def _specs(self, params: dict[str, str]) -> list[MarketSpec]:
-        spec = self.spec_for(params, required=False)
+        spec = self.spec_for(params) if params.get("symbol") else None
         return [spec] if spec is not None else list(self.ex.markets.values())
 
     def ticker_price(self, params: dict[str, str], caller: Caller | None) -> Any:
@@ -421,7 +420,6 @@ class AsterApi:
 
     def depth(self, params: dict[str, str], caller: Caller | None) -> Any:
         spec = self.spec_for(params)
-        assert spec is not None
         limit = self.integer(params, "limit") or 20
         bids, asks = self.ex.book(spec.coin, limit)
         places = self.price_places(spec)
@@ -604,7 +602,6 @@ class AsterApi:
 
     def commission_rate(self, params: dict[str, str], caller: Caller | None) -> Any:
         spec = self.spec_for(params)
-        assert spec is not None
         return {
             "symbol": spec.symbol,
             "makerCommissionRate": _plain(self.ex.config.maker_fee),
@@ -614,7 +611,6 @@ class AsterApi:
     def user_trades(self, params: dict[str, str], caller: Caller | None) -> Any:
         acct = self.account_of(caller)
         spec = self.spec_for(params)
-        assert spec is not None
         start = self.integer(params, "startTime")
         end = self.integer(params, "endTime")
         from_id = self.integer(params, "fromId")
@@ -722,7 +718,6 @@ class AsterApi:
     def new_order(self, params: dict[str, str], caller: Caller | None) -> Any:
         acct = self.account_of(caller)
         spec = self.spec_for(params)
-        assert spec is not None
         side = params.get("side")
         if not side:
             raise _mandatory("side")
@@ -863,7 +858,12 @@ class AsterApi:
         """Refused orders never reach the book; an IOC that found nothing to take did (and expired)."""
         return order.status != REJECTED or order.reject_reason in EXPIRE_REASONS
 
-    def _find_order(self, acct: Account, spec: MarketSpec, params: dict[str, str]) -> OrderRecord | None:
+    def _find_order(
+        self, params: dict[str, str], caller: Caller | None
+    ) -> tuple[Account, OrderRecord | None]:
+        """The caller's account and its order on `symbol` named by orderId or origClientOrderId."""
+        acct = self.account_of(caller)
+        spec = self.spec_for(params)
         oid = self.integer(params, "orderId")
         client_id = params.get("origClientOrderId")
         if oid is None and not client_id:
@@ -872,32 +872,23 @@ class AsterApi:
         if order is None and client_id:
             order = self.ex.order_by_client_id(acct.address, client_id)
         if order is None or order.coin != spec.coin or not self._listed(order):
-            return None
-        return order
+            return acct, None
+        return acct, order
 
     def query_order(self, params: dict[str, str], caller: Caller | None) -> Any:
-        acct = self.account_of(caller)
-        spec = self.spec_for(params)
-        assert spec is not None
-        order = self._find_order(acct, spec, params)
+        _, order = self._find_order(params, caller)
         if order is None:
             raise ApiError(-2013, "Order does not exist.")
         return self.order_json(order)
 
     def query_open_order(self, params: dict[str, str], caller: Caller | None) -> Any:
-        acct = self.account_of(caller)
-        spec = self.spec_for(params)
-        assert spec is not None
-        order = self._find_order(acct, spec, params)
+        _, order = self._find_order(params, caller)
         if order is None or not order.is_open:
             raise ApiError(-2013, "Order does not exist.")
         return self.order_json(order)
 
     def cancel_order(self, params: dict[str, str], caller: Caller | None) -> Any:
-        acct = self.account_of(caller)
-        spec = self.spec_for(params)
-        assert spec is not None
-        order = self._find_order(acct, spec, params)
+        acct, order = self._find_order(params, caller)
         if order is None or not order.is_open:
             raise ApiError(-2011, "Unknown order sent.")
         canceled = self.ex.cancel(acct.address, oid=order.oid)
@@ -907,20 +898,18 @@ class AsterApi:
     def cancel_all(self, params: dict[str, str], caller: Caller | None) -> Any:
         acct = self.account_of(caller)
         spec = self.spec_for(params)
-        assert spec is not None
         self.ex.cancel_all(acct.address, spec.coin)
         return {"code": "200", "msg": "The operation of cancel all open order is done."}
 
     def open_orders(self, params: dict[str, str], caller: Caller | None) -> Any:
         acct = self.account_of(caller)
-        spec = self.spec_for(params, required=False)
+        spec = self.spec_for(params) if params.get("symbol") else None
         coin = spec.coin if spec is not None else None
         return [self.order_json(o) for o in self.ex.open_orders(acct.address, coin)]
 
     def all_orders(self, params: dict[str, str], caller: Caller | None) -> Any:
         acct = self.account_of(caller)
         spec = self.spec_for(params)
-        assert spec is not None
         limit = min(self.integer(params, "limit") or 500, 1000)
         orders = [
             o
@@ -934,7 +923,6 @@ class AsterApi:
     def set_leverage(self, params: dict[str, str], caller: Caller | None) -> Any:
         acct = self.account_of(caller)
         spec = self.spec_for(params)
-        assert spec is not None
         leverage = self.integer(params, "leverage")
         if leverage is None:
             raise _mandatory("leverage")
@@ -947,7 +935,6 @@ class AsterApi:
     def set_margin_type(self, params: dict[str, str], caller: Caller | None) -> Any:
         acct = self.account_of(caller)
         spec = self.spec_for(params)
-        assert spec is not None
         margin_type = params.get("marginType")
         if not margin_type:
             raise _mandatory("marginType")

@@ -18,7 +18,7 @@ What feeds what, so nothing is counted twice:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import (
@@ -34,6 +34,10 @@ from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_ret
 
 from newstrader.domain import VenueOutcome
 from newstrader.venues.base import VenueError
+
+if TYPE_CHECKING:
+    from newstrader.botapi import EventBus
+    from newstrader.journal import Journal
 
 log = structlog.get_logger("newstrader.metrics")
 
@@ -220,7 +224,7 @@ def observe_bus_event(event: dict[str, Any]) -> None:
         set_paused(bool(event["paused"]))
 
 
-async def feed_from_bus(bus: Any) -> None:
+async def feed_from_bus(bus: EventBus) -> None:
     """Count every bus event until cancelled (the web server runs this while it serves)."""
     queue = bus.subscribe()
     try:
@@ -232,9 +236,7 @@ async def feed_from_bus(bus: Any) -> None:
                 except Exception as exc:  # metrics never break the feed
                     log.warning("metrics_event_failed", error=repr(exc))
     finally:
-        unsubscribe = getattr(bus, "unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe(queue)
+        bus.unsubscribe(queue)
 
 
 class LatencySync:
@@ -243,7 +245,7 @@ class LatencySync:
     def __init__(self) -> None:
         self._last_id: int | None = None
 
-    async def sync(self, journal: Any, limit: int = 2000) -> int:
+    async def sync(self, journal: Journal, limit: int = 2000) -> int:
         rows = await journal.recent_outcomes(limit)
         ids = [int(r["id"]) for r in rows if r.get("id") is not None]
         if self._last_id is None and not ids:

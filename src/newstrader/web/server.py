@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Coroutine, Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 
 class PortUnavailable(OSError):
@@ -54,7 +57,12 @@ class LoopbackServer:
     """
 
     def __init__(
-        self, app: Any = None, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
+        self,
+        app: ASGIApp | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_level: str = "warning",
     ) -> None:
         # Bind now, so the port is known (and ours) before the app that needs it is built.
         self._sock = bind_loopback(host, port)
@@ -63,7 +71,7 @@ class LoopbackServer:
         self._log_level = log_level
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._app: Any = app
+        self._app: ASGIApp | None = app
         self._background: list[asyncio.Task[Any]] = []
         self._closing: asyncio.Event | None = None
 
@@ -73,7 +81,7 @@ class LoopbackServer:
 
     async def start(
         self,
-        app: Any = None,
+        app: ASGIApp | None = None,
         timeout: float = 15.0,
         *,
         closing: asyncio.Event | None = None,

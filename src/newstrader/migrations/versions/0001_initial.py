@@ -6,10 +6,10 @@ Revises:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 from alembic import op
+
+from newstrader.migrations.schema_version import write_version
 
 revision = "0001"
 down_revision = None
@@ -166,10 +166,7 @@ def upgrade() -> None:
     with op.batch_alter_table("signals", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_signals_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_signals_news_id"), ["news_id"], unique=False)
-    version = sa.table("schema_version", sa.column("version", sa.Integer), sa.column("applied_at", sa.String))
-    op.bulk_insert(
-        version, [{"version": 1, "applied_at": datetime.now(UTC).isoformat(timespec="microseconds")}]
-    )
+    write_version(1)
 
 
 def downgrade() -> None:

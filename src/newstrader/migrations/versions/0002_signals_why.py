@@ -6,10 +6,10 @@ Revises: 0001
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 from alembic import op
+
+from newstrader.migrations.schema_version import remove_version, write_version
 
 revision = "0002"
 down_revision = "0001"
@@ -20,13 +20,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("signals", schema=None) as batch_op:
         batch_op.add_column(sa.Column("why", sa.Text(), nullable=True))
-    version = sa.table("schema_version", sa.column("version", sa.Integer), sa.column("applied_at", sa.String))
-    op.bulk_insert(
-        version, [{"version": 2, "applied_at": datetime.now(UTC).isoformat(timespec="microseconds")}]
-    )
+    write_version(2)
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM schema_version WHERE version = 2")
+    remove_version(2)
     with op.batch_alter_table("signals", schema=None) as batch_op:
         batch_op.drop_column("why")

@@ -6,10 +6,10 @@ Revises: 0002
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 from alembic import op
+
+from newstrader.migrations.schema_version import remove_version, write_version
 
 revision = "0003"
 down_revision = "0002"
@@ -21,14 +21,11 @@ def upgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("instance", sa.String(length=200), nullable=True))
         batch_op.create_index("ix_orders_instance", ["instance"], unique=False)
-    version = sa.table("schema_version", sa.column("version", sa.Integer), sa.column("applied_at", sa.String))
-    op.bulk_insert(
-        version, [{"version": 3, "applied_at": datetime.now(UTC).isoformat(timespec="microseconds")}]
-    )
+    write_version(3)
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM schema_version WHERE version = 3")
+    remove_version(3)
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_instance")
         batch_op.drop_column("instance")

@@ -11,10 +11,9 @@ Revises: 0003
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import sqlalchemy as sa
 from alembic import op
+
+from newstrader.migrations.schema_version import remove_version, write_version
 
 revision = "0004"
 down_revision = "0003"
@@ -28,13 +27,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outcomes", schema=None) as batch_op:
         batch_op.create_index("uq_outcomes_signal_venue", ["signal_id", "venue"], unique=True)
-    version = sa.table("schema_version", sa.column("version", sa.Integer), sa.column("applied_at", sa.String))
-    op.bulk_insert(
-        version, [{"version": 4, "applied_at": datetime.now(UTC).isoformat(timespec="microseconds")}]
-    )
+    write_version(4)
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM schema_version WHERE version = 4")
+    remove_version(4)
     with op.batch_alter_table("outcomes", schema=None) as batch_op:
         batch_op.drop_index("uq_outcomes_signal_venue")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -145,7 +145,7 @@ def to_checksum_address(raw: bytes) -> str:
 class NonceSource:
     """Per-signer nonces: current ms, but always strictly above the last one handed out (thread-safe)."""
 
-    def __init__(self, clock_ms: Any = None) -> None:
+    def __init__(self, clock_ms: Callable[[], int] | None = None) -> None:
         self._last = 0
         self._lock = threading.Lock()
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
@@ -169,17 +169,7 @@ def limit_order_wire(
     asset: int, is_buy: bool, price: Decimal, size: Decimal, reduce_only: bool, tif: str, cloid: str | None
 ) -> dict[str, Any]:
     """One order `W` with a limit type: keys a, b, p, s, r, t, [c]."""
-    wire: dict[str, Any] = {
-        "a": asset,
-        "b": is_buy,
-        "p": decimal_to_wire(price),
-        "s": decimal_to_wire(size),
-        "r": reduce_only,
-        "t": {"limit": {"tif": tif}},
-    }
-    if cloid is not None:
-        wire["c"] = cloid
-    return wire
+    return _order_wire(asset, is_buy, price, size, reduce_only, {"limit": {"tif": tif}}, cloid)
 
 
 def trigger_order_wire(
@@ -194,13 +184,27 @@ def trigger_order_wire(
     cloid: str | None,
 ) -> dict[str, Any]:
     """One trigger order `W`; inside `trigger` the keys go isMarket, triggerPx, tpsl (as the SDK)."""
+    trigger = {"isMarket": is_market, "triggerPx": decimal_to_wire(trigger_price), "tpsl": tpsl}
+    return _order_wire(asset, is_buy, price, size, reduce_only, {"trigger": trigger}, cloid)
+
+
+def _order_wire(
+    asset: int,
+    is_buy: bool,
+    price: Decimal,
+    size: Decimal,
+    reduce_only: bool,
+    order_type: dict[str, Any],
+    cloid: str | None,
+) -> dict[str, Any]:
+    """An order `W` in the wire key order a, b, p, s, r, t, [c]: the signed hash depends on it."""
     wire: dict[str, Any] = {
         "a": asset,
         "b": is_buy,
         "p": decimal_to_wire(price),
         "s": decimal_to_wire(size),
         "r": reduce_only,
-        "t": {"trigger": {"isMarket": is_market, "triggerPx": decimal_to_wire(trigger_price), "tpsl": tpsl}},
+        "t": order_type,
     }
     if cloid is not None:
         wire["c"] = cloid
