@@ -620,15 +620,15 @@ class _LoopReader:
         self._conn.execute("PRAGMA query_only = ON")
         self._thread = threading.get_ident()
         self._dialect = sqlite_dialect.dialect(paramstyle="named")
-        self._prepared: dict[int, _Prepared] = {}
+        self._prepared: dict[Select[Any], _Prepared] = {}  # by statement: module constants only
 
     def rows(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         """The statement's rows, or None when it cannot be answered here and now."""
         if threading.get_ident() != self._thread:
             return None
-        prepared = self._prepared.get(id(stmt))
+        prepared = self._prepared.get(stmt)
         if prepared is None:
-            prepared = self._prepared[id(stmt)] = _Prepared.of(stmt, self._dialect)
+            prepared = self._prepared[stmt] = _Prepared.of(stmt, self._dialect)
         try:
             raw = self._conn.execute(prepared.sql, prepared.params(params)).fetchall()
         except sqlite3.OperationalError as exc:  # busy/locked: the thread reader waits for it
@@ -738,13 +738,18 @@ class _Writer(threading.Thread):
         try:
             if conn is None:
                 conn = self._engine.connect()
+            write_failed = False
             try:
                 with conn.begin():
                     for job in batch:
-                        outcomes.append((True, job.fn(conn)))
+                        try:
+                            outcomes.append((True, job.fn(conn)))
+                        except Exception:
+                            write_failed = True
+                            raise
             except Exception:
-                if len(batch) == 1 or len(outcomes) == len(batch) or conn.invalidated:
-                    raise  # the lone write failed, or the commit did
+                if not write_failed or len(batch) == 1 or conn.invalidated:
+                    raise  # BEGIN or COMMIT failed, or the lone write did
                 outcomes = self._each_in_a_savepoint(conn, batch)
         except Exception as exc:  # the commit itself failed: nothing in this group is durable
             if len(batch) == 1 and len(outcomes) == 0:
@@ -932,8 +937,9 @@ class Journal:
         return await asyncio.to_thread(run)
 
     async def _lookup(self, stmt: Select[Any], **params: Any) -> list[dict[str, Any]]:
-        """A small indexed read on the way to an order: on the event loop's thread when the
-        journal is a SQLite file (see `_LoopReader`), else through the thread reader."""
+        """A small indexed read on the way to an order (`stmt` is one of this module's
+        constants): on the event loop's thread when the journal is a SQLite file (see
+        `_LoopReader`), else through the thread reader."""
         if self._closed:
             raise JournalError("journal is closed")
         if self._loop_reader is not None:

@@ -394,9 +394,15 @@ async def test_in_memory_url_and_closed_journal() -> None:
     j = await Journal.open("sqlite://")
     await j.set_control("k", [1, "2"])
     assert await j.get_control("k") == [1, "2"]
+    # No file: the gate is read on the writer's one connection, with the same answers.
+    await j.record_news(NewsItem(id="m-1", title="in memory", received_at=T0), "traded")
+    assert await j.news_gate("m-1", "in memory", T0) == NewsGate("traded", False, False)
+    assert await j.news_gate("m-2", "in memory", T0) == NewsGate(None, True, False)
     await j.close()
     with pytest.raises(JournalError, match="closed"):
         await j.get_control("k")
+    with pytest.raises(JournalError, match="closed"):
+        await j.news_gate("m-1", "in memory", None)
 
 
 async def test_newer_schema_is_refused(db_url: str) -> None:
