@@ -9,6 +9,8 @@ exits (`os._exit(137)`) right after an order send returns and before its result 
 journaled — the window a `kill -9` must not be able to turn into a duplicate order. Any
 other value is an operation-id prefix (`close-`, `flatten-`, `texit:`, a news id + `:` for
 its TP/SL): only a send of such an operation ends the process.
+`NEWSTRADER_TEST_CRASH_BEFORE_SEND` (same values) ends it after the order's intent is journaled
+and before the order is sent — the soak's kill between the intent's commit and the send.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("newstrader.engine")
 
 CRASH_AFTER_SEND_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
+CRASH_BEFORE_SEND_ENV = "NEWSTRADER_TEST_CRASH_BEFORE_SEND"
 TRIGGER_ATTEMPTS = 3  # TP/SL pairs tried per placement before the failure policy decides
 EQUITY_TTL_S = 30.0  # sizing.equity_fraction: equity moves slowly; one read per venue per 30 s
 # position_source = "stream": how long the check of a streamed decision waits for the stream to
@@ -208,6 +211,7 @@ class Executor:
         self._leverage_done: dict[tuple[str, str], int] = {}
         self._equity_seen: dict[str, tuple[float, Decimal]] = {}
         self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV, "")
+        self._crash_before_send = os.environ.get(CRASH_BEFORE_SEND_ENV, "")
         self._wire_turn = asyncio.Lock()  # one order writing its request at a time (see `_send`)
 
     # ------------------------------------------------------------------ public API
@@ -520,9 +524,10 @@ class Executor:
             task.cancel()
         await asyncio.gather(*list(self._resumed), return_exceptions=True)
 
-    def _crash_point(self, op_id: str) -> None:
-        """The test-only crash hook (module docstring): a send returned, its result not journaled."""
-        crash = self._crash_after_send
+    def _crash_point(self, op_id: str, armed: str | None = None) -> None:
+        """The test-only crash hooks (module docstring): by default a send returned, its result
+        not journaled; `armed` names another point's setting (before the send)."""
+        crash = self._crash_after_send if armed is None else armed
         if crash and (crash == "1" or op_id.startswith(crash)):
             os._exit(137)
 
@@ -982,6 +987,7 @@ class Executor:
                         cid, "failed", error="fenced: never sent, the account moved"
                     )
                     raise
+                self._crash_point(op.op_id, self._crash_before_send)  # test-only: intent durable, unsent
                 if account is not None:
                     account.expect_order(cid, op.coin)
                 outcome.latency.mark("sent", time.monotonic())
