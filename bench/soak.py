@@ -34,8 +34,9 @@ never redelivered: the restarted bot must finish the item by itself), `queued` (
 item and its signal are queued, before their commit), `before-send` (the order's intent
 committed, not yet sent), `after-send` (the order answered, its outcome not yet journaled) —
 those three by the engine's test crash hooks, the coin flattened first so an order goes out, the
-restart keeping the armed bot's journal (an empty one started for it when the restart's turn is
-an empty journal) — and `random` (a SIGKILL 0–150 ms after the POST). The bot and its
+item posted without `?wait` (a 202 that leaves before the kill is an acknowledgement: no
+redelivery), the restart keeping the armed bot's journal (an empty one started for it when the
+restart's turn is an empty journal) — and `random` (a SIGKILL 0–150 ms after the POST). The bot and its
 harness are the engine tests' own (`tests/harness/bots.py`): `python -m newstrader.cli
 run` against `python -m newstrader.sim`, both on loopback.
 
