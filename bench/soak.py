@@ -34,8 +34,9 @@ never redelivered: the restarted bot must finish the item by itself), `queued` (
 item and its signal are queued, before their commit), `before-send` (the order's intent
 committed, not yet sent), `after-send` (the order answered, its outcome not yet journaled) —
 those three by the engine's test crash hooks, the coin flattened first so an order goes out, the
-restart keeping the armed bot's journal (an empty one started for it when the restart's turn is
-an empty journal) — and `random` (a SIGKILL 0–150 ms after the POST). The bot and its
+item posted without `?wait` (a 202 that leaves before the kill is an acknowledgement: no
+redelivery), the restart keeping the armed bot's journal (an empty one started for it when the
+restart's turn is an empty journal) — and `random` (a SIGKILL 0–150 ms after the POST). The bot and its
 harness are the engine tests' own (`tests/harness/bots.py`): `python -m newstrader.cli
 run` against `python -m newstrader.sim`, both on loopback.
 
@@ -289,7 +290,7 @@ class SoakReport:
     restarts_by_kind: Counter[str] = field(default_factory=Counter)
     # Per kill point, what the killed bot's journal held for the item at that moment: `absent`
     # (not yet committed), `received` (committed, unfinished: the kill landed inside the
-    # news→order window) or `final`.
+    # news→order window) or `final`; `:acked` when the bot had answered 2xx before the kill.
     kill_landings: Counter[str] = field(default_factory=Counter)
     drift_events: Counter[str] = field(default_factory=Counter)
     signal_ms: list[float] = field(default_factory=list)
@@ -491,11 +492,12 @@ class Soak:
         if restart is None:
             reply = self._post(step)
         elif restart.tpsl:  # its TP/SL operations are `<news id>:<venue>:...`
-            reply = self._post_armed(step, restart, {CRASH_ENV: f"{step.news_id}:"})
+            reply = self._post_armed(step, restart, {CRASH_ENV: f"{step.news_id}:"}, wait=True)
         elif restart.point == "after-ack":
             reply = self._post_and_kill_after_ack(step, restart)
         elif restart.point in CRASH_HOOKS:  # its order's operation id is the news id
-            reply = self._post_armed(step, restart, {CRASH_HOOKS[restart.point]: step.news_id})
+            env = {CRASH_HOOKS[restart.point]: step.news_id}
+            reply = self._post_armed(step, restart, env, wait=False)
         else:
             reply = self._post_and_kill(step, restart)
         self.report.signal_ms.append((time.monotonic() - begin) * 1000)
@@ -551,11 +553,16 @@ class Soak:
         sender.join(timeout=60)
         return self._redeliver(step, first[0] if first else None, kept=bool(restart.keep_journal))
 
-    def _post_armed(self, step: Step, restart: Step, env: dict[str, str]) -> dict[str, Any] | None:
+    def _post_armed(
+        self, step: Step, restart: Step, env: dict[str, str], *, wait: bool
+    ) -> dict[str, Any] | None:
         """Restart the bot armed with a test crash hook (`env`) for this signal, deliver the
-        item, let the bot kill itself there, restart on the armed bot's journal and redeliver.
-        An empty-journal `restart` starts the armed bot on an empty journal (its drift adopted
-        from the venues): the restart after the hook's kill must still recover from a journal.
+        item, let the bot kill itself there, restart on the armed bot's journal and redeliver
+        it unless the bot had answered 2xx. An empty-journal `restart` starts the armed bot on
+        an empty journal (its drift adopted from the venues): the restart after the hook's kill
+        must still recover from a journal. Without `wait` the POST has no `?wait`: a 202 that
+        left before the kill (as it may once the order intent is durable) is an acknowledgement,
+        and the restarted bot must finish the item by itself.
 
         The coin is flattened first (an outside trade) so the signal sends an order and opens a
         position with TP/SL; the restarted bot must reach the target once and protect it once."""
@@ -564,10 +571,9 @@ class Soak:
             self.world.outside_trade(venue, step.coin, "0")
         self._held = None
         armed = self._start_bot(keep_journal=bool(restart.keep_journal), env=env)
-        first = self._post_quietly(step)
-        if first is None:  # no answer: the process is going down
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                armed.process.wait(timeout=30)
+        first = self._post_quietly(step) if wait else self._post_without_wait(step)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the hook ends it, answered or not
+            armed.process.wait(timeout=30)
         if armed.process.returncode != 137:
             self.report.problems.append(
                 f"{step.news_id}: the {restart.point or 'TP/SL'} kill did not fire "
@@ -582,6 +588,16 @@ class Soak:
         """POST without `?wait` and SIGKILL the bot the moment its 202 arrives (the orders are
         still to go out, or on their way). The sender has its answer and never delivers the item
         again: the restarted bot (same journal) must finish it by itself."""
+        first = self._post_without_wait(step)
+        if first is None:  # no 202: a finding (the item is redelivered like any lost answer)
+            self.report.problems.append(f"{step.news_id}: no 202 before the after-ack kill")
+        self._kill()
+        self._note_landing(step, restart)
+        self._restart(restart)
+        return self._redeliver(step, first, kept=bool(restart.keep_journal))
+
+    def _post_without_wait(self, step: Step) -> dict[str, Any] | None:
+        """`POST /api/news` without `?wait`: the 202 (acknowledged), or None when none came."""
         assert step.news_id
         body = {
             "id": step.news_id,
@@ -591,16 +607,11 @@ class Soak:
             "source": "test",
         }
         try:
-            first = self.world.bot.post_news(body)
-        except Exception as exc:  # no 202: a finding (the item is redelivered like any lost answer)
-            self.report.problems.append(f"{step.news_id}: no 202 before the after-ack kill: {exc!r}"[:300])
-            self._restart(restart)
-            return self._redeliver(step, None, kept=bool(restart.keep_journal))
-        self._kill()
-        self._note_landing(step, restart)
-        self._restart(restart)
+            reply: dict[str, Any] = self.world.bot.post_news(body)
+        except Exception:  # the process went down before answering
+            return None
         self._acknowledged(step)
-        return self._redeliver(step, first, kept=bool(restart.keep_journal))
+        return reply
 
     def _note_landing(self, step: Step, restart: Step) -> None:
         """Where the kill landed for this item: its row in the killed bot's journal, read now."""
@@ -615,7 +626,8 @@ class Soak:
         where = (
             "in-flight" if restart.in_flight else "tpsl" if restart.tpsl else restart.point or "mid-signal"
         )
-        self.report.kill_landings[f"{where}:{state}"] += 1
+        acked = ":acked" if step.news_id in self.acked else ""  # a 2xx came before the kill
+        self.report.kill_landings[f"{where}:{state}{acked}"] += 1
 
     def _redeliver(self, step: Step, first: dict[str, Any] | None, *, kept: bool) -> dict[str, Any] | None:
         """After a kill: an item the bot acknowledged (a 2xx) on a kept journal is not sent again

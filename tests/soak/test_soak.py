@@ -129,7 +129,7 @@ def test_short_soak_nothing_lost_never_doubled(soak: Any, tmp_path: Path) -> Non
     # committed and unfinished); the after-ack one after the 202, wherever the orders were.
     landings = report.kill_landings
     assert landings["queued:absent"] + landings["queued:received"] == 1, summary
-    assert landings["after-ack:received"] + landings["after-ack:final"] == 1, summary
+    assert landings["after-ack:received:acked"] + landings["after-ack:final:acked"] == 1, summary
     # Most signals were carried out on both venues (a venue may fail a signal under faults).
     for venue in VENUES:
         assert report.outcomes[(venue, "ok")] >= 80, summary
