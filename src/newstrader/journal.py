@@ -100,6 +100,10 @@ MAX_GROUP_COMMIT: Final = 512
 # commits: the order intent that usually follows them (~1–2 ms later) then shares their commit,
 # one fsync instead of two in a row on the way to the order (bench/news_to_order.py).
 QUEUED_ROWS_LINGER_S: Final = 0.003
+# ...and once that commit is durable, its queued rows' waiters (the webhook's answer) give the
+# loop to the orders for this long: the order's send takes ~0.6 ms of loop time to its bytes,
+# and the answer ~0.4 ms that it used to spend in between (bench/news_to_order.py).
+QUEUED_ROWS_YIELD_S: Final = 0.001
 PG_IDLE_TX_TIMEOUT_MS: Final = 5000  # a journal transaction never idles this long unless its bot stopped
 
 INTENT_STATUSES: Final = frozenset({"pending", "acked", "filled", "rejected", "failed", "ambiguous"})
@@ -652,7 +656,15 @@ class _Job:
 
 
 def _settle(results: Sequence[tuple[_Job, bool, Any]]) -> None:
-    """On the callers' loop: each job's future gets its result (or error)."""
+    """On the callers' loop: each job's future gets its result (or error).
+
+    When a commit holds awaited writes (order intents) and queued rows (news, signal), the queued
+    rows' results follow `QUEUED_ROWS_YIELD_S` later: their waiter is the webhook's answer, and
+    running it now would put it between the intent and the order's bytes."""
+    queued = [result for result in results if result[0].queued_only]
+    if queued and len(queued) < len(results):
+        asyncio.get_running_loop().call_later(QUEUED_ROWS_YIELD_S, _settle, queued)
+        results = [result for result in results if not result[0].queued_only]
     for job, ok, value in results:
         if job.future.done():  # the caller was cancelled; the write still happened
             continue
@@ -666,9 +678,7 @@ def _hand_back(results: Sequence[tuple[_Job, bool, Any]]) -> None:
     """Send a committed group's results to their loops: one wake-up per loop, not one per write
     (each is a write to the loop's self-pipe, and a moment this thread gives up the GIL)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
-    # Awaited writes first: an order waiting on its intent resumes before the webhook's answer,
-    # which waits on the queued news and signal rows of the same commit (0.4 ms on the loop).
-    for result in sorted(results, key=lambda settled: settled[0].queued_only):
+    for result in results:
         by_loop.setdefault(result[0].loop, []).append(result)
     for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody is waiting

@@ -612,7 +612,8 @@ async def test_queued_rows_share_the_order_intents_commit(
             await asyncio.sleep(0.001)
         req = OrderRequest(coin="ETH", is_buy=True, size=Decimal("1"), client_id="c-1")
         assert await journal.record_intent("s-1", "sim", "ETH", "open", "c-1", req) is True
-        assert news.done() and signal.done() and news.result() and signal.result()
+        # The queued rows' futures settle just after the intent's (`QUEUED_ROWS_YIELD_S`).
+        assert await news and await signal
         assert len(commits) == 1
         assert await journal.record_news(NewsItem(id="q-2", title="awaited"), "received") is True
         assert len(commits) == 2
@@ -679,7 +680,7 @@ async def test_a_queued_write_is_durable_before_any_write_queued_after_it(tmp_pa
                 )
             finally:
                 con.close()
-            assert news.done() and signal.done() and news.result() and signal.result()
+            assert await news and await signal  # their futures settle just after the intent's
     finally:
         await journal.close()
 
