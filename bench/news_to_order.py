@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ from newstrader.logging_setup import configure_logging
 from newstrader.news.parser import Parser
 from newstrader.news.pipeline import NewsDecision, NewsOutcome, Pipeline, PipelineSettings
 from newstrader.venues.base import Streaming
-from sim_harness import COINS, machine, new_trader, percentile, venue_sims
+from sim_harness import COINS, as_batch_process, machine, new_trader, percentile, venue_sims
 
 ORDER_PATHS = ("/exchange", "/fapi/v3/order")
 
@@ -170,7 +169,7 @@ class Sender:
             stdout=asyncio.subprocess.PIPE,
         )
         if remote:  # the sender is another machine too (see VenueSims.as_remote_venues)
-            os.sched_setscheduler(process.pid, os.SCHED_BATCH, os.sched_param(0))
+            as_batch_process(process.pid)
         return cls(process)
 
     async def send(self, body: dict[str, str]) -> None:

@@ -267,8 +267,7 @@ class VenueSims:
         cannot take the bot's CPU; a batch process is never woken into preempting it."""
         changed = []
         for sim in {id(s): s for s in self.processes}.values():
-            if sim.process is not None:
-                os.sched_setscheduler(sim.process.pid, os.SCHED_BATCH, os.sched_param(0))
+            if sim.process is not None and as_batch_process(sim.process.pid):
                 changed.append(sim.process.pid)
         return changed
 
@@ -296,6 +295,16 @@ class VenueSims:
                     self.hyperliquid.call("POST", "/settings", {"rate_limits": self.restore_rate_limits})
         for sim in {id(s): s for s in self.processes}.values():
             sim.stop()
+
+
+def as_batch_process(pid: int) -> bool:
+    """Put a process of ours in SCHED_BATCH (see `VenueSims.as_remote_venues`); False where the
+    system refuses it (a sandbox without sched_setscheduler): it then stays as it was."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def start_venue_sims(*, rate_limits: bool, seed: int = 7) -> VenueSims:
