@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.harness.servers import SimAdminError
 
 
 def test_account_price_position_and_state(sim, funded_account):
@@ -31,6 +32,22 @@ def test_liquidation_removes_position_and_records_fill(sim, funded_account):
     # The fill is on the exchange's record, as a client reading fills would see it.
     fills = sim.http.post(sim.hl_url + "/info", json={"type": "userFills", "user": addr}).json()
     assert any(f.get("liquidation") and f["coin"] == "BTC" for f in fills)
+
+
+def test_fills_lists_an_accounts_executions_with_their_origin(sim, funded_account):
+    addr = funded_account.address.lower()
+    sim.admin.set_price("SOL", "100")
+    sim.admin.set_position("aster", addr, "SOL", "3")
+    sim.admin.liquidate("aster", addr, "SOL")
+    fills = sim.admin.fills("aster", addr)
+    assert [(f["side"], f["size"], f["outside"], f["liquidation"]) for f in fills] == [
+        ("buy", "3", True, False),
+        ("sell", "3", False, True),
+    ]
+    assert all(f["client_id"] is None for f in fills)  # not sent through the API
+    assert sim.admin.fills("hyperliquid", addr) == []
+    with pytest.raises(SimAdminError, match="venue must be one of"):
+        sim.admin.fills("binance", addr)
 
 
 def test_mark_crash_liquidates_by_itself(sim, make_account):
