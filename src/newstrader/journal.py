@@ -70,7 +70,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import Insert, Select
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -547,7 +547,7 @@ def _insert_if_new(
         _INSERT_IF_NEW[cache_key] = _on_conflict_skip(conn.dialect, table, list(key), list(values))
     prepared = _INSERT_IF_NEW[cache_key]
     if prepared is not None:
-        return conn.exec_driver_sql(prepared.sql, prepared.params(values)).first() is not None
+        return _run_insert(conn, prepared, values)
     try:
         with conn.begin_nested():
             conn.execute(insert(table).values(**values))
@@ -557,6 +557,20 @@ def _insert_if_new(
             raise
         return False
     return True
+
+
+def _run_insert(conn: Connection, prepared: _Prepared, values: Mapping[str, Any]) -> bool:
+    """Run a prepared insert-if-new; True when it inserted. On SQLite straight on the driver's
+    connection, inside the transaction SQLAlchemy began (half the cost of `exec_driver_sql`),
+    its errors raised as SQLAlchemy's; elsewhere through `exec_driver_sql`."""
+    params = prepared.params(values)
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, sqlite3.Connection):
+        return conn.exec_driver_sql(prepared.sql, params).first() is not None
+    try:
+        return bool(driver.execute(prepared.sql, params).fetchall())
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(prepared.sql, params, exc, sqlite3.Error, dialect=conn.dialect) from exc
 
 
 def _insert_or_resume_news(conn: Connection, values: Mapping[str, Any]) -> bool:
@@ -818,9 +832,20 @@ def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
             cursor.execute("PRAGMA query_only = ON")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        # On the driver's connection: SQLAlchemy's execution around one BEGIN cost ~0.1 ms of
+        # every group commit on the order's way (bench/news_to_order.py).
+        driver = conn.connection.driver_connection
+        if not isinstance(driver, sqlite3.Connection):
+            conn.exec_driver_sql(begin)
+            return
+        try:
+            driver.execute(begin)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(begin, None, exc, sqlite3.Error, dialect=conn.dialect) from exc
 
 
 def _make_engines(url: str) -> tuple[Engine, Engine | None]:
