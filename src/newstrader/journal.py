@@ -450,16 +450,17 @@ def _fill_from_row(row: Mapping[Any, Any]) -> Fill:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A statement compiled once, run through the driver (`exec_driver_sql` or a raw sqlite3
-    cursor) with SQLAlchemy's own conversions of its parameters and result columns, so it takes
-    and gives the values `Connection.execute` would. SQLAlchemy's per-execution work (parameter
-    and default handling, execution context, result object) cost ~75 µs of an insert's ~95 µs on
-    this box: CPU that the writer thread takes from the event loop's order path (one GIL)."""
+    """A statement compiled once, run on the driver (a raw sqlite3 connection, else
+    `exec_driver_sql`) with SQLAlchemy's own conversions of its parameters and result columns, so
+    it takes and gives the values `Connection.execute` would. SQLAlchemy's per-execution work
+    (parameter and default handling, execution context, result object) was ~75 µs of an insert's
+    ~95 µs on this box: CPU that the writer thread takes from the event loop's order path (one GIL)."""
 
     sql: str
-    defaults: Mapping[str, Any]
-    binds: Mapping[str, Callable[[Any], Any]]
-    order: tuple[str, ...] | None  # the parameters' order when the dialect's style is positional
+    slots: tuple[
+        tuple[str, Callable[[Any], Any] | None, Any], ...
+    ]  # per parameter: name, conversion, default
+    positional: bool  # the dialect's parameters go as a tuple in `slots` order, else as a dict
     columns: tuple[str, ...]
     results: tuple[Callable[[Any], Any] | None, ...]
 
@@ -477,27 +478,26 @@ class _Prepared:
         compiled = stmt.compile(
             dialect=dialect, column_keys=None if column_keys is None else list(column_keys)
         )
-        binds = {}
-        for name in compiled.params:
-            process = compiled.binds[name].type.bind_processor(dialect)
-            if process is not None:
-                binds[name] = process
+        given = {**compiled.params, **(defaults or {})}
+        positional = compiled.positional and compiled.positiontup is not None
+        names = compiled.positiontup if positional and compiled.positiontup else list(compiled.params)
         returned = list(stmt.exported_columns)
-        order = compiled.positiontup
         return cls(
             compiled.string,
-            {**compiled.params, **(defaults or {})},
-            binds,
-            None if not compiled.positional or order is None else tuple(order),
+            tuple((name, compiled.binds[name].type.bind_processor(dialect), given[name]) for name in names),
+            positional,
             tuple(str(column.key) for column in returned),
             tuple(column.type.result_processor(dialect, None) for column in returned),
         )
 
     def params(self, given: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
-        values = {**self.defaults, **given}
-        for name, process in self.binds.items():
-            values[name] = process(values[name])
-        return values if self.order is None else tuple(values[name] for name in self.order)
+        values = []
+        for name, process, default in self.slots:
+            value = given.get(name, default)
+            values.append(value if process is None else process(value))
+        if self.positional:
+            return tuple(values)
+        return {slot[0]: value for slot, value in zip(self.slots, values, strict=True)}
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {
