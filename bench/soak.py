@@ -11,14 +11,32 @@ The plan (signals, faults, outside trades, liquidations, restarts) is drawn up f
   signal is `ok` holds exactly the target (`mismatches` otherwise);
 - after a TP/SL kill and at the end, every held position carries exactly one TP and one SL
   (`unprotected` when one is missing, `double_protected` when one rests twice);
-- after the run, every news item sent is in a journal with a final outcome (`lost` otherwise).
+- after the run, every news item sent is in a journal with a final outcome (`lost` otherwise);
+  every item the bot acknowledged (a 2xx from `POST /api/news`) has one, is not left
+  `interrupted` and, when its signal executed, one outcome per venue (`news_lost` otherwise:
+  an acknowledged item is never delivered again); the last journal holds no item, signal or
+  order intent still unfinished and no executed signal without its venues' outcomes
+  (`unfinished`); and every fill and resting order of the bot's accounts on the venues has its
+  intent in a journal (`orphan_orders`: an order sent without a durable intent).
 
-Half the restarts keep the journal, half start on an empty one; pairs alternate between
-killing the bot while a signal is in flight (then the item is redelivered, as a webhook
-sender that got no answer would; an item accepted before the kill is resumed by the restarted
-bot itself when the journal is kept) and while it is idle (6 and 4 of 10). Every fourth restart
+Restarts alternate between keeping the journal and starting on an empty one (8 of 10 keep it:
+the in-flight, TP/SL and after-ack kills always do); pairs
+alternate between killing the bot while a signal is in flight (then the item is redelivered, as
+a webhook sender that got no answer would; an item answered 2xx before the kill is never
+redelivered: the restarted bot resumes it from the kept journal) and while it is idle (9 and 1
+of 10, counting the kinds below). Every fourth restart
 is an in-flight kill (the orders held inside the venues), and one in eight a TP/SL kill: the bot
-kills itself right after the next signal's TP/SL send, before the result is journaled. The bot and its
+kills itself right after the next signal's TP/SL send, before the result is journaled. The other
+mid-signal kills walk the news→order path in turn (issue 18: the item's record is only queued,
+its commit shared with the order intent's, and the webhook answers before the orders):
+`after-ack` (SIGKILL the moment the webhook's 202 arrives, before or while the order goes out;
+never redelivered: the restarted bot must finish the item by itself), `queued` (right after the
+item and its signal are queued, before their commit), `before-send` (the order's intent
+committed, not yet sent), `after-send` (the order answered, its outcome not yet journaled) —
+those three by the engine's test crash hooks, the coin flattened first so an order goes out, the
+item posted without `?wait` (a 202 that leaves before the kill is an acknowledgement: no
+redelivery), the restart keeping the armed bot's journal (an empty one started for it when the
+restart's turn is an empty journal) — and `random` (a SIGKILL 0–150 ms after the POST). The bot and its
 harness are the engine tests' own (`tests/harness/bots.py`): `python -m newstrader.cli
 run` against `python -m newstrader.sim`, both on loopback.
 
@@ -26,7 +44,7 @@ run` against `python -m newstrader.sim`, both on loopback.
 
 Prints a table and a final JSON line
 `{"signals": .., "restarts": .., "faults": .., "mismatches": 0, "doubled": 0, "lost": 0,
-"unprotected": 0, "double_protected": 0, ...}`.
+"unprotected": 0, "double_protected": 0, "news_lost": 0, "unfinished": 0, "orphan_orders": 0, ...}`.
 """
 
 from __future__ import annotations
@@ -52,7 +70,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from newstrader.engine.executor import CRASH_AFTER_SEND_ENV, CRASH_BEFORE_SEND_ENV
+from newstrader.news.pipeline import CRASH_AFTER_QUEUE_ENV
 from newstrader.sim import faults
+from newstrader.venues.hyperliquid.signing import cloid_for
 
 ROOT = Path(__file__).resolve().parents[1]
 VENUES = ("hyperliquid", "aster")
@@ -65,12 +86,24 @@ ORDER_ENDPOINT = {"hyperliquid": "exchange:order", "aster": "POST /fapi/v3/order
 POSITION_PUSH = {"hyperliquid": "ws:clearinghouseState", "aster": "ws:ACCOUNT_UPDATE"}
 # The TP/SL kill: the executor's test crash hook, armed with the next signal's news id (its
 # TP/SL operations are named `<news id>:<venue>:...`).
-CRASH_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
+CRASH_ENV = CRASH_AFTER_SEND_ENV
+# Where a mid-signal kill lands on the news→order path; each such restart takes the next in
+# turn (module docstring). The hooked points arm the bot with the signal's news id (its order's
+# operation id), so it kills itself exactly there; the restart after it keeps the armed bot's
+# journal (which is an empty one when the restart's turn is an empty journal: `_post_armed`).
+KILL_POINTS = ("after-ack", "queued", "before-send", "after-send", "random")
+CRASH_HOOKS = {
+    "queued": CRASH_AFTER_QUEUE_ENV,
+    "before-send": CRASH_BEFORE_SEND_ENV,
+    "after-send": CRASH_AFTER_SEND_ENV,
+}
 # Re-protection after a restart waits out the crashed pair's validity window (+ grace), then a
 # monitor turn (5 s): this bounds the wait for every held position to carry one TP and one SL.
 PROTECTED_WAIT_S = 90.0
 # A news item's outcome while it is still being handled; anything else is final.
 UNFINISHED_OUTCOMES = {"received", "accepted"}
+INTERRUPTED = "interrupted"  # final, but resumed only by a redelivery (see Journal.interrupt_unfinished_news)
+UNRESOLVED_INTENTS = ("pending", "ambiguous")
 
 
 def engine_harness() -> ModuleType:
@@ -112,6 +145,8 @@ class Step:
     # Restarts: the bot kills itself right after the next signal's TP/SL send (before the result
     # is journaled); restart on the same journal at once and redeliver.
     tpsl: bool | None = None
+    # Restarts (the other mid-signal ones): where on the news→order path the kill lands (KILL_POINTS).
+    point: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,24 +179,32 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
     coins = coins_for(cfg.coins)
     restart_at = {round((k + 1) * cfg.signals / (cfg.restarts + 1)): k for k in range(cfg.restarts)}
     steps: list[Step] = []
+    points = 0  # mid-signal kills placed on the news→order path so far
     for i in range(cfg.signals):
         if i in restart_at:
             k = restart_at[i]
             in_flight = k % 4 == 3
             tpsl = k % 8 == 2
+            mid_signal = (k // 2) % 2 == 0 or in_flight or tpsl
+            point = None
+            if mid_signal and not (in_flight or tpsl):
+                point = KILL_POINTS[points % len(KILL_POINTS)]
+                points += 1
             steps.append(
                 Step(
                     "restart",
-                    keep_journal=k % 2 == 0 or in_flight or tpsl,
-                    mid_signal=(k // 2) % 2 == 0 or in_flight or tpsl,
-                    # An in-flight kill waits for the orders to be held in the venue; of the
-                    # others half land in the first milliseconds (the item's record queued, its
-                    # order intent not yet durable: issue 18), half anywhere in the signal.
+                    # An acknowledged item is never redelivered: only a kept journal can finish it.
+                    keep_journal=k % 2 == 0 or in_flight or tpsl or point == "after-ack",
+                    mid_signal=mid_signal,
+                    # Used by the `random` point only (drawn for every restart, so the rest of
+                    # the plan stays what the seed made it): half in the first milliseconds,
+                    # half anywhere in the signal.
                     kill_after_ms=rng.randint(5, 150)
                     if in_flight
                     else rng.choice((rng.randint(0, 4), rng.randint(5, 150))),
                     in_flight=in_flight,
                     tpsl=tpsl,
+                    point=point,
                 )
             )
         if rng.random() < cfg.outside_rate:
@@ -235,12 +278,20 @@ class SoakReport:
     lost: int = 0
     unprotected: int = 0  # held positions missing their TP or SL
     double_protected: int = 0  # held positions with a TP or SL resting twice
+    news_lost: int = 0  # acknowledged items without a final outcome, or executed without every venue's
+    unfinished: int = 0  # rows the last journal still holds unfinished after the final stop
+    orphan_orders: int = 0  # fills / resting orders of the bot's accounts with no journaled intent
     outside_trades: int = 0
     late_pushes: int = 0  # outside trades just before a signal, their push held back
+    acknowledged: int = 0  # items the bot answered 2xx for (checked by `news_lost`)
     liquidations: int = 0
     faults_by_kind: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (venue, status)
     restarts_by_kind: Counter[str] = field(default_factory=Counter)
+    # Per kill point, what the killed bot's journal held for the item at that moment: `absent`
+    # (not yet committed), `received` (committed, unfinished: the kill landed inside the
+    # news→order window) or `final`; `:acked` when the bot had answered 2xx before the kill.
+    kill_landings: Counter[str] = field(default_factory=Counter)
     drift_events: Counter[str] = field(default_factory=Counter)
     signal_ms: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -253,6 +304,19 @@ class SoakReport:
         """Average venue weight a signal cost (everything the bot spent, divided by the signals)."""
         return sum(self.weights.get(venue, {}).values()) / max(1, self.signals)
 
+    def bad(self) -> int:
+        """Every counted failure: any of them fails the run."""
+        return (
+            self.mismatches
+            + self.doubled
+            + self.lost
+            + self.unprotected
+            + self.double_protected
+            + self.news_lost
+            + self.unfinished
+            + self.orphan_orders
+        )
+
     def line(self) -> dict[str, Any]:
         """The final JSON line: the six promised keys first, then what explains them."""
         return {
@@ -264,11 +328,16 @@ class SoakReport:
             "lost": self.lost,
             "unprotected": self.unprotected,
             "double_protected": self.double_protected,
+            "news_lost": self.news_lost,
+            "unfinished": self.unfinished,
+            "orphan_orders": self.orphan_orders,
+            "acknowledged": self.acknowledged,
             "outside_trades": self.outside_trades,
             "late_pushes": self.late_pushes,
             "liquidations": self.liquidations,
             "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
             "restarts_by_kind": dict(sorted(self.restarts_by_kind.items())),
+            "kill_landings": dict(sorted(self.kill_landings.items())),
             "outcomes": {f"{v}:{s}": n for (v, s), n in sorted(self.outcomes.items())},
             "signal_p50_ms": round(_percentile(self.signal_ms, 0.5), 1),
             "signal_p95_ms": round(_percentile(self.signal_ms, 0.95), 1),
@@ -300,6 +369,7 @@ class Soak:
         self.harness.BOT_START_DEADLINE_S = max(self.harness.BOT_START_DEADLINE_S, 120.0)
         self.report = SoakReport()
         self.sent: list[str] = []  # every news id delivered, in order
+        self.acked: set[str] = set()  # news ids the bot answered 2xx for: never delivered again
         self.journals: list[Path] = []
         self.sim: Any = None
         self.world: Any = None
@@ -330,7 +400,7 @@ class Soak:
                     if self.report.signals % 100 == 0:
                         self.say(
                             f"  {self.report.signals} signals, {self.report.restarts} restarts, "
-                            f"{self.report.faults} faults, {self._bad()} problems"
+                            f"{self.report.faults} faults, {self.report.bad()} problems"
                         )
                 else:
                     self._apply(step)
@@ -338,6 +408,8 @@ class Soak:
             self._check_protected()
             self._finish_bot()
             self._check_nothing_lost()
+            self._check_journals()
+            self._check_orders_have_intents()
             self.report.weights = self.sim.admin.stats().get("weights", {})
         finally:
             if self.world is not None:
@@ -346,10 +418,6 @@ class Soak:
             self.root.stop_sim_server(self.sim)
         self.report.seconds = time.monotonic() - started
         return self.report
-
-    def _bad(self) -> int:
-        r = self.report
-        return r.mismatches + r.doubled + r.lost + r.unprotected + r.double_protected
 
     def _start_bot(self, *, keep_journal: bool, env: dict[str, str] | None = None) -> Any:
         if keep_journal and self.journals:
@@ -373,7 +441,8 @@ class Soak:
         bot.process.wait(timeout=20)
         bot.http.close()
 
-    def _restart(self, step: Step) -> Any:
+    def _restart(self, step: Step, *, keep_journal: bool | None = None) -> Any:
+        """SIGKILL the bot and start it again; on `step`'s journal unless `keep_journal` says."""
         self._kill()
         self.report.restarts += 1
         journal = "kept" if step.keep_journal else "empty"
@@ -382,13 +451,15 @@ class Soak:
             if step.in_flight
             else "tpsl"
             if step.tpsl
+            else step.point
+            if step.point not in (None, "random")
             else "mid-signal"
             if step.mid_signal
             else "idle"
         )
         kind = f"{journal}-journal/{when}"
         self.report.restarts_by_kind[kind] += 1
-        return self._start_bot(keep_journal=bool(step.keep_journal))
+        return self._start_bot(keep_journal=bool(step.keep_journal if keep_journal is None else keep_journal))
 
     def _finish_bot(self) -> None:
         code = self.world.bot.stop()
@@ -420,15 +491,21 @@ class Soak:
         begin = time.monotonic()
         if restart is None:
             reply = self._post(step)
-        elif restart.tpsl:
-            reply = self._post_and_crash_in_tpsl(step, restart)
+        elif restart.tpsl:  # its TP/SL operations are `<news id>:<venue>:...`
+            reply = self._post_armed(step, restart, {CRASH_ENV: f"{step.news_id}:"}, wait=True)
+        elif restart.point == "after-ack":
+            reply = self._post_and_kill_after_ack(step, restart)
+        elif restart.point in CRASH_HOOKS:  # its order's operation id is the news id
+            env = {CRASH_HOOKS[restart.point]: step.news_id}
+            reply = self._post_armed(step, restart, env, wait=False)
         else:
             reply = self._post_and_kill(step, restart)
         self.report.signal_ms.append((time.monotonic() - begin) * 1000)
         self._count_faults()
         self.report.signals += 1
         if reply is None:
-            self._problem("lost", f"{step.news_id}: no answer from the bot")
+            if step.news_id not in self.acked:  # an acknowledged one is counted as news_lost
+                self._problem("lost", f"{step.news_id}: no answer from the bot")
             return
         self._check_signal(step, reply)
         if restart is not None and restart.tpsl:
@@ -446,7 +523,14 @@ class Soak:
             if not quiet:
                 self.report.problems.append(f"{step.news_id}: {exc!r}"[:300])
             return None
+        self._acknowledged(step)
         return reply
+
+    def _acknowledged(self, step: Step) -> None:
+        assert step.news_id
+        if step.news_id not in self.acked:
+            self.acked.add(step.news_id)
+            self.report.acknowledged += 1
 
     def _post_and_kill(self, step: Step, restart: Step) -> dict[str, Any] | None:
         """Deliver the item, SIGKILL the bot while it handles it, restart, redeliver (a webhook retry).
@@ -463,34 +547,100 @@ class Soak:
             time.sleep(
                 (restart.kill_after_ms or 0) / 1000
             )  # chaos timing: where in the signal the kill lands
+        self._kill()
+        self._note_landing(step, restart)
         self._restart(restart)
         sender.join(timeout=60)
-        return self._redeliver(step, first[0] if first else None)
+        return self._redeliver(step, first[0] if first else None, kept=bool(restart.keep_journal))
 
-    def _post_and_crash_in_tpsl(self, step: Step, restart: Step) -> dict[str, Any] | None:
-        """Restart the bot armed to kill itself right after this signal's TP/SL send (before its
-        result is journaled), deliver the item, restart on the same journal, redeliver.
+    def _post_armed(
+        self, step: Step, restart: Step, env: dict[str, str], *, wait: bool
+    ) -> dict[str, Any] | None:
+        """Restart the bot armed with a test crash hook (`env`) for this signal, deliver the
+        item, let the bot kill itself there, restart on the armed bot's journal and redeliver
+        it unless the bot had answered 2xx. An empty-journal `restart` starts the armed bot on
+        an empty journal (its drift adopted from the venues): the restart after the hook's kill
+        must still recover from a journal. Without `wait` the POST has no `?wait`: a 202 that
+        left before the kill (as it may once the order intent is durable) is an acknowledgement,
+        and the restarted bot must finish the item by itself.
 
-        The coin is flattened first (an outside trade) so the signal opens a position and
-        places TP/SL; the restarted bot must then protect each position exactly once."""
+        The coin is flattened first (an outside trade) so the signal sends an order and opens a
+        position with TP/SL; the restarted bot must reach the target once and protect it once."""
         self._kill()
         for venue in VENUES:
             self.world.outside_trade(venue, step.coin, "0")
         self._held = None
-        armed = self._start_bot(keep_journal=True, env={CRASH_ENV: f"{step.news_id}:"})
-        first = self._post_quietly(step)
-        if first is None:  # no answer: the process is going down
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                armed.process.wait(timeout=30)
+        armed = self._start_bot(keep_journal=bool(restart.keep_journal), env=env)
+        first = self._post_quietly(step) if wait else self._post_without_wait(step)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the hook ends it, answered or not
+            armed.process.wait(timeout=30)
         if armed.process.returncode != 137:
             self.report.problems.append(
-                f"{step.news_id}: the TP/SL kill did not fire (exit {armed.process.returncode})"
+                f"{step.news_id}: the {restart.point or 'TP/SL'} kill did not fire "
+                f"(exit {armed.process.returncode})"
             )
-        self._restart(restart)
-        return self._redeliver(step, first)
+        self._kill()
+        self._note_landing(step, restart)
+        self._restart(restart, keep_journal=True)
+        return self._redeliver(step, first, kept=True)
 
-    def _redeliver(self, step: Step, first: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Deliver the item again to the restarted bot (a webhook retry after a lost answer)."""
+    def _post_and_kill_after_ack(self, step: Step, restart: Step) -> dict[str, Any] | None:
+        """POST without `?wait` and SIGKILL the bot the moment its 202 arrives (the orders are
+        still to go out, or on their way). The sender has its answer and never delivers the item
+        again: the restarted bot (same journal) must finish it by itself."""
+        first = self._post_without_wait(step)
+        if first is None:  # no 202: a finding (the item is redelivered like any lost answer)
+            self.report.problems.append(f"{step.news_id}: no 202 before the after-ack kill")
+        self._kill()
+        self._note_landing(step, restart)
+        self._restart(restart)
+        return self._redeliver(step, first, kept=bool(restart.keep_journal))
+
+    def _post_without_wait(self, step: Step) -> dict[str, Any] | None:
+        """`POST /api/news` without `?wait`: the 202 (acknowledged), or None when none came."""
+        assert step.news_id
+        body = {
+            "id": step.news_id,
+            "title": f"soak {step.side} {step.coin} {step.news_id}",
+            "coin": step.coin,
+            "side": step.side,
+            "source": "test",
+        }
+        try:
+            reply: dict[str, Any] = self.world.bot.post_news(body)
+        except Exception:  # the process went down before answering
+            return None
+        self._acknowledged(step)
+        return reply
+
+    def _note_landing(self, step: Step, restart: Step) -> None:
+        """Where the kill landed for this item: its row in the killed bot's journal, read now."""
+        rows = _journal_rows(self.journals[-1], "SELECT outcome FROM news WHERE id = ?", step.news_id)
+        state = (
+            "absent"
+            if not rows
+            else rows[0]["outcome"]
+            if rows[0]["outcome"] in UNFINISHED_OUTCOMES
+            else "final"
+        )
+        where = (
+            "in-flight" if restart.in_flight else "tpsl" if restart.tpsl else restart.point or "mid-signal"
+        )
+        acked = ":acked" if step.news_id in self.acked else ""  # a 2xx came before the kill
+        self.report.kill_landings[f"{where}:{state}{acked}"] += 1
+
+    def _redeliver(self, step: Step, first: dict[str, Any] | None, *, kept: bool) -> dict[str, Any] | None:
+        """After a kill: an item the bot acknowledged (a 2xx) on a kept journal is not sent again
+        (its sender has its answer): the restarted bot must finish it by itself. Otherwise the
+        item is delivered again (a webhook retry after a lost answer, or a replay onto an empty
+        journal)."""
+        if first is not None and kept:
+            if first.get("signal") is None:
+                return first  # decided without a signal; its news outcome is checked
+            done = self._accepted_earlier(step)
+            if done is None:
+                self._problem("news_lost", f"{step.news_id}: acknowledged, unknown to the restarted bot")
+            return done
         reply = self._post(step)
         if reply is not None and reply.get("signal") is None:
             # A duplicate: the first delivery was accepted before the kill landed, and the
@@ -655,19 +805,114 @@ class Soak:
         """Every news id sent is in a journal file with a final outcome (read after the run)."""
         final: dict[str, str] = {}
         for path in self.journals:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-            try:
-                for news_id, outcome in conn.execute("SELECT id, outcome FROM news"):
-                    if outcome not in UNFINISHED_OUTCOMES:
-                        final[news_id] = outcome
-                for kind, count in conn.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
-                    self.report.drift_events[kind] += count
-            finally:
-                conn.close()
+            for news_id, outcome in _journal_rows(path, "SELECT id, outcome FROM news"):
+                if outcome not in UNFINISHED_OUTCOMES:
+                    final[news_id] = outcome
+            for kind, count in _journal_rows(path, "SELECT kind, COUNT(*) FROM events GROUP BY kind"):
+                self.report.drift_events[kind] += count
         already = {p.split(": ", 2)[1] for p in self.report.problems if p.startswith("lost: ")}
         for news_id in dict.fromkeys(self.sent):
-            if news_id not in final and news_id not in already:
+            # An acknowledged item is held to more (`_check_journals`: news_lost).
+            if news_id not in final and news_id not in already and news_id not in self.acked:
                 self._problem("lost", f"{news_id}: no final outcome in any journal")
+
+    def _check_journals(self) -> None:
+        """After the final stop: every acknowledged item finished (`news_lost` otherwise) and
+        the last journal holds nothing unfinished (`unfinished`)."""
+        final: dict[str, tuple[Path, str]] = {}  # news id -> the journal with its final outcome
+        for path in self.journals:
+            for row in _journal_rows(path, "SELECT id, outcome FROM news"):
+                if row["outcome"] not in UNFINISHED_OUTCOMES:
+                    final[row["id"]] = (path, row["outcome"])
+        already = {p.split(": ", 2)[1] for p in self.report.problems if p.startswith("news_lost: ")}
+        for news_id in sorted(self.acked - already):
+            if news_id not in final:
+                self._problem("news_lost", f"{news_id}: acknowledged, no final outcome in any journal")
+                continue
+            path, outcome = final[news_id]
+            if outcome == INTERRUPTED:  # resumed only by a redelivery, which never comes
+                self._problem("news_lost", f"{news_id}: acknowledged, then left {outcome}")
+                continue
+            for problem in _signal_problems(path, "s.news_id = ?", (news_id,)):
+                self._problem("news_lost", f"{news_id}: acknowledged, {problem}")
+        last = self.journals[-1]
+        for row in _journal_rows(
+            last, "SELECT id, outcome FROM news WHERE outcome IN (?, ?)", *sorted(UNFINISHED_OUTCOMES)
+        ):
+            self._problem("unfinished", f"news {row['id']} still {row['outcome']} in {last.name}")
+        for problem in _signal_problems(last, "1 = 1", ()):
+            self._problem("unfinished", f"{problem} in {last.name}")
+        for row in _journal_rows(
+            last, "SELECT client_id, status FROM orders WHERE status IN (?, ?)", *UNRESOLVED_INTENTS
+        ):
+            self._problem(
+                "unfinished", f"order intent {row['client_id']} still {row['status']} in {last.name}"
+            )
+
+    def _check_orders_have_intents(self) -> None:
+        """Every fill and resting order of the bot's accounts has its intent in a journal: the
+        intent is durable before any send, whatever was killed (`orphan_orders` otherwise)."""
+        addresses = {venue: self.world.keys.address(venue) for venue in VENUES}
+        for problem in orders_without_intent(self.sim.admin, addresses, self.journals):
+            self._problem("orphan_orders", problem)
+
+
+def orders_without_intent(admin: Any, addresses: dict[str, str], journals: list[Path]) -> list[str]:
+    """The fills and resting orders of `addresses` (by venue) on the simulator whose client id
+    has no intent in any of `journals` (trades made outside the bot and liquidations aside)."""
+    journaled = [
+        (row["venue"], row["client_id"])
+        for path in journals
+        for row in _journal_rows(path, "SELECT venue, client_id FROM orders")
+    ]
+    state = admin.state()["venues"]
+    problems: list[str] = []
+    for venue, address in addresses.items():
+        # The id the venue sees: Hyperliquid's cloid is a hash of ours.
+        on_venue = cloid_for if venue == "hyperliquid" else str
+        intents = {on_venue(cid) for v, cid in journaled if v == venue}
+        for fill in admin.fills(venue, address.lower()):
+            if fill["outside"] or fill["liquidation"]:
+                continue  # made outside the bot (the soak's own trades, the venue's liquidations)
+            if fill["client_id"] not in intents:
+                problems.append(
+                    f"{venue} fill {fill['tid']} ({fill['coin']} {fill['side']} {fill['size']}, "
+                    f"client id {fill['client_id']}) has no journaled intent"
+                )
+        for order in (state[venue]["accounts"].get(address.lower()) or {}).get("open_orders", []):
+            if order.get("client_id") not in intents:
+                problems.append(
+                    f"{venue} resting {order['coin']} order (client id {order.get('client_id')}) "
+                    "has no journaled intent"
+                )
+    return problems
+
+
+def _journal_rows(path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
+    """Rows of a journal file, read-only (the harness's reader)."""
+    rows: list[sqlite3.Row] = engine_harness().journal_rows(path, sql, *args)
+    return rows
+
+
+def _signal_problems(path: Path, where: str, args: tuple[Any, ...]) -> list[str]:
+    """What is wrong with the signals of `path` matching `where` (on `signals s`): still
+    `accepted` though its item has a final outcome, or executed without exactly one outcome per
+    venue."""
+    problems: list[str] = []
+    rows = _journal_rows(
+        path,
+        "SELECT s.id, s.status, n.outcome, "
+        "(SELECT group_concat(o.venue) FROM outcomes o WHERE o.signal_id = s.id) AS venues "
+        f"FROM signals s LEFT JOIN news n ON n.id = s.news_id WHERE {where}",
+        *args,
+    )
+    for row in rows:
+        venues = Counter((row["venues"] or "").split(",")) - Counter({"": 1})
+        if row["status"] == "accepted" and row["outcome"] not in UNFINISHED_OUTCOMES:
+            problems.append(f"signal {row['id']} still accepted (item {row['outcome']})")
+        elif row["status"] in ("executed", "partial") and venues != Counter(VENUES):
+            problems.append(f"signal {row['id']} {row['status']} with venue outcomes {dict(venues)}")
+    return problems
 
 
 # ---------------------------------------------------------------- the report
@@ -682,6 +927,8 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
         f"{'restarts (SIGKILL)':<34}{report.restarts:>8}",
     ]
     lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.restarts_by_kind.items())]
+    lines.append("item in the journal at the kill")
+    lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.kill_landings.items())]
     lines.append(f"{'faults fired':<34}{report.faults:>8}")
     lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.faults_by_kind.items())]
     lines.append(f"{'outside trades':<34}{report.outside_trades:>8}")
@@ -709,6 +956,10 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
     lines.append(f"{'lost':<34}{report.lost:>8}")
     lines.append(f"{'unprotected':<34}{report.unprotected:>8}")
     lines.append(f"{'double protected':<34}{report.double_protected:>8}")
+    lines.append(f"{'acknowledged items':<34}{report.acknowledged:>8}")
+    lines.append(f"{'  lost after their 2xx':<34}{report.news_lost:>8}")
+    lines.append(f"{'unfinished in the last journal':<34}{report.unfinished:>8}")
+    lines.append(f"{'orders without an intent':<34}{report.orphan_orders:>8}")
     lines += [f"  problem: {p}" for p in report.problems[:40]]
     return "\n".join(lines)
 
@@ -759,8 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_soak(cfg, args.workdir, say=lambda line: print(line, flush=True))
     print(render(report, cfg))
     print(json.dumps(report.line()))
-    bad = report.mismatches + report.doubled + report.lost + report.unprotected + report.double_protected
-    return 0 if bad == 0 and not report.problems else 1
+    return 0 if report.bad() == 0 and not report.problems else 1
 
 
 if __name__ == "__main__":

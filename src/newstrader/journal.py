@@ -680,7 +680,9 @@ def _hand_back(results: Sequence[tuple[_Job, bool, Any]]) -> None:
     """Send a committed group's results to their loops: one wake-up per loop, not one per write
     (each is a write to the loop's self-pipe, and a moment this thread gives up the GIL)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
-    for result in results:
+    # Awaited writes first: an order waiting on its intent resumes before the webhook's answer,
+    # which waits on the queued news and signal rows of the same commit (0.4 ms on the loop).
+    for result in sorted(results, key=lambda settled: settled[0].queued_only):
         by_loop.setdefault(result[0].loop, []).append(result)
     for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody is waiting

@@ -26,6 +26,8 @@ Rig = Any  # tests/autotrade/conftest.py: the `rig` fixture
 ORDER_METHODS = frozenset(
     {
         "place_order",
+        "prepare_order",
+        "send_order",
         "place_triggers",
         "cancel_triggers",
         "cancel_by_client_id",
@@ -33,7 +35,9 @@ ORDER_METHODS = frozenset(
         "cancel_order",
     }
 )
-RUNTIME_METHODS = frozenset({"place_order", "place_triggers", "cancel_triggers"})  # what a bot sends
+# What a bot sends: an order as `prepare_order` (while its intent is written) then `send_order`.
+RUNTIME_METHODS = frozenset({"place_order", "send_order", "place_triggers", "cancel_triggers"})
+SENT_BY_A_BOT = frozenset({"send_order", "place_triggers", "cancel_triggers"})
 SRC = Path(__file__).resolve().parents[2] / "src" / "newstrader"
 # Where those names may be called on a venue: the engine sends; adapters implement; the
 # simulator is the exchange itself.
@@ -123,5 +127,5 @@ async def test_every_order_of_a_running_bot_comes_from_the_engine(
     result = await bot.flatten()
     assert result["flat"] is True, result
     kinds = {name for name, _ in callers}
-    assert kinds == RUNTIME_METHODS, callers
+    assert kinds == SENT_BY_A_BOT, callers
     assert {module for _, module in callers} == {"newstrader.engine.executor"}, callers

@@ -8,7 +8,9 @@ read from `/admin/state`, the exchange reads are counted at the simulator.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -57,7 +59,8 @@ class StreamRig:
         self.executor: Executor
 
     async def start(self, max_silence_s: float = 5.0) -> None:
-        self.journal = await Journal.open(f"sqlite:///{self.workdir / f'stream-{next(_ids)}.db'}")
+        self.journal_path = self.workdir / f"stream-{next(_ids)}.db"
+        self.journal = await Journal.open(f"sqlite:///{self.journal_path}")
         self.executor = Executor(self.venues, self.journal, EngineSettings(**self.engine), Sizer(NOTIONAL, 3))
         for venue in self.venues.values():
             assert isinstance(venue, Streaming)
@@ -210,6 +213,38 @@ async def test_the_read_of_a_streamed_decision_starts_once_its_order_is_answered
     for venue in VENUES:
         assert rig.executor.stream_confirm_reads[venue] == 0, venue
         assert rig.executor.decided_from[(venue, "stream")] == 2
+
+
+async def test_an_order_is_sent_only_once_its_intent_is_durable(rig: StreamRig) -> None:
+    # The venue builds and signs an order while its intent is being written; the send waits for
+    # the write. Another process holds the journal's write lock: no order may leave meanwhile.
+    sent: dict[str, float] = {}
+    for name in VENUES:
+        client = rig.venues[name].http._client  # type: ignore[attr-defined]
+
+        async def on_request(request: httpx.Request, name: str = name) -> None:
+            if _request_kind(request) == "order":
+                sent.setdefault(name, time.monotonic())
+
+        client.event_hooks["request"].append(on_request)
+    await rig.signal("ETH", Side.LONG)  # markets and leverage loaded: the next signal only orders
+    sent.clear()
+    blocker = sqlite3.connect(rig.journal_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the journal's writer now waits for this lock
+    try:
+        signal = asyncio.ensure_future(rig.signal("ETH", Side.SHORT))
+        with pytest.raises(TimeoutError):  # still waiting on the intents after half a second
+            await asyncio.wait_for(asyncio.shield(signal), 0.5)
+        assert sent == {}, sent
+        released = time.monotonic()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await signal
+    assert set(sent) == set(VENUES)
+    assert all(at >= released for at in sent.values()), (sent, released)
+    for venue in VENUES:
+        assert rig.position(venue, "ETH") == target("ETH", Side.SHORT)
 
 
 @pytest.mark.parametrize(

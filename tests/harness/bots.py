@@ -66,6 +66,16 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)  # poll interval, not synchronisation
 
 
+def journal_rows(path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
+    """Rows of a bot's SQLite journal, read-only (WAL lets us read while a bot writes)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute(sql, args))
+    finally:
+        conn.close()
+
+
 @dataclass
 class BotProcess:
     """One `newstrader run` process and the ways to drive and inspect it."""
@@ -133,12 +143,7 @@ class BotProcess:
 
     def rows(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         """Read the bot's journal (read-only; WAL lets us read while it writes)."""
-        conn = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return list(conn.execute(sql, args))
-        finally:
-            conn.close()
+        return journal_rows(self.journal_path, sql, *args)
 
     def events(self, kind: str | None = None) -> list[sqlite3.Row]:
         if kind is None:

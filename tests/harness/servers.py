@@ -112,6 +112,12 @@ class SimAdmin:
     def stats(self) -> Any:
         return self._call("GET", "/stats")
 
+    def fills(self, venue: str, account: str) -> list[dict[str, Any]]:
+        """The account's executions on `venue`, oldest first (client id, outside, liquidation)."""
+        answer = self._call("GET", "/fills", params={"venue": venue, "account": account})
+        found: list[dict[str, Any]] = answer["fills"]
+        return found
+
     def reset(self) -> Any:
         return self._call("POST", "/reset")
 

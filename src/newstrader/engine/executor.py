@@ -9,6 +9,8 @@ exits (`os._exit(137)`) right after an order send returns and before its result 
 journaled — the window a `kill -9` must not be able to turn into a duplicate order. Any
 other value is an operation-id prefix (`close-`, `flatten-`, `texit:`, a news id + `:` for
 its TP/SL): only a send of such an operation ends the process.
+`NEWSTRADER_TEST_CRASH_BEFORE_SEND` (same values) ends it after the order's intent is journaled
+and before the order is sent — the soak's kill between the intent's commit and the send.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from newstrader.venues.base import (
     Ambiguous,
     AuthError,
     CancelsByClientId,
+    PreparedOrder,
     RateLimited,
     Rejected,
     ReportsEquity,
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("newstrader.engine")
 
 CRASH_AFTER_SEND_ENV = "NEWSTRADER_TEST_CRASH_AFTER_SEND"
+CRASH_BEFORE_SEND_ENV = "NEWSTRADER_TEST_CRASH_BEFORE_SEND"
 TRIGGER_ATTEMPTS = 3  # TP/SL pairs tried per placement before the failure policy decides
 EQUITY_TTL_S = 30.0  # sizing.equity_fraction: equity moves slowly; one read per venue per 30 s
 # position_source = "stream": how long the check of a streamed decision waits for the stream to
@@ -88,6 +92,13 @@ class SkipVenue(Exception):
 
 class GiveUp(Exception):
     """This venue could not reach the target; the reason goes on the outcome."""
+
+
+def _settled_quietly(future: asyncio.Future[Any]) -> None:
+    """Retrieve a write's outcome nobody awaits any more (its caller was cancelled): no
+    "exception was never retrieved" noise; the journal logs its own failures."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _fmt(value: Decimal | None) -> str | None:
@@ -200,6 +211,8 @@ class Executor:
         self._leverage_done: dict[tuple[str, str], int] = {}
         self._equity_seen: dict[str, tuple[float, Decimal]] = {}
         self._crash_after_send = os.environ.get(CRASH_AFTER_SEND_ENV, "")
+        self._crash_before_send = os.environ.get(CRASH_BEFORE_SEND_ENV, "")
+        self._wire_turn = asyncio.Lock()  # one order writing its request at a time (see `_send`)
 
     # ------------------------------------------------------------------ public API
 
@@ -511,9 +524,10 @@ class Executor:
             task.cancel()
         await asyncio.gather(*list(self._resumed), return_exceptions=True)
 
-    def _crash_point(self, op_id: str) -> None:
-        """The test-only crash hook (module docstring): a send returned, its result not journaled."""
-        crash = self._crash_after_send
+    def _crash_point(self, op_id: str, armed: str | None = None) -> None:
+        """The test-only crash hooks (module docstring): by default a send returned, its result
+        not journaled; `armed` names another point's setting (before the send)."""
+        crash = self._crash_after_send if armed is None else armed
         if crash and (crash == "1" or op_id.startswith(crash)):
             os._exit(137)
 
@@ -936,7 +950,21 @@ class Executor:
             # The venue refuses this order after the in-flight window from its intent time: a send
             # held up past it (a paused owner woken after a takeover) can never land late.
             req = replace(req, not_after=self.intents.valid_until(venue, intent_at))
-            fresh_intent = await self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
+            # The venue builds and signs the order while its intent is being written, so signing is
+            # not on the way from a durable intent to the order's bytes; nothing is sent before both.
+            recording = asyncio.ensure_future(
+                self.journal.record_intent(op.signal_id, name, op.coin, leg, cid, req)
+            )
+            prepared: PreparedOrder | None = None
+            unprepared: VenueError | None = None
+            try:
+                prepared = await venue.prepare_order(req)
+            except VenueError as exc:
+                unprepared = exc  # the venue never saw it: handled below as a refusal before sending
+            except BaseException:
+                recording.add_done_callback(_settled_quietly)
+                raise
+            fresh_intent = await recording
             if fresh_intent is False:
                 # This leg was sent before (a redelivery, or a run that crashed): never resend it
                 # blindly; ask the venue what became of it, re-read, and go on with a new leg.
@@ -949,16 +977,21 @@ class Executor:
                 current = await self._fresh_size(name, venue, op)
                 continue
             try:
-                await self.fence.ensure_owner(name)  # fencing: still ours at the moment of sending
-            except NotOwner:
-                await self.journal.update_intent(cid, "failed", error="fenced: never sent, the account moved")
-                raise
-            if account is not None:
-                account.expect_order(cid, op.coin)
-            sent_at = time.monotonic()
-            outcome.latency.mark("sent", sent_at)
-            try:
-                result = await venue.place_order(req)
+                if unprepared is not None:
+                    raise unprepared
+                assert prepared is not None
+                try:
+                    await self.fence.ensure_owner(name)  # fencing: still ours at the moment of sending
+                except NotOwner:
+                    await self.journal.update_intent(
+                        cid, "failed", error="fenced: never sent, the account moved"
+                    )
+                    raise
+                self._crash_point(op.op_id, self._crash_before_send)  # test-only: intent durable, unsent
+                if account is not None:
+                    account.expect_order(cid, op.coin)
+                outcome.latency.mark("sent", time.monotonic())
+                result = await self._send(venue, prepared)
             except Ambiguous as exc:
                 self.state.order_done(name, op.coin)
                 await self.journal.update_intent(cid, "ambiguous", error=str(exc))
@@ -1056,6 +1089,25 @@ class Executor:
                 filled=str(result.filled_size),
             )
             current = await self._fresh_size(name, venue, op)
+
+    async def _send(self, venue: Venue, prepared: PreparedOrder) -> OrderResult:
+        """Send a prepared order, its bytes written before any other order's: sends interleaved on
+        one event loop only delay each other (and the first order out is the race news trading
+        runs). The turn passes on once the bytes are written, or at once when the send must first
+        open a connection, or when it fails."""
+        await self._wire_turn.acquire()
+        holding = True
+
+        def written() -> None:
+            nonlocal holding
+            if holding:
+                holding = False
+                self._wire_turn.release()
+
+        try:
+            return await venue.send_order(prepared, on_written=written)
+        finally:
+            written()
 
     async def _resolve_earlier(self, venue: Venue, coin: str, signal_id: str, cid: str) -> OrderResult | None:
         """What became of a leg an earlier run journaled, by the in-flight rule from its journal time."""

@@ -12,17 +12,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
+
+from newstrader.engine.ports import ControlStore
 
 OPERATIONS_KEY = "operations"  # journal control key: {op_id: {"kind": ..., ...}}
-
-
-class ControlStore(Protocol):
-    """The journal's small key → JSON store."""
-
-    async def get_control(self, key: str, default: Any = None) -> Any: ...
-
-    async def set_control(self, key: str, value: Any) -> None: ...
 
 
 def new_operation_id(kind: str) -> str:

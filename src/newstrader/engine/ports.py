@@ -40,8 +40,16 @@ class IntentLike(Protocol):
     def created_at(self) -> datetime: ...
 
 
-class ExecutionJournal(Protocol):
-    """The part of `journal.Journal` the engine writes to and reads from."""
+class ControlStore(Protocol):
+    """The journal's small key → JSON store."""
+
+    async def get_control(self, key: str, default: Any = None) -> Any: ...
+
+    async def set_control(self, key: str, value: Any) -> None: ...
+
+
+class ExecutionJournal(ControlStore, Protocol):
+    """The part of `journal.Journal` the engine writes to and reads from (its control store too)."""
 
     async def record_intent(
         self, signal_id: str, venue: str, coin: str, leg: str, client_id: str, req: OrderRequest
@@ -76,10 +84,6 @@ class ExecutionJournal(Protocol):
     ) -> Any: ...
 
     async def clear_cached_position(self, venue: str, coin: str) -> Any: ...
-
-    async def get_control(self, key: str, default: Any = None) -> Any: ...
-
-    async def set_control(self, key: str, value: Any) -> None: ...
 
 
 class NotOwner(BaseException):  # a stop, like CancelledError, not an error

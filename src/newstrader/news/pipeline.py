@@ -11,6 +11,10 @@ The item's record is *queued* on arrival and the decision goes on at once: the j
 commits in queue order, so the first order intent (awaited before anything is sent) cannot
 be durable without the item and its signal. Duplicates are caught before acting from one
 journal read (`news_gate`) plus this process's own memory of ids and headlines in flight.
+
+Test-only hook: with `NEWSTRADER_TEST_CRASH_AFTER_QUEUE=<news id>` in the environment the
+process exits (`os._exit(137)`) right after that item's record and signal are queued, before
+their commit and before any order: the soak's kill inside the group-commit window.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import contextlib
 import enum
 import functools
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
     from newstrader.config import Settings
 
 log = structlog.get_logger("newstrader.news")
+
+CRASH_AFTER_QUEUE_ENV = "NEWSTRADER_TEST_CRASH_AFTER_QUEUE"
 
 
 class NewsOutcome(enum.StrEnum):
@@ -187,6 +194,7 @@ class Pipeline:
     _normalize: Callable[[str], str] = str
     _claimed: set[str] = field(default_factory=set)  # ids in flight here, until their record commits
     _titles: dict[str, datetime] = field(default_factory=dict)  # headlines handled here, when
+    _crash_after_queue: str = field(default_factory=lambda: os.environ.get(CRASH_AFTER_QUEUE_ENV, ""))
 
     def __post_init__(self) -> None:
         # The journal's own normaliser, so our look-ups match what it stored (imported here:
@@ -388,6 +396,8 @@ class Pipeline:
         await self._apply_conflict_rule(tracked)
         self._last_accepted[signal.coin] = now
         accepted = self.journal.queue_signal(signal, "accepted")  # durable before any order intent
+        if self._crash_after_queue == item.id:  # test-only (module docstring)
+            os._exit(137)
         self._emit(
             {
                 "type": "signal",

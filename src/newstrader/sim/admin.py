@@ -17,6 +17,8 @@ Routes (all JSON; bad input → 400 `{"error": "<what is wrong>"}`, nothing chan
   `GET /admin/faults`, `DELETE /admin/faults[?venue=]` — see `faults.py`.
 - `GET /admin/state` — marks, accounts, positions, open orders per venue; faults; settings.
 - `GET /admin/stats` — request counts per venue and request type.
+- `GET /admin/fills?venue=&account=` — the account's executions on that venue, oldest first, with
+  the order's client id (the soak checks every one of the bot's fills has a journaled intent).
 - `POST /admin/reset` — everything back to the start (same seed).
 - `POST /admin/tick {steps?, venue?}` — advance the seeded random walk of the marks.
 - `POST /admin/settings {venue?, partial_fill_probability?, spread_bps?, book_gap_bps?,
@@ -310,6 +312,12 @@ def build_router(sim: Sim) -> APIRouter:
                 "settings": _settings(sim),
             }
         )
+
+    @router.get("/fills")
+    async def fills(venue: str, account: str) -> JSONResponse:
+        if venue not in VENUES:
+            return _bad("venue must be one of hyperliquid, aster")
+        return JSONResponse({"fills": [f.to_dict() for f in sim.exchanges[venue].fills(account)]})
 
     @router.get("/stats")
     async def stats() -> JSONResponse:

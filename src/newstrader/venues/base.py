@@ -5,6 +5,8 @@ The engine never imports a concrete venue: it sees `Venue` and these errors only
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -61,6 +63,16 @@ class Ambiguous(VenueError):
     """The request was sent and its outcome is unknown: re-read the exchange before anything else."""
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedOrder:
+    """An order its venue has built and signed but not sent: only that venue's `send_order` sends
+    it. `size` is the request's size rounded to the venue's step; `payload` is the venue's own."""
+
+    request: OrderRequest
+    size: Decimal
+    payload: object
+
+
 @runtime_checkable
 class Venue(Protocol):
     """A perpetual-futures exchange seen through the few calls the engine needs."""
@@ -90,6 +102,23 @@ class Venue(Protocol):
 
         The venue is told to refuse it after `req.not_after` (when set; never later than the send
         plus `order_validity_s`); a refusal for that reason raises `Expired`."""
+        ...
+
+    async def prepare_order(self, req: OrderRequest) -> PreparedOrder:
+        """`place_order`'s first half: the order built and signed and its rate budget taken, nothing
+        sent. Errors here
+        (`Rejected` for a size that rounds to zero, `Transient` for a market table that could not
+        be loaded) mean the venue never saw it. The engine prepares while the order's intent is
+        being written, so signing is not on the way between a durable intent and its bytes."""
+        ...
+
+    async def send_order(
+        self, prepared: PreparedOrder, *, on_written: Callable[[], None] | None = None
+    ) -> OrderResult:
+        """`place_order`'s second half: send what `prepare_order` built, once; its errors are
+        `place_order`'s. Nothing before the request's bytes waits: `prepare_order` took the rate
+        budget. `on_written` is called when the bytes are on the socket (or the send must first
+        open a connection), so the engine can let the next order write."""
         ...
 
     async def order_status(self, client_id: str, coin: str | None = None) -> OrderResult | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from newstrader.venues.limits import (
     aster_request_weight,
 )
 from newstrader.venues.retry import read_retries
+from newstrader.venues.written import OnWritten, written_trace
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +41,16 @@ _HMAC_PATHS = {
 _V3_PATHS = {"account": "/fapi/v3/accountWithJoinMargin"}
 # The v3 venue refuses a nonce more than this far from its clock (docs "V3 Nonce Mechanism").
 V3_NONCE_WINDOW_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOrder:
+    """An order call signed and encoded by `AsterHttp.sign_order`, not yet sent."""
+
+    method: str
+    path: str
+    params: list[tuple[str, str]]
+    encoded: str
 
 
 class AsterHttp:
@@ -126,14 +138,31 @@ class AsterHttp:
 
         An order is stamped so that the venue refuses it after `not_after` (its intent time plus
         `validity_s`): the nonce (v3) or timestamp (HMAC) is that window's start, not the send."""
+        if not is_order:
+            if not self._synced:
+                await self.sync_clock()
+            return await self._with_read_retries(
+                method, self.path(name, signed=True), list(params or []), signed=True
+            )
+        return await self.send_order(await self.sign_order(method, name, params or [], not_after))
+
+    async def sign_order(
+        self, method: str, name: str, params: list[tuple[str, str]], not_after: datetime | None
+    ) -> SignedOrder:
+        """An order call built and signed, not sent (`send_order` sends it). Its stamp is its
+        window's start (see `signed`), so signing before the limiter's wait changes nothing."""
         if not self._synced:
             await self.sync_clock()
         path = self.path(name, signed=True)
-        if not is_order:
-            return await self._with_read_retries(method, path, list(params or []), signed=True)
+        # Any wait for the rate budget happens here, not in the send.
+        await self._acquire(method, path, params, is_order=True)
+        return SignedOrder(method, path, list(params), self._sign(list(params), not_after))
+
+    async def send_order(self, order: SignedOrder, *, on_written: OnWritten | None = None) -> Any:
+        """Send a signed order call once; `on_written` is called once its bytes are on the socket."""
         try:
-            return await self._call(
-                method, path, list(params or []), is_order=True, signed=True, not_after=not_after
+            return await self._send_encoded(
+                order.method, order.path, order.encoded, is_order=True, on_written=on_written
             )
         except Expired as exc:
             if exc.code == -1021:  # our clock may have drifted: the next leg's stamp is corrected
@@ -184,20 +213,33 @@ class AsterHttp:
         signed: bool,
         not_after: datetime | None = None,
     ) -> Any:
+        await self._acquire(method, path, params, is_order=is_order)
+        # Signed after the limiter's wait, never before: a read held back for seconds behind
+        # trading would otherwise reach the venue with a timestamp or nonce outside its window
+        # (-1021, "outside of the +-10 s window") and be sent again.
+        encoded = self._sign(params, not_after) if signed else encode_params(params)
+        return await self._send_encoded(method, path, encoded, is_order=is_order)
+
+    async def _acquire(
+        self, method: str, path: str, params: list[tuple[str, str]], *, is_order: bool
+    ) -> None:
         weight = aster_request_weight(path, method, dict(params))
         costs = [(self.ip_bucket, weight)]
         if aster_is_order(path, method):
             costs.append((self.order_bucket, 1))
         await self.limiter.acquire(costs, Priority.ORDER if is_order else None)
-        # Signed after the limiter's wait, never before: a read held back for seconds behind
-        # trading would otherwise reach the venue with a timestamp or nonce outside its window
-        # (-1021, "outside of the +-10 s window") and be sent again.
-        encoded = self._sign(params, not_after) if signed else encode_params(params)
+
+    async def _send_encoded(
+        self, method: str, path: str, encoded: str, *, is_order: bool, on_written: OnWritten | None = None
+    ) -> Any:
         headers = {"X-MBX-APIKEY": self.config.api_key} if self.v3 is None and self.config.api_key else {}
+        extensions = {} if on_written is None else {"trace": written_trace(on_written)}
         try:
             if method == "POST":
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
-                response = await self._client.post(path, content=encoded, headers=headers)
+                response = await self._client.post(
+                    path, content=encoded, headers=headers, extensions=extensions
+                )
             else:
                 url = f"{path}?{encoded}" if encoded else path
                 response = await self._client.request(method, url, headers=headers)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -34,8 +35,9 @@ from newstrader.domain import (
 )
 from newstrader.venues.account import read_triggers
 from newstrader.venues.aster.config import AsterConfig
-from newstrader.venues.aster.http import AsterHttp
-from newstrader.venues.base import Ambiguous, AuthError, Rejected
+from newstrader.venues.aster.http import AsterHttp, SignedOrder
+from newstrader.venues.base import Ambiguous, AuthError, PreparedOrder, Rejected
+from newstrader.venues.written import OnWritten
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +76,15 @@ def coin_of_base(base: str) -> str:
 
 def _dec(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class _AsterOrder:
+    """A prepared order's Aster half: its client order id, symbol and signed call."""
+
+    cid: str
+    symbol: str
+    signed: SignedOrder
 
 
 def _plain(value: Decimal) -> str:
@@ -412,6 +423,10 @@ class AsterVenue:
         The market order's unfilled rest expires: the result is then PARTIALLY_FILLED and the
         engine completes or gives up, as on Hyperliquid; nothing filled at all is `Rejected`.
         """
+        return await self.send_order(await self.prepare_order(req))
+
+    async def prepare_order(self, req: OrderRequest) -> PreparedOrder:
+        """The order's parameters, signed (see `place_order`); nothing is sent."""
         await self._ensure_one_way()
         market = await self._market(req.coin)
         size = market.round_size(req.size)
@@ -436,20 +451,31 @@ class AsterVenue:
         if req.reduce_only:
             params.append(("reduceOnly", "true"))
         params += [("newClientOrderId", cid), ("newOrderRespType", "RESULT")]
-        self._client_symbol[cid] = market.symbol
+        signed = await self.http.sign_order("POST", "order", params, req.not_after)
+        return PreparedOrder(req, size, _AsterOrder(cid, market.symbol, signed))
+
+    async def send_order(
+        self, prepared: PreparedOrder, *, on_written: OnWritten | None = None
+    ) -> OrderResult:
+        """Send a prepared order once (see `place_order`)."""
+        order = prepared.payload
+        if not isinstance(order, _AsterOrder):
+            raise TypeError(f"not an {self.name} order: {order!r}")
+        req = prepared.request
+        self._client_symbol[order.cid] = order.symbol
         self._traded.add(req.coin)
-        row = await self.http.signed("POST", "order", params, is_order=True, not_after=req.not_after)
+        row = await self.http.send_order(order.signed, on_written=on_written)
         result = self._result(row, req.client_id)
         if result.filled_size == 0 and result.status is OrderStatus.CANCELED:
             # An IOC/market order that found nothing: the same outcome Hyperliquid reports as an error.
-            raise Rejected(f"order {cid} expired unfilled ({row.get('status')})", venue=self.name)
+            raise Rejected(f"order {order.cid} expired unfilled ({row.get('status')})", venue=self.name)
         log.info(
             "order_placed",
             venue=self.name,
             coin=req.coin,
             client_id=req.client_id,
             status=result.status.value,
-            size=str(size),
+            size=str(prepared.size),
             filled=str(result.filled_size),
         )
         return result

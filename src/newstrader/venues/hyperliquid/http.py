@@ -28,6 +28,7 @@ from newstrader.venues.limits import (
     hyperliquid_items_weight,
 )
 from newstrader.venues.retry import read_retries
+from newstrader.venues.written import OnWritten, written_trace
 
 DEFAULT_429_HOLD_S = 1.0
 
@@ -78,21 +79,55 @@ class HyperliquidHttp:
 
     async def exchange(self, envelope: dict[str, Any], batch_length: int) -> Any:
         """A signed action, sent once: only the engine decides to send again (after a fresh read)."""
+        return await self.exchange_encoded(encode_envelope(envelope), batch_length)
+
+    async def exchange_encoded(
+        self,
+        content: bytes,
+        batch_length: int,
+        *,
+        reserved: bool = False,
+        on_written: OnWritten | None = None,
+    ) -> Any:
+        """`exchange` for an envelope already encoded (`encode_envelope`); `reserved`: its weight
+        was taken by `reserve_exchange`; `on_written` is called once its bytes are on the socket."""
         return await self._post(
-            "/exchange", envelope, hyperliquid_exchange_weight(batch_length), is_order=True
+            "/exchange",
+            content,
+            0 if reserved else hyperliquid_exchange_weight(batch_length),
+            is_order=True,
+            on_written=on_written,
         )
 
-    async def _post(self, path: str, body: dict[str, Any], weight: int, *, is_order: bool) -> Any:
-        await self.limiter.acquire([(self.ip_bucket, weight)], Priority.ORDER if is_order else None)
-        content = json.dumps(body, separators=(",", ":")).encode()
+    async def reserve_exchange(self, batch_length: int) -> None:
+        """Wait for (and take) an action's weight now, so its send waits on nothing."""
+        await self.limiter.acquire(
+            [(self.ip_bucket, hyperliquid_exchange_weight(batch_length))], Priority.ORDER
+        )
+
+    async def _post(
+        self,
+        path: str,
+        body: dict[str, Any] | bytes,
+        weight: int,
+        *,
+        is_order: bool,
+        on_written: OnWritten | None = None,
+    ) -> Any:
+        if weight:
+            await self.limiter.acquire([(self.ip_bucket, weight)], Priority.ORDER if is_order else None)
+        content = body if isinstance(body, bytes) else encode_envelope(body)
         try:
             if path == "/exchange":
+                extensions: dict[str, Any] = {**self._exchange_extensions}  # a transport may add to it
+                if on_written is not None:
+                    extensions["trace"] = written_trace(on_written)
                 request = httpx.Request(
                     "POST",
                     self._exchange_url,
                     headers=self._exchange_headers,
                     content=content,
-                    extensions={**self._exchange_extensions},  # a transport may add to it
+                    extensions=extensions,
                 )
                 response = await self._client.send(request)
             else:
@@ -121,6 +156,11 @@ class HyperliquidHttp:
         if path == "/exchange" and isinstance(data, dict) and data.get("status") == "err":
             raise classify_hyperliquid_text(str(data.get("response")), venue=self.venue, is_order=is_order)
         return data
+
+
+def encode_envelope(body: dict[str, Any]) -> bytes:
+    """A request body as the venue reads it: compact JSON."""
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,10 +30,10 @@ from newstrader.domain import (
     TriggerKind,
 )
 from newstrader.venues.account import read_triggers
-from newstrader.venues.base import Ambiguous, AuthError, Rejected
+from newstrader.venues.base import Ambiguous, AuthError, PreparedOrder, Rejected
 from newstrader.venues.errors import classify_hyperliquid_text
 from newstrader.venues.hyperliquid.config import HyperliquidConfig
-from newstrader.venues.hyperliquid.http import HyperliquidHttp
+from newstrader.venues.hyperliquid.http import HyperliquidHttp, encode_envelope
 from newstrader.venues.hyperliquid.signing import (
     L1Signer,
     NonceSource,
@@ -43,6 +44,7 @@ from newstrader.venues.hyperliquid.signing import (
     trigger_order_wire,
     update_leverage_action,
 )
+from newstrader.venues.written import OnWritten
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +64,15 @@ FILL_PAGES = 5  # and only the newest 10000 fills are available at all
 _UNKNOWN_SIGNER = re.compile(r"User or API Wallet (0x[0-9a-fA-F]{40}) does not exist")
 # `userAbstraction` modes whose collateral is the spot USDC, not the perp account value.
 SPOT_COLLATERAL_MODES = frozenset({"unifiedAccount", "portfolioMargin"})
+
+
+@dataclass(frozen=True, slots=True)
+class _SignedOrder:
+    """A prepared order's Hyperliquid half: its cloid, limit price and signed /exchange body."""
+
+    cloid: str
+    price: Decimal
+    content: bytes
 
 
 def _nonces_for(address: str) -> NonceSource:
@@ -368,6 +379,12 @@ class HyperliquidVenue:
         expires: bool = False,
         not_after: datetime | None = None,
     ) -> Any:
+        return await self._send_signed(self._sign(action, expires=expires, not_after=not_after), batch_length)
+
+    def _sign(
+        self, action: dict[str, Any], *, expires: bool = False, not_after: datetime | None = None
+    ) -> bytes:
+        """The action's /exchange envelope, signed and encoded."""
         nonce = self._nonces.next()
         # An order that reaches the venue after `expiresAfter` is refused: a lost request can't
         # execute late, after the engine has already sent what was missing.
@@ -386,8 +403,20 @@ class HyperliquidVenue:
             "vaultAddress": self.config.vault_address,
             "expiresAfter": expires_after,
         }
+        return encode_envelope(envelope)
+
+    async def _send_signed(
+        self,
+        content: bytes,
+        batch_length: int,
+        *,
+        reserved: bool = False,
+        on_written: OnWritten | None = None,
+    ) -> Any:
         try:
-            return await self.http.exchange(envelope, batch_length)
+            return await self.http.exchange_encoded(
+                content, batch_length, reserved=reserved, on_written=on_written
+            )
         except AuthError as exc:
             raise self._explain_unknown_signer(exc) from exc
 
@@ -413,6 +442,10 @@ class HyperliquidVenue:
 
         The reference is `req.limit_price` when given, else the mid (reused if under 2 s old).
         """
+        return await self.send_order(await self.prepare_order(req))
+
+    async def prepare_order(self, req: OrderRequest) -> PreparedOrder:
+        """The order's wire form and signed envelope (see `place_order`); nothing is sent."""
         market = await self._market(req.coin)
         size = market.round_size(req.size)
         if size <= 0:
@@ -429,21 +462,33 @@ class HyperliquidVenue:
             price = market.round_price(req.limit_price, up=not req.is_buy)
             tif = _TIF[req.tif]
         cloid = cloid_for(req.client_id)
-        self._cloid_to_client[cloid] = req.client_id
         wire = limit_order_wire(
             int(market.asset_id or 0), req.is_buy, price, size, req.reduce_only, tif, cloid
         )
+        content = self._sign(order_action([wire]), expires=True, not_after=req.not_after)
+        await self.http.reserve_exchange(1)  # any wait for the rate budget happens here, not in the send
+        return PreparedOrder(req, size, _SignedOrder(cloid, price, content))
+
+    async def send_order(
+        self, prepared: PreparedOrder, *, on_written: OnWritten | None = None
+    ) -> OrderResult:
+        """Send a prepared order once (see `place_order`)."""
+        signed = prepared.payload
+        if not isinstance(signed, _SignedOrder):
+            raise TypeError(f"not a {self.name} order: {signed!r}")
+        req = prepared.request
+        self._cloid_to_client[signed.cloid] = req.client_id
         started = time.perf_counter()
-        reply = await self._send(order_action([wire]), 1, expires=True, not_after=req.not_after)
-        result = self._order_result(reply, req.client_id, size)
+        reply = await self._send_signed(signed.content, 1, reserved=True, on_written=on_written)
+        result = self._order_result(reply, req.client_id, prepared.size)
         log.info(
             "order_placed",
             venue=self.name,
             coin=req.coin,
             client_id=req.client_id,
             status=result.status.value,
-            size=str(size),
-            price=format(price, "f"),
+            size=str(prepared.size),
+            price=format(signed.price, "f"),
             filled=str(result.filled_size),
             ms=round((time.perf_counter() - started) * 1000, 2),
         )

@@ -87,7 +87,6 @@ def router(bot: BotApi) -> APIRouter:
     )
     async def post_news(
         request: Request,
-        response: Response,
         wait: Annotated[
             float | None,
             Query(
@@ -96,7 +95,7 @@ def router(bot: BotApi) -> APIRouter:
                 description="Wait up to this many seconds for the outcomes (200 when they came in time).",
             ),
         ] = None,
-    ) -> NewsAccepted:
+    ) -> Response:
         """Submit one headline: `coin`+`side` given → used as is, else parsed.
 
         Answers 202 once the item is journaled and decided; a signal executes behind the
@@ -147,12 +146,16 @@ def router(bot: BotApi) -> APIRouter:
             outcome=str(decision.outcome),
             done=execution is None,
         )
+        status = 202
         if wait is not None and answer.done:
-            response.status_code = 200
+            status = 200
             if decision.signal is not None:
                 view = await bot.journal.signal_view(decision.signal.id)
                 answer.outcomes = [Row.model_validate(o) for o in (view or {}).get("outcomes", [])]
-        return answer
+        # Serialized here, once: the model is already valid, and FastAPI's second validation and
+        # encoding of a response_model ran on the event loop while the signal's orders were
+        # being written (the schema still comes from `response_model`).
+        return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
 
     @routes.get("/api/news", response_model=NewsListOut)
     async def get_news(limit: LimitQ = 50) -> NewsListOut:
