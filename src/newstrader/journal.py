@@ -70,7 +70,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import Insert, Select
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -454,16 +454,17 @@ def _fill_from_row(row: Mapping[Any, Any]) -> Fill:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A statement compiled once, run through the driver (`exec_driver_sql` or a raw sqlite3
-    cursor) with SQLAlchemy's own conversions of its parameters and result columns, so it takes
-    and gives the values `Connection.execute` would. SQLAlchemy's per-execution work (parameter
-    and default handling, execution context, result object) cost ~75 µs of an insert's ~95 µs on
-    this box: CPU that the writer thread takes from the event loop's order path (one GIL)."""
+    """A statement compiled once, run on the driver (a raw sqlite3 connection, else
+    `exec_driver_sql`) with SQLAlchemy's own conversions of its parameters and result columns, so
+    it takes and gives the values `Connection.execute` would. SQLAlchemy's per-execution work
+    (parameter and default handling, execution context, result object) was ~75 µs of an insert's
+    ~95 µs on this box: CPU that the writer thread takes from the event loop's order path (one GIL)."""
 
     sql: str
-    defaults: Mapping[str, Any]
-    binds: Mapping[str, Callable[[Any], Any]]
-    order: tuple[str, ...] | None  # the parameters' order when the dialect's style is positional
+    slots: tuple[
+        tuple[str, Callable[[Any], Any] | None, Any], ...
+    ]  # per parameter: name, conversion, default
+    positional: bool  # the dialect's parameters go as a tuple in `slots` order, else as a dict
     columns: tuple[str, ...]
     results: tuple[Callable[[Any], Any] | None, ...]
 
@@ -481,27 +482,26 @@ class _Prepared:
         compiled = stmt.compile(
             dialect=dialect, column_keys=None if column_keys is None else list(column_keys)
         )
-        binds = {}
-        for name in compiled.params:
-            process = compiled.binds[name].type.bind_processor(dialect)
-            if process is not None:
-                binds[name] = process
+        given = {**compiled.params, **(defaults or {})}
+        positional = compiled.positional and compiled.positiontup is not None
+        names = compiled.positiontup if positional and compiled.positiontup else list(compiled.params)
         returned = list(stmt.exported_columns)
-        order = compiled.positiontup
         return cls(
             compiled.string,
-            {**compiled.params, **(defaults or {})},
-            binds,
-            None if not compiled.positional or order is None else tuple(order),
+            tuple((name, compiled.binds[name].type.bind_processor(dialect), given[name]) for name in names),
+            positional,
             tuple(str(column.key) for column in returned),
             tuple(column.type.result_processor(dialect, None) for column in returned),
         )
 
     def params(self, given: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
-        values = {**self.defaults, **given}
-        for name, process in self.binds.items():
-            values[name] = process(values[name])
-        return values if self.order is None else tuple(values[name] for name in self.order)
+        values = []
+        for name, process, default in self.slots:
+            value = given.get(name, default)
+            values.append(value if process is None else process(value))
+        if self.positional:
+            return tuple(values)
+        return {slot[0]: value for slot, value in zip(self.slots, values, strict=True)}
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {
@@ -551,7 +551,7 @@ def _insert_if_new(
         _INSERT_IF_NEW[cache_key] = _on_conflict_skip(conn.dialect, table, list(key), list(values))
     prepared = _INSERT_IF_NEW[cache_key]
     if prepared is not None:
-        return conn.exec_driver_sql(prepared.sql, prepared.params(values)).first() is not None
+        return _run_insert(conn, prepared, values)
     try:
         with conn.begin_nested():
             conn.execute(insert(table).values(**values))
@@ -561,6 +561,20 @@ def _insert_if_new(
             raise
         return False
     return True
+
+
+def _run_insert(conn: Connection, prepared: _Prepared, values: Mapping[str, Any]) -> bool:
+    """Run a prepared insert-if-new; True when it inserted. On SQLite straight on the driver's
+    connection, inside the transaction SQLAlchemy began (half the cost of `exec_driver_sql`),
+    its errors raised as SQLAlchemy's; elsewhere through `exec_driver_sql`."""
+    params = prepared.params(values)
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, sqlite3.Connection):
+        return conn.exec_driver_sql(prepared.sql, params).first() is not None
+    try:
+        return bool(driver.execute(prepared.sql, params).fetchall())
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(prepared.sql, params, exc, sqlite3.Error, dialect=conn.dialect) from exc
 
 
 def _insert_or_resume_news(conn: Connection, values: Mapping[str, Any]) -> bool:
@@ -830,9 +844,20 @@ def _configure_sqlite(engine: Engine, *, writer: bool) -> None:
             cursor.execute("PRAGMA query_only = ON")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        # On the driver's connection: SQLAlchemy's execution around one BEGIN cost ~0.1 ms of
+        # every group commit on the order's way (bench/news_to_order.py).
+        driver = conn.connection.driver_connection
+        if not isinstance(driver, sqlite3.Connection):
+            conn.exec_driver_sql(begin)
+            return
+        try:
+            driver.execute(begin)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(begin, None, exc, sqlite3.Error, dialect=conn.dialect) from exc
 
 
 def _make_engines(url: str) -> tuple[Engine, Engine | None]:

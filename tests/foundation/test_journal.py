@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 import newstrader.journal as journal_module
@@ -631,11 +632,20 @@ async def test_a_group_commit_takes_a_savepoint_per_write_only_when_one_fails(
     monkeypatch.setattr(journal_module, "QUEUED_ROWS_LINGER_S", 30.0)  # the three share a group
     journal = await Journal.open(db_url)
     statements: list[str] = []
-    event.listen(
-        journal._writer._engine,
-        "before_cursor_execute",
-        lambda conn, cursor, sql, params, context, many: statements.append(sql.split()[0].upper()),
-    )
+
+    def note(sql: str) -> None:
+        statements.append(sql.split()[0].upper())
+
+    def trace_sqlite(conn: Connection) -> None:  # SQLite: its hot statements skip SQLAlchemy
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.set_trace_callback(note)
+
+    engine = journal._writer._engine
+    if db_url.startswith("sqlite"):
+        event.listen(engine, "begin", trace_sqlite)
+    else:
+        event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *_: note(sql))
     try:
         for n, bad in ((1, False), (2, True)):
             statements.clear()
@@ -653,7 +663,7 @@ async def test_a_group_commit_takes_a_savepoint_per_write_only_when_one_fails(
                 assert statements.count("SAVEPOINT") == 3
             else:
                 assert results == [True, True, True]
-                assert [s for s in statements if s != "BEGIN"] == ["INSERT", "INSERT", "INSERT"]
+                assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == ["INSERT"] * 3
         counts = await journal.counts()
         assert (counts["news"], counts["signals"], counts["orders"]) == (1, 2, 2)
     finally:
