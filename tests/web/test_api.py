@@ -228,7 +228,11 @@ def test_metrics_count_orders_latency_and_drift(flat_stack: RunningStack) -> Non
     with stack.api() as api:
         before = api.get("/metrics").text
         title = f"Metrics test: BTC short {uuid.uuid4().hex[:8]}"
-        api.post("/api/news", json={"title": title, "coin": "BTC", "side": "short"}).raise_for_status()
+        # ?wait: answered once the signal's outcomes are journaled, so the liquidation below
+        # lands after the engine's own check of the exchange, not inside it.
+        answer = api.post("/api/news?wait=15", json={"title": title, "coin": "BTC", "side": "short"})
+        answer.raise_for_status()
+        assert answer.json()["done"] is True, answer.json()
         assert stack.wait_until(lambda: stack.exchange_positions().get(("aster", "BTC"), 0) < 0, 15)
         account = stack.stack.accounts.address("aster")
         stack.sim_admin("POST", "/liquidate", {"venue": "aster", "account": account, "coin": "BTC"})
