@@ -235,8 +235,9 @@ def summary_rows(results: dict[str, Result]) -> list[tuple[str, str, str]]:
         p = parser["parser"]
         rows.append(
             (
-                "headline parser (one thread)",
-                f"{p['per_s']} headlines/s wall, {p.get('per_cpu_s', '–')}/s per CPU second; "
+                "headline parser (one thread, median of rounds)",
+                f"{p['per_s']} headlines/s wall, {p.get('per_cpu_s', '–')}/s per CPU second "
+                f"(rounds {p.get('per_cpu_s_rounds', '–')}); "
                 f"p50 {p['p50_us']} µs, p99 {p['p99_us']} µs (CPU: {p.get('cpu_p50_us', '–')} / "
                 f"{p.get('cpu_p99_us', '–')} µs); distinct headlines, once each: "
                 f"{p.get('varied', {}).get('per_cpu_s', '–')}/s per CPU second",

@@ -193,6 +193,28 @@ def test_parser_bench_reports_repeated_and_distinct_headlines_against_a_baseline
     assert data["pipeline_submit"]["n"] == 3
 
 
+def test_parser_bench_alone_reports_the_median_of_its_rounds() -> None:
+    """Without a baseline, bench/parser.py still runs `--rounds` fresh processes and reports the
+    median round of each row, with every round's rate (one run swings on a shared box)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "parser.py"),
+            *("--headlines", "1500", "--varied", "400", "--submits", "3", "--no-webhook", "--rounds", "3"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+    data = final_json({"parser": (done.returncode, done.stdout, done.stderr)}, "parser")
+    for row in (data["parser"], data["parser"]["varied"]):
+        rounds = row["per_cpu_s_rounds"]
+        assert len(rounds) == 3 and rounds == sorted(rounds)
+        assert row["per_cpu_s"] == rounds[1]
+    assert data["parser_vs_baseline"] is None
+
+
 def test_varied_headlines_are_distinct_and_new() -> None:
     spec = importlib.util.spec_from_file_location("bench_parser", BENCH / "parser.py")
     assert spec is not None and spec.loader is not None
