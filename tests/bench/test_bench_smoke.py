@@ -165,22 +165,27 @@ def test_news_to_order_times_every_item_from_the_handler_to_the_order_bytes(
     }
 
 
-def test_parser_bench_reports_repeated_and_distinct_headlines_against_a_baseline() -> None:
-    """bench/parser.py: both rows (the labelled set over and over; distinct headlines, each
-    parsed once) with per-headline p50/p99, for ours and a baseline `src` (here: ours again)."""
+def run_parser_bench(*args: str) -> dict[str, Any]:
+    """bench/parser.py on a small load (no webhook) with `args`; its final JSON line."""
     done = subprocess.run(
         [
             sys.executable,
             str(BENCH / "parser.py"),
             *("--headlines", "1500", "--varied", "400", "--submits", "3", "--no-webhook"),
-            *("--baseline-src", str(ROOT / "src"), "--rounds", "1"),
+            *args,
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=DEADLINE_S,
     )
-    data = final_json({"parser": (done.returncode, done.stdout, done.stderr)}, "parser")
+    return final_json({"parser": (done.returncode, done.stdout, done.stderr)}, "parser")
+
+
+def test_parser_bench_reports_repeated_and_distinct_headlines_against_a_baseline() -> None:
+    """bench/parser.py: both rows (the labelled set over and over; distinct headlines, each
+    parsed once) with per-headline p50/p99, for ours and a baseline `src` (here: ours again)."""
+    data = run_parser_bench("--baseline-src", str(ROOT / "src"), "--rounds", "1")
     parser = data["parser"]
     varied = parser["varied"]
     for row in (parser, varied):
@@ -196,18 +201,7 @@ def test_parser_bench_reports_repeated_and_distinct_headlines_against_a_baseline
 def test_parser_bench_alone_reports_the_median_of_its_rounds() -> None:
     """Without a baseline, bench/parser.py still runs `--rounds` fresh processes and reports the
     median round of each row, with every round's rate (one run swings on a shared box)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "parser.py"),
-            *("--headlines", "1500", "--varied", "400", "--submits", "3", "--no-webhook", "--rounds", "3"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-    )
-    data = final_json({"parser": (done.returncode, done.stdout, done.stderr)}, "parser")
+    data = run_parser_bench("--rounds", "3")
     for row in (data["parser"], data["parser"]["varied"]):
         rounds = row["per_cpu_s_rounds"]
         assert len(rounds) == 3 and rounds == sorted(rounds)
