@@ -77,10 +77,6 @@ class HyperliquidHttp:
                 return data
         raise AssertionError("unreachable: the last attempt raises")
 
-    async def exchange(self, envelope: dict[str, Any], batch_length: int) -> Any:
-        """A signed action, sent once: only the engine decides to send again (after a fresh read)."""
-        return await self.exchange_encoded(encode_envelope(envelope), batch_length)
-
     async def exchange_encoded(
         self,
         content: bytes,
@@ -89,8 +85,9 @@ class HyperliquidHttp:
         reserved: bool = False,
         on_written: OnWritten | None = None,
     ) -> Any:
-        """`exchange` for an envelope already encoded (`encode_envelope`); `reserved`: its weight
-        was taken by `reserve_exchange`; `on_written` is called once its bytes are on the socket."""
+        """A signed action already encoded (`encode_envelope`), sent once: only the engine decides
+        to send again (after a fresh read). `reserved`: its weight was taken by `reserve_exchange`;
+        `on_written` is called once its bytes are on the socket."""
         return await self._post(
             "/exchange",
             content,
