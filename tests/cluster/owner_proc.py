@@ -1,7 +1,8 @@
 """Helper process for the ownership tests: claims accounts and "sends" while it owns them.
 
 Not a test module. Usage: python owner_proc.py DSN INSTANCE VENUE[,VENUE...]
-Prints ``owned VENUE``, ``sent VENUE <unix time>`` after every passed fencing check (every 50 ms),
+Prints ``owned VENUE``, ``sent VENUE <unix time the check started>`` after every passed fencing
+check (every 50 ms),
 and ``fenced VENUE`` when a check says the account moved.
 """
 
@@ -39,6 +40,9 @@ async def main(dsn: str, instance: str, venues: list[str]) -> None:
         for venue in venues:
             if ownership.acquired_at(venue) is None:  # never owned: a standby sends nothing
                 continue
+            # Stamped when the check starts: a SIGSTOP after a check that passed (while still the
+            # owner) must not read as a send decided after the takeover.
+            checked_at = time.time()
             try:
                 await ownership.ensure_owner(venue)
             except NotOwner:
@@ -46,7 +50,7 @@ async def main(dsn: str, instance: str, venues: list[str]) -> None:
                     fenced.add(venue)
                     say(f"fenced {venue}")
                 continue
-            say(f"sent {venue} {time.time():.6f}")
+            say(f"sent {venue} {checked_at:.6f}")
         await asyncio.sleep(0.05)  # the pace of the pretend order flow
 
 
