@@ -2,8 +2,7 @@
 
 Not a test module. Usage: python owner_proc.py DSN INSTANCE VENUE[,VENUE...]
 Prints ``owned VENUE``, ``sent VENUE <unix time the check started>`` after every passed fencing
-check (every 50 ms),
-and ``fenced VENUE`` when a check says the account moved.
+check (every 50 ms), and ``fenced VENUE`` when a check says the account moved.
 """
 
 from __future__ import annotations
