@@ -16,6 +16,11 @@ from newstrader.domain import Fill, Market, OpenOrder, OrderRequest, OrderResult
 if TYPE_CHECKING:
     from newstrader.venues.account import AccountStream
 
+# Called once an order's request bytes are on the socket (see `Venue.send_order`). Named here, in
+# the engine-facing contract, so the engine and every venue spell it alike; venues/written.py
+# builds the httpcore trace that calls it.
+OnWritten = Callable[[], None]
+
 
 class VenueError(Exception):
     """Base of every error a venue adapter raises."""
@@ -113,7 +118,7 @@ class Venue(Protocol):
         ...
 
     async def send_order(
-        self, prepared: PreparedOrder, *, on_written: Callable[[], None] | None = None
+        self, prepared: PreparedOrder, *, on_written: OnWritten | None = None
     ) -> OrderResult:
         """`place_order`'s second half: send what `prepare_order` built, once; its errors are
         `place_order`'s. Nothing before the request's bytes waits: `prepare_order` took the rate

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+# Re-exported (`as`) for the HTTP clients that import it from here; the name lives in venues/base.py.
+from newstrader.venues.base import OnWritten as OnWritten
+
 # httpcore's trace events: the request's last byte written, or a connection being opened first.
 _WRITTEN = frozenset({"http11.send_request_body.complete", "connection.connect_tcp.started"})
 
-OnWritten = Callable[[], None]
 Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 

@@ -36,8 +36,7 @@ from newstrader.domain import (
 from newstrader.venues.account import read_triggers
 from newstrader.venues.aster.config import AsterConfig
 from newstrader.venues.aster.http import AsterHttp, SignedOrder
-from newstrader.venues.base import Ambiguous, AuthError, PreparedOrder, Rejected
-from newstrader.venues.written import OnWritten
+from newstrader.venues.base import Ambiguous, AuthError, OnWritten, PreparedOrder, Rejected
 
 log = structlog.get_logger(__name__)
 

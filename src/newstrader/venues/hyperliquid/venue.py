@@ -30,7 +30,7 @@ from newstrader.domain import (
     TriggerKind,
 )
 from newstrader.venues.account import read_triggers
-from newstrader.venues.base import Ambiguous, AuthError, PreparedOrder, Rejected
+from newstrader.venues.base import Ambiguous, AuthError, OnWritten, PreparedOrder, Rejected
 from newstrader.venues.errors import classify_hyperliquid_text
 from newstrader.venues.hyperliquid.config import HyperliquidConfig
 from newstrader.venues.hyperliquid.http import HyperliquidHttp, encode_envelope
@@ -44,7 +44,6 @@ from newstrader.venues.hyperliquid.signing import (
     trigger_order_wire,
     update_leverage_action,
 )
-from newstrader.venues.written import OnWritten
 
 log = structlog.get_logger(__name__)
 
