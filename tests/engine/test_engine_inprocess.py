@@ -23,6 +23,7 @@ from newstrader.engine.reconcile import Reconciler
 from newstrader.engine.risk import Sizer
 from newstrader.engine.settings import EngineSettings
 from newstrader.journal import Journal
+from newstrader.sim.accounts import SimAccounts
 from newstrader.venues.factory import build_venue
 
 MARKS = {"ETH": Decimal(2000), "SOL": Decimal(100)}
@@ -215,6 +216,31 @@ async def test_operator_coin_spelling_resolves_to_the_venue_listing_and_closes(r
     assert coin is not None
     await executor.close(coin, "hyperliquid")
     assert rig.position("hyperliquid", "kPEPE") == 0
+
+
+async def test_flatten_reports_a_venue_it_could_not_read_and_still_closes_the_others(rig: Rig) -> None:
+    """One venue's failed read is that venue's outcome, never an exception hiding the others'."""
+    await rig.executor().execute(_signal(1, "ETH", Side.LONG))
+    # Aster signed by a key its account never approved: every signed read is refused at once.
+    stranger = SimAccounts.fresh()
+    unapproved = build_venue(
+        {**rig.configs["aster"], "signer": stranger.aster_signer, "secret": stranger.aster_signer_key}
+    )
+    executor = Executor(
+        {"hyperliquid": rig.venues["hyperliquid"], "aster": unapproved},
+        rig.journal,
+        EngineSettings(),
+        Sizer(NOTIONAL, 3),
+    )
+    try:
+        by_venue = {o.venue: o for o in await executor.flatten()}
+    finally:
+        await unapproved.close()
+    assert by_venue["aster"].coin == "*" and by_venue["aster"].status is OutcomeStatus.FAILED
+    assert by_venue["aster"].reason.startswith("flatten read failed"), by_venue["aster"].reason
+    assert by_venue["hyperliquid"].status is OutcomeStatus.OK, by_venue["hyperliquid"].reason
+    assert rig.position("hyperliquid", "ETH") == 0
+    assert rig.position("aster", "ETH") == NOTIONAL / MARKS["ETH"]  # nothing was sent blind
 
 
 @pytest.mark.parametrize("venue_name", ["hyperliquid", "aster"])

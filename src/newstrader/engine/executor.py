@@ -160,6 +160,26 @@ class PositionReader:
         return result
 
 
+async def _on_each_venue(
+    names: Sequence[str],
+    run: Callable[[str], Awaitable[list[VenueOutcome]]],
+    failed: Callable[[str, BaseException], VenueOutcome],
+) -> list[VenueOutcome]:
+    """`run` on every venue in `names` at once, their outcomes in `names`' order. A venue whose
+    run raised gets `failed`'s outcome, so one venue's bug never hides the others' results; a stop
+    (`CancelledError`) or a lost account (`NotOwner`) is no outcome and propagates."""
+    gathered = await asyncio.gather(*(run(name) for name in names), return_exceptions=True)
+    outcomes: list[VenueOutcome] = []
+    for name, item in zip(names, gathered, strict=True):
+        if isinstance(item, BaseException):
+            if isinstance(item, asyncio.CancelledError | NotOwner):
+                raise item
+            outcomes.append(failed(name, item))
+        else:
+            outcomes.extend(item)
+    return outcomes
+
+
 class Executor:
     """Acts on signals: every venue in parallel, each coin in arrival order."""
 
@@ -293,20 +313,13 @@ class Executor:
         operation_id = op_id or new_operation_id("flatten")
         async with self.operations.running(operation_id, {"kind": "flatten", "reason": reason}):
             owned = [n for n in self.venues if self.fence.owns(n)]  # another bot trades the others
-            gathered = await asyncio.gather(
-                *(self._flatten_venue(n, operation_id) for n in owned), return_exceptions=True
+            return await _on_each_venue(
+                owned,
+                lambda name: self._flatten_venue(name, operation_id),
+                lambda name, error: VenueOutcome(
+                    name, "*", OutcomeStatus.FAILED, reason=f"flatten read failed: {error}"
+                ),
             )
-        outcomes: list[VenueOutcome] = []
-        for name, item in zip(owned, gathered, strict=True):
-            if isinstance(item, BaseException):
-                if isinstance(item, asyncio.CancelledError | NotOwner):
-                    raise item
-                outcomes.append(
-                    VenueOutcome(name, "*", OutcomeStatus.FAILED, reason=f"flatten read failed: {item}")
-                )
-            else:
-                outcomes.extend(item)
-        return outcomes
 
     async def _flatten_venue(self, name: str, operation_id: str) -> list[VenueOutcome]:
         venue = self.venues[name]
@@ -537,27 +550,16 @@ class Executor:
     # ------------------------------------------------------------------ per venue
 
     async def _run_everywhere(self, op: Operation, names: list[str], received: float) -> list[VenueOutcome]:
-        gathered = await asyncio.gather(
-            *(self._run_on_venue(name, op, received) for name in names), return_exceptions=True
-        )
-        outcomes: list[VenueOutcome] = []
-        for name, item in zip(names, gathered, strict=True):
-            if isinstance(item, BaseException):
-                if isinstance(item, asyncio.CancelledError | NotOwner):
-                    raise item
-                log.error(
-                    "engine_internal_error",
-                    venue=name,
-                    coin=op.coin,
-                    signal_id=op.signal_id,
-                    error=repr(item),
-                )
-                outcomes.append(
-                    VenueOutcome(name, op.coin, OutcomeStatus.FAILED, reason=f"internal error: {item!r}")
-                )
-            else:
-                outcomes.append(item)
-        return outcomes
+        async def run(name: str) -> list[VenueOutcome]:
+            return [await self._run_on_venue(name, op, received)]
+
+        def failed(name: str, error: BaseException) -> VenueOutcome:
+            log.error(
+                "engine_internal_error", venue=name, coin=op.coin, signal_id=op.signal_id, error=repr(error)
+            )
+            return VenueOutcome(name, op.coin, OutcomeStatus.FAILED, reason=f"internal error: {error!r}")
+
+        return await _on_each_venue(names, run, failed)
 
     async def _run_on_venue(self, name: str, op: Operation, received: float) -> VenueOutcome:
         # The outcome is journaled before the lock is released, so the journal's order of
