@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from newstrader.cluster.node import ClusterNode
     from newstrader.config import Settings
+    from newstrader.journal import Journal
     from newstrader.telegram.service import TelegramService
     from newstrader.web.server import LoopbackServer
 
@@ -102,7 +103,7 @@ class Bot:
         self.settings = settings
         self.serve_web = serve_web
         self.bus = Bus()
-        self.journal: Any = None
+        self._journal: Journal | None = None  # opened by `start()`
         self.venues: dict[str, Venue] = {}
         self.views: dict[str, AccountView] = {}  # what observers read: the stream, or bounded REST
         self.executor: Executor | None = None
@@ -120,6 +121,13 @@ class Bot:
         self.telegram: TelegramService | None = None
         self._started = False
 
+    @property
+    def journal(self) -> Journal:
+        """The journal `start()` opened; asking before that is a wiring bug, said as such."""
+        if self._journal is None:
+            raise RuntimeError("the bot's journal is not open yet: call start() first")
+        return self._journal
+
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
@@ -132,7 +140,7 @@ class Bot:
             self._bind_web()  # a taken port fails here, before the journal or a venue is touched
         url = self.settings.journal.url
         instance = _cluster_instance(self.settings, url)
-        self.journal = await Journal.open(url, instance=instance)
+        self._journal = await Journal.open(url, instance=instance)
         try:
             await self._build()
             stamps["built"] = time.monotonic()
@@ -409,8 +417,8 @@ class Bot:
                 await venue.close()
             except Exception as exc:
                 log.warning("venue_close_failed", venue=name, error=repr(exc))
-        if self.journal is not None:
-            await self.journal.close()
+        if self._journal is not None:
+            await self._journal.close()
         self._started = False
         log.info("bot_stopped")
 

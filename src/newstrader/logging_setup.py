@@ -221,7 +221,7 @@ def configure_logging(
     if json:
         renderer = structlog.processors.JSONRenderer(default=str)
     else:
-        colours = bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+        colours = stream.isatty() and "NO_COLOR" not in os.environ
         renderer = structlog.dev.ConsoleRenderer(
             colors=colours, exception_formatter=structlog.dev.plain_traceback
         )

@@ -44,8 +44,7 @@ class ExitPolicy:
     check_interval_s: float = 5.0  # how often the monitor loop reads the exchanges
 
     def __post_init__(self) -> None:
-        for name in ("take_profit_pct", "stop_loss_pct"):
-            value = getattr(self, name)
+        for name, value in (("take_profit_pct", self.take_profit_pct), ("stop_loss_pct", self.stop_loss_pct)):
             if value is not None and value <= 0:
                 raise ValueError(f"exits.{name}: must be a positive percent, got {value}")
         if self.on_protection_failure not in ("close", "keep"):

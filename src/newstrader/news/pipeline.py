@@ -37,6 +37,8 @@ from newstrader.news.parser import Parser, ParseResult, load_rules
 
 if TYPE_CHECKING:
     from newstrader.config import Settings
+    from newstrader.journal import Journal
+    from newstrader.news.sources.base import Source
 
 log = structlog.get_logger("newstrader.news")
 
@@ -71,9 +73,15 @@ Act = Callable[[Signal], Awaitable[Any]]
 
 
 class Gate(Protocol):
-    outcome: str | None
-    headline_seen: bool
-    paused: bool
+    """The journal's answer before an item is acted on (`journal.NewsGate`); read-only, as that
+    frozen dataclass is: a protocol with plain attributes would demand settable ones."""
+
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def headline_seen(self) -> bool: ...
+    @property
+    def paused(self) -> bool: ...
 
 
 class NewsJournal(Protocol):
@@ -182,7 +190,7 @@ class Pipeline:
     act: Act
     clock: Callable[[], datetime] = utcnow
     publish: Callable[[dict[str, Any]], None] | None = None
-    sources: list[Any] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     _title_locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
     _coin_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _last_accepted: dict[str, datetime] = field(default_factory=dict)
@@ -527,7 +535,7 @@ class Pipeline:
         self,
         item: NewsItem,
         signal: Signal | None,
-        outcome: str,
+        outcome: NewsOutcome,
         reason: str,
         parsed: ParseResult | None = None,
     ) -> NewsDecision:
@@ -578,12 +586,12 @@ class Pipeline:
             try:
                 await source.stop()
             except Exception as exc:
-                log.warning("source_stop_failed", source=getattr(source, "name", "?"), error=repr(exc))
+                log.warning("source_stop_failed", source=source.name, error=repr(exc))
 
 
 def build_pipeline(
     settings: Settings,
-    journal: NewsJournal,
+    journal: Journal,
     act: Act,
     *,
     tradable: Iterable[str] | None = None,

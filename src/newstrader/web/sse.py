@@ -14,12 +14,15 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel
 
 from newstrader.domain import plain
+
+if TYPE_CHECKING:
+    from newstrader.botapi import EventBus
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +79,7 @@ def normalise(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 async def sse_events(
-    bus: Any, closing: asyncio.Event, *, hello: dict[str, Any] | None = None
+    bus: EventBus, closing: asyncio.Event, *, hello: dict[str, Any] | None = None
 ) -> AsyncIterator[dict[str, str]]:
     """The stream for one client, as dicts sse-starlette sends (`event`, `data`); ends on `closing`.
 

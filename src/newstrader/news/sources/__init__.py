@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from newstrader.news.sources.base import Backoff, Source, Submit
 
 if TYPE_CHECKING:
     from newstrader.config import NewsSettings
+    from newstrader.news.sources.rss import SeenNews
 
 
-def build_sources(news: NewsSettings, submit: Submit, journal: Any = None) -> list[Source]:
+def build_sources(news: NewsSettings, submit: Submit, journal: SeenNews | None = None) -> list[Source]:
     """One source per `[[news.rss]]`, `[[news.websocket]]` and `[[news.replay]]` entry."""
     from newstrader.news.sources.replay import ReplaySource
     from newstrader.news.sources.rss import RssSource

@@ -11,7 +11,7 @@ import calendar
 import hashlib
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import feedparser
@@ -25,6 +25,12 @@ log = structlog.get_logger("newstrader.news.rss")
 
 _MAX_FEED_BYTES = 10 * 1024 * 1024
 _SEEN_MEMORY = 20_000
+
+
+class SeenNews(Protocol):
+    """The journal as a feed asks it: was this id ever journaled (`journal.Journal.news_seen`)."""
+
+    async def news_seen(self, news_id: str) -> bool: ...
 
 
 def _entry_time(entry: Any) -> datetime | None:
@@ -50,7 +56,7 @@ class RssSource(Source):
         *,
         interval_s: float = 60.0,
         name: str | None = None,
-        journal: Any = None,
+        journal: SeenNews | None = None,
         timeout_s: float = 10.0,
         backoff: Backoff | None = None,
         client: httpx.AsyncClient | None = None,

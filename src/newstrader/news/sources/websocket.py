@@ -112,7 +112,7 @@ class WebSocketSource(Source):
         *,
         fields: dict[str, str] | None = None,
         name: str | None = None,
-        subscribe: Any = None,
+        subscribe: str | dict[str, Any] | None = None,  # sent once connected; a dict as JSON
         backoff: Backoff | None = None,
         preset: str | None = None,
     ) -> None:

@@ -39,7 +39,7 @@ async def _listed_somewhere(bot: BotApi, coin: str, venue: str | None) -> bool:
 def router(bot: BotApi) -> APIRouter:
     routes = APIRouter()
 
-    async def control(action: str, call: Awaitable[Any]) -> ControlOut:
+    async def control(action: str, call: Awaitable[object]) -> ControlOut:
         result = await call
         paused = await bot.paused()
         metrics.set_paused(paused)
