@@ -8,7 +8,10 @@ The plan (signals, faults, outside trades, liquidations, restarts) is drawn up f
   (outside trades are drawn within it, so anything larger was stacked by the bot: `doubled`);
 - after every signal settles (its `POST /api/news` answered, or, when the bot was killed
   during it, the item redelivered to the restarted bot), every venue whose outcome for that
-  signal is `ok` holds exactly the target (`mismatches` otherwise);
+  signal is `ok` holds exactly the target (`mismatches` otherwise), except where a manual close
+  or a liquidation landed right after the bot's fill (an `after_fill` step, armed in the
+  simulator): there the venue must hold what that change left, never traded back
+  (`mismatches` otherwise; `after_fill_accepted` counts those that stood);
 - after a TP/SL kill and at the end, every held position carries exactly one TP and one SL
   (`unprotected` when one is missing, `double_protected` when one rests twice);
 - after the run, every news item sent is in a journal with a final outcome (`lost` otherwise);
@@ -124,10 +127,13 @@ def servers() -> ModuleType:
 
 @dataclass(frozen=True)
 class Step:
-    """One thing the soak does. `kind`: signal, fault, outside, stream_lag, liquidate, restart.
+    """One thing the soak does. `kind`: signal, fault, outside, stream_lag, after_fill, liquidate,
+    restart.
 
     `stream_lag`: an outside trade on the next signal's coin whose push is held back (`fault`, a
-    `ws_stall_ms` on the position push), so the signal arrives while the stream is behind."""
+    `ws_stall_ms` on the position push), so the signal arrives while the stream is behind.
+    `after_fill`: right after the next signal's order fills on `venue`, the position is closed
+    by hand (`size`) or liquidated (`liquidate`), before the bot's read after its order."""
 
     kind: str
     coin: str | None = None
@@ -147,6 +153,7 @@ class Step:
     tpsl: bool | None = None
     # Restarts (the other mid-signal ones): where on the news→order path the kill lands (KILL_POINTS).
     point: str | None = None
+    liquidate: bool | None = None  # after_fill: a liquidation rather than a trade to `size`
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,9 @@ class SoakConfig:
     outside_rate: float = 0.06
     stream_lag_rate: float = 0.04  # share of signals just after an outside trade whose push is late
     liquidation_rate: float = 0.04
+    # Share of signals whose order is followed at once by a manual close or a liquidation (drawn
+    # from a separate stream of the seed, so the rest of the plan stays what it was).
+    after_fill_rate: float = 0.05
     timeout_ms: int = 1500  # how long a `timeout` fault holds a request before its 504
     max_signal_age_s: float = 8.0
     mode: str = "target"
@@ -175,12 +185,14 @@ def coins_for(count: int) -> list[str]:
 def make_plan(cfg: SoakConfig) -> list[Step]:
     """The whole run, drawn from `cfg.seed` alone: the same seed gives the same steps."""
     rng = random.Random(cfg.seed)
+    after_fill_rng = random.Random(cfg.seed * 1_000_003 + 17)
     harness = engine_harness()
     coins = coins_for(cfg.coins)
     restart_at = {round((k + 1) * cfg.signals / (cfg.restarts + 1)): k for k in range(cfg.restarts)}
     steps: list[Step] = []
     points = 0  # mid-signal kills placed on the news→order path so far
     for i in range(cfg.signals):
+        since_signal = len(steps)
         if i in restart_at:
             k = restart_at[i]
             in_flight = k % 4 == 3
@@ -236,6 +248,22 @@ def make_plan(cfg: SoakConfig) -> list[Step]:
                     fault={**stall, "ms": rng.randint(200, 1500)},
                 )
             )
+        # Only on a signal with no fault, late push or restart of its own: a stream that was
+        # behind is corrected (one more order, as it must), and an order whose answer is lost
+        # is re-read inside the send loop, which sends what is missing.
+        draw = after_fill_rng.random()
+        quiet = not any(s.kind in ("fault", "stream_lag", "restart") for s in steps[since_signal:])
+        if draw < cfg.after_fill_rate and quiet:
+            liquidate = after_fill_rng.random() < 0.5
+            steps.append(
+                Step(
+                    "after_fill",
+                    coin=signal.coin,
+                    venue=after_fill_rng.choice(VENUES),
+                    size=None if liquidate else "0",
+                    liquidate=liquidate,
+                )
+            )
         steps.append(signal)
     return steps
 
@@ -283,6 +311,8 @@ class SoakReport:
     orphan_orders: int = 0  # fills / resting orders of the bot's accounts with no journaled intent
     outside_trades: int = 0
     late_pushes: int = 0  # outside trades just before a signal, their push held back
+    after_fill_changes: int = 0  # manual closes / liquidations that landed right after our fill
+    after_fill_accepted: int = 0  # of those, the ones the bot left standing (none traded back)
     acknowledged: int = 0  # items the bot answered 2xx for (checked by `news_lost`)
     liquidations: int = 0
     faults_by_kind: Counter[str] = field(default_factory=Counter)
@@ -334,6 +364,8 @@ class SoakReport:
             "acknowledged": self.acknowledged,
             "outside_trades": self.outside_trades,
             "late_pushes": self.late_pushes,
+            "after_fill_changes": self.after_fill_changes,
+            "after_fill_accepted": self.after_fill_accepted,
             "liquidations": self.liquidations,
             "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
             "restarts_by_kind": dict(sorted(self.restarts_by_kind.items())),
@@ -374,6 +406,7 @@ class Soak:
         self.sim: Any = None
         self.world: Any = None
         self._held: dict[tuple[str, str], Decimal] | None = None
+        self._after_fill: Step | None = None  # armed for the next signal
 
     # -- life cycle
 
@@ -484,6 +517,11 @@ class Soak:
         elif step.kind == "liquidate":
             self.world.liquidate(step.venue, step.coin)
             self.report.liquidations += 1
+        elif step.kind == "after_fill":
+            assert step.venue and step.coin
+            address = self.world.keys.address(step.venue)
+            self.sim.admin.after_next_fill(step.venue, address, step.coin, step.size)
+            self._after_fill = step
 
     def _signal(self, step: Step, restart: Step | None) -> None:
         assert step.news_id and step.coin and step.side
@@ -502,12 +540,13 @@ class Soak:
             reply = self._post_and_kill(step, restart)
         self.report.signal_ms.append((time.monotonic() - begin) * 1000)
         self._count_faults()
+        changed = self._disarm_after_fill()
         self.report.signals += 1
         if reply is None:
             if step.news_id not in self.acked:  # an acknowledged one is counted as news_lost
                 self._problem("lost", f"{step.news_id}: no answer from the bot")
             return
-        self._check_signal(step, reply)
+        self._check_signal(step, reply, changed)
         if restart is not None and restart.tpsl:
             self._check_protected({step.coin})
 
@@ -687,6 +726,17 @@ class Soak:
         self.report.problems.append(f"{kind}: {detail}")
         self.say(f"  !! {kind}: {detail}")
 
+    def _disarm_after_fill(self) -> dict[str, Decimal]:
+        """Disarm the `after_fill` change (if one was armed); what it left per venue where it
+        fired (a venue already at target sends no order, and nothing fires)."""
+        if self._after_fill is None:
+            return {}
+        self._after_fill = None
+        self._held = None  # the change moved a position since the last read
+        fired = self.sim.admin.disarm_after_fill()["fired"]
+        self.report.after_fill_changes += len(fired)
+        return {f["venue"]: Decimal(f["after"]) for f in fired}
+
     def _count_faults(self) -> None:
         faults = self.sim.admin._call("GET", "/faults")["faults"]
         for fault in faults:
@@ -722,7 +772,7 @@ class Soak:
                 self.world.outside_trade(venue, coin, "0")
                 self._held = None
 
-    def _check_signal(self, step: Step, reply: dict[str, Any]) -> None:
+    def _check_signal(self, step: Step, reply: dict[str, Any], changed: dict[str, Decimal]) -> None:
         signal = reply.get("signal")
         if signal is None:
             outcome = self._news_outcome(step.news_id)
@@ -744,6 +794,17 @@ class Soak:
             if row["status"] != "ok":
                 continue  # not healthy for this signal: the reason is on the outcome
             now = held.get((venue, step.coin), Decimal(0))
+            if venue in changed:
+                # Closed by hand or liquidated right after the bot's fill: that stands.
+                if now == changed[venue]:
+                    self.report.after_fill_accepted += 1
+                else:
+                    self._problem(
+                        "mismatches",
+                        f"{step.news_id}: {venue} {step.coin} holds {now}, not the {changed[venue]} an "
+                        f"outside change left right after the bot's fill (traded back? {row['reason']})",
+                    )
+                continue
             if now != want:
                 if self._protection_closed(venue, step.coin) and now == 0:
                     self.report.outcomes[(venue, "ok-then-protection-close")] += 1
@@ -933,6 +994,8 @@ def render(report: SoakReport, cfg: SoakConfig) -> str:
     lines += [f"{'  ' + k:<34}{n:>8}" for k, n in sorted(report.faults_by_kind.items())]
     lines.append(f"{'outside trades':<34}{report.outside_trades:>8}")
     lines.append(f"{'  late push, then a signal':<34}{report.late_pushes:>8}")
+    lines.append(f"{'change right after our fill':<34}{report.after_fill_changes:>8}")
+    lines.append(f"{'  left standing (not traded back)':<34}{report.after_fill_accepted:>8}")
     lines.append(f"{'liquidations':<34}{report.liquidations:>8}")
     lines.append("outcomes per venue")
     lines += [f"{'  ' + v + ' ' + s:<34}{n:>8}" for (v, s), n in sorted(report.outcomes.items())]
@@ -985,6 +1048,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coins", type=int, default=11)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fault-rate", type=float, default=SoakConfig.fault_rate)
+    parser.add_argument(
+        "--after-fill-rate",
+        type=float,
+        default=SoakConfig.after_fill_rate,
+        help="share of signals followed right after the fill by a manual close or liquidation",
+    )
     parser.add_argument("--timeout-ms", type=int, default=SoakConfig.timeout_ms, help="timeout fault hold")
     parser.add_argument("--mode", choices=("target", "close_then_open"), default="target")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and journals here")
@@ -997,6 +1066,7 @@ def main(argv: list[str] | None = None) -> int:
         coins=args.coins,
         seed=args.seed,
         fault_rate=args.fault_rate,
+        after_fill_rate=args.after_fill_rate,
         timeout_ms=args.timeout_ms,
         mode=args.mode,
     )

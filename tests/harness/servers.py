@@ -82,6 +82,21 @@ class SimAdmin:
     def liquidate(self, venue: str, account: str, coin: str) -> Any:
         return self._call("POST", "/liquidate", {"venue": venue, "account": account, "coin": coin})
 
+    def after_next_fill(self, venue: str, account: str, coin: str, size: Any = None) -> Any:
+        """Right after the account's next order on `coin` fills: an outside trade to `size`, or a
+        liquidation when `size` is None (one shot)."""
+        body: dict[str, Any] = {"venue": venue, "account": account, "coin": coin}
+        if size is not None:
+            body["size"] = str(size)
+        return self._call("POST", "/after_fill", body)
+
+    def disarm_after_fill(self, venue: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Disarm `after_next_fill`; what fired since the last call (`fired`) and what did not (`unfired`)."""
+        answer: dict[str, list[dict[str, Any]]] = self._call(
+            "DELETE", "/after_fill", params={"venue": venue} if venue else None
+        )
+        return answer
+
     def add_fault(
         self,
         venue: str,

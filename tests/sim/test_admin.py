@@ -123,3 +123,22 @@ def test_state_never_shows_credentials(sim):
     text = sim.http.get(sim.url + "/admin/state").text
     assert "hmac-secret-456" not in text and "my-api-key-123" not in text
     assert sim.admin.state()["venues"]["aster"]["accounts"][address]["api_keys"] == ["my-a…"]
+
+
+def test_after_fill_arms_checks_its_input_and_disarms(sim, funded_account):
+    addr = funded_account.address.lower()
+    assert sim.admin.after_next_fill("aster", addr, "ETH", "0")["size"] == "0"
+    assert sim.admin.after_next_fill("hyperliquid", addr, "BTC")["size"] is None  # a liquidation
+    with pytest.raises(SimAdminError, match="multiple of"):
+        sim.admin.after_next_fill("hyperliquid", addr, "ETH", "0.00001")
+    with pytest.raises(SimAdminError, match="unknown account"):
+        sim.admin.after_next_fill("aster", "0x" + "c3" * 20, "ETH", "0")
+    # An outside trade is no API order: nothing fires.
+    sim.admin.set_position("aster", addr, "ETH", "1")
+    answer = sim.admin.disarm_after_fill()
+    assert answer["fired"] == []
+    assert sorted((u["venue"], u["coin"]) for u in answer["unfired"]) == [
+        ("aster", "ETH"),
+        ("hyperliquid", "BTC"),
+    ]
+    assert sim.admin.disarm_after_fill() == {"fired": [], "unfired": []}

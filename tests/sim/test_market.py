@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 
 import pytest
@@ -294,3 +295,40 @@ def test_ledger_invariants_hold_for_any_sequence(operations, partial):
             if order.reduce_only and order.trigger is None:
                 assert position.size != 0 and (position.size > 0) != order.is_buy
                 assert order.remaining <= abs(position.size)
+
+
+async def _after_scheduled() -> None:
+    """Until what was scheduled with call_soon so far has run (they run in order)."""
+    done = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(done.set_result, None)
+    await done
+
+
+async def test_an_armed_change_lands_after_the_next_api_fill_as_its_own_change(ex):
+    # `after_next_fill`: one shot, after the order's own changes (pushed first), only on a fill.
+    changes: list[tuple[str, object]] = []
+    ex.on_change = lambda kind, item: changes.append((kind, item))
+    ex.set_mark("ETH", D(2000))
+    ex.after_next_fill(ADDR, "ETH", D(0))
+    ex.after_next_fill(ADDR, "BTC", None)
+    order = ex.place_order(ADDR, "ETH", True, D("0.5"), None, tif="ioc", client_id="ours")
+    assert order.filled_size == D("0.5")
+    assert ex.position(ADDR, "ETH").size == D("0.5")  # not yet: right after the order's call
+    seen = len(changes)
+    await _after_scheduled()
+    assert ex.position(ADDR, "ETH").size == 0
+    assert [kind for kind, _ in changes[seen:]] == ["fill"]  # the manual close, after the order's
+    assert ex.fired == [
+        {"account": ADDR, "coin": "ETH", "liquidation": False, "before": "0.5", "after": "0", "changed": True}
+    ]
+    assert list(ex.armed) == [(ADDR, "BTC")]  # armed on another coin: still waiting
+    ex.place_order(ADDR, "ETH", True, D("0.5"), None, tif="ioc")
+    await _after_scheduled()
+    assert ex.position(ADDR, "ETH").size == D("0.5")  # one shot
+
+
+def test_arming_needs_a_known_account_and_market(ex):
+    with pytest.raises(UnknownAccount):
+        ex.after_next_fill("0x" + "b2" * 20, "ETH", D(0))
+    with pytest.raises(UnknownMarket):
+        ex.after_next_fill(ADDR, "NOPE", None)

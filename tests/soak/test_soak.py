@@ -85,6 +85,16 @@ def test_the_plan_is_fixed_by_the_seed_and_covers_every_kind_of_chaos(soak: Any)
         assert step.fault is not None and step.fault["kind"] == "ws_stall_ms"
         assert step.fault["endpoint"] == soak.POSITION_PUSH[step.venue]
         assert plan[k + 1].kind == "signal" and plan[k + 1].coin == step.coin
+    # A manual close or a liquidation right after the next signal's fill, on a signal with no
+    # fault, late push or restart of its own (those are answered by re-reads that order again).
+    after = [(k, s) for k, s in enumerate(plan) if s.kind == "after_fill"]
+    assert len(after) > 20 and {s.venue for _, s in after} == VENUES
+    assert {s.liquidate for _, s in after} == {True, False}
+    for k, step in after:
+        assert plan[k + 1].kind == "signal" and plan[k + 1].coin == step.coin
+        assert step.size == (None if step.liquidate else "0")
+        previous_signal = max((j for j in range(k) if plan[j].kind == "signal"), default=-1)
+        assert not {s.kind for s in plan[previous_signal + 1 : k]} & {"fault", "stream_lag", "restart"}
 
 
 @pytest.mark.xdist_group("soak")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from newstrader.domain import OpenOrder, TriggerKind
+from newstrader.domain import OpenOrder, Position, TriggerKind
 from newstrader.venues.account import ORDER_REPORT_GRACE_S, AccountState
 
 
@@ -133,3 +133,62 @@ def test_a_venue_that_replays_fills_on_connect_needs_no_read_after_a_reconnect()
     state.begin_snapshot()
     state.apply_snapshot({}, [])
     assert state.fills_since_read(read_began, 0) == []
+
+
+def pos(size: str, coin: str = "ETH") -> Position:
+    return Position(venue="hyperliquid", coin=coin, size=Decimal(size), entry_price=Decimal(2000))
+
+
+def test_the_position_as_of_our_orders_report_tells_a_stream_behind_from_a_later_change() -> None:
+    # Decided from 1, our order buys 2: "after" is 3. Pushes carry absolute positions.
+    before, after = Decimal(1), Decimal(3)
+    state, _ = current_state()
+    state.set_position("ETH", pos("1"))
+
+    # The venue pushes the position, then the order (the simulator, Binance's observed order).
+    state.expect_order("a", "ETH")
+    assert state.position_at_report("a", before, after) is None  # not reported yet
+    state.set_position("ETH", pos("3"))
+    state.order_reported("a")
+    state.set_position("ETH", pos("0"))  # a manual close after our fill changes nothing here
+    assert state.position_at_report("a", before, after) == "ours"
+
+    # The order first, then its position: the next position message says.
+    state.set_position("ETH", pos("1"))
+    state.expect_order("b", "ETH")
+    state.order_reported("b")
+    assert state.position_at_report("b", before, after) is None
+    state.set_position("ETH", pos("3"))
+    assert state.position_at_report("b", before, after) == "ours"
+
+    # An outside trade before our order, its push late: it arrives with (or before) ours.
+    state.set_position("ETH", pos("1"))
+    state.expect_order("c", "ETH")
+    state.set_position("ETH", pos("5"))  # +2 outside, then our +2
+    state.order_reported("c")
+    assert state.position_at_report("c", before, after) == "behind"
+
+    # Our fill's push lost: reported at the old position, then something else.
+    state.set_position("ETH", pos("1"))
+    state.expect_order("d", "ETH")
+    state.order_reported("d")
+    state.set_position("ETH", pos("0"))
+    assert state.position_at_report("d", before, after) == "unknown"
+
+    # Another coin's position messages do not count for ours.
+    state.set_position("ETH", pos("1"))
+    state.expect_order("e", "ETH")
+    state.order_reported("e")
+    state.set_position("SOL", pos("4", "SOL"))
+    assert state.position_at_report("e", before, after) is None
+
+
+def test_a_snapshot_that_settles_our_order_is_its_report() -> None:
+    state, clock = current_state()
+    state.set_position("ETH", pos("1"))
+    state.expect_order("a", "ETH")
+    state.order_answered("a")
+    clock.now += 1
+    state.begin_snapshot()  # begun after the answer: it shows our fill (the push was lost)
+    state.apply_snapshot({"ETH": pos("3")}, [])
+    assert state.position_at_report("a", Decimal(1), Decimal(3)) == "ours"

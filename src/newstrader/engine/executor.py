@@ -727,8 +727,10 @@ class Executor:
         """Decide from the account stream and order at once. The REST read the seed demands for
         every message starts once the order is answered, so nothing but the order's own intent
         write stands between the decision and its bytes, and the read shows the exchange after
-        our fill. When the exchange holds something else (a push still in flight), one more
-        order reaches the target and `stream_lag` is journaled."""
+        our fill. When the exchange holds something else, the stream's position as of its report
+        of our fill says why: it was behind (a push still in flight) and one more order reaches
+        the target (`stream_lag`), or something changed the position after our fill (a manual
+        close, a liquidation), which stands (`outside_change_after_fill`)."""
         held = account.position(op.coin)
         assumed = held.size if held is not None else ZERO
         mark = account.marks.get(op.coin)
@@ -739,6 +741,7 @@ class Executor:
         outcome.target_size = target
         outcome.latency.mark("decided", time.monotonic())
         rereads = self._rereads[(name, op.coin)]
+        sent_before = len(outcome.orders)
         refusal: GiveUp | None = None
         try:
             current, price = await self._drive(
@@ -758,7 +761,8 @@ class Executor:
         cached = await self._cached_size(name, op.coin)
         outcome.cached_size_before = cached
         await self._reconcile_cache(name, op, held, cached)  # drift as the stream showed it
-        lagged = False
+        lagged = outside = False
+        ours = current  # what our order made of the stream's position
         if not settled:
             not_before = max(received, self.state.last_order_done(name, op.coin))
             truth, read = await self._settle_streamed(name, venue, op, account, current, not_before)
@@ -766,11 +770,18 @@ class Executor:
             if refusal is not None and not lagged:
                 raise refusal
             if lagged:
-                await self._stream_lag(name, op, assumed, current - assumed, read, truth)
-                current, corrected = await self._drive(
-                    name, venue, market, mark, op, outcome, truth, target, "s", reference=mark
+                behind, why = await self._stream_behind(
+                    account, outcome.orders[sent_before:], assumed, current
                 )
-                price = corrected or price
+                if behind:
+                    await self._stream_lag(name, op, assumed, current - assumed, read, truth, why)
+                    current, corrected = await self._drive(
+                        name, venue, market, mark, op, outcome, truth, target, "s", reference=mark
+                    )
+                    price = corrected or price
+                else:
+                    await self._outside_change_after_fill(name, op, assumed, current - assumed, read, truth)
+                    current, outside = truth, True
         outcome.exchange_size_after = current
         if current != assumed or lagged:
             entry = held.entry_price if held is not None else None
@@ -779,7 +790,35 @@ class Executor:
             await self._after_change(name, op, current, price, entry)
         if op.cancel_triggers:
             await self.cancel_triggers(name, op.coin, op_id=op.op_id)
+        if outside:
+            return f"{self._describe_action(assumed, ours, target)}, then {current} outside the bot"
         return self._describe_action(assumed, current, target)
+
+    @staticmethod
+    async def _stream_behind(
+        account: AccountState, sent: Sequence[OrderResult], assumed: Decimal, ours: Decimal
+    ) -> tuple[bool, str]:
+        """Whether the stream was behind the exchange when we decided, told from its position as
+        of its report of our fill (pushes carry absolute positions): (behind, why). Not behind
+        when it showed `assumed` plus our fill: the exchange then holds something else because
+        of a change after our fill. When it cannot tell (no fill of ours, no report of it within
+        the wait, its fill push lost) it is taken as behind, as before: one more order reaches
+        the target, and `why` says so in the journal."""
+        filled = [o for o in sent if o.filled_size > 0 and o.client_id is not None]
+        if len(filled) != 1 or ours == assumed:
+            return True, "no fill of ours to check the stream against"
+        assert filled[0].client_id is not None
+        said = await account.wait_position_at_report(filled[0].client_id, assumed, ours, STREAM_CONFIRM_S)
+        if said == "ours":
+            return False, "the stream showed our fill on the position we decided from"
+        if said == "behind":
+            return True, "the stream's position as of our fill was not the one we decided from plus our fill"
+        if said == "unknown":
+            return True, "cannot tell: the stream reported our fill at the old position, then another"
+        return (
+            True,
+            f"cannot tell: the stream did not show its position as of our fill within {STREAM_CONFIRM_S} s",
+        )
 
     async def _settle_streamed(
         self,
@@ -844,11 +883,12 @@ class Executor:
         filled: Decimal,
         read: Decimal | None,
         truth: Decimal,
+        why: str,
     ) -> None:
         """The stream's position was behind the exchange's when we decided: journal it."""
         detail = (
             f"signal {op.signal_id}: decided from the stream's {assumed}, our order filled {filled},"
-            f" the exchange holds {truth} (alongside read {read}); correcting"
+            f" the exchange holds {truth} (alongside read {read}); {why}; correcting"
         )
         await self.journal.record_event("stream_lag", name, op.coin, truth, assumed + filled, detail=detail)
         log.warning(
@@ -860,10 +900,51 @@ class Executor:
             filled=str(filled),
             exchange_size=str(truth),
             read_size=_fmt(read),
+            why=why,
         )
         self._publish(
             "drift",
             kind="stream_lag",
+            venue=name,
+            coin=op.coin,
+            exchange_size=str(truth),
+            cached_size=str(assumed + filled),
+            signal_id=op.signal_id,
+        )
+
+    async def _outside_change_after_fill(
+        self,
+        name: str,
+        op: Operation,
+        assumed: Decimal,
+        filled: Decimal,
+        read: Decimal | None,
+        truth: Decimal,
+    ) -> None:
+        """The stream was current when we decided and showed our fill, yet the exchange holds
+        something else: a change after our fill (a manual close, a liquidation). The exchange
+        is the truth and the change stands; journal it, never trade it back."""
+        detail = (
+            f"signal {op.signal_id}: decided from the stream's {assumed}, our order filled {filled},"
+            f" the stream showed {assumed + filled} as of our fill, the exchange holds {truth}"
+            f" (alongside read {read}): changed outside the bot after our fill; accepted"
+        )
+        await self.journal.record_event(
+            "outside_change_after_fill", name, op.coin, truth, assumed + filled, detail=detail
+        )
+        log.warning(
+            "outside_change_after_fill",
+            venue=name,
+            coin=op.coin,
+            signal_id=op.signal_id,
+            stream_size=str(assumed),
+            filled=str(filled),
+            exchange_size=str(truth),
+            read_size=_fmt(read),
+        )
+        self._publish(
+            "drift",
+            kind="outside_change_after_fill",
             venue=name,
             coin=op.coin,
             exchange_size=str(truth),

@@ -23,8 +23,9 @@ class EngineSettings(BaseModel):
     conflict_window_s: float = Field(default=0.0, ge=0)
     order_timeout_s: float = Field(default=5.0, gt=0)
     # Where a signal's decision reads the position: "stream" decides from the venue's account
-    # stream while it is current (the REST read goes out alongside the order, and a disagreement is
-    # corrected with one more order and journaled as `stream_lag`); "rest" reads before ordering.
+    # stream while it is current (the REST read goes out once the order is answered; a stream that
+    # was behind is corrected with one more order and journaled as `stream_lag`, a change after our
+    # fill stands as `outside_change_after_fill`); "rest" reads before ordering.
     position_source: Literal["stream", "rest"] = "stream"
     # The venues' account streams (positions view, dashboard, drift from pushes) count as current
     # only while heard from within this long.

@@ -13,6 +13,10 @@ Routes (all JSON; bad input → 400 `{"error": "<what is wrong>"}`, nothing chan
   triggers, fills crossed resting orders, runs liquidations.
 - `POST /admin/position {venue, account, coin, size}` — an outside trade to `size` (signed) at the mark.
 - `POST /admin/liquidate {venue, account, coin}` — close at the mark as a liquidation.
+- `POST /admin/after_fill {venue, account, coin, size?}` — arm a one-shot outside change that
+  lands right after the account's next API order on `coin` fills (before its sender can read):
+  an outside trade to `size`, or a liquidation without `size`. `DELETE /admin/after_fill[?venue=]`
+  disarms and answers what fired (`fired`: account, coin, before, after) and what did not.
 - `POST /admin/faults {venue, kind, probability | count, endpoint?, ms?, status?, mode?, retry_after_s?}`,
   `GET /admin/faults`, `DELETE /admin/faults[?venue=]` — see `faults.py`.
 - `GET /admin/state` — marks, accounts, positions, open orders per venue; faults; settings.
@@ -91,6 +95,10 @@ def _decimal(
     if positive and number <= 0:
         raise AdminError(f"{key} must be positive")
     return number
+
+
+def _plain(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _str(data: dict[str, Any], key: str, *, required: bool = True) -> str | None:
@@ -281,6 +289,35 @@ def build_router(sim: Sim) -> APIRouter:
             return {"venue": ex.name, "coin": coin, "fill": None if fill is None else fill.to_dict()}
 
         return await run(request, act)
+
+    @router.post("/after_fill")
+    async def after_fill(request: Request) -> JSONResponse:
+        def act(data: dict[str, Any]) -> dict[str, Any]:
+            (ex,) = _venues(sim, data, allow_all=False)
+            account = _address(data, "account")
+            coin = _str(data, "coin")
+            assert coin is not None
+            size = _decimal(data, "size", required=False)
+            if size is not None and size != size.quantize(ex.market(coin).size_step):
+                raise AdminError(f"size must be a multiple of {ex.market(coin).size_step} for {coin}")
+            ex.after_next_fill(account, coin, size)
+            log.info("sim_after_fill_armed", venue=ex.name, coin=coin, account=account, size=_plain(size))
+            return {"venue": ex.name, "coin": coin, "size": _plain(size)}
+
+        return await run(request, act)
+
+    @router.delete("/after_fill")
+    async def disarm_after_fill(venue: str | None = None) -> JSONResponse:
+        if venue is not None and venue not in (*VENUES, "all"):
+            return _bad("venue must be one of hyperliquid, aster, all")
+        fired: list[dict[str, Any]] = []
+        unfired: list[dict[str, Any]] = []
+        for name, ex in sim.exchanges.items():
+            if venue in (None, "all", name):
+                fired += [{"venue": name, **f} for f in ex.fired]
+                unfired += [{"venue": name, "account": a, "coin": c} for a, c in ex.armed]
+                ex.fired, ex.armed = [], {}
+        return JSONResponse({"fired": fired, "unfired": unfired})
 
     @router.post("/faults")
     async def add_fault(request: Request) -> JSONResponse:

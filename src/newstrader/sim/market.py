@@ -29,6 +29,7 @@ Conventions (the interface the API modules code against):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import random
@@ -460,6 +461,9 @@ class Exchange:
         self._next_tid = 1
         self._by_client_id: dict[tuple[str, str], int] = {}
         self.on_change: ChangeListener | None = None
+        # `after_next_fill`: (account, coin) → the size an outside trade moves it to (None: liquidate).
+        self.armed: dict[tuple[str, str], Decimal | None] = {}
+        self.fired: list[dict[str, Any]] = []  # what the armed changes did, for the admin API
 
     def _changed(self, kind: ChangeKind, item: OrderRecord | FillRecord | str) -> None:
         if self.on_change is not None:
@@ -742,7 +746,44 @@ class Exchange:
             else:
                 self._execute(acct, spec, order)
         self._changed("order", order)
+        if order.filled_size > 0 and order.trigger is None:
+            self._fire_armed(acct.address, coin)
         return order
+
+    def after_next_fill(self, account: str, coin: str, size: Decimal | None) -> None:
+        """Arm a one-shot outside change: right after the next API order of `account` on `coin`
+        fills, move its position to `size` (a manual trade) or liquidate it (`size` None). It runs
+        just after the order's call, as its own change: pushed after the fill, before any read
+        the order's sender starts once answered."""
+        self.account(account)
+        self.market(coin)
+        self.armed[(account.lower(), coin)] = size
+
+    def _fire_armed(self, account: str, coin: str) -> None:
+        if (account, coin) not in self.armed:
+            return
+        size = self.armed.pop((account, coin))
+
+        def fire() -> None:
+            before = self.position(account, coin).size
+            fill = self.liquidate(account, coin) if size is None else self.set_position(account, coin, size)
+            after = self.position(account, coin).size
+            self.fired.append(
+                {
+                    "account": account,
+                    "coin": coin,
+                    "liquidation": size is None,
+                    "before": str(before),
+                    "after": str(after),
+                    "changed": fill is not None,
+                }
+            )
+
+        try:
+            # After the order's own changes are pushed (the push hub flushes with call_soon too).
+            asyncio.get_running_loop().call_soon(fire)
+        except RuntimeError:  # a synchronous caller (unit tests of the exchange): at once
+            fire()
 
     def _validate(self, acct: Account, spec: MarketSpec, order: OrderRecord) -> str | None:
         if order.client_id is not None:

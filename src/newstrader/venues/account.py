@@ -9,6 +9,10 @@ positions, open orders and triggers (ours and others'), recent fills and mark pr
 - the last message or pong is younger than `max_silence_s` (`[engine] stream_max_silence_ms`);
 - every order we sent has been reported by the stream (`expect_order` / `order_reported`).
 
+For each of our orders it also keeps the position the stream showed for the order's coin when it
+reported the order (`position_at_report`): what tells the engine a stream that was behind before
+our order from an outside change that landed after our fill.
+
 `AccountStream` runs one connection per adapter: connect, subscribe, REST snapshot, then deltas;
 a heartbeat; reconnect with capped exponential backoff. The venue modules (`hyperliquid/stream.py`,
 `aster/stream.py`) say how to subscribe, snapshot and read their messages.
@@ -45,6 +49,8 @@ BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
 # Orders we sent that the stream has not reported after this long open a gap: a push was lost.
 ORDER_REPORT_GRACE_S = 5.0
+# Our orders whose report (the stream's position as of it) is kept for the engine's check.
+REPORTS_KEPT = 256
 
 # read_triggers: how long a stream that cannot vouch for the triggers (resyncing, silent) is
 # waited for before the venue is read instead.
@@ -52,6 +58,7 @@ TRIGGERS_WAIT_S = 1.0
 UNKNOWN_KIND = "order of unknown kind"
 
 PositionSource = Literal["push", "snapshot"]
+AtReport = Literal["ours", "behind", "unknown"]  # see AccountState.position_at_report
 PositionListener = Callable[[str, Position | None, Position | None, PositionSource], None]
 
 
@@ -62,6 +69,16 @@ class _Expected:
     coin: str | None
     sent_at: float
     answered_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Report:
+    """The stream's position for one of our orders' coin as of its first report of that order, and
+    at the first position message for the coin after it (a venue may push the order first)."""
+
+    coin: str
+    size: Decimal
+    next_size: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +130,8 @@ class AccountState:
         self.heard_at: float | None = None
         self._gap: str | None = "not connected"
         self._expected: dict[str, _Expected] = {}  # client id → our order the stream has yet to report
+        self._reports: dict[str, _Report] = {}  # client id → position as of its report (newest kept)
+        self._awaiting_next: dict[str, list[_Report]] = {}  # coin → reports with no position message since
         self._snapshot_began: float | None = None
         self._final_orders: set[str] = set()  # venue order ids that reached a final status
         # Our own TP/SL triggers by client id, as we sent them: a push may not name the kind
@@ -193,6 +212,40 @@ class AccountState:
     def position(self, coin: str) -> Position | None:
         return self.positions.get(coin)
 
+    def position_at_report(self, client_id: str, before: Decimal, after: Decimal) -> AtReport | None:
+        """What the stream showed for the coin as of its report of our order `client_id`, taken
+        on `before` (the position we decided from) and `after` (`before` plus our fill). Pushes
+        carry absolute positions, so a stream that was behind (an outside trade before our
+        order whose push had not arrived) shows that trade on top of ours here.
+
+        "ours": `after` at the report, or `before` there and `after` at the next position
+        message (a venue may push the order before the position it moved): the stream was not
+        behind. "behind": neither `before` nor `after` at the report. "unknown": `before` at the
+        report and something else next (the fill's push lost, then another change). None while
+        it cannot say yet: the order unreported, or reported at `before` with no position since."""
+        report = self._reports.get(client_id)
+        if report is None:
+            return None
+        if report.size == after:
+            return "ours"
+        if report.size != before:
+            return "behind"
+        if report.next_size is None:
+            return None
+        return "ours" if report.next_size == after else "unknown"
+
+    async def wait_position_at_report(
+        self, client_id: str, before: Decimal, after: Decimal, timeout_s: float
+    ) -> AtReport | None:
+        """`position_at_report`, waited for (bounded) while it cannot say yet; None on timeout."""
+        deadline = self._clock() + timeout_s
+        while (said := self.position_at_report(client_id, before, after)) is None:
+            left = deadline - self._clock()
+            if left <= 0:
+                return None
+            await self.wait_changed(min(left, 0.05))
+        return said
+
     def triggers(self, coin: str | None = None) -> list[OpenOrder]:
         """Resting TP/SL triggers (ours and others'), optionally of one coin."""
         return [
@@ -272,8 +325,25 @@ class AccountState:
         self.order_reported(client_id)
 
     def order_reported(self, client_id: str | None) -> None:
-        if client_id is not None and self._expected.pop(client_id, None) is not None:
+        if client_id is None:
+            return
+        expected = self._expected.pop(client_id, None)
+        if expected is not None:
+            self._note_report(client_id, expected)
             self._bump()
+
+    def _note_report(self, client_id: str, expected: _Expected) -> None:
+        """Keep the position the stream shows for the order's coin now, as it reports the order."""
+        if expected.coin is None:
+            return
+        held = self.positions.get(expected.coin)
+        report = _Report(expected.coin, held.size if held is not None else Decimal(0))
+        self._reports[client_id] = report
+        waiting = self._awaiting_next.setdefault(expected.coin, [])
+        waiting.append(report)
+        del waiting[:-REPORTS_KEPT]
+        while len(self._reports) > REPORTS_KEPT:
+            del self._reports[next(iter(self._reports))]
 
     def sending_trigger(self, order: OpenOrder) -> None:
         """We are sending this TP/SL trigger (`client_id` as the stream will name it; the venue order
@@ -363,6 +433,7 @@ class AccountState:
         for cid, expected in list(self._expected.items()):
             if began is not None and expected.answered_at is not None and expected.answered_at <= began:
                 del self._expected[cid]
+                self._note_report(cid, expected)
         for fill in fills:
             self.add_fill(fill)
         if marks:
@@ -388,6 +459,8 @@ class AccountState:
             self.positions.pop(coin, None)
         else:
             self.positions[coin] = position
+        for report in self._awaiting_next.pop(coin, ()):
+            report.next_size = position.size if position is not None else Decimal(0)
         if (before.size if before else Decimal(0)) != (position.size if position else Decimal(0)):
             for listener in self._listeners:
                 listener(coin, before, position, source)
