@@ -140,7 +140,8 @@ def test_nonce_book_rules() -> None:
     book.spend("0xAbc", str(now), now)
     with pytest.raises(AsterAuthError) as reused:
         book.spend("0xabc", str(now), now)
-    assert reused.value.code == -1021
+    # a reused nonce is what the docs' noop demo answers with -4225 "Nonce Expired"
+    assert (reused.value.code, reused.value.msg) == (-4225, "Nonce Expired")
     with pytest.raises(AsterAuthError) as stale:
         book.spend("0xabc", str(now - 10_000_001), now)
     assert stale.value.code == -1021
@@ -152,6 +153,8 @@ def test_nonce_book_rules() -> None:
         book.spend("0xabc", str(now - 5), now)
     assert expired.value.code == -4225
     book.spend("0xabc", str(now + 500), now)
+    # not increasing: an older unused nonce above the kept window's minimum is accepted
+    book.spend("0xabc", str(now + 250), now)
 
 
 def test_timestamp_rules() -> None:

@@ -107,7 +107,7 @@ def test_every_hyperliquid_text_in_ccxt(text: str) -> None:
         ("L1 error: User or API Wallet 0xabc does not exist.", AuthError),
         ("Must deposit before performing actions. User: 0xabc", AuthError),
         ("Invalid nonce: duplicate nonce 1700000000000", Transient),
-        ("Action expired: expiresAfter 1700000000000 is before 1700000000001", Expired),
+        ("Action already expired", Expired),
         ("Too many cumulative requests sent (10001 > 10000) for cumulative volume traded $0.", RateLimited),
         ("Something new the venue just invented", Rejected),
     ],

@@ -13,9 +13,12 @@ Choices where the public documentation is silent (documented here so clients can
 
 * chain id: only the simulated network's (714 testnet, the default, or 1666 mainnet: `newstrader
   sim --network`), as on the real venue; `SimConfig.aster_chain_ids` overrides that.
-* v3 nonce outside +-10 s of server time → ``-1021``; a nonce this user already spent → ``-1021``
-  ("Nonce already used"); a nonce below the oldest of a full window of 100 kept nonces →
-  ``-4225`` "Nonce Expired".
+* v3 nonce outside +-10 s of server time → ``-1021`` (the code, with Binance's timestamp texts,
+  ccxt met for a v3 nonce off the server clock: ccxt/ccxt PR #27682). A nonce this user already
+  spent → ``-4225`` "Nonce Expired", as the v3 docs' noop demo prints for the order that lost the
+  race to a noop carrying the same nonce; a nonce below the oldest of a full window of 100 kept
+  nonces → ``-4225`` "Nonce Expired" too ("V3 Nonce Mechanism"). An older nonce that is neither
+  is accepted: the docs ask for no increasing order.
 * v3 with params both in query and body: the signed string is ``query + "&" + body``.
 
 The digest is built by hand (keccak of the EIP-712 encoding) and the signer recovered with
@@ -212,7 +215,7 @@ class NonceBook:
             raise AsterAuthError(-1021, "Nonce is outside of the +-10 s window of server time.")
         book = self._users.setdefault(user.lower(), _UserNonces())
         if nonce in book.seen:
-            raise AsterAuthError(-1021, "Nonce already used.")
+            raise AsterAuthError(-4225, "Nonce Expired")
         if len(book.heap) >= self._keep and nonce < book.heap[0]:
             raise AsterAuthError(-4225, "Nonce Expired")
         heapq.heappush(book.heap, nonce)

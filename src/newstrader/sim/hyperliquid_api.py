@@ -12,8 +12,8 @@ Behaviour worth knowing:
 - Nonces per signer: the highest 100 are kept; duplicates and too-low nonces are refused; a nonce
   must lie within (T - 2 days, T + 1 day) of the server clock T.
 - An action past its `expiresAfter` (checked when it arrives, once its signer is known) is refused
-  unexecuted, `Action expired: …` (the venue's exact text is not documented), and costs 5x its
-  address budget as on the venue.
+  unexecuted with `{"status":"err","response":"Action already expired"}` (the text the GitBook FAQ
+  names) and costs 5x its address budget, as the docs' "Expires After" section says.
 - Rate limits: 1200 weight per minute per IP (429 with a `null` body) and the per-address action
   budget (10 000 + 1 per USD traded), both off when the simulator runs with rate limits disabled.
 - `normalTpsl` children of an entry that rests wait (`"waitingForFill"`) and are placed when the
@@ -77,6 +77,9 @@ REJECT_TEXT = {
     "maxOpenOrdersRejected": "Too many open orders.",
 }
 MISSING_ORDER = "Order was never placed, already canceled, or filled."
+# The venue's text for an action past its `expiresAfter` (GitBook FAQ "What does 'Action already
+# expired' mean?"); the docs show no suffix, so none is invented here.
+EXPIRED_ACTION = "Action already expired"
 DESERIALIZE = "Failed to deserialize the JSON body into the target type"
 
 
@@ -776,7 +779,7 @@ def _exchange(state: HyperliquidState, payload: Any, ip: str) -> Response:
         # the address budget (docs "Exchange endpoint", Expires After).
         if sim.config.rate_limits:
             state.address_requests.add(account, EXPIRED_ACTION_COST * n)
-        return _err(f"Action expired: expiresAfter {expires} is before {now}")
+        return _err(EXPIRED_ACTION)
     if not now - sim.config.hl_nonce_back_ms < nonce < now + sim.config.hl_nonce_ahead_ms:
         return _err(f"Invalid nonce: nonce {nonce} is too far from the current time {now}")
     nonce_error = state.nonces.check(signer, nonce)

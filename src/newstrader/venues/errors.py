@@ -54,9 +54,9 @@ HYPERLIQUID_TEXT_PREFIXES: tuple[tuple[str, type[VenueError]], ...] = (
     ("Invalid signature", AuthError),
     # Our nonces are unique; a nonce refusal means the action was not executed: safe to re-sign and resend.
     ("Invalid nonce", Transient),
-    # Past its `expiresAfter` (the simulator's wording; the venue's exact text is not documented,
-    # and an unknown text is `Rejected`, which is as safe): refused unexecuted.
-    ("Action expired", Expired),
+    # Past its `expiresAfter`: refused unexecuted. The text is the one the venue's GitBook FAQ
+    # names ("What does 'Action already expired' mean?"); the simulator answers it verbatim.
+    ("Action already expired", Expired),
     ("Too many cumulative requests sent", RateLimited),
 )
 
