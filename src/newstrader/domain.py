@@ -181,6 +181,16 @@ class Market:
         # An integer as "10", never "1E+1" (normalize() would give the exponent form to str()).
         return rounded.quantize(Decimal(1)) if rounded == rounded.to_integral_value() else rounded
 
+    def sell_price_floor(self, size: Decimal, price: Decimal) -> Decimal:
+        """`price`, raised if need be so that `size` at it is worth `min_notional`.
+
+        Aster values a limit order at its limit price (MIN_NOTIONAL: price × quantity), so a
+        market sell capped below the mark can fall under the minimum that the mark clears;
+        raising the cap only narrows the slippage allowed, never widens it."""
+        if not self.min_notional or size <= 0 or price * size >= self.min_notional:
+            return price
+        return max(price, self.round_price(self.min_notional / size, up=True))
+
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:

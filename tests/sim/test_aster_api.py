@@ -269,6 +269,16 @@ def test_below_min_notional_is_4164(trader: V3Client) -> None:
     assert _position(trader) == 0
 
 
+def test_lot_size_max_qty_is_4005(trader: V3Client) -> None:
+    info = trader.http.get("/fapi/v1/exchangeInfo").json()
+    eth = next(s for s in info["symbols"] if s["symbol"] == "ETHUSDT")
+    lot = next(f for f in eth["filters"] if f["filterType"] == "LOT_SIZE")
+    too_many = str(Decimal(lot["maxQty"]) + Decimal(lot["stepSize"]))
+    order = {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": too_many}
+    assert _error(trader.call("POST", "order", order)) == -4005
+    assert _position(trader, "ETHUSDT") == 0
+
+
 def test_reduce_only_that_would_increase_is_2022(trader: V3Client) -> None:
     flat = trader.call(
         "POST",

@@ -108,6 +108,29 @@ def test_min_notional_applies_to_opening_orders_only(ex):
     assert close_small.status == "filled"
 
 
+def test_aster_values_a_limit_order_at_its_limit_price():
+    """Aster MIN_NOTIONAL is price × quantity (the mark only for MARKET): an aggressive IOC sell
+    worth $5.12 at the mark but $4.86 at its limit is refused; the same as a MARKET order is not."""
+    ex = Exchange("aster", config=ExchangeConfig(notional_price="limit"))
+    ex.create_account(ADDR, D(10_000))
+    ex.set_mark("ETH", D(3200))
+    size, limit = D("0.0016"), D(3040)  # 0.0016 × 3200 = 5.12; × 3040 = 4.864
+    assert ex.place_order(ADDR, "ETH", False, size, limit, "ioc").reject_reason == "minTradeNtlRejected"
+    assert ex.place_order(ADDR, "ETH", False, size, limit, "ioc", market_order=True).status == "filled"
+    # a buy's limit is above the mark: valued at the limit, it passes
+    assert ex.place_order(ADDR, "ETH", True, D("0.0016"), D(3360), "ioc").status == "filled"
+
+
+def test_hyperliquid_values_a_marketable_order_at_the_lower_of_limit_and_mark(ex):
+    """The venue documents no basis for its $10 minimum: the simulator takes the stricter one."""
+    ex.set_mark("ETH", D(3200))
+    size = D("0.0032")  # $10.24 at the mark, $9.73 at a 5 % slippage limit
+    assert ex.place_order(ADDR, "ETH", True, size, D(3360), "ioc").status == "filled"
+    assert ex.place_order(ADDR, "ETH", False, size, D(3040), "ioc").reject_reason == "minTradeNtlRejected"
+    # a resting order is valued at its own price
+    assert ex.place_order(ADDR, "ETH", False, size, D(3300), "gtc").is_open
+
+
 def test_margin_check_uses_leverage(ex):
     ex.create_account("0x" + "b2" * 20, D(100))
     poor = "0x" + "b2" * 20

@@ -6,13 +6,15 @@
 4. Aster -1002 (a revoked API wallet) is an AuthError.
 5. A strict simulator: only its network's Aster chain id and Hyperliquid source are accepted.
 6. Aster fees are booked as a cost whatever sign the reply carries.
+7. A small opening market sell: Aster values a limit at its limit price (MIN_NOTIONAL), so a
+   slippage cap below the mark must not take the order under the minimum the mark clears.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import pytest
@@ -116,6 +118,26 @@ async def test_aster_fee_paid_is_a_cost(sim: Any, venue_factory: Any) -> None:
     assert result.avg_price is not None
     expected = (fill.size * fill.price * Decimal("0.00035")).quantize(Decimal("0.00000001"))
     assert fill.fee == expected and fill.fee > 0
+
+
+# ----- 7. a small market sell stays above the minimum -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["aster-v3", "hyperliquid"])
+async def test_small_market_sell_keeps_its_cap_above_the_min_notional(
+    sim: Any, venue_factory: Any, kind: str
+) -> None:
+    """Worth 2 % over the minimum at the mark, but under it at a 5 % cap: the simulator (as Aster,
+    which values a limit order at its limit) refuses such an IOC, so the adapter raises the cap."""
+    v = venue_factory(kind)
+    market = (await v.venue.markets())[COIN]
+    mark = await v.venue.mark_price(COIN)
+    steps = (market.min_notional * Decimal("1.02") / mark / market.size_step).to_integral_value(ROUND_CEILING)
+    size = steps * market.size_step
+    assert size * mark * Decimal("0.95") < market.min_notional <= size * mark  # the case at stake
+    result = await v.venue.place_order(OrderRequest(COIN, False, size, "small-sell"))
+    assert result.status is OrderStatus.FILLED and result.filled_size == size
+    assert Decimal(sim.admin.position(v.sim_venue, v.account, COIN)) == -size
 
 
 # ----- 3. Hyperliquid unified / portfolio-margin equity ------------------------------------------

@@ -40,6 +40,24 @@ def aster_market(spec: MarketSpec) -> Market:
 
 
 @settings(max_examples=300, deadline=None)
+@given(coin=st.sampled_from(sorted(HL_SPECS)), price=PRICES, size=SIZES)
+def test_sell_price_floor_clears_the_minimum_on_a_valid_price(
+    coin: str, price: Decimal, size: Decimal
+) -> None:
+    """A market sell's cap raised to the minimum notional is still a valid price, never lowered."""
+    spec = HL_SPECS[coin]
+    market = hl_market(spec)
+    sized = market.round_size(size)
+    capped = market.round_price(price, up=True)
+    if sized <= 0 or capped <= 0:
+        return
+    floor = market.sell_price_floor(sized, capped)
+    assert floor >= capped and floor * sized >= market.min_notional and spec.price_ok(floor)
+    if capped * sized >= market.min_notional:
+        assert floor == capped
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     coin=st.sampled_from(sorted(HL_SPECS)), price=PRICES, size=SIZES, up=st.sampled_from([None, True, False])
 )

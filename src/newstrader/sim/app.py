@@ -72,6 +72,7 @@ class SimConfig:
             taker_fee=Decimal("0.00035"),
             maker_fee=Decimal("0.0001"),
             immediate_trigger="reject",
+            notional_price="limit",
         )
     )
     markets: dict[str, dict[str, MarketSpec]] = field(default_factory=dict)  # venue → coin → spec override

@@ -765,6 +765,8 @@ class AsterApi:
             raise ApiError(-4003, "Quantity less than or equal to zero.")
         elif quantity != quantity.quantize(spec.size_step, rounding=ROUND_DOWN):
             raise ApiError(-1111, "Precision is over the maximum defined for this asset.")
+        elif quantity > MAX_QTY:  # LOT_SIZE / MARKET_LOT_SIZE maxQty (both published as MAX_QTY)
+            raise ApiError(-4005, "Quantity greater than max quantity.")
         if has_limit:
             if price is None:
                 raise _mandatory("price")
@@ -808,6 +810,7 @@ class AsterApi:
             client_id=client_id,
             trigger=trigger,
             close_position=close_position,
+            market_order=kind == "MARKET",
         )
         order.tags.update(
             aster_type=kind,

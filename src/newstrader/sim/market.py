@@ -264,6 +264,11 @@ class ExchangeConfig:
     default_leverage: int = 20
     walk_volatility: float = 0.002  # per tick(), log-normal
     immediate_trigger: Literal["fire", "reject"] = "fire"  # Aster rejects (-2021), HL fires
+    # The price an order's value is measured at for the min-notional rule. "limit": its limit
+    # price (Aster MIN_NOTIONAL: price × quantity, the mark only for a MARKET order). "lower":
+    # Hyperliquid documents no basis, so a marketable order is held to the lower of its limit and
+    # the mark (whichever rule the venue uses, the simulator is not the more lenient of the two).
+    notional_price: Literal["limit", "lower"] = "lower"
     max_open_orders: int = 1000
 
 
@@ -704,12 +709,14 @@ class Exchange:
         client_id: str | None = None,
         trigger: TriggerSpec | None = None,
         close_position: bool = False,
+        market_order: bool = False,
     ) -> OrderRecord:
         """Validate, match and/or rest one order; returns its record (status `rejected` on refusal).
 
         `price` None means a market order (IOC against the book, no limit). `trigger` makes it a
         TP/SL that rests until the mark crosses `trigger.trigger_px`; `close_position` (with a
-        trigger) closes the whole position when it fires, whatever `size` says.
+        trigger) closes the whole position when it fires, whatever `size` says. `market_order`:
+        `price` is only the venue's take bound of a market order, so its value is taken at the mark.
         """
         acct = self.account(account)
         spec = self.market(coin)
@@ -733,6 +740,8 @@ class Exchange:
             remaining=size,
             requested_size=size,
         )
+        if market_order:
+            order.tags["market_order"] = True
         self.orders[order.oid] = order
         self._maybe_open[order.oid] = order
         reason = self._validate(acct, spec, order)
@@ -811,9 +820,7 @@ class Exchange:
             if order.size > abs(pos):
                 order.size = order.remaining = abs(pos)
         if not order.reduce_only:
-            px = order.limit_px if order.limit_px is not None else self.marks[order.coin]
-            ref = self.marks[order.coin] if self._marketable(order) else px
-            if order.size * ref < spec.min_notional:
+            if order.size * self._notional_price(order) < spec.min_notional:
                 return "minTradeNtlRejected"
             increase = self._increase(pos, order.is_buy, order.size)
             if increase > 0 and order.trigger is None:
@@ -823,6 +830,15 @@ class Exchange:
         if len(self.open_orders(acct.address)) >= self.config.max_open_orders:
             return "maxOpenOrdersRejected"
         return None
+
+    def _notional_price(self, order: OrderRecord) -> Decimal:
+        """The price the min-notional rule values `order` at (see `ExchangeConfig.notional_price`)."""
+        mark = self.marks[order.coin]
+        if order.limit_px is None or order.tags.get("market_order"):
+            return mark  # a market order has no price of its own
+        if self.config.notional_price == "limit" or not self._marketable(order):
+            return order.limit_px
+        return min(order.limit_px, mark)
 
     @staticmethod
     def _increase(pos: Decimal, is_buy: bool, size: Decimal) -> Decimal:

@@ -435,6 +435,8 @@ class AsterVenue:
         params: list[tuple[str, str]] = [("symbol", market.symbol), ("side", "BUY" if req.is_buy else "SELL")]
         if req.order_type is OrderType.MARKET:
             price = self.capped_price(market, await self._reference_price(req), req)
+            if not req.is_buy and not req.reduce_only:  # valued at its limit: keep it above the minimum
+                price = market.sell_price_floor(size, price)
             tif = "IOC"
         else:
             if req.limit_price is None:

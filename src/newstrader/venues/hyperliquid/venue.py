@@ -454,6 +454,9 @@ class HyperliquidVenue:
             factor = 1 + req.max_slippage if req.is_buy else 1 - req.max_slippage
             # Rounding toward the mid keeps the cap a cap (never more slippage than asked).
             price = market.round_price(reference * factor, up=not req.is_buy)
+            if not req.is_buy and not req.reduce_only:
+                # The venue does not say which price its $10 minimum is measured at: keep the cap's too.
+                price = market.sell_price_floor(size, price)
             tif = "Ioc"
         else:
             if req.limit_price is None:
