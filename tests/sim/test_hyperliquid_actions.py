@@ -110,6 +110,24 @@ def test_expired_action_is_refused():
     run(scenario)
 
 
+def test_a_price_far_from_the_reference_refuses_the_whole_batch():
+    """Pre-validation (docs "Error responses"): one error for the action, no order of it placed."""
+
+    async def scenario():
+        h = Harness()
+        await h.admin("/accounts", {"venue": "hyperliquid", "address": OWNER.address, "usd": "10000"})
+        action = _gtc(0, True, "90000", "0.01")
+        action["orders"].append(_gtc(0, True, "10000", "0.01")["orders"][0])  # ~90 % under the mark
+        reply = await h.act(action)
+        assert reply == {
+            "status": "err",
+            "response": "Order price cannot be more than 80% away from the reference price",
+        }
+        assert await h.info({"type": "openOrders", "user": OWNER.address}) == []
+
+    run(scenario)
+
+
 def test_an_expired_action_costs_five_times_its_address_budget():
     async def scenario():
         h = Harness(hl_address_base_budget=100)

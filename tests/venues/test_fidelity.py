@@ -8,6 +8,7 @@
 6. Aster fees are booked as a cost whatever sign the reply carries.
 7. A small opening market sell: Aster values a limit at its limit price (MIN_NOTIONAL), so a
    slippage cap below the mark must not take the order under the minimum the mark clears.
+8. Hyperliquid refuses a whole TP/SL batch when one price is over 80 % from the reference.
 """
 
 from __future__ import annotations
@@ -138,6 +139,22 @@ async def test_small_market_sell_keeps_its_cap_above_the_min_notional(
     result = await v.venue.place_order(OrderRequest(COIN, False, size, "small-sell"))
     assert result.status is OrderStatus.FILLED and result.filled_size == size
     assert Decimal(sim.admin.position(v.sim_venue, v.account, COIN)) == -size
+
+
+# ----- 8. one far price refuses the whole Hyperliquid batch ---------------------------------------
+
+
+async def test_hyperliquid_far_stop_refuses_the_take_profit_too(sim: Any, venue_factory: Any) -> None:
+    """An order "too far from reference price" is pre-validation (docs "Error responses"): the action
+    gets one error, so the take profit sent with the far stop does not rest either."""
+    v = venue_factory("hyperliquid")
+    size, mark = await _size(v, 1_000)
+    await v.venue.place_order(OrderRequest(COIN, True, size, "far-open"))
+    with pytest.raises(Rejected, match="80% away from the reference price"):
+        await v.venue.place_triggers(
+            COIN, size, mark * Decimal("1.2"), mark * Decimal("0.1"), ("far-tp", "far-sl"), None
+        )
+    assert [o for o in await v.venue.open_orders(COIN) if o.trigger_kind] == []
 
 
 # ----- 3. Hyperliquid unified / portfolio-margin equity ------------------------------------------

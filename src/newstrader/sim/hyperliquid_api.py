@@ -14,6 +14,8 @@ Behaviour worth knowing:
 - An action past its `expiresAfter` (checked when it arrives, once its signer is known) is refused
   unexecuted with `{"status":"err","response":"Action already expired"}` (the text the GitBook FAQ
   names) and costs 5x its address budget, as the docs' "Expires After" section says.
+- A price (a trigger's trigger price) over 80 % from the mark refuses the whole order action with
+  one top-level error, as the docs' "Error responses" list it under pre-validation.
 - Rate limits: 1200 weight per minute per IP (429 with a `null` body) and the per-address action
   budget (10 000 + 1 per USD traded), both off when the simulator runs with rate limits disabled.
 - `normalTpsl` children of an entry that rests wait (`"waitingForFill"`) and are placed when the
@@ -81,6 +83,7 @@ MISSING_ORDER = "Order was never placed, already canceled, or filled."
 # expired' mean?"); the docs show no suffix, so none is invented here.
 EXPIRED_ACTION = "Action already expired"
 DESERIALIZE = "Failed to deserialize the JSON body into the target type"
+FAR_FROM_REFERENCE = "Order price cannot be more than 80% away from the reference price"
 
 
 class BadRequest(ValueError):
@@ -235,6 +238,21 @@ class HyperliquidState:
                 ex.cancel_all(account, status="scheduledCancel")
                 del self.scheduled_cancel[account]
 
+    def far_from_reference(self, wire: dict[str, Any]) -> str | None:
+        """The refusal of a price (trigger price for a trigger) over 80 % from the mark, else None.
+
+        The venue checks this in pre-validation (docs "Error responses"): one error for the whole
+        action, so `_order` runs it over every wire before placing any."""
+        try:
+            mark = self.ex.mark(self.ex.coin_for_asset(wire["a"]))
+        except UnknownMarket:
+            return None  # placing it answers "Invalid asset"
+        trig = wire["t"].get("trigger")
+        ref = Decimal(trig["triggerPx"]) if trig is not None else Decimal(wire["p"])
+        if ref <= 0 or abs(ref - mark) > mark * Decimal("0.8"):
+            return FAR_FROM_REFERENCE
+        return None
+
     def place_wire(
         self, account: str, wire: dict[str, Any], grouping: str, cap: Decimal | None = None
     ) -> OrderRecord | str:
@@ -254,10 +272,9 @@ class HyperliquidState:
             trigger = TriggerSpec(trig["tpsl"], Decimal(trig["triggerPx"]), trig["isMarket"])
         else:
             tif = wire["t"]["limit"]["tif"].lower()
-        mark = ex.mark(coin)
-        ref = trigger.trigger_px if trigger is not None else price
-        if ref <= 0 or abs(ref - mark) > mark * Decimal("0.8"):
-            return f"Order price cannot be more than 80% away from the reference price asset={asset}"
+        far = self.far_from_reference(wire)
+        if far is not None:
+            return f"{far} asset={asset}"
         if cap is not None:
             size = min(size, cap)
         close_position = trigger is not None and grouping == "positionTpsl" and size == 0
@@ -902,6 +919,10 @@ def _order(state: HyperliquidState, account: str, action: dict[str, Any]) -> Res
         for i, wire in enumerate(wires):
             if "trigger" in wire["t"] and not wire["r"] and not (grouping == "normalTpsl" and i == 0):
                 return _err("TP/SL orders must be reduce only.")
+    for wire in wires:  # pre-validation: one price too far refuses the whole action, as on the venue
+        far = state.far_from_reference(wire)
+        if far is not None:
+            return _err(far)
     statuses: list[Any] = []
     parent: OrderRecord | None = None
     for i, wire in enumerate(wires):
