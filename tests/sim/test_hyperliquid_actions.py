@@ -128,6 +128,24 @@ def test_a_price_far_from_the_reference_refuses_the_whole_batch():
     run(scenario)
 
 
+def test_a_cloid_that_is_not_128_bit_hex_is_unprocessable():
+    """A cloid is a 128-bit hex string (docs "Exchange endpoint"); anything else does not parse."""
+
+    async def scenario():
+        h = Harness()
+        await h.admin("/accounts", {"venue": "hyperliquid", "address": OWNER.address, "usd": "10000"})
+        for bad in ("0x1234", "0x" + "g" * 32, "12" * 17):
+            action = _gtc(0, True, "90000", "0.01", cloid=bad)
+            h.nonce += 1
+            signature = sign_l1_action(OWNER, action, None, h.nonce, None, False)
+            body = {"action": action, "nonce": h.nonce, "signature": signature, "vaultAddress": None}
+            response = await h.client.post("/hyperliquid/exchange", json=body)
+            assert response.status_code == 422, (bad, response.text)
+        assert await h.info({"type": "openOrders", "user": OWNER.address}) == []
+
+    run(scenario)
+
+
 def test_an_expired_action_costs_five_times_its_address_budget():
     async def scenario():
         h = Harness(hl_address_base_budget=100)
